@@ -1,0 +1,56 @@
+"""Run every benchmark module and write one JSON file per module under bench/results/.
+
+Each ``bench/bench_<name>.py`` exposes ``run(quick: bool) -> dict``. Results carry the
+machine facts next to the numbers, because ratios measured in one run are the only
+comparable figures on a shared 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="run kakehashi benchmarks")
+    parser.add_argument("names", nargs="*", help="benchmark names (default: all)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for smoke runs")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    ns = parser.parse_args()
+    available = sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
+    names = ns.names or available
+    unknown = set(names) - set(available)
+    if unknown:
+        parser.error(f"unknown benchmarks {sorted(unknown)}; available: {available}")
+    ns.out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        module = importlib.import_module(f"bench.bench_{name}")
+        started = time.time()
+        result = module.run(quick=ns.quick)
+        doc = {
+            "benchmark": name,
+            "quick": ns.quick,
+            "started_unix": started,
+            "seconds": round(time.time() - started, 3),
+            "machine": {
+                "python": sys.version.split()[0],
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+            },
+            "results": result,
+        }
+        path = ns.out / f"{name}.json"
+        path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        print(f"{name}: wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
