@@ -8,8 +8,10 @@ directory and fails when the committed code is stale.
 from __future__ import annotations
 
 import argparse
+import filecmp
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,12 +51,39 @@ def generate(out: Path) -> list[Path]:
     return sorted(p for p in target.rglob("*") if p.is_file())
 
 
+def sync(fresh: Path, target: Path) -> int:
+    """Make ``target`` equal to ``fresh`` touching only files that changed, so that a
+    process importing the package while it is regenerated never sees it missing."""
+    changed = 0
+    fresh_files = {p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file()}
+    for rel in sorted(fresh_files):
+        dst = target / rel
+        if not dst.exists() or not filecmp.cmp(fresh / rel, dst, shallow=False):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(fresh / rel, dst)
+            changed += 1
+    if target.exists():
+        for p in sorted(target.rglob("*"), reverse=True):
+            if "__pycache__" in p.parts:
+                continue
+            rel = p.relative_to(target)
+            if p.is_file() and rel not in fresh_files:
+                p.unlink()
+                changed += 1
+            elif p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+    return changed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT)
     ns = parser.parse_args()
-    files = generate(ns.out.resolve())
-    print(f"generated {len(files)} files under {ns.out / PACKAGE}", file=sys.stderr)
+    out = ns.out.resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        files = generate(Path(tmp))
+        changed = sync(Path(tmp) / PACKAGE, out / PACKAGE)
+    print(f"generated {len(files)} files, {changed} changed, under {out / PACKAGE}", file=sys.stderr)
 
 
 if __name__ == "__main__":
