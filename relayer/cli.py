@@ -1,9 +1,103 @@
-"""The ``kakehashi`` command line."""
+"""The ``kakehashi`` command line (Hermes-like verbs).
+
+Every command prints a human-readable result (rich) by default and one JSON document with
+``--json``, and exits non-zero with a one-line reason on bad input, so it scripts well.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from relayer.config import ConfigError, load_config
+from relayer.keystore import (
+    KIND_FOR_CHAIN,
+    KINDS,
+    Keystore,
+    KeystoreError,
+    passphrase_from_env_or_prompt,
+)
+
+DEFAULT_CONFIG = Path("config/relayer.toml")
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def _out(ns: argparse.Namespace, doc: Any, table: Table | str | None = None) -> None:
+    if ns.json:
+        print(json.dumps(doc, indent=2, sort_keys=True, default=str))
+    else:
+        Console().print(table if table is not None else doc)
+
+
+def _keystore(ns: argparse.Namespace) -> Keystore:
+    if ns.keystore is not None:
+        return Keystore(Path(ns.keystore))
+    try:
+        cfg = load_config(Path(ns.config))
+    except ConfigError as exc:
+        raise CliError(f"{exc} (or pass --keystore DIR)") from exc
+    if cfg.keystore is None:
+        raise CliError(f"{ns.config}: global.keystore is not set (or pass --keystore DIR)")
+    return Keystore(cfg.keystore)
+
+
+# --- keys ------------------------------------------------------------------------------
+
+
+def cmd_keys_add(ns: argparse.Namespace) -> None:
+    kind = KIND_FOR_CHAIN.get(ns.kind, ns.kind)
+    secret = None
+    if ns.private_key_file:
+        raw = Path(ns.private_key_file).read_text().strip().removeprefix("0x")
+        try:
+            secret = bytes.fromhex(raw)
+        except ValueError as exc:
+            raise CliError(f"{ns.private_key_file}: expected a hex private key") from exc
+    info = _keystore(ns).add(ns.name, kind, passphrase_from_env_or_prompt(), secret)
+    _out(ns, {"name": info.name, "kind": info.kind, "identity": info.identity_hex},
+         f"added key [bold]{info.name}[/] ({info.kind}) {info.identity_hex}")
+
+
+def cmd_keys_list(ns: argparse.Namespace) -> None:
+    keys = _keystore(ns).list()
+    table = Table("name", "kind", "identity")
+    for k in keys:
+        table.add_row(k.name, k.kind, k.identity_hex)
+    _out(ns, [{"name": k.name, "kind": k.kind, "identity": k.identity_hex} for k in keys], table)
+
+
+def cmd_keys_show(ns: argparse.Namespace) -> None:
+    k = _keystore(ns).info(ns.name)
+    _out(ns, {"name": k.name, "kind": k.kind, "identity": k.identity_hex}, f"{k.name} ({k.kind}) {k.identity_hex}")
+
+
+def cmd_keys_delete(ns: argparse.Namespace) -> None:
+    _keystore(ns).delete(ns.name)
+    _out(ns, {"deleted": ns.name}, f"deleted key {ns.name}")
+
+
+# --- config ----------------------------------------------------------------------------
+
+
+def cmd_config_validate(ns: argparse.Namespace) -> None:
+    cfg = load_config(Path(ns.config))
+    table = Table("chain", "kind", "grpc", "key", "max msgs", "trusting period")
+    for c in cfg.chains:
+        table.add_row(c.id, c.kind, c.grpc_addr, c.key_name, str(c.max_msg_num), f"{c.trusting_period_s:.0f}s")
+    _out(ns, {"valid": True, "chains": [c.id for c in cfg.chains]}, table)
+
+
+# --- parser ----------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -12,10 +106,43 @@ def build_parser() -> argparse.ArgumentParser:
         description="IBC-style relayer and reference chains for atomic cross-chain DvP",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", default=str(DEFAULT_CONFIG), help="relayer config (TOML)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    keys = sub.add_parser("keys", help="manage the encrypted keystore").add_subparsers(
+        dest="keys_command", metavar="ACTION", required=True
+    )
+    kcommon = argparse.ArgumentParser(add_help=False, parents=[common])
+    kcommon.add_argument("--keystore", help="keystore directory (default: global.keystore of the config)")
+    add = keys.add_parser("add", parents=[kcommon], help="generate or import a key")
+    add.add_argument("name")
+    add.add_argument("--kind", required=True, choices=[*KIND_FOR_CHAIN, *KINDS],
+                     help="chain kind (evm, corda) or key kind")
+    add.add_argument("--private-key-file", help="import this hex private key instead of generating one")
+    add.set_defaults(func=cmd_keys_add)
+    keys.add_parser("list", parents=[kcommon], help="list keys").set_defaults(func=cmd_keys_list)
+    show = keys.add_parser("show", parents=[kcommon], help="show one key's identity")
+    show.add_argument("name")
+    show.set_defaults(func=cmd_keys_show)
+    delete = keys.add_parser("delete", parents=[kcommon], help="delete a key")
+    delete.add_argument("name")
+    delete.set_defaults(func=cmd_keys_delete)
+
+    config = sub.add_parser("config", help="configuration").add_subparsers(
+        dest="config_command", metavar="ACTION", required=True
+    )
+    config.add_parser("validate", parents=[common], help="validate the config file").set_defaults(
+        func=cmd_config_validate
+    )
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+ERRORS: tuple[type[Exception], ...] = (CliError, ConfigError, KeystoreError, OSError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     if ns.version:
@@ -23,8 +150,16 @@ def main(argv: list[str] | None = None) -> int:
 
         print(version("kakehashi"))
         return 0
-    parser.print_help(sys.stderr)
-    return 2
+    func: Callable[[argparse.Namespace], None] | None = getattr(ns, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        func(ns)
+    except ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

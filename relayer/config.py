@@ -1,0 +1,392 @@
+"""Relayer configuration: TOML in, validated frozen dataclasses out.
+
+Operators edit this file by hand, so every error names the exact key (``chains[1].grpc_addr``)
+and what was expected; unknown keys are errors too, because a misspelt option that is
+silently ignored is how a relayer ends up clearing nothing in production. The shape follows
+Hermes (global / mode / telemetry / chains) so an operator who knows Hermes finds the same
+knobs in the same places.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+CHAIN_KINDS = ("evm", "corda")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "console")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d|days?)?\s*$")
+_UNITS = {
+    None: 1.0,
+    "ns": 1e-9,
+    "us": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+    "days": 86400.0,
+}
+_CHAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_HOSTPORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
+
+
+class ConfigError(ValueError):
+    """Invalid relayer configuration; the message starts with the offending key."""
+
+
+# --- typed configuration ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientsMode:
+    enabled: bool = True
+    refresh: bool = True
+    misbehaviour: bool = True
+    refresh_rate: float = 1 / 3  # refresh when this fraction of the trusting period has passed
+
+
+@dataclass(frozen=True)
+class PacketsMode:
+    enabled: bool = True
+    clear_on_start: bool = True
+    clear_interval: int = 100  # blocks between full clears; 0 disables periodic clearing
+    clear_limit: int = 50  # packets cleared per channel per pass
+    tx_confirmation: bool = True
+
+
+@dataclass(frozen=True)
+class Modes:
+    clients: ClientsMode = field(default_factory=ClientsMode)
+    connections: bool = True
+    channels: bool = True
+    packets: PacketsMode = field(default_factory=PacketsMode)
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 3001
+
+
+@dataclass(frozen=True)
+class Mqtt:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = "kakehashi"
+    client_id: str = "kakehashi-relayer"
+    qos: int = 1
+
+
+@dataclass(frozen=True)
+class Tls:
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class PacketFilter:
+    """Hermes-style allow/deny list of (port, channel) wildcard patterns."""
+
+    policy: str = "allow_all"  # allow_all | allow | deny
+    rules: tuple[tuple[str, str], ...] = ()
+
+    def permits(self, port: str, channel: str) -> bool:
+        hit = any(
+            fnmatch.fnmatchcase(port, p) and fnmatch.fnmatchcase(channel, c) for p, c in self.rules
+        )
+        if self.policy == "allow":
+            return hit
+        if self.policy == "deny":
+            return not hit
+        return True
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    id: str
+    kind: str
+    grpc_addr: str
+    key_name: str
+    tls: Tls | None = None
+    max_msg_num: int = 30
+    rpc_timeout_s: float = 10.0
+    trusting_period_s: float = 14 * 86400.0
+    max_clock_drift_s: float = 5.0
+    trust_threshold: Fraction = Fraction(1, 3)
+    packet_filter: PacketFilter = field(default_factory=PacketFilter)
+
+
+@dataclass(frozen=True)
+class Config:
+    log_level: str = "info"
+    log_format: str = "json"
+    keystore: Path | None = None
+    mode: Modes = field(default_factory=Modes)
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    mqtt: Mqtt = field(default_factory=Mqtt)
+    chains: tuple[ChainConfig, ...] = ()
+
+    def chain(self, chain_id: str) -> ChainConfig:
+        for c in self.chains:
+            if c.id == chain_id:
+                return c
+        raise ConfigError(f"chains: no chain with id {chain_id!r} (known: {[c.id for c in self.chains]})")
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+class _Section:
+    """A TOML table being consumed; whatever is left unconsumed is an unknown key."""
+
+    def __init__(self, where: str, table: Any) -> None:
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: expected a table, got {type(table).__name__}")
+        self.where = where
+        self.left = dict(table)
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def take(self, name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        if name not in self.left:
+            return default
+        value = self.left.pop(name)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            raise ConfigError(f"{self.key(name)}: expected {_names(kinds)}, got a boolean")
+        if not isinstance(value, kinds):
+            raise ConfigError(f"{self.key(name)}: expected {_names(kinds)}, got {type(value).__name__}")
+        return value
+
+    def required(self, name: str, kind: type) -> Any:
+        if name not in self.left:
+            raise ConfigError(f"{self.key(name)}: required key is missing")
+        return self.take(name, kind, None)
+
+    def sub(self, name: str) -> _Section:
+        return _Section(self.key(name), self.left.pop(name, {}))
+
+    def done(self) -> None:
+        if self.left:
+            names = ", ".join(self.key(k) for k in sorted(self.left))
+            raise ConfigError(f"{names}: unknown key")
+
+
+def _names(kinds: tuple[type, ...]) -> str:
+    return " or ".join({bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+                        list: "a list", dict: "a table"}.get(k, k.__name__) for k in kinds)
+
+
+def parse_duration(value: Any, where: str) -> float:
+    """Seconds from a number (seconds) or a string like "500ms", "10s", "2h", "14d"."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a duration, got a boolean")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ConfigError(f"{where}: expected a duration like '10s', '500ms', '14d', got {value!r}")
+    if seconds <= 0:
+        raise ConfigError(f"{where}: duration must be positive, got {value!r}")
+    return seconds
+
+
+def _fraction(value: Any, where: str) -> Fraction:
+    try:
+        if isinstance(value, str):
+            num, sep, den = value.partition("/")
+            if not sep:
+                raise ValueError
+            frac = Fraction(int(num), int(den))
+        elif isinstance(value, Mapping) and set(value) == {"numerator", "denominator"}:
+            frac = Fraction(int(value["numerator"]), int(value["denominator"]))
+        else:
+            raise ValueError
+    except (ValueError, ZeroDivisionError, TypeError):
+        raise ConfigError(
+            f"{where}: expected a fraction like '1/3' or {{numerator = 1, denominator = 3}}, got {value!r}"
+        ) from None
+    if not Fraction(1, 3) <= frac <= 1:
+        raise ConfigError(f"{where}: trust threshold must be in [1/3, 1], got {frac}")
+    return frac
+
+
+def _port(value: int, where: str) -> int:
+    if not 0 < value < 65536:
+        raise ConfigError(f"{where}: port must be 1..65535, got {value}")
+    return value
+
+
+def _choice(value: str, choices: tuple[str, ...], where: str) -> str:
+    if value not in choices:
+        raise ConfigError(f"{where}: expected one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _positive(value: int, where: str, *, allow_zero: bool = False) -> int:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{where}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    return value
+
+
+def _chain(sec: _Section, base_dir: Path) -> ChainConfig:
+    cid = sec.required("id", str)
+    if not _CHAIN_ID.match(cid):
+        raise ConfigError(f"{sec.key('id')}: invalid chain id {cid!r}")
+    kind = _choice(sec.required("kind", str), CHAIN_KINDS, sec.key("kind"))
+    addr = sec.required("grpc_addr", str)
+    m = _HOSTPORT.match(addr)
+    if not m:
+        raise ConfigError(f"{sec.key('grpc_addr')}: expected host:port, got {addr!r}")
+    _port(int(m.group("port")), sec.key("grpc_addr"))
+    key_name = sec.required("key_name", str)
+    if not key_name:
+        raise ConfigError(f"{sec.key('key_name')}: must not be empty")
+    tls: Tls | None = None
+    if "tls" in sec.left:
+        t = sec.sub("tls")
+
+        def _path(name: str) -> Path | None:
+            raw = t.take(name, str, None)
+            return None if raw is None else (base_dir / raw)
+
+        tls = Tls(_path("ca_file"), _path("cert_file"), _path("key_file"))
+        t.done()
+        if (tls.cert_file is None) != (tls.key_file is None):
+            raise ConfigError(f"{t.where}: cert_file and key_file must be given together")
+    max_msg = _positive(sec.take("max_msg_num", int, 30), sec.key("max_msg_num"))
+    rpc_timeout = parse_duration(sec.take("rpc_timeout", (int, float, str), 10), sec.key("rpc_timeout"))
+    trusting = parse_duration(
+        sec.take("trusting_period", (int, float, str), "14d"), sec.key("trusting_period")
+    )
+    drift = parse_duration(sec.take("max_clock_drift", (int, float, str), "5s"), sec.key("max_clock_drift"))
+    threshold = _fraction(sec.take("trust_threshold", (str, dict), "1/3"), sec.key("trust_threshold"))
+    pf = PacketFilter()
+    if "packet_filter" in sec.left:
+        f = sec.sub("packet_filter")
+        policy = _choice(f.take("policy", str, "allow"), ("allow", "deny", "allow_all"), f.key("policy"))
+        rules = []
+        for i, rule in enumerate(f.take("list", list, [])):
+            if not (isinstance(rule, list) and len(rule) == 2 and all(isinstance(x, str) and x for x in rule)):
+                raise ConfigError(f"{f.key('list')}[{i}]: expected [\"port\", \"channel\"], got {rule!r}")
+            rules.append((rule[0], rule[1]))
+        f.done()
+        pf = PacketFilter(policy, tuple(rules))
+    sec.done()
+    return ChainConfig(
+        id=cid,
+        kind=kind,
+        grpc_addr=addr,
+        key_name=key_name,
+        tls=tls,
+        max_msg_num=max_msg,
+        rpc_timeout_s=rpc_timeout,
+        trusting_period_s=trusting,
+        max_clock_drift_s=drift,
+        trust_threshold=threshold,
+        packet_filter=pf,
+    )
+
+
+def parse_config(doc: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
+    root = _Section("", doc)
+    g = root.sub("global")
+    log_level = _choice(g.take("log_level", str, "info"), LOG_LEVELS, g.key("log_level"))
+    log_format = _choice(g.take("log_format", str, "json"), LOG_FORMATS, g.key("log_format"))
+    keystore_raw = g.take("keystore", str, None)
+    g.done()
+
+    mode = root.sub("mode")
+    mc = mode.sub("clients")
+    refresh_rate = mc.take("refresh_rate", (int, float), 1 / 3)
+    if not 0 < refresh_rate < 1:
+        raise ConfigError(f"{mc.key('refresh_rate')}: must be in (0, 1), got {refresh_rate}")
+    clients = ClientsMode(
+        enabled=mc.take("enabled", bool, True),
+        refresh=mc.take("refresh", bool, True),
+        misbehaviour=mc.take("misbehaviour", bool, True),
+        refresh_rate=float(refresh_rate),
+    )
+    mc.done()
+    mconn = mode.sub("connections")
+    connections = mconn.take("enabled", bool, True)
+    mconn.done()
+    mchan = mode.sub("channels")
+    channels = mchan.take("enabled", bool, True)
+    mchan.done()
+    mp = mode.sub("packets")
+    packets = PacketsMode(
+        enabled=mp.take("enabled", bool, True),
+        clear_on_start=mp.take("clear_on_start", bool, True),
+        clear_interval=_positive(mp.take("clear_interval", int, 100), mp.key("clear_interval"), allow_zero=True),
+        clear_limit=_positive(mp.take("clear_limit", int, 50), mp.key("clear_limit")),
+        tx_confirmation=mp.take("tx_confirmation", bool, True),
+    )
+    mp.done()
+    mode.done()
+
+    t = root.sub("telemetry")
+    telemetry = Telemetry(
+        enabled=t.take("enabled", bool, True),
+        host=t.take("host", str, "127.0.0.1"),
+        port=_port(t.take("port", int, 3001), t.key("port")),
+    )
+    t.done()
+
+    q = root.sub("mqtt")
+    qos = q.take("qos", int, 1)
+    if qos not in (0, 1, 2):
+        raise ConfigError(f"{q.key('qos')}: expected 0, 1 or 2, got {qos}")
+    mqtt = Mqtt(
+        enabled=q.take("enabled", bool, False),
+        host=q.take("host", str, "127.0.0.1"),
+        port=_port(q.take("port", int, 1883), q.key("port")),
+        topic_prefix=q.take("topic_prefix", str, "kakehashi"),
+        client_id=q.take("client_id", str, "kakehashi-relayer"),
+        qos=qos,
+    )
+    q.done()
+
+    raw_chains = root.take("chains", list, [])
+    chains = tuple(_chain(_Section(f"chains[{i}]", c), base_dir) for i, c in enumerate(raw_chains))
+    seen: set[str] = set()
+    for i, c in enumerate(chains):
+        if c.id in seen:
+            raise ConfigError(f"chains[{i}].id: duplicate chain id {c.id!r}")
+        seen.add(c.id)
+    root.done()
+    return Config(
+        log_level=log_level,
+        log_format=log_format,
+        keystore=None if keystore_raw is None else base_dir / keystore_raw,
+        mode=Modes(clients=clients, connections=connections, channels=channels, packets=packets),
+        telemetry=telemetry,
+        mqtt=mqtt,
+        chains=chains,
+    )
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(doc, Path(path).resolve().parent)
