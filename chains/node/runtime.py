@@ -1,0 +1,197 @@
+"""The node's block loop, mempool and block fan-out (asyncio).
+
+One coroutine owns block production, so state changes are serial and the app stays a
+plain synchronous state machine. A block is produced every ``block_period`` (empty blocks
+too: the counterparty's light client needs the time to advance for timeouts to be
+provable) or as soon as ``max_block_txs`` are waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from chains.node.app import ChainApp, ProducedBlock, TxOutcome, TxRejected
+from chains.node.db import DatabaseError, NodeDatabase
+from kakehashi.node.v1 import node_pb2
+
+log = structlog.get_logger("kakehashi.node")
+
+
+class MempoolFull(RuntimeError):
+    """The mempool is at capacity; the client should retry later."""
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    block_period_s: float = 1.0
+    max_block_txs: int = 500
+    max_mempool: int = 10_000
+    default_wait_s: float = 30.0
+
+
+def outcome_to_proto(o: TxOutcome, height: int, index: int) -> node_pb2.TxResult:
+    return node_pb2.TxResult(
+        tx_hash=o.tx_hash,
+        status=node_pb2.TX_STATUS_COMMITTED if o.ok else node_pb2.TX_STATUS_FAILED,
+        height=height,
+        reason=o.reason,
+        events=[
+            node_pb2.Event(type=e.type, attributes=[node_pb2.Attribute(key=k, value=v) for k, v in e.attributes])
+            for e in o.events
+        ],
+        cost=o.cost,
+        index=index,
+    )
+
+
+def block_to_proto(b: ProducedBlock) -> node_pb2.Block:
+    return node_pb2.Block(
+        height=b.height,
+        time_ns=b.time_ns,
+        hash=b.hash,
+        header=b.header,
+        txs=list(b.txs),
+        results=[outcome_to_proto(o, b.height, i) for i, o in enumerate(b.results)],
+    )
+
+
+class NodeRuntime:
+    def __init__(
+        self,
+        app: ChainApp,
+        db: NodeDatabase,
+        config: RuntimeConfig | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.app = app
+        self.db = db
+        self.config = config or RuntimeConfig()
+        self.clock = clock
+        self._mempool: OrderedDict[bytes, bytes] = OrderedDict()
+        self._rejected: dict[bytes, str] = {}
+        self._new_block = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        latest = self.block(self.db.latest_height()) if self.db.latest_height() else None
+        self.last_time_ns = latest.time_ns if latest is not None else 0
+
+    # --- submission ----------------------------------------------------------------
+
+    def submit(self, tx: bytes) -> bytes:
+        tx_hash = self.app.check_tx(tx)  # raises TxRejected
+        if self.db.get_tx(tx_hash) is not None:
+            raise TxRejected(f"transaction 0x{tx_hash.hex()} is already committed")
+        if tx_hash in self._mempool:
+            return tx_hash
+        if len(self._mempool) >= self.config.max_mempool:
+            raise MempoolFull(f"mempool is full ({self.config.max_mempool} transactions)")
+        self._mempool[tx_hash] = tx
+        if len(self._mempool) >= self.config.max_block_txs:
+            self._wake.set()
+        return tx_hash
+
+    def mempool_size(self) -> int:
+        return len(self._mempool)
+
+    def tx_result(self, tx_hash: bytes) -> node_pb2.TxResult:
+        stored = self.db.get_tx(tx_hash)
+        if stored is not None:
+            return node_pb2.TxResult.FromString(stored[2])
+        if tx_hash in self._mempool:
+            return node_pb2.TxResult(tx_hash=tx_hash, status=node_pb2.TX_STATUS_PENDING)
+        return node_pb2.TxResult(tx_hash=tx_hash, status=node_pb2.TX_STATUS_UNKNOWN)
+
+    async def wait_result(self, tx_hash: bytes, timeout_s: float | None = None) -> node_pb2.TxResult:
+        deadline = asyncio.get_running_loop().time() + (timeout_s or self.config.default_wait_s)
+        async with self._new_block:
+            while True:
+                res = self.tx_result(tx_hash)
+                if res.status in (node_pb2.TX_STATUS_COMMITTED, node_pb2.TX_STATUS_FAILED):
+                    return res
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    return res
+                try:
+                    await asyncio.wait_for(self._new_block.wait(), left)
+                except TimeoutError:
+                    return self.tx_result(tx_hash)
+
+    # --- blocks --------------------------------------------------------------------
+
+    def block(self, height: int) -> node_pb2.Block | None:
+        data = self.db.get_block(height)
+        return None if data is None else node_pb2.Block.FromString(data)
+
+    async def stream_blocks(self, from_height: int) -> AsyncIterator[node_pb2.Block]:
+        """Committed blocks from ``from_height`` on, then each new one as it commits."""
+        next_height = max(from_height, 1)
+        while not self._stopping:
+            latest = self.db.latest_height()
+            while next_height <= latest:
+                blk = self.block(next_height)
+                if blk is None:  # pruned history: skip to what is retained
+                    next_height += 1
+                    continue
+                yield blk
+                next_height += 1
+            async with self._new_block:
+                if self.db.latest_height() < next_height and not self._stopping:
+                    await self._new_block.wait()
+
+    def produce_once(self) -> ProducedBlock:
+        """Produce, persist and commit one block from the mempool head (synchronous)."""
+        batch = list(self._mempool.items())[: self.config.max_block_txs]
+        now = max(self.clock(), self.last_time_ns + 1)
+        block = self.app.produce_block([tx for _, tx in batch], now)
+        proto = block_to_proto(block)
+        try:
+            self.db.commit_height(
+                block.height,
+                block.hash,
+                proto.SerializeToString(deterministic=True),
+                [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results],
+                block.meta,
+            )
+        except DatabaseError:
+            self.app.discard_block(block)
+            raise
+        self.app.commit_block(block)
+        self.last_time_ns = block.time_ns
+        for tx_hash, _ in batch:
+            self._mempool.pop(tx_hash, None)
+        return block
+
+    async def _announce(self) -> None:
+        async with self._new_block:
+            self._new_block.notify_all()
+
+    async def run(self) -> None:
+        log.info("block loop started", chain_id=self.app.chain_id, height=self.app.latest_height())
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.block_period_s)
+            self._wake.clear()
+            if self._stopping:
+                break
+            try:
+                block = self.produce_once()
+            except DatabaseError as exc:
+                log.error("block commit failed; will retry", error=str(exc))
+                continue
+            if block.txs:
+                log.info("block committed", height=block.height, txs=len(block.txs))
+            await self._announce()
+            if len(self._mempool) >= self.config.max_block_txs:
+                self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        await self._announce()

@@ -1,0 +1,246 @@
+"""gRPC edge of a node: maps the Node service onto a NodeRuntime, plus health and reflection.
+
+Every handler validates its request and answers with the right status code and a reason
+(INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED); an exception inside one request never
+takes the server down. Message sizes are capped so an oversized request is refused by
+gRPC itself before it is parsed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf import message_factory
+from google.protobuf.message import DecodeError
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from chains.node.app import QueryError, TxRejected
+from chains.node.runtime import MempoolFull, NodeRuntime
+from kakehashi.node.v1 import node_pb2, node_pb2_grpc
+
+log = structlog.get_logger("kakehashi.node")
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+SERVICE_NAME = node_pb2.DESCRIPTOR.services_by_name["Node"].full_name
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None  # when set, clients must present a certificate
+
+
+class NodeService(node_pb2_grpc.NodeServicer):
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.rt = runtime
+
+    def _height(self, requested: int) -> int:
+        return requested or self.rt.app.latest_height()
+
+    async def Status(self, request: node_pb2.StatusRequest, context: grpc.aio.ServicerContext) -> node_pb2.StatusResponse:
+        app = self.rt.app
+        latest = app.latest_height()
+        blk = self.rt.block(latest) if latest else None
+        return node_pb2.StatusResponse(
+            chain_id=app.chain_id,
+            kind=app.kind,
+            latest_height=latest,
+            latest_time_ns=blk.time_ns if blk else 0,
+            latest_hash=blk.hash if blk else b"",
+            validators=app.validators(),
+            revision_number=app.revision_number,
+            earliest_height=app.earliest_height(),
+            mempool_size=self.rt.mempool_size(),
+        )
+
+    async def GetHeader(self, request: node_pb2.GetHeaderRequest, context: grpc.aio.ServicerContext) -> node_pb2.HeaderResponse:
+        try:
+            h = self.rt.app.header(self._height(request.height))
+        except QueryError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return node_pb2.HeaderResponse(
+            height=h.height, time_ns=h.time_ns, hash=h.hash, header=h.header, client_header=h.client_header
+        )
+
+    async def GetBlock(self, request: node_pb2.GetBlockRequest, context: grpc.aio.ServicerContext) -> node_pb2.Block:
+        height = self._height(request.height)
+        blk = self.rt.block(height)
+        if blk is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no block at height {height}")
+        assert blk is not None
+        return blk
+
+    async def StreamBlocks(
+        self, request: node_pb2.StreamBlocksRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[node_pb2.Block]:
+        async for blk in self.rt.stream_blocks(request.from_height):
+            yield blk
+
+    async def SubmitTx(self, request: node_pb2.SubmitTxRequest, context: grpc.aio.ServicerContext) -> node_pb2.SubmitTxResponse:
+        tx_hash = await self._submit(request.tx, context)
+        return node_pb2.SubmitTxResponse(tx_hash=tx_hash)
+
+    async def _submit(self, tx: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if not tx:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty transaction")
+        try:
+            return self.rt.submit(tx)
+        except TxRejected as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"transaction rejected: {exc}")
+        except MempoolFull as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        raise AssertionError("unreachable")
+
+    async def GetTxResult(self, request: node_pb2.GetTxResultRequest, context: grpc.aio.ServicerContext) -> node_pb2.TxResult:
+        if len(request.tx_hash) != 32:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tx_hash must be 32 bytes")
+        return self.rt.tx_result(request.tx_hash)
+
+    async def SubmitTxAndWait(
+        self, request: node_pb2.SubmitTxAndWaitRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.TxResult:
+        tx_hash = await self._submit(request.tx, context)
+        timeout = request.timeout_ms / 1000 if request.timeout_ms else None
+        return await self.rt.wait_result(tx_hash, timeout)
+
+    async def QueryIbc(self, request: node_pb2.QueryIbcRequest, context: grpc.aio.ServicerContext) -> node_pb2.QueryIbcResponse:
+        if not request.path or len(request.path) > 512:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "path must be 1..512 characters")
+        try:
+            res = self.rt.app.query_ibc(request.path, self._height(request.height), request.prove)
+        except QueryError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return node_pb2.QueryIbcResponse(
+            value=res.value or b"",
+            found=res.value is not None,
+            proof=res.proof,
+            proof_height=res.height,
+            revision_number=self.rt.app.revision_number,
+        )
+
+    async def QueryPacketCommitments(
+        self, request: node_pb2.QueryPacketCommitmentsRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.SequencesResponse:
+        height = self._height(request.height)
+        try:
+            seqs = self.rt.app.packet_commitment_sequences(request.port_id, request.channel_id, height)
+        except QueryError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return node_pb2.SequencesResponse(sequences=seqs, height=height)
+
+    async def QueryUnreceivedPackets(
+        self, request: node_pb2.QuerySequencesRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.SequencesResponse:
+        height = self._height(request.height)
+        try:
+            seqs = self.rt.app.unreceived_packets(request.port_id, request.channel_id, list(request.sequences), height)
+        except QueryError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return node_pb2.SequencesResponse(sequences=seqs, height=height)
+
+    async def QueryUnreceivedAcks(
+        self, request: node_pb2.QuerySequencesRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.SequencesResponse:
+        height = self._height(request.height)
+        try:
+            seqs = self.rt.app.unreceived_acks(request.port_id, request.channel_id, list(request.sequences), height)
+        except QueryError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return node_pb2.SequencesResponse(sequences=seqs, height=height)
+
+    async def QueryApp(self, request: node_pb2.QueryAppRequest, context: grpc.aio.ServicerContext) -> node_pb2.QueryAppResponse:
+        try:
+            args: Any = json.loads(request.args_json) if request.args_json else {}
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"args_json is not valid JSON: {exc}")
+        if not isinstance(args, dict):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "args_json must be a JSON object")
+        height = self._height(request.height)
+        try:
+            result = self.rt.app.query_app(request.query, args, height)
+        except QueryError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return node_pb2.QueryAppResponse(result_json=json.dumps(result, sort_keys=True), height=height)
+
+
+async def _parse(cls: Any, raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+    try:
+        return cls.FromString(raw)
+    except DecodeError as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {cls.DESCRIPTOR.name}: {exc}")
+
+
+def node_handler(servicer: NodeService) -> grpc.GenericRpcHandler:
+    """Method handlers that parse requests themselves.
+
+    grpcio's generated registration decodes requests before the servicer runs and reports a
+    malformed one as UNKNOWN; decoding here turns it into INVALID_ARGUMENT with a reason.
+    """
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for method in node_pb2.DESCRIPTOR.services_by_name["Node"].methods:
+        req_cls = message_factory.GetMessageClass(method.input_type)
+        resp_cls = message_factory.GetMessageClass(method.output_type)
+        impl = getattr(servicer, method.name)
+        if method.server_streaming:
+
+            async def stream(raw: bytes, context: grpc.aio.ServicerContext, impl: Any = impl, req_cls: Any = req_cls) -> AsyncIterator[Any]:
+                request = await _parse(req_cls, raw, context)
+                async for item in impl(request, context):
+                    yield item
+
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                stream, response_serializer=resp_cls.SerializeToString
+            )
+        else:
+
+            async def unary(raw: bytes, context: grpc.aio.ServicerContext, impl: Any = impl, req_cls: Any = req_cls) -> Any:
+                return await impl(await _parse(req_cls, raw, context), context)
+
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                unary, response_serializer=resp_cls.SerializeToString
+            )
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+
+def build_server(runtime: NodeRuntime, address: str, tls: TlsFiles | None = None) -> tuple[grpc.aio.Server, int]:
+    """A grpc.aio server with the Node, health and reflection services bound to ``address``."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+    )
+    server.add_generic_rpc_handlers((node_handler(NodeService(runtime)),))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        creds = grpc.ssl_server_credentials(
+            [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+            root_certificates=tls.client_ca_file.read_bytes() if tls.client_ca_file else None,
+            require_client_auth=tls.client_ca_file is not None,
+        )
+        port = server.add_secure_port(address, creds)
+    if port == 0:
+        raise OSError(f"cannot bind gRPC address {address}")
+    server.health_servicer = health_servicer
+    return server, port
+
+
+async def mark_serving(server: grpc.aio.Server) -> None:
+    hs = server.health_servicer
+    await hs.set("", health_pb2.HealthCheckResponse.SERVING)
+    await hs.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
