@@ -5,9 +5,17 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export KAKEHASHI_TESTVECTORS ?= $(abspath ../shared/testvectors)
 
-.PHONY: test lint proto bench clean venv
+.PHONY: test lint proto bench clean venv system-deps
 
 venv: $(STAMP)
+
+# Debian packages the tests need (a real MQTT broker). Skipped when already installed.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+		echo "installing mosquitto (Debian package)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto >/dev/null; \
+	fi
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -16,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -1,0 +1,111 @@
+"""MQTT event publisher for back offices (aiomqtt, QoS 1).
+
+Why a queue and a background task: relaying must never wait on a slow or absent broker.
+Events are queued (bounded) and a single task publishes them in order, reconnecting with
+backoff; an event is dropped from the queue only after the broker acknowledged it (QoS 1
+PUBACK, which aiomqtt's publish awaits), so a broker restart loses nothing that was queued.
+When the queue is full the oldest event is dropped and counted, and the drop is logged.
+
+Topics: ``{prefix}/{chain}/{port}/{channel}/{event}``; payload: one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+from collections import deque
+from typing import Any
+
+import aiomqtt
+import structlog
+
+log = structlog.get_logger("kakehashi.mqtt")
+_TOPIC_PART = re.compile(r"[#+/\x00]")
+
+
+def topic_for(prefix: str, chain: str, port: str, channel: str, event: str) -> str:
+    parts = [chain, port, channel, event]
+    for p in parts:
+        if not p or _TOPIC_PART.search(p):
+            raise ValueError(f"MQTT topic level {p!r} is empty or contains '#', '+', '/' or NUL")
+    return "/".join([prefix, *parts])
+
+
+class MqttPublisher:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        prefix: str = "kakehashi",
+        client_id: str = "kakehashi-relayer",
+        qos: int = 1,
+        max_queue: int = 100_000,
+    ) -> None:
+        self.host, self.port, self.prefix, self.client_id, self.qos = host, port, prefix, client_id, qos
+        self._queue: deque[tuple[str, bytes]] = deque()
+        self._max_queue = max_queue
+        self._has_items = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+        self.dropped = 0
+        self.connected = False
+
+    def publish(self, chain: str, port: str, channel: str, event: str, payload: dict[str, Any]) -> None:
+        """Queue one event; never blocks."""
+        body = {"event": event, "chain": chain, "port": port, "channel": channel, "time": time.time(), **payload}
+        if len(self._queue) >= self._max_queue:
+            self._queue.popleft()
+            self.dropped += 1
+            log.warning("mqtt queue full; dropped the oldest event", dropped=self.dropped)
+        self._queue.append(
+            (topic_for(self.prefix, chain, port, channel, event), json.dumps(body, sort_keys=True, default=str).encode())
+        )
+        self._has_items.set()
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="mqtt-publisher")
+
+    async def drain(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every queued event was acknowledged by the broker (True) or time ran out."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._queue and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        return not self._queue
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                async with aiomqtt.Client(self.host, self.port, identifier=self.client_id, timeout=10) as client:
+                    self.connected = True
+                    backoff = 0.2
+                    log.info("mqtt connected", host=self.host, port=self.port)
+                    while True:
+                        if not self._queue:
+                            self._has_items.clear()
+                            await self._has_items.wait()
+                            continue
+                        topic, payload = self._queue[0]
+                        await client.publish(topic, payload, qos=self.qos)
+                        self._queue.popleft()
+                        self.published += 1
+            except aiomqtt.MqttError as exc:
+                self.connected = False
+                log.warning("mqtt unavailable; retrying", error=str(exc), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)

@@ -1,0 +1,90 @@
+"""Metrics scraped over real HTTP; MQTT events received by a subscriber on a real mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from relayer.mqtt import MqttPublisher, topic_for
+from relayer.telemetry import Telemetry
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_metrics_and_health_over_http() -> None:
+    t = Telemetry()
+    port = t.serve("127.0.0.1", 0)
+    try:
+        t.packets_relayed.labels("evm-1", "corda-1", "recv").inc(3)
+        t.client_seconds_to_expiry.labels("evm-1", "corda-0").set(1234)
+        code, body = _get(f"http://127.0.0.1:{port}/metrics")
+        assert code == 200
+        assert 'kakehashi_packets_relayed_total{dst_chain="corda-1",kind="recv",src_chain="evm-1"} 3.0' in body
+        assert 'kakehashi_client_seconds_to_expiry{chain="evm-1",client_id="corda-0"} 1234.0' in body
+        code, body = _get(f"http://127.0.0.1:{port}/health")
+        assert code == 200 and json.loads(body)["status"] == "ok"
+        t.set_health(lambda: {"status": "degraded", "reason": "client frozen"})
+        code, body = _get(f"http://127.0.0.1:{port}/health")
+        assert code == 503 and json.loads(body)["reason"] == "client frozen"
+        assert _get(f"http://127.0.0.1:{port}/nope")[0] == 404
+    finally:
+        t.close()
+
+
+def test_topic_validation() -> None:
+    assert topic_for("kakehashi", "evm-1", "dvp", "channel-0", "recv") == "kakehashi/evm-1/dvp/channel-0/recv"
+    with pytest.raises(ValueError, match="topic level"):
+        topic_for("kakehashi", "evm/1", "dvp", "channel-0", "recv")
+
+
+async def test_mqtt_events_reach_a_subscriber(mosquitto: Any) -> None:
+    received: list[tuple[str, dict[str, Any]]] = []
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="test-sub") as sub:
+        await sub.subscribe("kakehashi/#", qos=1)
+        pub = MqttPublisher(mosquitto.host, mosquitto.port, client_id="test-pub")
+        pub.start()
+        try:
+            for seq in (1, 2, 3):
+                pub.publish("evm-1", "transfer", "channel-0", "send_packet", {"sequence": seq})
+            assert await pub.drain(10)
+
+            async def collect() -> None:
+                async for msg in sub.messages:
+                    received.append((str(msg.topic), json.loads(bytes(msg.payload))))  # type: ignore[arg-type]
+                    if len(received) == 3:
+                        return
+
+            await asyncio.wait_for(collect(), 10)
+        finally:
+            await pub.stop()
+    assert [t for t, _ in received] == ["kakehashi/evm-1/transfer/channel-0/send_packet"] * 3
+    assert [p["sequence"] for _, p in received] == [1, 2, 3]
+    assert pub.published == 3
+
+
+async def test_mqtt_publisher_survives_broker_absence_and_delivers_later(mosquitto: Any) -> None:
+    port = mosquitto.port
+    mosquitto.stop()
+    pub = MqttPublisher("127.0.0.1", port, client_id="test-pub2")
+    pub.start()
+    try:
+        pub.publish("corda-1", "dvp", "channel-0", "settled", {"trade_id": "T1"})
+        await asyncio.sleep(0.5)
+        assert pub.pending() == 1 and not pub.connected  # queued, nothing lost
+        mosquitto.restart()
+        assert await pub.drain(15), "queued event not delivered after the broker came back"
+        assert pub.published == 1
+    finally:
+        await pub.stop()
