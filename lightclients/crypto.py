@@ -2,14 +2,17 @@
 
 Everything that hashes or signs goes through here so that a verifier's cost model is one
 module, and so that every caller gets the same input validation: wrong-length keys,
-truncated signatures and non-canonical encodings raise :class:`CryptoError` (or verify
-as False), never an exception from deep inside a C binding.
+truncated signatures, non-bytes arguments and non-canonical encodings raise
+:class:`CryptoError` (or verify as False), never an exception from deep inside a C binding.
 
 Rules chosen (and pinned by tests against ../shared/testvectors):
 - secp256k1 signatures are Ethereum-style 65 bytes r‖s‖v with v ∈ {0, 1}. Recovery rejects
   r or s out of range and high-s (EIP-2), so a seal has exactly one valid encoding.
-- Ed25519 follows RFC 8032 / libsodium: non-canonical R or A and s ≥ L are rejected
-  (pynacl's verify), which is what Corda's EdDSA provider also refuses.
+  Verification of r‖s / r‖s‖v is low-s only as well; DER verification (for foreign
+  formats) takes the low-s policy as an explicit argument and parses strict DER only.
+- Ed25519 follows libsodium (pynacl): non-canonical R or A, small-order R or A, and s ≥ L
+  are rejected; on the C2SP/CCTV edge-case vectors that means "accept only if no flag other
+  than low_order_component_A/R is set" (the ed25519-dalek ``verify_strict`` rule).
 """
 
 from __future__ import annotations
@@ -20,28 +23,43 @@ import coincurve
 import nacl.exceptions
 import nacl.signing
 import sha3  # safe-pysha3: the fastest keccak available here (~0.9 µs per 32-byte call)
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = SECP256K1_N // 2
+
+_BYTES = (bytes, bytearray)
 
 
 class CryptoError(ValueError):
     """Malformed key, signature or digest handed to a primitive."""
 
 
+def _need_bytes(name: str, value: object) -> bytes:
+    # bytes(5) would silently become five zero bytes, so anything that is not already a
+    # byte string is refused rather than converted.
+    if not isinstance(value, _BYTES):
+        raise CryptoError(f"{name} must be bytes, got {type(value).__name__}")
+    return bytes(value)
+
+
+def _need(name: str, value: object, length: int) -> bytes:
+    data = _need_bytes(name, value)
+    if len(data) != length:
+        raise CryptoError(f"{name} must be {length} bytes, got {len(data)}")
+    return data
+
+
 def sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
+    return hashlib.sha256(_need_bytes("sha256 input", data)).digest()
 
 
 def keccak256(data: bytes) -> bytes:
-    return sha3.keccak_256(data).digest()
-
-
-def _need(name: str, value: bytes, length: int) -> None:
-    if not isinstance(value, (bytes, bytearray)):
-        raise CryptoError(f"{name} must be bytes, got {type(value).__name__}")
-    if len(value) != length:
-        raise CryptoError(f"{name} must be {length} bytes, got {len(value)}")
+    """Ethereum's Keccak-256 (the pre-standard padding, not NIST SHA3-256)."""
+    return bytes(sha3.keccak_256(_need_bytes("keccak256 input", data)).digest())
 
 
 # --- secp256k1 (Ethereum / QBFT) -------------------------------------------------------
@@ -49,48 +67,56 @@ def _need(name: str, value: bytes, length: int) -> None:
 
 def secp256k1_public_key(private_key: bytes) -> bytes:
     """The 64-byte uncompressed public key (no 0x04 prefix) of a 32-byte private key."""
-    _need("private key", private_key, 32)
+    key = _need("private key", private_key, 32)
     try:
-        return coincurve.PrivateKey(bytes(private_key)).public_key.format(compressed=False)[1:]
+        return bytes(coincurve.PrivateKey(key).public_key.format(compressed=False)[1:])
     except ValueError as exc:
         raise CryptoError(f"invalid secp256k1 private key: {exc}") from exc
 
 
 def eth_address(public_key: bytes) -> bytes:
-    """Ethereum address: last 20 bytes of keccak256 of the 64-byte uncompressed key."""
-    if len(public_key) == 65 and public_key[0] == 4:
-        public_key = public_key[1:]
-    _need("public key", public_key, 64)
-    return keccak256(public_key)[12:]
+    """Ethereum address: last 20 bytes of keccak256 of the 64-byte uncompressed key.
+
+    The 65-byte 0x04-prefixed form is accepted too because that is what most tools print.
+    """
+    key = _need_bytes("public key", public_key)
+    if len(key) == 65 and key[0] == 4:
+        key = key[1:]
+    _need("public key", key, 64)
+    return keccak256(key)[12:]
 
 
 def secp256k1_sign(private_key: bytes, digest: bytes) -> bytes:
-    """Sign a 32-byte digest; returns r‖s‖v (65 bytes, v ∈ {0,1}, low-s)."""
-    _need("private key", private_key, 32)
-    _need("digest", digest, 32)
+    """Sign a 32-byte digest; returns r‖s‖v (65 bytes, v ∈ {0,1}, low-s, RFC 6979 nonce)."""
+    key = _need("private key", private_key, 32)
+    msg = _need("digest", digest, 32)
     try:
-        sig = coincurve.PrivateKey(bytes(private_key)).sign_recoverable(bytes(digest), hasher=None)
+        sig = coincurve.PrivateKey(key).sign_recoverable(msg, hasher=None)
     except ValueError as exc:
         raise CryptoError(f"invalid secp256k1 private key: {exc}") from exc
     return bytes(sig)
 
 
+def _check_rs(r: int, s: int) -> None:
+    if not 0 < r < SECP256K1_N:
+        raise CryptoError("signature r is zero or not below the group order")
+    if not 0 < s < SECP256K1_N:
+        raise CryptoError("signature s is zero or not below the group order")
+    if s > _HALF_N:
+        raise CryptoError("signature s is in the upper half of the group order (EIP-2 high-s)")
+
+
 def secp256k1_recover(digest: bytes, signature: bytes) -> bytes:
     """Recover the 64-byte public key that made an r‖s‖v signature over a digest."""
-    _need("digest", digest, 32)
-    _need("signature", signature, 65)
-    r = int.from_bytes(signature[0:32], "big")
-    s = int.from_bytes(signature[32:64], "big")
-    v = signature[64]
+    msg = _need("digest", digest, 32)
+    sig = _need("signature", signature, 65)
+    v = sig[64]
     if v not in (0, 1):
         raise CryptoError(f"signature recovery id must be 0 or 1, got {v}")
-    if not (0 < r < SECP256K1_N) or not (0 < s <= _HALF_N):
-        raise CryptoError("signature r/s out of range or high-s (EIP-2)")
+    _check_rs(int.from_bytes(sig[0:32], "big"), int.from_bytes(sig[32:64], "big"))
     try:
-        pub = coincurve.PublicKey.from_signature_and_message(
-            bytes(signature), bytes(digest), hasher=None
-        )
-    except Exception as exc:  # coincurve raises plain Exception on unrecoverable input
+        pub = coincurve.PublicKey.from_signature_and_message(sig, msg, hasher=None)
+    except ValueError as exc:
         raise CryptoError(f"signature does not recover to a public key: {exc}") from exc
     return bytes(pub.format(compressed=False)[1:])
 
@@ -100,55 +126,91 @@ def secp256k1_recover_address(digest: bytes, signature: bytes) -> bytes:
     return eth_address(secp256k1_recover(digest, signature))
 
 
-def secp256k1_verify(public_key: bytes, digest: bytes, signature: bytes) -> bool:
-    """Verify r‖s (64 bytes) or r‖s‖v (65 bytes) over a 32-byte digest; low-s is required."""
+def _parse_public_key(public_key: object) -> coincurve.PublicKey:
+    """Accept raw 64-byte X‖Y as well as the SEC1 33/65-byte forms libsecp256k1 parses."""
+    key = _need_bytes("public key", public_key)
+    if len(key) == 64:
+        key = b"\x04" + key
+    if len(key) not in (33, 65):
+        raise CryptoError(f"public key must be 33, 64 or 65 bytes, got {len(key)}")
     try:
-        _need("digest", digest, 32)
-        if len(signature) not in (64, 65):
+        return coincurve.PublicKey(key)
+    except ValueError as exc:
+        raise CryptoError(f"public key is not a point on secp256k1: {exc}") from exc
+
+
+def _verify_rs(public_key: object, digest: object, r: int, s: int, require_low_s: bool) -> bool:
+    """Shared tail of both verify entry points once r and s are plain integers.
+
+    libsecp256k1 itself refuses high-s, so when the caller tolerates it the signature is
+    verified as (r, n - s), which is valid exactly when (r, s) is.
+    """
+    try:
+        msg = _need("digest", digest, 32)
+        if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
             return False
-        r = int.from_bytes(signature[0:32], "big")
-        s = int.from_bytes(signature[32:64], "big")
-        if not (0 < r < SECP256K1_N) or not (0 < s <= _HALF_N):
-            return False
-        if len(public_key) == 64:
-            public_key = b"\x04" + bytes(public_key)
-        pub = coincurve.PublicKey(bytes(public_key))
-        return bool(pub.verify(_compact_to_der(bytes(signature[:64])), bytes(digest), hasher=None))
-    except Exception:  # any malformed key or encoding is simply "not valid"
+        if s > _HALF_N:
+            if require_low_s:
+                return False
+            s = SECP256K1_N - s
+        pub = _parse_public_key(public_key)
+        # coincurve's verify only takes DER; cryptography's encoder is the tested way there.
+        return bool(pub.verify(encode_dss_signature(r, s), msg, hasher=None))
+    except (CryptoError, ValueError):
         return False
 
 
-def _compact_to_der(sig64: bytes) -> bytes:
-    """libsecp256k1's verify entry point in coincurve takes DER; build it from r‖s."""
-    def _int(b: bytes) -> bytes:
-        b = b.lstrip(b"\x00") or b"\x00"
-        if b[0] & 0x80:
-            b = b"\x00" + b
-        return b"\x02" + bytes([len(b)]) + b
+def secp256k1_verify(public_key: bytes, digest: bytes, signature: bytes) -> bool:
+    """Verify r‖s (64 bytes) or r‖s‖v (65 bytes) over a 32-byte digest; low-s is required.
 
-    body = _int(sig64[:32]) + _int(sig64[32:])
-    return b"\x30" + bytes([len(body)]) + body
+    v is ignored here (the key is given), so any byte there is accepted.
+    """
+    if not isinstance(signature, _BYTES) or len(signature) not in (64, 65):
+        return False
+    r = int.from_bytes(signature[0:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    return _verify_rs(public_key, digest, r, s, True)
+
+
+def secp256k1_verify_der(
+    public_key: bytes, digest: bytes, der_sig: bytes, *, require_low_s: bool
+) -> bool:
+    """Verify an ASN.1 DER (r, s) signature over a 32-byte digest.
+
+    Only strict DER is accepted (minimal lengths, minimal non-negative integers, no trailing
+    bytes; cryptography's ASN.1 parser), so a signature has one byte encoding up to the s/n-s choice, which
+    ``require_low_s`` removes as well (Bitcoin BIP-146 / Ethereum EIP-2 style).
+    """
+    if not isinstance(der_sig, _BYTES):
+        return False
+    try:
+        r, s = decode_dss_signature(bytes(der_sig))
+    except ValueError:
+        return False
+    return _verify_rs(public_key, digest, r, s, require_low_s)
 
 
 # --- Ed25519 (Corda parties and notaries) ----------------------------------------------
 
 
 def ed25519_public_key(seed: bytes) -> bytes:
-    _need("ed25519 seed", seed, 32)
-    return bytes(nacl.signing.SigningKey(bytes(seed)).verify_key)
+    """The 32-byte public key A of the RFC 8032 key derived from a 32-byte seed."""
+    return bytes(nacl.signing.SigningKey(_need("ed25519 seed", seed, 32)).verify_key)
 
 
 def ed25519_sign(seed: bytes, message: bytes) -> bytes:
     """Deterministic RFC 8032 signature (64 bytes) by the key derived from a 32-byte seed."""
-    _need("ed25519 seed", seed, 32)
-    return bytes(nacl.signing.SigningKey(bytes(seed)).sign(bytes(message)).signature)
+    key = nacl.signing.SigningKey(_need("ed25519 seed", seed, 32))
+    return bytes(key.sign(_need_bytes("message", message)).signature)
 
 
 def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    if len(public_key) != 32 or len(signature) != 64:
-        return False
+    """libsodium's strict check; see the module docstring for which edge cases it refuses."""
     try:
-        nacl.signing.VerifyKey(bytes(public_key)).verify(bytes(message), bytes(signature))
+        key = _need("ed25519 public key", public_key, 32)
+        msg = _need_bytes("message", message)
+        sig = _need("ed25519 signature", signature, 64)
+        nacl.signing.VerifyKey(key).verify(msg, sig)
         return True
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError, TypeError):
+    except (CryptoError, nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError):
         return False
