@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkakehashi/ibc/v1/client.proto\x12\x10kakehashi.ibc.v1\":\n\x06Height\x12\x17\n\x0frevision_number\x18\x01 \x01(\x04\x12\x17\n\x0frevision_height\x18\x02 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkakehashi/ibc/v1/client.proto\x12\x10kakehashi.ibc.v1\":\n\x06Height\x12\x17\n\x0frevision_number\x18\x01 \x01(\x04\x12\x17\n\x0frevision_height\x18\x02 \x01(\x04\"U\n\x0fMsgCreateClient\x12\x13\n\x0b\x63lient_type\x18\x01 \x01(\t\x12\x14\n\x0c\x63lient_state\x18\x02 \x01(\x0c\x12\x17\n\x0f\x63onsensus_state\x18\x03 \x01(\x0c\"<\n\x0fMsgUpdateClient\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63lient_message\x18\x02 \x01(\x0c\"@\n\x15MsgSubmitMisbehaviour\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x14\n\x0cmisbehaviour\x18\x02 \x01(\x0c\" \n\x0cNextSequence\x12\x10\n\x08sequence\x18\x01 \x01(\x04\",\n\x0e\x45ventAttribute\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"K\n\x05\x45vent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x34\n\nattributes\x18\x02 \x03(\x0b\x32 .kakehashi.ibc.v1.EventAttributeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,4 +33,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_HEIGHT']._serialized_start=51
   _globals['_HEIGHT']._serialized_end=109
+  _globals['_MSGCREATECLIENT']._serialized_start=111
+  _globals['_MSGCREATECLIENT']._serialized_end=196
+  _globals['_MSGUPDATECLIENT']._serialized_start=198
+  _globals['_MSGUPDATECLIENT']._serialized_end=258
+  _globals['_MSGSUBMITMISBEHAVIOUR']._serialized_start=260
+  _globals['_MSGSUBMITMISBEHAVIOUR']._serialized_end=324
+  _globals['_NEXTSEQUENCE']._serialized_start=326
+  _globals['_NEXTSEQUENCE']._serialized_end=358
+  _globals['_EVENTATTRIBUTE']._serialized_start=360
+  _globals['_EVENTATTRIBUTE']._serialized_end=404
+  _globals['_EVENT']._serialized_start=406
+  _globals['_EVENT']._serialized_end=481
 # @@protoc_insertion_point(module_scope)
