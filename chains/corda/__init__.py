@@ -1,0 +1,1 @@
+"""Corda-style UTXO ledger: salted-Merkle transactions, contracts, validating notary cluster, checkpoints."""
