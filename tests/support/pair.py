@@ -1,0 +1,231 @@
+"""Two test hosts wired back to back, with a relayer's worth of helpers.
+
+The relaying helpers do what a relayer does: update the destination's client of the source
+to the source's latest block, then submit the message with proofs made at that height from
+the source's real store. ``kind`` names the client pair; only ``testroot`` exists today, and
+the conformance suite is parametrised over it so real clients slot in as new kinds.
+"""
+
+from __future__ import annotations
+
+from chains.ibc import paths
+from chains.ibc.apps.transfer import VERSION as TRANSFER_VERSION
+from chains.ibc.context import to_proto
+from chains.ibc.events import Event
+from chains.ibc.store import encode_sequence
+from kakehashi.ibc.v1 import channel_pb2 as chpb
+from kakehashi.ibc.v1 import client_pb2
+from kakehashi.ibc.v1 import connection_pb2 as cpb
+from lightclients.interface import Height
+from tests.support import mockapp, rootclient
+from tests.support.host import Host
+
+CLIENT_KINDS = ("testroot",)
+
+
+class Pair:
+    def __init__(self, kind: str = "testroot", *, provable: bool = True, verify_proofs: bool = True) -> None:
+        if kind not in CLIENT_KINDS:
+            raise ValueError(f"unknown client kind {kind!r}")
+        self.kind = kind
+        self.a = Host("chain-a", provable=provable, verify_proofs=verify_proofs)
+        self.b = Host("chain-b", provable=provable, verify_proofs=verify_proofs, block_ns=3 * 10**9)
+        self.mock_a = mockapp.MockApp()
+        self.mock_b = mockapp.MockApp()
+        self.a.handler.bind_port(mockapp.PORT_ID, self.mock_a)
+        self.b.handler.bind_port(mockapp.PORT_ID, self.mock_b)
+        self.trusting_period_ns = 3600 * 10**9
+        self.client: dict[str, str] = {}
+        self.connection: dict[str, str] = {}
+
+    def other(self, host: Host) -> Host:
+        return self.b if host is self.a else self.a
+
+    # --- clients ---------------------------------------------------------------------------
+
+    def create_client_msg(self, on: Host) -> client_pb2.MsgCreateClient:
+        src = self.other(on)
+        return client_pb2.MsgCreateClient(client_type=rootclient.CLIENT_TYPE,
+                                          client_state=src.client_state(self.trusting_period_ns),
+                                          consensus_state=src.consensus_state())
+
+    def create_clients(self) -> None:
+        for host in (self.a, self.b):
+            (cid,) = host.tx(self.create_client_msg(host))
+            self.client[host.chain_id] = str(cid)
+
+    def update_msg(self, dst: Host) -> tuple[client_pb2.MsgUpdateClient, Height]:
+        src = self.other(dst)
+        return (client_pb2.MsgUpdateClient(client_id=self.client[dst.chain_id], client_message=src.header()),
+                src.height)
+
+    def update(self, dst: Host) -> Height:
+        msg, height = self.update_msg(dst)
+        dst.tx(msg)
+        return height
+
+    # --- connections -------------------------------------------------------------------------
+
+    def conn_init_msg(self, host: Host, version: cpb.Version | None = None) -> cpb.MsgConnectionOpenInit:
+        other = self.other(host)
+        msg = cpb.MsgConnectionOpenInit(
+            client_id=self.client[host.chain_id],
+            counterparty=cpb.Counterparty(client_id=self.client[other.chain_id],
+                                          prefix=cpb.MerklePrefix(key_prefix=other.prefix)),
+        )
+        if version is not None:
+            msg.version.CopyFrom(version)
+        return msg
+
+    def conn_try_msg(self, dst: Host, src_conn: str) -> cpb.MsgConnectionOpenTry:
+        src = self.other(dst)
+        height = self.update(dst)
+        end = cpb.ConnectionEnd()
+        end.ParseFromString(src.store.get(paths.connection(src_conn)) or b"")
+        return cpb.MsgConnectionOpenTry(
+            client_id=self.client[dst.chain_id],
+            counterparty=cpb.Counterparty(client_id=self.client[src.chain_id], connection_id=src_conn,
+                                          prefix=cpb.MerklePrefix(key_prefix=src.prefix)),
+            counterparty_versions=list(end.versions),
+            proof_init=src.prove(paths.connection(src_conn), height),
+            proof_height=to_proto(height),
+        )
+
+    def conn_ack_msg(self, dst: Host, dst_conn: str, src_conn: str) -> cpb.MsgConnectionOpenAck:
+        src = self.other(dst)
+        height = self.update(dst)
+        end = cpb.ConnectionEnd()
+        end.ParseFromString(src.store.get(paths.connection(src_conn)) or b"")
+        return cpb.MsgConnectionOpenAck(connection_id=dst_conn, counterparty_connection_id=src_conn,
+                                        version=end.versions[0],
+                                        proof_try=src.prove(paths.connection(src_conn), height),
+                                        proof_height=to_proto(height))
+
+    def conn_confirm_msg(self, dst: Host, dst_conn: str, src_conn: str) -> cpb.MsgConnectionOpenConfirm:
+        src = self.other(dst)
+        height = self.update(dst)
+        return cpb.MsgConnectionOpenConfirm(connection_id=dst_conn,
+                                            proof_ack=src.prove(paths.connection(src_conn), height),
+                                            proof_height=to_proto(height))
+
+    def open_connection(self) -> tuple[str, str]:
+        if not self.client:
+            self.create_clients()
+        (ca,) = self.a.tx(self.conn_init_msg(self.a))
+        (cb,) = self.b.tx(self.conn_try_msg(self.b, str(ca)))
+        self.a.tx(self.conn_ack_msg(self.a, str(ca), str(cb)))
+        self.b.tx(self.conn_confirm_msg(self.b, str(cb), str(ca)))
+        self.connection[self.a.chain_id] = str(ca)
+        self.connection[self.b.chain_id] = str(cb)
+        return str(ca), str(cb)
+
+    # --- channels ----------------------------------------------------------------------------
+
+    def chan_init_msg(self, host: Host, port: str, cp_port: str, order: int, version: str) -> chpb.MsgChannelOpenInit:
+        return chpb.MsgChannelOpenInit(port_id=port, channel=chpb.Channel(
+            state=chpb.STATE_INIT, ordering=order,  # type: ignore[arg-type]
+            counterparty=chpb.ChannelCounterparty(port_id=cp_port),
+            connection_hops=[self.connection[host.chain_id]], version=version))
+
+    def channel_end(self, host: Host, port: str, chan: str) -> chpb.Channel:
+        ch = chpb.Channel()
+        ch.ParseFromString(host.store.get(paths.channel(port, chan)) or b"")
+        return ch
+
+    def chan_try_msg(self, dst: Host, port: str, src_port: str, src_chan: str) -> chpb.MsgChannelOpenTry:
+        src = self.other(dst)
+        height = self.update(dst)
+        src_end = self.channel_end(src, src_port, src_chan)
+        return chpb.MsgChannelOpenTry(
+            port_id=port,
+            channel=chpb.Channel(state=chpb.STATE_TRYOPEN, ordering=src_end.ordering,
+                                 counterparty=chpb.ChannelCounterparty(port_id=src_port, channel_id=src_chan),
+                                 connection_hops=[self.connection[dst.chain_id]], version=""),
+            counterparty_version=src_end.version,
+            proof_init=src.prove(paths.channel(src_port, src_chan), height), proof_height=to_proto(height))
+
+    def chan_ack_msg(self, dst: Host, port: str, chan: str, src_port: str, src_chan: str) -> chpb.MsgChannelOpenAck:
+        src = self.other(dst)
+        height = self.update(dst)
+        return chpb.MsgChannelOpenAck(
+            port_id=port, channel_id=chan, counterparty_channel_id=src_chan,
+            counterparty_version=self.channel_end(src, src_port, src_chan).version,
+            proof_try=src.prove(paths.channel(src_port, src_chan), height), proof_height=to_proto(height))
+
+    def chan_confirm_msg(self, dst: Host, port: str, chan: str, src_port: str, src_chan: str) -> chpb.MsgChannelOpenConfirm:
+        src = self.other(dst)
+        height = self.update(dst)
+        return chpb.MsgChannelOpenConfirm(
+            port_id=port, channel_id=chan,
+            proof_ack=src.prove(paths.channel(src_port, src_chan), height), proof_height=to_proto(height))
+
+    def chan_close_confirm_msg(self, dst: Host, port: str, chan: str, src_port: str, src_chan: str) -> chpb.MsgChannelCloseConfirm:
+        src = self.other(dst)
+        height = self.update(dst)
+        return chpb.MsgChannelCloseConfirm(
+            port_id=port, channel_id=chan,
+            proof_init=src.prove(paths.channel(src_port, src_chan), height), proof_height=to_proto(height))
+
+    def open_channel(self, port: str = mockapp.PORT_ID, order: int = chpb.ORDER_UNORDERED,
+                     version: str = "") -> tuple[str, str]:
+        if not self.connection:
+            self.open_connection()
+        if port == "transfer" and not version:
+            version = TRANSFER_VERSION
+        (ca,) = self.a.tx(self.chan_init_msg(self.a, port, port, order, version))
+        (cb,) = self.b.tx(self.chan_try_msg(self.b, port, port, str(ca)))
+        self.a.tx(self.chan_ack_msg(self.a, port, str(ca), port, str(cb)))
+        self.b.tx(self.chan_confirm_msg(self.b, port, str(cb), port, str(ca)))
+        return str(ca), str(cb)
+
+    # --- packets -----------------------------------------------------------------------------
+
+    @staticmethod
+    def last_packet(host: Host, type_: str = "send_packet") -> chpb.Packet:
+        packet = host.events.of_type(type_)[-1].packet()
+        assert packet is not None
+        return packet
+
+    @staticmethod
+    def last_event(host: Host, type_: str) -> Event:
+        return host.events.of_type(type_)[-1]
+
+    def recv_msg(self, packet: chpb.Packet, dst: Host, update: bool = True) -> chpb.MsgRecvPacket:
+        src = self.other(dst)
+        height = self.update(dst) if update else src.height
+        path = paths.packet_commitment(packet.source_port, packet.source_channel, packet.sequence)
+        return chpb.MsgRecvPacket(packet=packet, proof_commitment=src.prove(path, height),
+                                  proof_height=to_proto(height), signer="relayer")
+
+    def ack_msg(self, packet: chpb.Packet, ack: bytes, dst: Host) -> chpb.MsgAcknowledgement:
+        src = self.other(dst)
+        height = self.update(dst)
+        path = paths.packet_ack(packet.destination_port, packet.destination_channel, packet.sequence)
+        return chpb.MsgAcknowledgement(packet=packet, acknowledgement=ack, proof_acked=src.prove(path, height),
+                                       proof_height=to_proto(height), signer="relayer")
+
+    def _unreceived(self, packet: chpb.Packet, src: Host, height: Height, ordered: bool) -> tuple[bytes, int]:
+        dport, dchan = packet.destination_port, packet.destination_channel
+        if ordered:
+            key = paths.next_sequence_recv(dport, dchan)
+            raw = src.store.get(key) or encode_sequence(0)
+            seq = client_pb2.NextSequence()
+            seq.ParseFromString(raw)
+            return src.prove(key, height), int(seq.sequence)
+        return src.prove(paths.packet_receipt(dport, dchan, packet.sequence), height), 0
+
+    def timeout_msg(self, packet: chpb.Packet, dst: Host, ordered: bool = False) -> chpb.MsgTimeout:
+        """dst is the packet's source chain (where the timeout is processed)."""
+        src = self.other(dst)
+        height = self.update(dst)
+        proof, nsr = self._unreceived(packet, src, height, ordered)
+        return chpb.MsgTimeout(packet=packet, next_sequence_recv=nsr, proof_unreceived=proof,
+                               proof_height=to_proto(height), signer="relayer")
+
+    def timeout_on_close_msg(self, packet: chpb.Packet, dst: Host, ordered: bool = False) -> chpb.MsgTimeoutOnClose:
+        src = self.other(dst)
+        height = self.update(dst)
+        proof, nsr = self._unreceived(packet, src, height, ordered)
+        close = src.prove(paths.channel(packet.destination_port, packet.destination_channel), height)
+        return chpb.MsgTimeoutOnClose(packet=packet, next_sequence_recv=nsr, proof_unreceived=proof,
+                                      proof_close=close, proof_height=to_proto(height), signer="relayer")
