@@ -20,9 +20,8 @@ PACKAGE = "kakehashi"
 
 
 def generate(out: Path) -> list[Path]:
-    from grpc_tools import protoc  # dev dependency, pinned in pyproject
-
     import grpc_tools
+    from grpc_tools import protoc  # dev dependency, pinned in pyproject
 
     sources = sorted(PROTO_DIR.rglob("*.proto"))
     if not sources:
