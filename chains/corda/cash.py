@@ -1,0 +1,133 @@
+"""The wholesale stablecoin: Cash states and the issuer's Admission list.
+
+Wholesale means only parties the issuer admitted (securities firms) may hold the coin. The
+admitted set is an Admission state of the issuer; a transaction that creates Cash owned by
+anyone but the issuer must carry that Admission as a reference input naming every new owner,
+so admission is checked against notarised ledger data rather than an off-ledger list.
+Commands (contract "Cash"): Issue (issuer signs), Move (every input owner signs), Redeem
+(issuer and every input owner sign; inputs - outputs = redeemed amount). Amounts are
+conserved per issuer on Move.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from google.protobuf.message import DecodeError
+
+from chains.corda.contracts import ContractError, LedgerTransaction
+from kakehashi.corda.v1 import ledger_pb2 as pb
+
+CASH = "Cash"
+ADMISSION = "Admission"
+_U64 = 2**64
+
+
+def _parse_cash(state: pb.TransactionState) -> pb.Cash:
+    cash = pb.Cash()
+    try:
+        cash.ParseFromString(state.data)
+    except DecodeError:
+        raise ContractError("Cash state data does not decode") from None
+    if len(cash.issuer) != 32 or len(cash.owner) != 32 or cash.amount == 0:
+        raise ContractError("Cash needs a 32-byte issuer and owner and a positive amount")
+    return cash
+
+
+def _parse_admission(state: pb.TransactionState) -> pb.Admission:
+    adm = pb.Admission()
+    try:
+        adm.ParseFromString(state.data)
+    except DecodeError:
+        raise ContractError("Admission state data does not decode") from None
+    if len(adm.issuer) != 32:
+        raise ContractError("Admission needs a 32-byte issuer")
+    return adm
+
+
+def cash_state(issuer: bytes, owner: bytes, amount: int, notary: bytes, encumbrance: int | None = None) -> pb.TransactionState:
+    data = pb.Cash(issuer=issuer, owner=owner, amount=amount).SerializeToString(deterministic=True)
+    st = pb.TransactionState(contract=CASH, data=data, participants=[owner], notary=notary)
+    if encumbrance is not None:
+        st.has_encumbrance = True
+        st.encumbrance = encumbrance
+    return st
+
+
+def admission_state(issuer: bytes, holders: list[bytes], notary: bytes) -> pb.TransactionState:
+    data = pb.Admission(issuer=issuer, holders=holders).SerializeToString(deterministic=True)
+    return pb.TransactionState(contract=ADMISSION, data=data, participants=[issuer], notary=notary)
+
+
+class AdmissionContract:
+    """The issuer alone creates or replaces its admission list (command Admit)."""
+
+    name = ADMISSION
+
+    def verify(self, ltx: LedgerTransaction) -> None:
+        cmds = ltx.commands_for(ADMISSION)
+        if len(cmds) != 1 or cmds[0].name != "Admit":
+            raise ContractError("Admission states change only under exactly one Admit command")
+        for st in [*ltx.inputs_of(ADMISSION), *ltx.outputs_of(ADMISSION)]:
+            adm = _parse_admission(st)
+            if adm.issuer not in ltx.signers or adm.issuer not in cmds[0].signers:
+                raise ContractError("only the issuer may change its admission list")
+
+
+class CashContract:
+    name = CASH
+
+    def _admitted(self, ltx: LedgerTransaction) -> dict[bytes, set[bytes]]:
+        admitted: dict[bytes, set[bytes]] = defaultdict(set)
+        for ref in ltx.references:
+            if ref.state.contract == ADMISSION:
+                adm = _parse_admission(ref.state)
+                admitted[bytes(adm.issuer)].update(bytes(h) for h in adm.holders)
+        return admitted
+
+    def verify(self, ltx: LedgerTransaction) -> None:
+        cmds = ltx.commands_for(CASH)
+        if len(cmds) != 1:
+            raise ContractError("a Cash transaction needs exactly one Cash command")
+        cmd = cmds[0]
+        ins = [_parse_cash(s) for s in ltx.inputs_of(CASH)]
+        outs = [_parse_cash(s) for s in ltx.outputs_of(CASH)]
+        signers = set(ltx.signers) & {bytes(k) for k in cmd.signers}
+        admitted = self._admitted(ltx)
+        for o in outs:
+            if o.owner != o.issuer and bytes(o.owner) not in admitted[bytes(o.issuer)]:
+                raise ContractError(f"{o.owner.hex()[:16]} is not admitted to hold this issuer's cash")
+        in_sum: dict[bytes, int] = defaultdict(int)
+        out_sum: dict[bytes, int] = defaultdict(int)
+        for c in ins:
+            in_sum[bytes(c.issuer)] += c.amount
+        for c in outs:
+            out_sum[bytes(c.issuer)] += c.amount
+        owners = {bytes(c.owner) for c in ins}
+        if not owners <= signers:
+            raise ContractError("every owner of consumed cash must sign")
+        if cmd.name == "Issue":
+            if ins or not outs:
+                raise ContractError("Issue consumes no cash and creates some")
+            if not set(out_sum) <= signers:
+                raise ContractError("only the issuer may issue its cash, and it must sign")
+        elif cmd.name == "Move":
+            if not ins or dict(in_sum) != dict(out_sum):
+                raise ContractError("Move must conserve the amount of each issuer's cash")
+        elif cmd.name == "Redeem":
+            redeem = pb.CashRedeem()
+            try:
+                redeem.ParseFromString(cmd.data)
+            except DecodeError:
+                raise ContractError("Redeem data does not decode") from None
+            if len(in_sum) != 1:
+                raise ContractError("Redeem consumes cash of exactly one issuer")
+            issuer = next(iter(in_sum))
+            if issuer not in signers:
+                raise ContractError("the issuer must sign a redemption")
+            if set(out_sum) - {issuer} or in_sum[issuer] - out_sum[issuer] != redeem.amount or redeem.amount == 0:
+                raise ContractError("Redeem must destroy exactly the redeemed amount")
+        else:
+            raise ContractError(f"unknown Cash command {cmd.name!r}")
+        if any(v >= _U64 for v in [*in_sum.values(), *out_sum.values()]):
+            raise ContractError("cash amount overflows uint64")

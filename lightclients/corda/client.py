@@ -1,0 +1,379 @@
+"""The ``corda`` light-client module: tracks notary-signed checkpoints of the Corda chain.
+
+Rules (DESIGN.md, "Light clients"), and the choices made where it is silent:
+- A header is accepted only if strictly more than 2/3 of the header's own notary set signed
+  the checkpoint hash (each key once) AND the trusted side agrees:
+  * adjacent update (height = trusted + 1): the header's set must be the one the trusted
+    checkpoint committed in ``next_notary_set_hash`` - the previous quorum committed it, so
+    rotation happens only when committed;
+  * skipping update: strictly more than 1/3 of the notary set at the trusted height also
+    signed, so at least one honest notary vouches for the jump.
+- Time: the header's timestamp must be before now + max_clock_drift, the trusted state must
+  be within its trusting period, and timestamps must strictly increase with height against
+  every stored neighbour; a header breaking monotonicity is misbehaviour, not just invalid.
+- Two valid checkpoints at one height (or one conflicting with a stored consensus state) are
+  misbehaviour and freeze the client; frozen_height is then set to 1 (any non-zero value
+  means frozen, as in ibc-go's FrozenHeight{0, 1}).
+- Notary sets are stored under ``meta/notarySets/{hash}`` so skipping updates can count
+  trusted signers without the header re-sending the trusted set.
+- Proofs: ICS-23 SMT proofs against ``ibc_root``; the chain's prefix must be ``b"ibc"`` and
+  the SMT key is the ICS-24 path bytes alone (the prefix names the store, it is not hashed in).
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import DecodeError
+
+from kakehashi.corda.v1 import lightclient_pb2 as lc
+from lightclients import ics23
+from lightclients.corda.checkpoint import (
+    CheckpointError,
+    checkpoint_hash,
+    count_signers,
+    notary_set,
+    notary_set_hash,
+    quorum,
+    trust_quorum,
+)
+from lightclients.interface import (
+    CLIENT_STATE_KEY,
+    ClientError,
+    ClientNotActive,
+    ClientStore,
+    ConsensusStateNotFound,
+    Height,
+    InvalidClientMessage,
+    InvalidProof,
+    Status,
+    consensus_state_key,
+)
+
+CLIENT_TYPE = "corda"
+IBC_PREFIX = b"ibc"
+FROZEN_HEIGHT = 1
+_HASH_LEN = 32
+
+
+def _notary_set_key(set_hash: bytes) -> str:
+    return f"meta/notarySets/{set_hash.hex()}"
+
+
+def _decode(cls: type[lc.ClientState] | type[lc.ConsensusState] | type[lc.ClientMessage], data: object) -> object:
+    if not isinstance(data, (bytes, bytearray)):
+        raise InvalidClientMessage(f"{cls.__name__} must be bytes")
+    msg = cls()
+    try:
+        msg.ParseFromString(bytes(data))
+    except DecodeError as exc:
+        raise InvalidClientMessage(f"{cls.__name__} does not decode: {exc}") from None
+    if msg.SerializeToString(deterministic=True) != bytes(data):
+        raise InvalidClientMessage(f"{cls.__name__} is not canonically encoded")
+    return msg
+
+
+def decode_client_state(data: object) -> lc.ClientState:
+    msg = _decode(lc.ClientState, data)
+    assert isinstance(msg, lc.ClientState)
+    return msg
+
+
+def decode_consensus_state(data: object) -> lc.ConsensusState:
+    msg = _decode(lc.ConsensusState, data)
+    assert isinstance(msg, lc.ConsensusState)
+    return msg
+
+
+def decode_client_message(data: object) -> lc.ClientMessage:
+    msg = _decode(lc.ClientMessage, data)
+    assert isinstance(msg, lc.ClientMessage)
+    if msg.WhichOneof("message") is None:
+        raise InvalidClientMessage("client message holds neither a header nor misbehaviour")
+    return msg
+
+
+def encode(msg: lc.ClientState | lc.ConsensusState | lc.ClientMessage | lc.Header) -> bytes:
+    return msg.SerializeToString(deterministic=True)
+
+
+def header_message(header: lc.Header) -> bytes:
+    return encode(lc.ClientMessage(header=header))
+
+
+def misbehaviour_message(header_1: lc.Header, header_2: lc.Header) -> bytes:
+    return encode(lc.ClientMessage(misbehaviour=lc.Misbehaviour(header_1=header_1, header_2=header_2)))
+
+
+def consensus_state_from_checkpoint(checkpoint: lc.Checkpoint) -> lc.ConsensusState:
+    return lc.ConsensusState(
+        timestamp=checkpoint.timestamp,
+        ibc_root=checkpoint.ibc_root,
+        notary_set_hash=checkpoint.notary_set_hash,
+        next_notary_set_hash=checkpoint.next_notary_set_hash,
+    )
+
+
+def initial_states(
+    checkpoint: lc.Checkpoint, notary_keys: list[bytes], trusting_period: int, max_clock_drift: int
+) -> tuple[bytes, bytes]:
+    """(client_state, consensus_state) bytes for MsgCreateClient from a checkpoint the creator trusts."""
+    cs = lc.ClientState(
+        chain_id=checkpoint.chain_id,
+        notary_keys=notary_keys,
+        threshold=quorum(len(notary_keys)),
+        latest_height=checkpoint.height,
+        trusting_period=trusting_period,
+        max_clock_drift=max_clock_drift,
+    )
+    return encode(cs), encode(consensus_state_from_checkpoint(checkpoint))
+
+
+class CordaLightClient:
+    """Stateless ICS-02 module; all state is in the ClientStore passed to each call."""
+
+    client_type = CLIENT_TYPE
+
+    # --- store helpers ------------------------------------------------------------------
+
+    def _client_state(self, store: ClientStore) -> lc.ClientState:
+        raw = store.get(CLIENT_STATE_KEY)
+        if raw is None:
+            raise ClientError("client is not initialised")
+        return decode_client_state(raw)
+
+    def _height(self, cs: lc.ClientState, h: int) -> Height:
+        return Height(cs.revision_number, h)
+
+    def _consensus(self, store: ClientStore, height: Height) -> lc.ConsensusState | None:
+        raw = store.get(consensus_state_key(height))
+        return None if raw is None else decode_consensus_state(raw)
+
+    def _heights(self, store: ClientStore) -> list[int]:
+        raw = store.get("meta/heights")
+        if not raw:
+            return []
+        return [int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8)]
+
+    def _set_heights(self, store: ClientStore, heights: list[int]) -> None:
+        store.set("meta/heights", b"".join(h.to_bytes(8, "big") for h in sorted(set(heights))))
+
+    def _notary_keys(self, store: ClientStore, set_hash: bytes) -> list[bytes]:
+        raw = store.get(_notary_set_key(set_hash))
+        if raw is None:
+            raise InvalidClientMessage("the trusted notary set is not known to this client")
+        return [bytes(k) for k in lc.NotarySet.FromString(raw).public_keys]
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def initialize(self, store: ClientStore, client_state: bytes, consensus_state: bytes, now_ns: int) -> None:
+        cs = decode_client_state(client_state)
+        cons = decode_consensus_state(consensus_state)
+        try:
+            keys = [bytes(k) for k in cs.notary_keys]
+            set_hash = notary_set_hash(keys)
+        except CheckpointError as exc:
+            raise InvalidClientMessage(f"client state: {exc}") from None
+        if not cs.chain_id:
+            raise InvalidClientMessage("client state: chain_id is empty")
+        if cs.threshold != quorum(len(keys)):
+            raise InvalidClientMessage(
+                f"client state: threshold must be {quorum(len(keys))} (>2/3 of {len(keys)}), got {cs.threshold}"
+            )
+        if cs.latest_height == 0 or cs.frozen_height != 0:
+            raise InvalidClientMessage("client state: latest_height must be > 0 and the client not frozen")
+        if cs.trusting_period == 0:
+            raise InvalidClientMessage("client state: trusting_period must be > 0")
+        if cons.notary_set_hash != set_hash:
+            raise InvalidClientMessage("consensus state: notary_set_hash does not match the client's notary keys")
+        if len(cons.ibc_root) != _HASH_LEN or len(cons.next_notary_set_hash) != _HASH_LEN:
+            raise InvalidClientMessage("consensus state: ibc_root and next_notary_set_hash must be 32 bytes")
+        if cons.timestamp == 0 or cons.timestamp + cs.trusting_period <= now_ns:
+            raise InvalidClientMessage("consensus state is outside the trusting period")
+        height = self._height(cs, cs.latest_height)
+        store.set(CLIENT_STATE_KEY, encode(cs))
+        store.set(consensus_state_key(height), encode(cons))
+        store.set(_notary_set_key(set_hash), notary_set(keys).SerializeToString(deterministic=True))
+        self._set_heights(store, [cs.latest_height])
+
+    def status(self, store: ClientStore, now_ns: int) -> Status:
+        raw = store.get(CLIENT_STATE_KEY)
+        if raw is None:
+            return Status.UNKNOWN
+        cs = decode_client_state(raw)
+        if cs.frozen_height != 0:
+            return Status.FROZEN
+        latest = self._consensus(store, self._height(cs, cs.latest_height))
+        if latest is None:
+            return Status.UNKNOWN
+        if latest.timestamp + cs.trusting_period <= now_ns:
+            return Status.EXPIRED
+        return Status.ACTIVE
+
+    def latest_height(self, store: ClientStore) -> Height:
+        cs = self._client_state(store)
+        return self._height(cs, cs.latest_height)
+
+    def timestamp_at_height(self, store: ClientStore, height: Height) -> int:
+        cons = self._consensus(store, height)
+        if cons is None:
+            raise ConsensusStateNotFound(f"no consensus state at {height}")
+        return int(cons.timestamp)
+
+    def _require_active(self, store: ClientStore, now_ns: int) -> lc.ClientState:
+        st = self.status(store, now_ns)
+        if st is not Status.ACTIVE:
+            raise ClientNotActive(f"client is {st.value}")
+        return self._client_state(store)
+
+    # --- headers ------------------------------------------------------------------------
+
+    def _verify_header(self, store: ClientStore, cs: lc.ClientState, header: lc.Header, now_ns: int) -> None:
+        cp = header.checkpoint
+        if not header.HasField("checkpoint"):
+            raise InvalidClientMessage("header has no checkpoint")
+        if cp.chain_id != cs.chain_id:
+            raise InvalidClientMessage(f"checkpoint is for chain {cp.chain_id!r}, client tracks {cs.chain_id!r}")
+        if any(len(b) != _HASH_LEN for b in (cp.ibc_root, cp.notary_set_hash, cp.next_notary_set_hash)):
+            raise InvalidClientMessage("checkpoint roots and notary set hashes must be 32 bytes")
+        if cp.height <= header.trusted_height:
+            raise InvalidClientMessage("header height must be above its trusted height")
+        trusted = self._consensus(store, self._height(cs, header.trusted_height))
+        if trusted is None:
+            raise InvalidClientMessage(f"no consensus state at trusted height {header.trusted_height}")
+        if trusted.timestamp + cs.trusting_period <= now_ns:
+            raise InvalidClientMessage("trusted consensus state is outside the trusting period")
+        if cp.timestamp >= now_ns + cs.max_clock_drift:
+            raise InvalidClientMessage("checkpoint timestamp is too far in the future (max_clock_drift)")
+        if cp.timestamp <= trusted.timestamp:
+            raise InvalidClientMessage("checkpoint time does not increase past the trusted consensus state")
+        try:
+            keys = [bytes(k) for k in header.notary_set.public_keys]
+            set_hash = notary_set_hash(keys)
+        except CheckpointError as exc:
+            raise InvalidClientMessage(f"header notary set: {exc}") from None
+        if set_hash != cp.notary_set_hash:
+            raise InvalidClientMessage("header notary set does not hash to the checkpoint's notary_set_hash")
+        digest = checkpoint_hash(cp)
+        signed = count_signers(digest, header.signatures, keys)
+        if signed < quorum(len(keys)):
+            raise InvalidClientMessage(
+                f"only {signed} of {len(keys)} notaries signed; more than 2/3 ({quorum(len(keys))}) required"
+            )
+        if cp.height == header.trusted_height + 1:
+            if set_hash != trusted.next_notary_set_hash:
+                raise InvalidClientMessage("notary set rotation was not committed by the previous checkpoint")
+        else:
+            trusted_keys = self._notary_keys(store, bytes(trusted.notary_set_hash))
+            vouch = count_signers(digest, header.signatures, trusted_keys)
+            if vouch < trust_quorum(len(trusted_keys)):
+                raise InvalidClientMessage(
+                    f"only {vouch} of {len(trusted_keys)} trusted notaries signed; more than 1/3 required"
+                )
+
+    def verify_client_message(self, store: ClientStore, message: bytes, now_ns: int) -> None:
+        cs = self._require_active(store, now_ns)
+        msg = decode_client_message(message)
+        if msg.WhichOneof("message") == "header":
+            self._verify_header(store, cs, msg.header, now_ns)
+            return
+        mb = msg.misbehaviour
+        h1, h2 = mb.header_1, mb.header_2
+        if h1.checkpoint.height != h2.checkpoint.height:
+            raise InvalidClientMessage("misbehaviour headers must be at the same height")
+        if checkpoint_hash(h1.checkpoint) == checkpoint_hash(h2.checkpoint):
+            raise InvalidClientMessage("misbehaviour headers carry the same checkpoint")
+        self._verify_header(store, cs, h1, now_ns)
+        self._verify_header(store, cs, h2, now_ns)
+
+    def _breaks_time(self, store: ClientStore, cs: lc.ClientState, cp: lc.Checkpoint) -> bool:
+        for h in self._heights(store):
+            cons = self._consensus(store, self._height(cs, h))
+            if cons is None:
+                continue
+            if h < cp.height and cons.timestamp >= cp.timestamp:
+                return True
+            if h > cp.height and cons.timestamp <= cp.timestamp:
+                return True
+        return False
+
+    def check_for_misbehaviour(self, store: ClientStore, message: bytes) -> bool:
+        cs = self._client_state(store)
+        msg = decode_client_message(message)
+        if msg.WhichOneof("message") == "misbehaviour":
+            return True
+        cp = msg.header.checkpoint
+        existing = self._consensus(store, self._height(cs, cp.height))
+        if existing is not None and existing != consensus_state_from_checkpoint(cp):
+            return True
+        return self._breaks_time(store, cs, cp)
+
+    def update_state_on_misbehaviour(self, store: ClientStore, message: bytes) -> None:
+        cs = self._client_state(store)
+        decode_client_message(message)
+        cs.frozen_height = FROZEN_HEIGHT
+        store.set(CLIENT_STATE_KEY, encode(cs))
+
+    def update_state(self, store: ClientStore, message: bytes) -> list[Height]:
+        cs = self._client_state(store)
+        msg = decode_client_message(message)
+        if msg.WhichOneof("message") != "header":
+            raise InvalidClientMessage("update_state takes a header")
+        header = msg.header
+        cp = header.checkpoint
+        height = self._height(cs, cp.height)
+        cons = consensus_state_from_checkpoint(cp)
+        existing = self._consensus(store, height)
+        if existing is not None:
+            if existing == cons:
+                return []
+            raise InvalidClientMessage("a different consensus state is stored at this height (misbehaviour)")
+        keys = [bytes(k) for k in header.notary_set.public_keys]
+        store.set(consensus_state_key(height), encode(cons))
+        store.set(_notary_set_key(bytes(cp.notary_set_hash)), notary_set(keys).SerializeToString(deterministic=True))
+        self._set_heights(store, [*self._heights(store), cp.height])
+        if cp.height > cs.latest_height:
+            cs.latest_height = cp.height
+            del cs.notary_keys[:]
+            cs.notary_keys.extend(keys)
+            cs.threshold = quorum(len(keys))
+            store.set(CLIENT_STATE_KEY, encode(cs))
+        return [height]
+
+    # --- proofs -------------------------------------------------------------------------
+
+    def _root_for_proof(self, store: ClientStore, height: Height, prefix: bytes, now_ns: int) -> bytes:
+        cs = self._require_active(store, now_ns)
+        if prefix != IBC_PREFIX:
+            raise InvalidProof(f"prefix must be {IBC_PREFIX!r}, got {prefix!r}")
+        if height > self._height(cs, cs.latest_height):
+            raise InvalidProof(f"proof height {height} is above the latest height")
+        cons = self._consensus(store, height)
+        if cons is None:
+            raise ConsensusStateNotFound(f"no consensus state at {height}")
+        return bytes(cons.ibc_root)
+
+    def verify_membership(
+        self,
+        store: ClientStore,
+        height: Height,
+        proof: bytes,
+        prefix: bytes,
+        path: bytes,
+        value: bytes,
+        now_ns: int,
+    ) -> None:
+        root = self._root_for_proof(store, height, prefix, now_ns)
+        if not ics23.verify_membership(ics23.SMT_SPEC, root, proof, path, value):
+            raise InvalidProof(f"membership proof for {path!r} does not verify at {height}")
+
+    def verify_non_membership(
+        self,
+        store: ClientStore,
+        height: Height,
+        proof: bytes,
+        prefix: bytes,
+        path: bytes,
+        now_ns: int,
+    ) -> None:
+        root = self._root_for_proof(store, height, prefix, now_ns)
+        if not ics23.verify_non_membership(ics23.SMT_SPEC, root, proof, path):
+            raise InvalidProof(f"non-membership proof for {path!r} does not verify at {height}")
