@@ -133,6 +133,10 @@ def _parse_public_key(public_key: object) -> coincurve.PublicKey:
         key = b"\x04" + key
     if len(key) not in (33, 65):
         raise CryptoError(f"public key must be 33, 64 or 65 bytes, got {len(key)}")
+    if len(key) == 65 and key[0] != 4:
+        # libsecp256k1 also parses X9.62 "hybrid" keys (0x06/0x07 ‖ X ‖ Y), a second
+        # uncompressed encoding of one key; SEC1 and Ethereum use only 0x04.
+        raise CryptoError("65-byte public key must start with 0x04 (hybrid keys are refused)")
     try:
         return coincurve.PublicKey(key)
     except ValueError as exc:

@@ -119,6 +119,10 @@ def decode_node(encoded: bytes) -> list[_Node]:
             pos = after
     except (DecodingError, IndexError) as exc:
         raise ValueError(f"not canonical RLP: {exc}") from None
+    except RecursionError:
+        # pyrlp decodes nested lists recursively; an item nested a thousand deep must be a
+        # clear rejection, not an exception escaping the verifier.
+        raise ValueError("not a trie node: RLP lists nested too deeply") from None
     if len(items) not in (2, 17):
         raise ValueError("node is not a 2-item or 17-item RLP list")
     return items
@@ -160,6 +164,10 @@ def verify_proof(root: bytes, key: bytes, proof: Sequence[bytes]) -> bytes | Non
             raise MptProofError(
                 f"proof node {used} does not hash to the reference its parent holds"
             )
+        if used and len(encoded) < 32:
+            # The parent would have embedded it: a hashed node under 32 bytes is not part of
+            # any trie this verifier's chain can build (only the root is hashed when short).
+            raise MptProofError(f"proof node {used} is under 32 bytes and must be embedded")
         used += 1
         if used == 1 and encoded == b"\x80":
             node: _Node = b""  # the empty trie, proven by its one-byte encoding
@@ -236,7 +244,7 @@ def decode_account(encoded: bytes) -> Account:
     """Parse an RLP account body [nonce, balance, storageRoot, codeHash] strictly."""
     try:
         fields = rlp.decode(encoded)
-    except DecodingError as exc:
+    except (DecodingError, RecursionError) as exc:
         raise MptProofError(f"account leaf is not canonical RLP: {exc}") from None
     if not isinstance(fields, list) or len(fields) != 4:
         raise MptProofError("account leaf is not a 4-item list")
@@ -275,7 +283,7 @@ def verify_storage_proof(storage_root: bytes, slot: bytes, proof: Sequence[bytes
         return None
     try:
         value = rlp.decode(leaf)
-    except DecodingError as exc:
+    except (DecodingError, RecursionError) as exc:
         raise MptProofError(f"storage leaf is not canonical RLP: {exc}") from None
     if not isinstance(value, bytes) or not 1 <= len(value) <= 32 or value[0] == 0:
         raise MptProofError("storage value is not a minimal big-endian word of 1..32 bytes")
