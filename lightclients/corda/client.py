@@ -48,7 +48,7 @@ from lightclients.interface import (
     consensus_state_key,
 )
 
-CLIENT_TYPE = "corda"
+CLIENT_TYPE = "11-corda"  # ibc-go style "NN-name", so client ids ("11-corda-0") meet ICS-24's 9-char minimum
 IBC_PREFIX = b"ibc"
 FROZEN_HEIGHT = 1
 _HASH_LEN = 32

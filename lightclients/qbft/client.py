@@ -46,7 +46,7 @@ from lightclients.interface import (
 from lightclients.mpt import MptProofError, verify_account_proof, verify_storage_proof
 from lightclients.qbft.header import HeaderError, QbftHeader, decode_header
 
-CLIENT_TYPE = "qbft"
+CLIENT_TYPE = "10-qbft"  # ibc-go style "NN-name", so client ids ("10-qbft-0") meet ICS-24's 9-char minimum
 _NS = 1_000_000_000
 _SLOT0 = bytes(32)
 _HEIGHTS_KEY = "meta/heights"

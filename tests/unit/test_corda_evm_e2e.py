@@ -38,8 +38,8 @@ from lightclients.qbft import QbftClient
 from lightclients.qbft.client import encode_header_message
 from tests.unit.test_qbft_support import ADDRS, CHAIN_ID, ISSUER, ISSUER_KEY, KEYS, NS, T0
 
-CORDA_TYPE = "07-corda"  # ICS-24 client ids need 9+ characters (reported to the lead)
-QBFT_TYPE = "qbft-evm"
+CORDA_TYPE = CordaLightClient.client_type
+QBFT_TYPE = QbftClient.client_type
 RELAYER = sha256(b"relayer")
 PORT = "transfer"
 ALICE = account_of(ed25519_public_key(RELAYER))  # Corda party who signs the txs

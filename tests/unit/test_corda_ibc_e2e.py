@@ -35,7 +35,7 @@ from lightclients.interface import Height
 
 SEC = 1_000_000_000
 T0 = 1_700_000_000 * SEC
-HOST_TYPE = "07-corda"  # ICS-24 client ids need 9+ characters; see test_corda_ibc_host.py
+HOST_TYPE = CordaLightClient.client_type
 RELAYER = sha256(b"relayer")
 ALICE = account_of(ed25519_public_key(RELAYER))
 CONTRACTS: dict[str, Contract] = {CASH: CashContract(), ADMISSION: AdmissionContract(), IBC_CONTRACT: IbcHostContract()}

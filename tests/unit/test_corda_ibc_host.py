@@ -30,9 +30,7 @@ T0 = 1_700_000_000 * SEC
 TRUST = 3600 * SEC
 LC = CordaLightClient()
 RELAYER = sha256(b"relayer")
-# The host registers the module under an ibc-go style type: ICS-24 client ids need 9+
-# characters and "corda-0" has 7 (reported to the lead; the module's own type stays "corda").
-HOST_TYPE = "07-corda"
+HOST_TYPE = LC.client_type
 CONTRACTS: dict[str, Contract] = {CASH: CashContract(), ADMISSION: AdmissionContract(), IBC_CONTRACT: IbcHostContract()}
 
 
@@ -73,21 +71,21 @@ def test_ibc_messages_execute_in_notarisation_order_and_are_provable() -> None:
     a.notarise(ibc_tx(a, client_msgs(b), salt=sha256(b"2")), clocks)
     assert a.ibc is not None
     created = [e.text("client_id") for e in a.ibc.sink.of_type("create_client")]  # type: ignore[attr-defined]
-    assert created == ["07-corda-0", "07-corda-1"]
+    assert created == ["11-corda-0", "11-corda-1"]
     # Update A's client of B through a notarised tx with B's next checkpoint.
     b_cp = b.checkpoint(T0 + 2 * SEC)
-    update = client_pb2.MsgUpdateClient(client_id="07-corda-0", client_message=header_message(b_cp.header(1)))
+    update = client_pb2.MsgUpdateClient(client_id="11-corda-0", client_message=header_message(b_cp.header(1)))
     a.notarise(ibc_tx(a, update, salt=sha256(b"3")), [T0 + 2 * SEC] * 4)
     cp = a.checkpoint(T0 + 3 * SEC)
     msg = header_message(cp.header(1))
     LC.verify_client_message(watcher, msg, T0 + 3 * SEC)
     LC.update_state(watcher, msg)
-    key = paths.client_state("07-corda-0")
+    key = paths.client_state("11-corda-0")
     value = a.ibc_store.at(cp.checkpoint.ibc_root).get(key)
     assert value is not None and lc.ClientState.FromString(value).latest_height == 2
     proof = a.ibc_store.at(cp.checkpoint.ibc_root).prove_bytes(key)
     LC.verify_membership(watcher, Height(0, 2), proof, b"ibc", key, value, T0 + 3 * SEC)
-    absent = paths.client_state("07-corda-7")
+    absent = paths.client_state("11-corda-7")
     LC.verify_non_membership(watcher, Height(0, 2), a.ibc_store.at(cp.checkpoint.ibc_root).prove_bytes(absent),
                              b"ibc", absent, T0 + 3 * SEC)
     with pytest.raises(InvalidProof):

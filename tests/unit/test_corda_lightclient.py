@@ -72,7 +72,7 @@ def setup(n: int = 4) -> tuple[NotaryCluster, MemoryClientStore]:
 
 def test_module_matches_interface() -> None:
     assert isinstance(LC, LightClientModule)
-    assert LC.client_type == "corda"
+    assert LC.client_type == "11-corda"
 
 
 def test_checkpoint_and_notary_set_golden_preimages() -> None:

@@ -42,9 +42,7 @@ from tests.unit.test_qbft_support import (
     produce,
 )
 
-# The core requires client ids of >= 9 characters (ICS-24), which "qbft-0" is not, so the
-# host registers the module under a longer client type here (reported to the lead).
-LONG_TYPE = "qbft-evm"
+LONG_TYPE = QbftClient.client_type
 ALICE = b"\xaa" * 20
 BOB = b"\xbb" * 20
 

@@ -19,7 +19,7 @@ from kakehashi.ibc.v1 import connection_pb2 as cpb
 from lightclients.qbft import QbftClient, encode_header_message
 from tests.unit.test_qbft_support import ADDRS, ISSUER, ISSUER_KEY, KEYS, NS, T0
 
-CLIENT_TYPE = "qbft-evm"  # "qbft-0" is shorter than the 9 characters ICS-24 requires
+CLIENT_TYPE = QbftClient.client_type
 CLIENT_ID = f"{CLIENT_TYPE}-0"
 
 

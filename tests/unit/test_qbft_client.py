@@ -174,7 +174,7 @@ def test_time_going_backwards_is_misbehaviour() -> None:
 def test_module_implements_the_light_client_interface() -> None:
     client = QbftClient()
     assert isinstance(client, LightClientModule)
-    assert client.client_type == "qbft"
+    assert client.client_type == "10-qbft"
     assert client.status(MemoryClientStore(), T0) is Status.UNKNOWN
 
 
