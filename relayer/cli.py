@@ -16,7 +16,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from relayer.config import ConfigError, load_config
+from chains.node.config import NodeConfigError
+from relayer.config import ConfigError, load_config, parse_duration
 from relayer.keystore import (
     KIND_FOR_CHAIN,
     KINDS,
@@ -24,6 +25,7 @@ from relayer.keystore import (
     KeystoreError,
     passphrase_from_env_or_prompt,
 )
+from relayer.logs import configure_logging
 
 DEFAULT_CONFIG = Path("config/relayer.toml")
 
@@ -97,6 +99,25 @@ def cmd_config_validate(ns: argparse.Namespace) -> None:
     _out(ns, {"valid": True, "chains": [c.id for c in cfg.chains]}, table)
 
 
+# --- node ------------------------------------------------------------------------------
+
+
+def cmd_node_init(ns: argparse.Namespace) -> None:
+    from chains.node.main import init_home
+
+    chain_id = ns.chain_id or f"{ns.chain}-1"
+    summary = init_home(Path(ns.home), ns.chain, chain_id, ns.validators, ns.grpc, parse_duration(ns.block_period, "--block-period"))
+    _out(ns, {"home": ns.home, "chain_id": chain_id, "kind": ns.chain, **summary},
+         f"initialised {ns.chain} node [bold]{chain_id}[/] in {ns.home}")
+
+
+def cmd_node_start(ns: argparse.Namespace) -> None:
+    from chains.node.main import start
+
+    configure_logging(ns.log_level, ns.log_format)
+    start(Path(ns.home), ns.grpc)
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -130,6 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("name")
     delete.set_defaults(func=cmd_keys_delete)
 
+    node = sub.add_parser("node", help="run a reference chain node").add_subparsers(
+        dest="node_command", metavar="ACTION", required=True
+    )
+    ninit = node.add_parser("init", help="write genesis, keys and node.toml into a home directory")
+    ninit.add_argument("--chain", required=True, choices=["evm", "corda"])
+    ninit.add_argument("--home", required=True)
+    ninit.add_argument("--validators", type=int, default=4, help="validators (evm) or notaries (corda)")
+    ninit.add_argument("--chain-id", help="default: <chain>-1")
+    ninit.add_argument("--grpc", default="127.0.0.1:0", help="listen address written to node.toml")
+    ninit.add_argument("--block-period", default="1s")
+    ninit.add_argument("--json", action="store_true")
+    ninit.set_defaults(func=cmd_node_init)
+    nstart = node.add_parser("start", help="run the node until SIGTERM/SIGINT")
+    nstart.add_argument("--home", required=True)
+    nstart.add_argument("--grpc", help="override the listen address in node.toml")
+    nstart.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    nstart.add_argument("--log-format", default="console", choices=["json", "console"])
+    nstart.set_defaults(func=cmd_node_start)
+
     config = sub.add_parser("config", help="configuration").add_subparsers(
         dest="config_command", metavar="ACTION", required=True
     )
@@ -139,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-ERRORS: tuple[type[Exception], ...] = (CliError, ConfigError, KeystoreError, OSError)
+ERRORS: tuple[type[Exception], ...] = (CliError, ConfigError, KeystoreError, NodeConfigError, OSError, ValueError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,97 @@
+"""`kakehashi node init` and `kakehashi node start`: the node process.
+
+``start`` writes the bound gRPC address to HOME/node.addr once it is serving, so tools that
+started it with port 0 (the local testnet) can find it, and removes it on shutdown. SIGTERM
+and SIGINT stop the block loop between blocks, then the server, then close the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from chains.node.config import NodeConfig, load_node_config, render_node_config
+from chains.node.db import NodeDatabase
+from chains.node.kinds import chain_kind
+from chains.node.runtime import NodeRuntime, RuntimeConfig
+from chains.node.service import TlsFiles, build_server, mark_serving
+
+log = structlog.get_logger("kakehashi.node")
+
+
+class NodeInitError(ValueError):
+    """`node init` refused (existing home, bad arguments)."""
+
+
+def init_home(
+    home: Path,
+    kind: str,
+    chain_id: str,
+    validators: int,
+    grpc_address: str = "127.0.0.1:0",
+    block_period_s: float = 1.0,
+    genesis_time_ns: int | None = None,
+) -> dict[str, Any]:
+    home = Path(home)
+    if (home / "node.toml").exists():
+        raise NodeInitError(f"{home} already holds a node (node.toml exists); pick another --home")
+    if not 1 <= validators <= 100:
+        raise NodeInitError(f"--validators must be 1..100, got {validators}")
+    impl = chain_kind(kind)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "keys").mkdir(exist_ok=True, mode=0o700)
+    (home / "data").mkdir(exist_ok=True)
+    summary = impl.init_genesis(home, chain_id, validators, genesis_time_ns or time.time_ns())
+    (home / "node.toml").write_text(render_node_config(chain_id, kind, grpc_address, block_period_s))
+    load_node_config(home)  # what we wrote must validate
+    return summary
+
+
+async def serve(config: NodeConfig, grpc_address: str | None = None, stop: asyncio.Event | None = None) -> None:
+    config.db_path.parent.mkdir(parents=True, exist_ok=True)
+    db = NodeDatabase(config.db_path)
+    app = chain_kind(config.kind).open_app(config, db)
+    runtime = NodeRuntime(
+        app,
+        db,
+        RuntimeConfig(
+            block_period_s=config.block_period_s,
+            max_block_txs=config.max_block_txs,
+            max_mempool=config.max_mempool,
+        ),
+    )
+    tls = None if config.tls is None else TlsFiles(config.tls.cert_file, config.tls.key_file, config.tls.client_ca_file)
+    server, port = build_server(runtime, grpc_address or config.grpc_address, tls)
+    await server.start()
+    await mark_serving(server)
+    host = (grpc_address or config.grpc_address).rsplit(":", 1)[0]
+    addr_file = config.home / "node.addr"
+    addr_file.write_text(f"{host}:{port}\n")
+    log.info("node serving", chain_id=config.chain_id, kind=config.kind, grpc=f"{host}:{port}",
+             height=app.latest_height())
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    producer = asyncio.create_task(runtime.run())
+    try:
+        await stop.wait()
+    finally:
+        log.info("node stopping", chain_id=config.chain_id)
+        await runtime.stop()
+        await producer
+        await server.stop(2)
+        addr_file.unlink(missing_ok=True)
+        db.close()
+
+
+def start(home: Path, grpc_address: str | None = None) -> None:
+    config = load_node_config(home)
+    asyncio.run(serve(config, grpc_address))
