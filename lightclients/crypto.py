@@ -127,7 +127,7 @@ def secp256k1_recover_address(digest: bytes, signature: bytes) -> bytes:
 
 
 def _parse_public_key(public_key: object) -> coincurve.PublicKey:
-    """Accept raw 64-byte X‖Y as well as the SEC1 33/65-byte forms libsecp256k1 parses."""
+    """Accept raw 64-byte X‖Y and the SEC1 forms 0x02/0x03 ‖ X and 0x04 ‖ X ‖ Y only."""
     key = _need_bytes("public key", public_key)
     if len(key) == 64:
         key = b"\x04" + key

@@ -120,6 +120,13 @@ class SparseMerkleTree:
             raise SmtError(f"node store has no entry for {h.hex()}")
         return data
 
+    def _preimage(self, h: bytes) -> bytes:
+        """A raw key or value, checked like nodes are: a corrupt store must not change a read."""
+        data = self._blob(h)
+        if sha256(data) != h:
+            raise SmtError(f"stored key or value {h.hex()} is corrupt")
+        return data
+
     def _node(self, h: bytes) -> tuple[bytes, bytes, bytes]:
         """(kind, a, b): a leaf's key and value hashes, or an inner node's two children."""
         data = self._blob(h)
@@ -137,7 +144,7 @@ class SparseMerkleTree:
         if terminal == EMPTY_ROOT:
             return None
         _, leaf_kh, vh = self._node(terminal)
-        return self._blob(vh) if leaf_kh == kh else None
+        return self._preimage(vh) if leaf_kh == kh else None
 
     def _descend(self, kh: bytes) -> tuple[list[tuple[bytes, bytes, int]], bytes]:
         """Inner nodes on the way to kh as (left, right, bit), and the empty or leaf it ends at."""
@@ -183,7 +190,7 @@ class SparseMerkleTree:
             else:
                 steps.append(pb.InnerOp(hash=pb.SHA256, prefix=_INNER, suffix=right))
         return pb.ExistenceProof(
-            key=self._blob(kh), value=self._blob(vh), leaf=_SMT_LEAF_OP, path=steps
+            key=self._preimage(kh), value=self._preimage(vh), leaf=_SMT_LEAF_OP, path=steps
         )
 
     def _neighbours(self, kh: bytes) -> tuple[bytes | None, bytes | None]:
