@@ -1,0 +1,239 @@
+"""The one interface the relayer uses per chain, and its gRPC-backed implementation.
+
+Why an interface: the supervisor, workers and planner must not know whether a chain is the
+EVM chain, the Corda chain or an in-process test host. Everything they need is here: height
+and time, ICS-24 queries with proofs, the stateless-recovery queries, this chain's headers
+for the counterparty's client, one-tx submission, and a block stream. What differs per chain
+(tx encoding and signing, header building, the light-client module that verifies the chain)
+sits behind :class:`ChainCodec`, which the EVM and Corda adapters implement; the generic gRPC
+parts are written once in :class:`GrpcChainHandle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from google.protobuf.message import Message
+
+from chains.ibc import events as ev
+from chains.ibc.events import Event
+from chains.node.client import NodeClient
+from kakehashi.node.v1 import node_pb2
+from lightclients.interface import Height, LightClientModule
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStatus:
+    height: Height
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """A value at an ICS-24 path (None when absent) with its (non-)membership proof."""
+
+    value: bytes | None
+    proof: bytes
+    height: Height
+
+
+@dataclass(frozen=True, slots=True)
+class TxOutcome:
+    committed: bool
+    reason: str
+    events: tuple[Event, ...]
+    height: Height | None
+
+    @property
+    def noops(self) -> int:
+        """Messages another relayer had already delivered: success, counted apart."""
+        return sum(1 for e in self.events if e.type == ev.NOOP)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEvents:
+    height: Height
+    time_ns: int
+    events: tuple[Event, ...]
+
+
+class ChainHandle(Protocol):
+    """Async access to one chain. Implementations serialise use of the signer internally."""
+
+    @property
+    def chain_id(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def prefix(self) -> bytes:
+        """The commitment prefix the counterparty verifies this chain's proofs under."""
+
+    async def latest(self) -> ChainStatus: ...
+
+    async def query(self, path: bytes, height: Height | None = None, prove: bool = True) -> QueryResult:
+        """Value and proof at ``path`` committed at ``height`` (None = latest)."""
+
+    async def packet_commitments(self, port: str, channel: str) -> list[int]: ...
+
+    async def unreceived_packets(self, port: str, channel: str, sequences: Sequence[int]) -> list[int]: ...
+
+    async def unreceived_acks(self, port: str, channel: str, sequences: Sequence[int]) -> list[int]: ...
+
+    async def packet_events(self, event_type: str, port: str, channel: str,
+                            sequences: Sequence[int]) -> dict[int, Event]:
+        """The latest ``send_packet`` / ``write_acknowledgement`` event per sequence, keyed by
+        the sequence, for packets whose source (send) or destination (ack) is port/channel.
+        Packet data and acks are not in the state, only their hashes, so they come from events."""
+
+    def light_client(self) -> LightClientModule:
+        """The module the counterparty runs to verify THIS chain (the relayer runs it too)."""
+
+    async def client_init(self) -> tuple[str, bytes, bytes]:
+        """(client type, client state, consensus state) for a new client of this chain."""
+
+    async def build_header(self, trusted: Height, target: Height) -> bytes:
+        """A client message taking the counterparty's client of this chain from trusted to target."""
+
+    async def build_misbehaviour(self, conflicting: bytes, target: Height) -> bytes:
+        """Evidence that ``conflicting`` (a header accepted somewhere) contradicts this chain."""
+
+    async def submit(self, msgs: Sequence[Message]) -> TxOutcome:
+        """All messages in one tx; waits for the result."""
+
+    def blocks(self, from_height: int) -> AsyncIterator[BlockEvents]: ...
+
+
+class ChainCodec(Protocol):
+    """The chain-specific half of a handle (implemented by the EVM and Corda adapters)."""
+
+    kind: str
+    prefix: bytes
+
+    def encode_tx(self, msgs: Sequence[Message], signer_state: object) -> bytes:
+        """Sign and encode IBC messages as one native tx (nonce / input selection inside)."""
+
+    def light_client(self) -> LightClientModule: ...
+
+    async def client_init(self, node: NodeClient) -> tuple[str, bytes, bytes]: ...
+
+    async def build_header(self, node: NodeClient, trusted: Height, target: Height) -> bytes: ...
+
+    async def build_misbehaviour(self, node: NodeClient, conflicting: bytes, target: Height) -> bytes: ...
+
+
+def _height(revision: int, h: int) -> Height:
+    return Height(revision, h)
+
+
+def _events(result: node_pb2.TxResult) -> tuple[Event, ...]:
+    return tuple(Event(e.type, tuple((a.key, bytes(a.value)) for a in e.attributes)) for e in result.events)
+
+
+class GrpcChainHandle:
+    """ChainHandle over a node's gRPC service; chain specifics come from the codec.
+
+    Packet data is looked up in an index of send/ack events that the handle fills from the
+    node's blocks (the node keeps them all), so it is rebuilt from the chain after a restart.
+    """
+
+    def __init__(self, chain_id: str, node: NodeClient, codec: ChainCodec) -> None:
+        self._chain_id = chain_id
+        self.node = node
+        self.codec = codec
+        self._signer = asyncio.Lock()
+        self._revision = 0
+        self._status_known = False
+        self._index: dict[tuple[str, str, str, int], Event] = {}
+        self._indexed_to = 0
+
+    @property
+    def chain_id(self) -> str:
+        return self._chain_id
+
+    @property
+    def kind(self) -> str:
+        return self.codec.kind
+
+    @property
+    def prefix(self) -> bytes:
+        return self.codec.prefix
+
+    async def latest(self) -> ChainStatus:
+        st = await self.node.status()
+        self._revision = int(st.revision_number)
+        self._status_known = True
+        return ChainStatus(_height(self._revision, int(st.latest_height)), int(st.latest_time_ns))
+
+    async def query(self, path: bytes, height: Height | None = None, prove: bool = True) -> QueryResult:
+        res = await self.node.query_ibc(path.decode(), height.revision_height if height else 0, prove)
+        return QueryResult(bytes(res.value) if res.found else None, bytes(res.proof),
+                           _height(int(res.revision_number), int(res.proof_height)))
+
+    async def packet_commitments(self, port: str, channel: str) -> list[int]:
+        return await self.node.packet_commitments(port, channel)
+
+    async def unreceived_packets(self, port: str, channel: str, sequences: Sequence[int]) -> list[int]:
+        return await self.node.unreceived_packets(port, channel, list(sequences))
+
+    async def unreceived_acks(self, port: str, channel: str, sequences: Sequence[int]) -> list[int]:
+        return await self.node.unreceived_acks(port, channel, list(sequences))
+
+    async def _index_to(self, height: int) -> None:
+        while self._indexed_to < height:
+            blk = await self.node.block(self._indexed_to + 1)
+            self._indexed_to += 1
+            for result in blk.results:
+                for event in _events(result):
+                    self._remember(event)
+
+    def _remember(self, event: Event) -> None:
+        packet = event.packet()
+        if packet is None:
+            return
+        if event.type == ev.SEND_PACKET:
+            key = (event.type, packet.source_port, packet.source_channel, packet.sequence)
+        elif event.type == ev.WRITE_ACKNOWLEDGEMENT:
+            key = (event.type, packet.destination_port, packet.destination_channel, packet.sequence)
+        else:
+            return
+        self._index[key] = event
+
+    async def packet_events(self, event_type: str, port: str, channel: str,
+                            sequences: Sequence[int]) -> dict[int, Event]:
+        await self._index_to((await self.latest()).height.revision_height)
+        found = {s: self._index.get((event_type, port, channel, s)) for s in sequences}
+        return {s: e for s, e in found.items() if e is not None}
+
+    def light_client(self) -> LightClientModule:
+        return self.codec.light_client()
+
+    async def client_init(self) -> tuple[str, bytes, bytes]:
+        return await self.codec.client_init(self.node)
+
+    async def build_header(self, trusted: Height, target: Height) -> bytes:
+        return await self.codec.build_header(self.node, trusted, target)
+
+    async def build_misbehaviour(self, conflicting: bytes, target: Height) -> bytes:
+        return await self.codec.build_misbehaviour(self.node, conflicting, target)
+
+    async def submit(self, msgs: Sequence[Message]) -> TxOutcome:
+        async with self._signer:
+            tx = self.codec.encode_tx(msgs, self)
+            result = await self.node.submit_and_wait(tx)
+        committed = result.status == node_pb2.TX_STATUS_COMMITTED
+        height = _height(self._revision, int(result.height)) if result.height else None
+        return TxOutcome(committed, result.reason, _events(result), height)
+
+    async def blocks(self, from_height: int) -> AsyncIterator[BlockEvents]:
+        if not self._status_known:
+            await self.latest()  # heights carry the revision, which only Status reports
+        async for blk in self.node.stream_blocks(from_height):
+            events = tuple(e for r in blk.results for e in _events(r))
+            for event in events:
+                self._remember(event)
+            yield BlockEvents(_height(self._revision, int(blk.height)), int(blk.time_ns), events)

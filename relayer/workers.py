@@ -1,0 +1,640 @@
+"""Relayer workers: one per object (client, connection/channel handshake, packet direction).
+
+Every worker runs *passes*: query both chains, decide with the sans-I/O planner, submit. A
+pass never trusts memory from an earlier one, so a pass after a crash, a reconnect or a
+competing relayer's tx reaches the same result. Workers are woken by the supervisor when a
+block carries something relevant (or every ``clear_interval`` blocks) and stay "dirty"
+while work remains (e.g. packets waiting to time out), so quiet paths cost nothing.
+
+A worker whose light client is frozen or expired cannot make progress by itself: it stops,
+and says why in its ``stopped`` field, the log, the ``kakehashi_workers`` gauge and health.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+from google.protobuf.message import DecodeError, Message
+
+from chains.ibc import events as ev
+from chains.ibc import paths
+from chains.ibc.context import to_proto
+from chains.ibc.events import Event
+from kakehashi.ibc.v1 import channel_pb2 as chpb
+from kakehashi.ibc.v1 import client_pb2
+from kakehashi.ibc.v1 import connection_pb2 as cpb
+from lightclients.interface import (
+    CLIENT_STATE_KEY,
+    ClientError,
+    Height,
+    LightClientModule,
+    MemoryClientStore,
+    Status,
+    consensus_state_key,
+)
+from relayer import packets as planner
+from relayer.chain import ChainHandle, TxOutcome
+from relayer.config import PacketFilter
+from relayer.telemetry import Telemetry
+
+log = structlog.get_logger("kakehashi.workers")
+
+
+class EventPublisher(Protocol):
+    """What workers need of the MQTT publisher (relayer.mqtt.MqttPublisher fits)."""
+
+    def publish(self, chain: str, port: str, channel: str, event: str, payload: dict[str, object]) -> None: ...
+
+
+class WorkerStopped(Exception):
+    """The worker cannot continue (frozen/expired client); the message says why."""
+
+
+@dataclass
+class Settings:
+    """Per-relayer knobs the workers read (from relayer.config in the daemon)."""
+
+    signer: str = "relayer"
+    max_msg_num: dict[str, int] = field(default_factory=dict)  # by chain id
+    packet_filter: dict[str, PacketFilter] = field(default_factory=dict)  # by chain id
+    clear_limit: int = 50
+    clear_interval: int = 100
+    clear_on_start: bool = True
+    refresh: bool = True
+    misbehaviour: bool = True
+    refresh_rate: float = 1 / 3
+    trusting_period_ns: dict[str, int] = field(default_factory=dict)  # of clients OF chain id
+    time_margin_ns: int = 10 * 10**9
+
+    def max_msgs(self, chain_id: str) -> int:
+        return self.max_msg_num.get(chain_id, 30)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    telemetry: Telemetry
+    mqtt: EventPublisher | None = None
+
+
+@dataclass(frozen=True)
+class End:
+    """One side of a path: a chain, its client of the other chain, and optionally a channel."""
+
+    chain: ChainHandle
+    client_id: str
+    connection_id: str = ""
+    port: str = ""
+    channel: str = ""
+
+
+async def _parse(chain: ChainHandle, path: bytes, cls: type[Message], height: Height | None = None) -> Message | None:
+    res = await chain.query(path, height, prove=False)
+    if res.value is None:
+        return None
+    msg = cls()
+    try:
+        msg.ParseFromString(res.value)
+    except DecodeError:
+        return None
+    return msg
+
+
+async def channel_end(chain: ChainHandle, port: str, channel: str) -> chpb.Channel | None:
+    got = await _parse(chain, paths.channel(port, channel), chpb.Channel)
+    return got if isinstance(got, chpb.Channel) else None
+
+
+async def connection_end(chain: ChainHandle, connection_id: str) -> cpb.ConnectionEnd | None:
+    got = await _parse(chain, paths.connection(connection_id), cpb.ConnectionEnd)
+    return got if isinstance(got, cpb.ConnectionEnd) else None
+
+
+async def next_sequence_recv(chain: ChainHandle, port: str, channel: str, height: Height | None = None) -> int:
+    got = await _parse(chain, paths.next_sequence_recv(port, channel), client_pb2.NextSequence, height)
+    return int(got.sequence) if isinstance(got, client_pb2.NextSequence) else 0
+
+
+async def mirror_client(host: ChainHandle, client_id: str, module: LightClientModule) -> MemoryClientStore:
+    """A copy of the client's state on ``host`` (client state + latest consensus state), so the
+    relayer can ask the module itself for the latest height, its time and the status."""
+    store = MemoryClientStore()
+    raw = (await host.query(paths.client_state(client_id), prove=False)).value
+    if raw is None:
+        raise WorkerStopped(f"client {client_id} does not exist on {host.chain_id}")
+    store.set(CLIENT_STATE_KEY, raw)
+    try:
+        latest = module.latest_height(store)
+    except (ClientError, ValueError, KeyError) as exc:
+        raise WorkerStopped(f"client {client_id} on {host.chain_id} is unreadable: {exc}") from exc
+    cons = (await host.query(paths.consensus_state(client_id, latest), prove=False)).value
+    if cons is not None:
+        store.set(consensus_state_key(latest), cons)
+    return store
+
+
+async def client_status(host: ChainHandle, client_id: str, module: LightClientModule) -> tuple[Status, Height, int]:
+    """(status at the host's current time, latest height, latest consensus timestamp)."""
+    store = await mirror_client(host, client_id, module)
+    now = (await host.latest()).time_ns
+    try:
+        latest = module.latest_height(store)
+        return module.status(store, now), latest, module.timestamp_at_height(store, latest)
+    except (ClientError, ValueError, KeyError):
+        return Status.UNKNOWN, Height.zero(), 0
+
+
+async def require_active(host: ChainHandle, client_id: str, module: LightClientModule) -> Height:
+    status, latest, _ = await client_status(host, client_id, module)
+    if status is not Status.ACTIVE:
+        raise WorkerStopped(f"client {client_id} on {host.chain_id} is {status.value}")
+    return latest
+
+
+async def update_for(src: ChainHandle, dst: ChainHandle, dst_client: str,
+                     target: Height) -> client_pb2.MsgUpdateClient:
+    """The UpdateClient that lets dst verify proofs of src at ``target``."""
+    trusted = await require_active(dst, dst_client, src.light_client())
+    header = await src.build_header(trusted, target)
+    return planner.update_msg(dst_client, header)
+
+
+class Worker(abc.ABC):
+    kind = "worker"
+
+    def __init__(self, name: str, services: Services) -> None:
+        self.name = name
+        self.services = services
+        self.dirty = services.settings.clear_on_start
+        self.stopped: str | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.passes = 0
+
+    def wake(self, force: bool = False) -> None:
+        if force:
+            self.dirty = True
+        self._wake.set()
+
+    def start(self) -> None:
+        self.services.telemetry.workers.labels(type=self.kind).inc()
+        self._task = asyncio.create_task(self._run(), name=self.name)
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            if self.stopped is None:
+                self.services.telemetry.workers.labels(type=self.kind).dec()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self.dirty:
+                continue
+            try:
+                self.dirty = await self.step()
+                self.passes += 1
+            except WorkerStopped as exc:
+                self.stopped = str(exc)
+                self.services.telemetry.workers.labels(type=self.kind).dec()
+                log.warning("worker stopped", worker=self.name, reason=self.stopped)
+                return
+            except Exception as exc:  # a failed pass is retried on the next wake-up
+                log.warning("worker pass failed", worker=self.name, error=f"{type(exc).__name__}: {exc}")
+                self.dirty = True
+
+    @abc.abstractmethod
+    async def step(self) -> bool:
+        """One pass; returns True while work remains."""
+
+    def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
+        return False
+
+
+class PacketWorker(Worker):
+    """Packets sent on ``src``'s channel: recv on dst, ack back to src, timeouts on src."""
+
+    kind = "packet"
+
+    def __init__(self, src: End, dst: End, services: Services) -> None:
+        super().__init__(f"packet:{src.chain.chain_id}/{src.port}/{src.channel}->{dst.chain.chain_id}", services)
+        self.src, self.dst = src, dst
+
+    def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
+        for e in events:
+            p = e.packet()
+            if p is not None and chain_id == self.src.chain.chain_id and (
+                    p.source_port, p.source_channel) == (self.src.port, self.src.channel):
+                if e.type == ev.SEND_PACKET:
+                    self.services.telemetry.send_packet_events.labels(
+                        chain=chain_id, port=self.src.port, channel=self.src.channel).inc()
+                return True
+            if p is not None and chain_id == self.dst.chain.chain_id and (
+                    p.destination_port, p.destination_channel) == (self.dst.port, self.dst.channel):
+                return True
+            if e.type == ev.CHANNEL_CLOSE and chain_id == self.dst.chain.chain_id and (
+                    e.text("port_id"), e.text("channel_id")) == (self.dst.port, self.dst.channel):
+                return True
+        return False
+
+    def _publish(self, chain: str, port: str, channel: str, event: str, packet: chpb.Packet, **extra: object) -> None:
+        if self.services.mqtt is not None:
+            self.services.mqtt.publish(chain, port, channel, event, {
+                "sequence": packet.sequence, "source_chain": self.src.chain.chain_id,
+                "destination_chain": self.dst.chain.chain_id, **extra})
+
+    async def step(self) -> bool:
+        src, dst, s = self.src, self.dst, self.services.settings
+        tel = self.services.telemetry
+        # Both clients must be usable, or nothing on this path can be proven.
+        await require_active(dst.chain, dst.client_id, src.chain.light_client())
+        await require_active(src.chain, src.client_id, dst.chain.light_client())
+        committed = await src.chain.packet_commitments(src.port, src.channel)
+        labels = {"chain": src.chain.chain_id, "port": src.port, "channel": src.channel}
+        tel.backlog_size.labels(**labels).set(len(committed))
+        tel.backlog_oldest_sequence.labels(**labels).set(min(committed) if committed else 0)
+        if not committed:
+            return False
+        ch = await channel_end(dst.chain, dst.port, dst.channel)
+        if ch is None:
+            return True
+        d_status = await dst.chain.latest()
+        nsr = await next_sequence_recv(dst.chain, dst.port, dst.channel, d_status.height)
+        unreceived = await dst.chain.unreceived_packets(dst.port, dst.channel, committed)
+        unreceived_set = set(unreceived)
+        received = [q for q in committed if q not in unreceived_set]
+        sends = await src.chain.packet_events(ev.SEND_PACKET, src.port, src.channel, unreceived)
+        view = planner.DestinationView(d_status.height, d_status.time_ns, ch.state, ch.ordering, nsr,
+                                       s.time_margin_ns)
+        flt = s.packet_filter.get(src.chain.chain_id)
+        plan = planner.plan_packets([p for e in sends.values() if (p := e.packet()) is not None],
+                                    unreceived, view, flt, s.clear_limit)
+        acks_raw = await dst.chain.packet_events(ev.WRITE_ACKNOWLEDGEMENT, dst.port, dst.channel, received)
+        acks = {q: (p, e.get("ack") or b"") for q, e in acks_raw.items() if (p := e.packet()) is not None}
+        ack_plan = planner.plan_acks(acks, received, flt, s.clear_limit)
+        if plan.recv:
+            await self._relay_recv(plan.recv)
+        if ack_plan or plan.timeout or plan.timeout_on_close:
+            await self._relay_back(d_status.height, ack_plan, plan, ch.ordering)
+        return bool(plan.pending() or ack_plan)
+
+    async def _submit(self, chain: ChainHandle, kind: str, update: Message,
+                      msgs: Sequence[Message], other: str) -> list[TxOutcome]:
+        tel = self.services.telemetry
+        outcomes = []
+        for tx in planner.batch(update, msgs, self.services.settings.max_msgs(chain.chain_id)):
+            n = len(tx) - 1
+            started = time.monotonic()
+            tel.packets_relayed.labels(src_chain=other, dst_chain=chain.chain_id, kind=kind).inc(n)
+            out = await chain.submit(tx)
+            tel.tx_latency_confirmed.labels(chain=chain.chain_id).observe(time.monotonic() - started)
+            if out.committed:
+                noops = sum(1 for e in out.events if e.type == ev.NOOP and e.get("sequence") is not None)
+                tel.packets_noop.labels(dst_chain=chain.chain_id, kind=kind).inc(noops)
+                tel.packets_confirmed.labels(src_chain=other, dst_chain=chain.chain_id, kind=kind).inc(n - noops)
+            else:
+                tel.tx_errors.labels(chain=chain.chain_id, kind=kind).inc()
+                log.warning("tx failed", worker=self.name, chain=chain.chain_id, kind=kind, reason=out.reason)
+            outcomes.append(out)
+        return outcomes
+
+    async def _relay_recv(self, pkts: Sequence[chpb.Packet]) -> None:
+        src, dst, signer = self.src, self.dst, self.services.settings.signer
+        height = (await src.chain.latest()).height
+        msgs: list[Message] = []
+        sent: list[chpb.Packet] = []
+        for p in pkts:
+            res = await src.chain.query(paths.packet_commitment(p.source_port, p.source_channel, p.sequence), height)
+            if res.value is None:
+                continue  # acked or timed out since we looked
+            msgs.append(planner.recv_msg(p, res.proof, height, signer))
+            sent.append(p)
+        if not msgs:
+            return
+        update = await update_for(src.chain, dst.chain, dst.client_id, height)
+        outcomes = await self._submit(dst.chain, "recv", update, msgs, src.chain.chain_id)
+        self._announce(outcomes, sent, dst.chain.chain_id, dst.port, dst.channel, "recv")
+
+    def _announce(self, outcomes: Sequence[TxOutcome], pkts: Sequence[chpb.Packet], chain: str, port: str,
+                  channel: str, event: str) -> None:
+        per = self.services.settings.max_msgs(chain) - 1
+        for i, out in enumerate(outcomes):
+            if not out.committed:
+                continue
+            noop = {int(e.text("sequence")) for e in out.events if e.type == ev.NOOP and e.get("sequence")}
+            for p in pkts[i * per:(i + 1) * per]:
+                if p.sequence not in noop:
+                    self._publish(chain, port, channel, event, p,
+                                  height=str(out.height) if out.height else "")
+
+    async def _relay_back(self, height: Height, acks: Sequence[tuple[chpb.Packet, bytes]],
+                          plan: planner.PacketPlan, ordering: int) -> None:
+        src, dst, signer = self.src, self.dst, self.services.settings.signer
+        ordered = ordering == chpb.ORDER_ORDERED
+        groups: list[tuple[str, list[Message], list[chpb.Packet]]] = []
+        ack_msgs: list[Message] = []
+        ack_pkts: list[chpb.Packet] = []
+        for p, ack in acks:
+            res = await dst.chain.query(paths.packet_ack(p.destination_port, p.destination_channel, p.sequence),
+                                        height)
+            if res.value is not None:
+                ack_msgs.append(planner.ack_msg(p, ack, res.proof, height, signer))
+                ack_pkts.append(p)
+        groups.append(("ack", ack_msgs, ack_pkts))
+        nsr = await next_sequence_recv(dst.chain, dst.port, dst.channel, height)
+        for kind, pkts in (("timeout", plan.timeout), ("timeout_on_close", plan.timeout_on_close)):
+            msgs: list[Message] = []
+            done: list[chpb.Packet] = []
+            for p in pkts:
+                if ordered:
+                    res = await dst.chain.query(paths.next_sequence_recv(dst.port, dst.channel), height)
+                else:
+                    res = await dst.chain.query(paths.packet_receipt(dst.port, dst.channel, p.sequence), height)
+                    if res.value is not None:
+                        continue  # received after all: its ack will come
+                if kind == "timeout":
+                    msgs.append(planner.timeout_msg(p, res.proof, nsr, height, signer))
+                else:
+                    close = await dst.chain.query(paths.channel(dst.port, dst.channel), height)
+                    msgs.append(planner.timeout_on_close_msg(p, res.proof, close.proof, nsr, height, signer))
+                done.append(p)
+            groups.append((kind, msgs, done))
+        if not any(msgs for _, msgs, _ in groups):
+            return
+        update = await update_for(dst.chain, src.chain, src.client_id, height)
+        for kind, msgs, done in groups:
+            if msgs:
+                outcomes = await self._submit(src.chain, kind, update, msgs, dst.chain.chain_id)
+                self._announce(outcomes, done, src.chain.chain_id, src.port, src.channel, kind)
+
+
+class ClientWorker(Worker):
+    """Keeps ``host``'s client of ``src`` fresh and watches every header it accepts."""
+
+    kind = "client"
+
+    def __init__(self, host: End, src: ChainHandle, services: Services) -> None:
+        super().__init__(f"client:{host.chain.chain_id}/{host.client_id}", services)
+        self.host, self.src = host, src
+        self.module = src.light_client()
+        self.own: MemoryClientStore | None = None
+        self._headers: list[tuple[bytes, list[Height]]] = []
+        self.evidence_submitted = 0
+        self.dirty = True  # the own view and the refresh clock start now, whatever clear_on_start says
+
+    def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
+        """Every host block: its time may make a refresh due, and it may carry headers."""
+        if chain_id != self.host.chain.chain_id:
+            return False
+        for e in events:
+            if e.type == ev.UPDATE_CLIENT and e.text("client_id") == self.host.client_id:
+                header = e.get("header") or b""
+                heights = [Height.parse(h) for h in e.text("consensus_heights").split(",") if h]
+                self._headers.append((header, heights))
+        return True
+
+    async def step(self) -> bool:
+        host, s = self.host, self.services.settings
+        tel = self.services.telemetry
+        status, latest, ts = await client_status(host.chain, host.client_id, self.module)
+        labels = {"chain": host.chain.chain_id, "client_id": host.client_id}
+        tel.client_height.labels(**labels).set(latest.revision_height)
+        now = (await host.chain.latest()).time_ns
+        period = s.trusting_period_ns.get(self.src.chain_id, 0)
+        if period:
+            tel.client_seconds_to_expiry.labels(**labels).set(max(0, ts + period - now) / 1e9)
+        if status is not Status.ACTIVE:
+            raise WorkerStopped(f"client {host.client_id} on {host.chain.chain_id} is {status.value}")
+        if self.own is None:
+            # The relayer's own view starts from what the host trusts now; from here on it
+            # only ever learns consensus states from the source chain itself.
+            self.own = await mirror_client(host.chain, host.client_id, self.module)
+        if s.misbehaviour:
+            await self._watch(now)
+        if s.refresh and period and now - ts >= int(period * s.refresh_rate):
+            target = (await self.src.latest()).height
+            header = await self.src.build_header(latest, target)
+            out = await host.chain.submit([planner.update_msg(host.client_id, header)])
+            if out.committed:
+                tel.client_updates.labels(**labels).inc()
+                log.info("client refreshed", worker=self.name, height=str(target))
+            else:
+                tel.tx_errors.labels(chain=host.chain.chain_id, kind="update_client").inc()
+                return True
+        return False
+
+    async def _watch(self, now: int) -> None:
+        """Check each header the host accepted against what the source chain really committed."""
+        own = self.own
+        assert own is not None
+        src_height = (await self.src.latest()).height
+        later: list[tuple[bytes, list[Height]]] = []
+        while self._headers:
+            header, heights = self._headers.pop(0)
+            if any(h > src_height for h in heights):
+                later.append((header, heights))  # the source has not produced it (yet): check then
+                continue
+            for h in heights:
+                genuine = await self.src.build_header(self.module.latest_height(own), h)
+                try:
+                    self.module.verify_client_message(own, genuine, now)
+                    if own.get(consensus_state_key(h)) is None:
+                        self.module.update_state(own, genuine)
+                    conflict = self.module.check_for_misbehaviour(own, header)
+                except ClientError as exc:
+                    log.warning("header check failed", worker=self.name, height=str(h), error=str(exc))
+                    continue
+                if conflict:
+                    await self._submit_evidence(header, h)
+        self._headers.extend(later)
+
+    async def _submit_evidence(self, header: bytes, height: Height) -> None:
+        evidence = await self.src.build_misbehaviour(header, height)
+        msg = client_pb2.MsgSubmitMisbehaviour(client_id=self.host.client_id, misbehaviour=evidence)
+        out = await self.host.chain.submit([msg])
+        log.warning("misbehaviour detected", worker=self.name, height=str(height), submitted=out.committed,
+                    reason=out.reason)
+        if out.committed:
+            self.evidence_submitted += 1
+            self.services.telemetry.misbehaviour_submitted.labels(
+                chain=self.host.chain.chain_id, client_id=self.host.client_id).inc()
+
+
+class ChannelHandshakeWorker(Worker):
+    """Finishes a channel handshake from whatever step both ends are in (and close-confirm)."""
+
+    kind = "channel"
+
+    def __init__(self, a: End, b: End, services: Services) -> None:
+        super().__init__(f"channel:{a.chain.chain_id}/{a.port}/{a.channel}", services)
+        self.a, self.b = a, b
+
+    def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
+        return any(e.type.startswith("channel_") for e in events)
+
+    async def step(self) -> bool:
+        a_end = await channel_end(self.a.chain, self.a.port, self.a.channel)
+        if a_end is None:
+            raise WorkerStopped(f"channel {self.a.port}/{self.a.channel} vanished")
+        b_id = self.b.channel or a_end.counterparty.channel_id
+        if b_id and not self.b.channel:
+            self.b = End(self.b.chain, self.b.client_id, self.b.connection_id, self.b.port, b_id)
+        b_end = await channel_end(self.b.chain, self.b.port, b_id) if b_id else None
+        step, src, dst = self._next(a_end, b_end)
+        if step is None or src is None or dst is None:
+            return False
+        return await self._send(step, src, dst)
+
+    def _next(self, a: chpb.Channel, b: chpb.Channel | None) -> tuple[str | None, End | None, End | None]:
+        """Which step is next, as (message kind, proving end, receiving end)."""
+        A, B = chpb, self
+        if b is None:
+            return ("try", B.a, B.b) if a.state == A.STATE_INIT else (None, None, None)
+        if a.state == A.STATE_INIT and b.state == A.STATE_TRYOPEN:
+            return "ack", B.b, B.a
+        if a.state == A.STATE_TRYOPEN and b.state == A.STATE_INIT:
+            return "ack", B.a, B.b
+        if a.state == A.STATE_OPEN and b.state == A.STATE_TRYOPEN:
+            return "confirm", B.a, B.b
+        if a.state == A.STATE_TRYOPEN and b.state == A.STATE_OPEN:
+            return "confirm", B.b, B.a
+        if a.state == A.STATE_CLOSED and b.state == A.STATE_OPEN:
+            return "close", B.a, B.b
+        if a.state == A.STATE_OPEN and b.state == A.STATE_CLOSED:
+            return "close", B.b, B.a
+        return None, None, None
+
+    async def _send(self, kind: str, src: End, dst: End) -> bool:
+        s_end = await channel_end(src.chain, src.port, src.channel)
+        if s_end is None:
+            return True
+        height = (await src.chain.latest()).height
+        res = await src.chain.query(paths.channel(src.port, src.channel), height)
+        update = await update_for(src.chain, dst.chain, dst.client_id, height)
+        ph = to_proto(height)
+        msg: Message
+        if kind == "try":
+            msg = chpb.MsgChannelOpenTry(
+                port_id=dst.port, channel=chpb.Channel(
+                    state=chpb.STATE_TRYOPEN, ordering=s_end.ordering,
+                    counterparty=chpb.ChannelCounterparty(port_id=src.port, channel_id=src.channel),
+                    connection_hops=[dst.connection_id], version=""),
+                counterparty_version=s_end.version, proof_init=res.proof, proof_height=ph)
+        elif kind == "ack":
+            msg = chpb.MsgChannelOpenAck(port_id=dst.port, channel_id=dst.channel,
+                                         counterparty_channel_id=src.channel, counterparty_version=s_end.version,
+                                         proof_try=res.proof, proof_height=ph)
+        elif kind == "confirm":
+            msg = chpb.MsgChannelOpenConfirm(port_id=dst.port, channel_id=dst.channel, proof_ack=res.proof,
+                                             proof_height=ph)
+        else:
+            msg = chpb.MsgChannelCloseConfirm(port_id=dst.port, channel_id=dst.channel, proof_init=res.proof,
+                                              proof_height=ph)
+        out = await dst.chain.submit([update, msg])
+        if not out.committed:
+            self.services.telemetry.tx_errors.labels(chain=dst.chain.chain_id, kind=f"chan_{kind}").inc()
+            log.warning("handshake step failed", worker=self.name, step=kind, reason=out.reason)
+            return True
+        if kind == "try" and not self.b.channel:
+            opened = [e.text("channel_id") for e in out.events if e.type == ev.CHANNEL_OPEN_TRY]
+            if opened:
+                self.b = End(self.b.chain, self.b.client_id, self.b.connection_id, self.b.port, opened[0])
+        log.info("handshake step done", worker=self.name, step=kind)
+        return kind != "confirm" and kind != "close"
+
+
+class ConnectionHandshakeWorker(Worker):
+    """Finishes a connection handshake from whatever step the two ends are in.
+
+    ``a`` is the end the supervisor found unfinished; ``b`` names the counterparty chain and
+    client, and its connection id once one exists (read from chain state on every pass).
+    """
+
+    kind = "connection"
+
+    def __init__(self, a: End, b: End, services: Services) -> None:
+        super().__init__(f"connection:{a.chain.chain_id}/{a.connection_id}", services)
+        self.a, self.b = a, b
+
+    def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
+        return any(e.type.startswith("connection_") for e in events)
+
+    async def _find_peer(self) -> str:
+        """The counterparty's connection that answered ours with a Try, if there is one."""
+        n = 0
+        while True:
+            cid = f"connection-{n}"
+            end = await connection_end(self.b.chain, cid)
+            if end is None:
+                return ""
+            if end.counterparty.connection_id == self.a.connection_id and end.client_id == self.b.client_id:
+                return cid
+            n += 1
+
+    async def step(self) -> bool:
+        a_end = await connection_end(self.a.chain, self.a.connection_id)
+        if a_end is None:
+            raise WorkerStopped(f"connection {self.a.connection_id} vanished")
+        b_id = a_end.counterparty.connection_id or self.b.connection_id or await self._find_peer()
+        if b_id and b_id != self.b.connection_id:
+            self.b = End(self.b.chain, self.b.client_id, b_id)
+        b_end = await connection_end(self.b.chain, b_id) if b_id else None
+        if b_end is None:
+            if a_end.state == cpb.CONNECTION_STATE_INIT:
+                return await self._send("try", self.a, self.b, a_end)
+            return False
+        a_state, b_state = a_end.state, b_end.state
+        steps = {
+            (cpb.CONNECTION_STATE_INIT, cpb.CONNECTION_STATE_TRYOPEN): ("ack", self.b, self.a, b_end),
+            (cpb.CONNECTION_STATE_TRYOPEN, cpb.CONNECTION_STATE_INIT): ("ack", self.a, self.b, a_end),
+            (cpb.CONNECTION_STATE_OPEN, cpb.CONNECTION_STATE_TRYOPEN): ("confirm", self.a, self.b, a_end),
+            (cpb.CONNECTION_STATE_TRYOPEN, cpb.CONNECTION_STATE_OPEN): ("confirm", self.b, self.a, b_end),
+        }
+        step = steps.get((a_state, b_state))
+        if step is None:
+            return False
+        return await self._send(*step)
+
+    async def _send(self, kind: str, src: End, dst: End, src_end: cpb.ConnectionEnd) -> bool:
+        height = (await src.chain.latest()).height
+        res = await src.chain.query(paths.connection(src.connection_id), height)
+        update = await update_for(src.chain, dst.chain, dst.client_id, height)
+        ph = to_proto(height)
+        msg: Message
+        if kind == "try":
+            msg = cpb.MsgConnectionOpenTry(
+                client_id=dst.client_id,
+                counterparty=cpb.Counterparty(client_id=src.client_id, connection_id=src.connection_id,
+                                              prefix=cpb.MerklePrefix(key_prefix=src.chain.prefix)),
+                counterparty_versions=list(src_end.versions), delay_period=src_end.delay_period,
+                proof_init=res.proof, proof_height=ph)
+        elif kind == "ack":
+            msg = cpb.MsgConnectionOpenAck(connection_id=dst.connection_id,
+                                           counterparty_connection_id=src.connection_id,
+                                           version=src_end.versions[0], proof_try=res.proof, proof_height=ph)
+        else:
+            msg = cpb.MsgConnectionOpenConfirm(connection_id=dst.connection_id, proof_ack=res.proof,
+                                               proof_height=ph)
+        out = await dst.chain.submit([update, msg])
+        if not out.committed:
+            self.services.telemetry.tx_errors.labels(chain=dst.chain.chain_id, kind=f"conn_{kind}").inc()
+            log.warning("handshake step failed", worker=self.name, step=kind, reason=out.reason)
+            return True
+        log.info("handshake step done", worker=self.name, step=kind)
+        return kind != "confirm"
