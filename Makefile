@@ -34,8 +34,9 @@ lint: $(STAMP)
 proto: $(STAMP)
 	$(PY) scripts/gen_proto.py --out .
 
+# `make bench QUICK=1` runs the small sizes only.
 bench: $(STAMP)
-	$(PY) -m bench
+	$(PY) -m bench $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

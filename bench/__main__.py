@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="run kakehashi benchmarks")
+    parser = argparse.ArgumentParser(prog="python -m bench", description="run kakehashi benchmarks")
     parser.add_argument("names", nargs="*", help="benchmark names (default: all)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke runs")
     parser.add_argument("--out", type=Path, default=HERE / "results")
@@ -31,6 +31,12 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown benchmarks {sorted(unknown)}; available: {available}")
     ns.out.mkdir(parents=True, exist_ok=True)
+    # Benchmarks time code, not logging: keep structlog quiet unless something is wrong.
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     for name in names:
         module = importlib.import_module(f"bench.bench_{name}")
         started = time.time()

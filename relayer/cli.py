@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,11 +35,16 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
+def _console() -> Console:
+    # Piped output must not be wrapped or truncated at 80 columns: identities get copied.
+    return Console() if sys.stdout.isatty() else Console(width=400, soft_wrap=True)
+
+
 def _out(ns: argparse.Namespace, doc: Any, table: Table | str | None = None) -> None:
     if ns.json:
         print(json.dumps(doc, indent=2, sort_keys=True, default=str))
     else:
-        Console().print(table if table is not None else doc)
+        _console().print(table if table is not None else doc)
 
 
 def _keystore(ns: argparse.Namespace) -> Keystore:
@@ -95,8 +101,17 @@ def cmd_config_validate(ns: argparse.Namespace) -> None:
     cfg = load_config(Path(ns.config))
     table = Table("chain", "kind", "grpc", "key", "max msgs", "trusting period")
     for c in cfg.chains:
-        table.add_row(c.id, c.kind, c.grpc_addr, c.key_name, str(c.max_msg_num), f"{c.trusting_period_s:.0f}s")
+        table.add_row(c.id, c.kind, c.grpc_addr, c.key_name, str(c.max_msg_num), _human(c.trusting_period_s))
     _out(ns, {"valid": True, "chains": [c.id for c in cfg.chains]}, table)
+    if not ns.json:
+        print(f"config OK: {ns.config}")
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 # --- node ------------------------------------------------------------------------------
@@ -128,11 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", default=str(DEFAULT_CONFIG), help="relayer config (TOML)")
+    common.add_argument("-c", "--config", default=str(DEFAULT_CONFIG),
+                        help=f"relayer config (TOML; default: {DEFAULT_CONFIG})")
     common.add_argument("--json", action="store_true", help="print JSON instead of tables")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    keys = sub.add_parser("keys", help="manage the encrypted keystore").add_subparsers(
+    keys = sub.add_parser(
+        "keys",
+        help="manage the encrypted keystore",
+        epilog="The passphrase is read from $KAKEHASHI_KEYSTORE_PASSPHRASE, else prompted for "
+        "(at least 8 characters; one passphrase per keystore).",
+    ).add_subparsers(
         dest="keys_command", metavar="ACTION", required=True
     )
     kcommon = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -196,7 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         func(ns)
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error of ours; silence the flush at exit.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
     except ERRORS as exc:
+        if getattr(ns, "json", False):
+            print(json.dumps({"ok": False, "error": str(exc)}, sort_keys=True))
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -275,6 +275,8 @@ def _chain(sec: _Section, base_dir: Path) -> ChainConfig:
     )
     drift = parse_duration(sec.take("max_clock_drift", (int, float, str), "5s"), sec.key("max_clock_drift"))
     threshold = _fraction(sec.take("trust_threshold", (str, dict), "1/3"), sec.key("trust_threshold"))
+    if drift >= trusting:
+        raise ConfigError(f"{sec.key('max_clock_drift')}: must be shorter than trusting_period ({trusting:.0f}s)")
     pf = PacketFilter()
     if "packet_filter" in sec.left:
         f = sec.sub("packet_filter")
@@ -363,6 +365,8 @@ def parse_config(doc: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
 
     raw_chains = root.take("chains", list, [])
     chains = tuple(_chain(_Section(f"chains[{i}]", c), base_dir) for i, c in enumerate(raw_chains))
+    if len(chains) < 2:
+        raise ConfigError(f"chains: a relayer needs at least two [[chains]] entries, found {len(chains)}")
     seen: set[str] = set()
     for i, c in enumerate(chains):
         if c.id in seen:

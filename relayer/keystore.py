@@ -32,6 +32,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 FORMAT_VERSION = 1
 # scrypt cost: 2**15 takes ~0.1 s here, which is paid once per relayer start per key.
 DEFAULT_SCRYPT_N = 2**15
+MIN_PASSPHRASE = 8
 
 
 class KeystoreError(Exception):
@@ -78,16 +79,24 @@ class Keystore:
         """Store a new key (generated when ``secret`` is None); refuses to overwrite."""
         if kind not in KINDS:
             raise KeystoreError(f"unknown key kind {kind!r}; expected one of {list(KINDS)}")
-        if not passphrase:
-            raise KeystoreError("an empty passphrase is not allowed")
+        if len(passphrase) < MIN_PASSPHRASE:
+            raise KeystoreError(f"the passphrase must have at least {MIN_PASSPHRASE} characters")
         path = self._path(name)
         if path.exists():
             raise KeystoreError(f"key {name!r} already exists in {self.directory}")
+        existing = self.list()
+        if existing:
+            # One keystore, one passphrase: a key sealed under a different one would only
+            # surface as a failure when the relayer starts.
+            self.secret(existing[0].name, passphrase)
         if secret is None:
             secret = secrets.token_bytes(32)
         if len(secret) != 32:
             raise KeystoreError(f"a {kind} private key is 32 bytes, got {len(secret)}")
         info = KeyInfo(name, kind, identity_of(kind, secret))
+        for other in existing:
+            if other.identity == info.identity:
+                raise KeystoreError(f"this key is already stored as {other.name!r}")
         salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
         n, r, p = self.scrypt_n, 8, 1
         sealed = AESGCM(self._kdf(passphrase, salt, n, r, p)).encrypt(nonce, secret, _aad(info))
@@ -138,7 +147,7 @@ class Keystore:
 
     def list(self) -> list[KeyInfo]:
         if not self.directory.is_dir():
-            return []
+            return []  # a keystore that does not exist yet holds no keys
         return [self.info(p.stem) for p in sorted(self.directory.glob("*.json"))]
 
     def delete(self, name: str) -> None:
@@ -179,6 +188,10 @@ def passphrase_from_env_or_prompt(prompt: str = "keystore passphrase: ") -> str:
     if value:
         return value
     import getpass
+    import sys
+
+    if not sys.stdin.isatty():
+        raise KeystoreError(f"no passphrase: set {PASSPHRASE_ENV} or run from a terminal")
 
     try:
         return getpass.getpass(prompt)

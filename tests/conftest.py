@@ -16,6 +16,8 @@ VECTORS = Path(os.environ.get("KAKEHASHI_TESTVECTORS", ROOT.parent / "shared" / 
 def vector_path(*parts: str) -> Path:
     """Path of a file in the shared test vectors; skips the test when the folder is absent."""
     if not VECTORS.is_dir():
+        if os.environ.get("KAKEHASHI_REQUIRE_VECTORS"):
+            raise FileNotFoundError(f"test vectors folder {VECTORS} is absent and KAKEHASHI_REQUIRE_VECTORS is set")
         # allow_module_level: vector files are also read at collection time for parametrize.
         pytest.skip(
             f"test vectors folder {VECTORS} is absent (set KAKEHASHI_TESTVECTORS)", allow_module_level=True

@@ -172,7 +172,7 @@ def load_node_config(home: Path) -> NodeConfig:
     try:
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise NodeConfigError(f"{path} not found: run `kakehashi node init --home {home}` first") from None
+        raise NodeConfigError(f"{path} not found: run `kakehashi node init --chain evm|corda --home {home}` first") from None
     except tomllib.TOMLDecodeError as exc:
         raise NodeConfigError(f"{path}: not valid TOML: {exc}") from exc
     return parse_node_config(doc, Path(home).resolve())

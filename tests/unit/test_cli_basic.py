@@ -26,10 +26,12 @@ def test_config_validate_ok_and_bad(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["chains"] == ["evm-1", "corda-1"]
     bad = tmp_path / "bad.toml"
-    bad.write_text('[[chains]]\nid = "x"\nkind = "evm"\ngrpc_addr = "nowhere"\nkey_name = "k"\n')
+    bad.write_text('[[chains]]\nid = "x"\nkind = "evm"\ngrpc_addr = "nowhere"\nkey_name = "k"\n' * 2)
     res = run("config", "validate", "-c", str(bad))
     assert res.returncode == 1
     assert "chains[0].grpc_addr" in res.stderr
+    as_json = run("config", "validate", "-c", str(bad), "--json")
+    assert as_json.returncode == 1 and "chains[0].grpc_addr" in json.loads(as_json.stdout)["error"]
 
 
 @pytest.mark.parametrize("kind", ["evm", "corda"])

@@ -69,6 +69,8 @@ _DELETE = object()
         ("chains.0.packet_filter.policy", "maybe", "chains[0].packet_filter.policy"),
         ("chains.1.id", "evm-1", "chains[1].id"),
         ("chains.0.rpc_timout", "1s", "chains[0].rpc_timout"),
+        ("chains.0.max_clock_drift", "20d", "chains[0].max_clock_drift"),
+        ("chains", [], "chains"),
     ],
 )
 def test_bad_config_names_the_key(dotted: str, value: Any, named: str) -> None:
