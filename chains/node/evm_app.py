@@ -1,0 +1,662 @@
+"""The EVM-style ledger (chains/evm) behind the generic node: genesis, keys, restore, queries.
+
+Persistence is by replay. Every trie node the ledger writes goes through ``db.nodes`` and so
+lands in the same SQLite transaction as its height, but :class:`EvmChain` also keeps
+in-memory chain data (the block list, validator set, vote tally) that only its own
+``import_block`` can rebuild. So on open the app rebuilds the genesis state, then re-imports
+every persisted block through ``import_block``, which re-verifies the seals and re-executes
+the txs to the roots in each header. A node killed at any instant therefore comes back at
+its last committed height with identical state, or refuses to start if the database does
+not re-execute to its own headers (stored ``evm/state_root`` is checked too).
+
+Block time: the ledger needs each header's whole-second timestamp to advance, while the
+node may produce blocks faster than once a second under load (it wakes as soon as a full
+batch is waiting). The app then moves the block time to parent + 1 s, so chain time can run
+a few seconds ahead of the wall clock during a burst and falls back once load drops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import rlp
+import structlog
+from rlp.exceptions import DecodingError
+
+from chains.evm.chain import (
+    IBC_HANDLER_ADDRESS,
+    SECURITY_TOKEN_ADDRESS,
+    Block,
+    BlockError,
+    EvmChain,
+)
+from chains.evm.contracts import SecurityToken, mapping_slot
+from chains.evm.ibc_contract import account_of
+from chains.evm.state import BLOB_ROOT_SLOT
+from chains.evm.tx import TxError, decode_tx
+from chains.ibc import queries
+from chains.ibc.apps.bank import StoreBank
+from chains.ibc.apps.transfer import escrow_account
+from chains.ibc.errors import IbcError
+from chains.node.app import (
+    AppEvent,
+    HeaderInfo,
+    IbcQueryResult,
+    ProducedBlock,
+    QueryError,
+    TxOutcome,
+    TxRejected,
+)
+from chains.node.config import NodeConfig, NodeConfigError
+from chains.node.db import DatabaseError, NodeDatabase
+from chains.store.mpt import EMPTY_ROOT, MerklePatriciaTrie, NodeStore
+from kakehashi.node.v1 import node_pb2
+from lightclients.corda.client import CordaLightClient
+from lightclients.crypto import CryptoError, eth_address, keccak256, secp256k1_public_key
+from lightclients.interface import LightClientModule
+from lightclients.mpt import MptProofError, decode_account
+from lightclients.qbft.client import CLIENT_TYPE as QBFT_CLIENT_TYPE
+from lightclients.qbft.client import QbftClient
+from lightclients.qbft.header import HeaderError, decode_header
+
+log = structlog.get_logger("kakehashi.node.evm")
+
+_NS = 1_000_000_000
+STATE_ROOT_META = "evm/state_root"
+# Demo accounts written at init: (name, native balance, ST whitelisted, ST balance, bank balances).
+DEMO_ACCOUNTS: tuple[tuple[str, int, bool, int, dict[str, int]], ...] = (
+    ("alice", 10**21, True, 1_000_000, {"stake": 1_000_000_000}),
+    ("bob", 10**21, True, 500_000, {"stake": 1_000_000_000}),
+    ("carol", 10**21, False, 0, {"stake": 1_000_000}),
+)
+
+
+class GenesisError(ValueError):
+    """genesis.json or a key file is missing or invalid; the message names the key."""
+
+
+def evm_chain_id_for(chain_id: str) -> int:
+    """Numeric tx chain id derived from the string id (4 bytes, never 0).
+
+    Transactions sign a number (EIP-155 style) while the node and IBC name chains by
+    string; deriving one from the other means two homes initialised with different chain
+    ids never accept each other's transactions.
+    """
+    return int.from_bytes(keccak256(b"kakehashi.evm.chain-id:" + chain_id.encode())[:4], "big") or 1
+
+
+def _write_key(path: Path, key: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+
+
+def _new_key() -> tuple[bytes, bytes]:
+    while True:
+        key = os.urandom(32)
+        try:
+            return key, eth_address(secp256k1_public_key(key))
+        except CryptoError:  # zero or >= group order: astronomically rare, draw again
+            continue
+
+
+def _read_key(home: Path, rel: Any, where: str) -> bytes:
+    if not isinstance(rel, str) or not rel:
+        raise GenesisError(f"{where}: expected a key file path")
+    path = home / rel
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise GenesisError(f"{where}: cannot read key file {path}: {exc}") from None
+    if len(key) != 32:
+        raise GenesisError(f"{where}: {path} does not hold a 32-byte hex private key")
+    return key
+
+
+def _address(value: Any, where: str) -> bytes:
+    if not isinstance(value, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
+        raise GenesisError(f"{where}: expected a 0x-prefixed 20-byte hex address, got {value!r}")
+    return bytes.fromhex(value[2:])
+
+
+def _nonneg(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 2**256:
+        raise GenesisError(f"{where}: expected a non-negative integer below 2**256, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Allocation:
+    name: str
+    address: bytes
+    balance: int
+    st_whitelisted: bool
+    st_balance: int
+    bank: dict[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvmGenesis:
+    chain_id: str
+    evm_chain_id: int
+    revision_number: int
+    genesis_time_ns: int
+    validators: tuple[bytes, ...]
+    token_issuer: bytes
+    accounts: tuple[Allocation, ...]
+
+    @classmethod
+    def from_json(cls, doc: Any) -> EvmGenesis:
+        if not isinstance(doc, dict):
+            raise GenesisError("genesis: expected a JSON object")
+        if doc.get("kind") != "evm":
+            raise GenesisError(f"kind: expected 'evm', got {doc.get('kind')!r}")
+        chain_id = doc.get("chain_id")
+        if not isinstance(chain_id, str) or not chain_id:
+            raise GenesisError("chain_id: expected a non-empty string")
+        evm_chain_id = _nonneg(doc.get("evm_chain_id"), "evm_chain_id")
+        if not 1 <= evm_chain_id < 2**64:
+            raise GenesisError("evm_chain_id: must be 1..2**64-1")
+        revision = _nonneg(doc.get("revision_number", 0), "revision_number")
+        genesis_time_ns = _nonneg(doc.get("genesis_time_ns"), "genesis_time_ns")
+        vals = doc.get("validators")
+        if not isinstance(vals, list) or not vals:
+            raise GenesisError("validators: expected a non-empty list of addresses")
+        validators = tuple(_address(v, f"validators[{i}]") for i, v in enumerate(vals))
+        if len(set(validators)) != len(validators):
+            raise GenesisError("validators: duplicate address")
+        issuer = doc.get("token_issuer")
+        if not isinstance(issuer, dict):
+            raise GenesisError("token_issuer: expected an object with address and key_file")
+        accounts = []
+        raw_accounts = doc.get("accounts", [])
+        if not isinstance(raw_accounts, list):
+            raise GenesisError("accounts: expected a list")
+        for i, a in enumerate(raw_accounts):
+            where = f"accounts[{i}]"
+            if not isinstance(a, dict):
+                raise GenesisError(f"{where}: expected an object")
+            bank = a.get("bank", {})
+            if not isinstance(bank, dict) or not all(isinstance(d, str) and d for d in bank):
+                raise GenesisError(f"{where}.bank: expected an object of denom -> amount")
+            accounts.append(
+                Allocation(
+                    name=str(a.get("name", "")),
+                    address=_address(a.get("address"), f"{where}.address"),
+                    balance=_nonneg(a.get("balance", 0), f"{where}.balance"),
+                    st_whitelisted=bool(a.get("st_whitelisted", False)),
+                    st_balance=_nonneg(a.get("st_balance", 0), f"{where}.st_balance"),
+                    bank={d: _nonneg(v, f"{where}.bank.{d}") for d, v in bank.items()},
+                )
+            )
+            if accounts[-1].st_balance and not accounts[-1].st_whitelisted:
+                raise GenesisError(f"{where}.st_balance: a holder of the security token must be whitelisted")
+        return cls(
+            chain_id=chain_id,
+            evm_chain_id=evm_chain_id,
+            revision_number=revision,
+            genesis_time_ns=genesis_time_ns,
+            validators=validators,
+            token_issuer=_address(issuer.get("address"), "token_issuer.address"),
+            accounts=tuple(accounts),
+        )
+
+
+def light_clients() -> dict[str, LightClientModule]:
+    """Client types the chain's IBC handler can host: this chain's own kind and Corda."""
+    qbft: LightClientModule = QbftClient()
+    corda: LightClientModule = CordaLightClient()
+    return {QBFT_CLIENT_TYPE: qbft, CordaLightClient.client_type: corda}
+
+
+def build_genesis_chain(genesis: EvmGenesis, store: NodeStore | None = None) -> EvmChain:
+    """The chain at height 0 with the genesis allocations folded into the genesis state.
+
+    The ledger's constructor seals an empty genesis; the allocations are written straight
+    into its state and the genesis header is re-rooted, so every node built from the same
+    genesis.json gets byte-identical genesis and block hashes.
+    """
+    chain = EvmChain(
+        genesis.evm_chain_id,
+        list(genesis.validators),
+        genesis.genesis_time_ns,
+        token_issuer=genesis.token_issuer,
+        clients=light_clients(),
+        store=store,
+        revision=genesis.revision_number,
+    )
+    if not genesis.accounts:
+        return chain
+    state, token = chain.state, chain.token
+    bank = StoreBank(chain.ibc.store)
+    supply = 0
+    for acct in genesis.accounts:
+        state.account(acct.address).balance = acct.balance
+        if acct.st_whitelisted:
+            state.set_storage(token.address, mapping_slot(acct.address, SecurityToken.WHITELIST), 1)
+        if acct.st_balance:
+            state.set_storage(token.address, mapping_slot(acct.address, SecurityToken.BALANCES), acct.st_balance)
+            supply += acct.st_balance
+        for denom, amount in sorted(acct.bank.items()):
+            if amount:
+                bank.mint(account_of(acct.address), denom, amount)
+    if supply >= 2**256:
+        raise GenesisError("accounts: total security-token supply overflows")
+    state.set_storage(token.address, SecurityToken.SUPPLY_SLOT, supply)
+    root = state.commit()
+    g = chain.blocks[0]
+    chain.blocks[0] = Block(dataclasses.replace(g.header, state_root=root), (), (), ())
+    return chain
+
+
+class EvmNodeApp:
+    """ChainApp over an :class:`EvmChain` whose trie nodes live in the node database."""
+
+    kind = "evm"
+
+    def __init__(self, genesis: EvmGenesis, validator_keys: Sequence[bytes], db: NodeDatabase) -> None:
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.revision_number = genesis.revision_number
+        self.db = db
+        self.store: NodeStore = db.nodes
+        signers = {eth_address(secp256k1_public_key(k)) for k in validator_keys}
+        held = signers.intersection(genesis.validators)
+        if 3 * len(held) <= 2 * len(genesis.validators):
+            raise GenesisError(
+                f"keys: the node holds {len(held)} of {len(genesis.validators)} validator keys; "
+                "it needs more than 2/3 to seal blocks"
+            )
+        self.keys = [k for k in validator_keys if eth_address(secp256k1_public_key(k)) in held]
+        self.chain = build_genesis_chain(genesis, self.store)
+        self._committed = 0
+        self._restore()
+
+    # --- restore ------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        latest = self.db.latest_height()
+        for height in range(1, latest + 1):
+            raw = self.db.get_block(height)
+            if raw is None:
+                raise DatabaseError(f"block {height} is missing; the evm node keeps every height")
+            try:
+                blk = node_pb2.Block.FromString(raw)
+                header = decode_header(blk.header)
+                self.chain.import_block(header, list(blk.txs))
+            except (BlockError, HeaderError, ValueError) as exc:
+                raise DatabaseError(f"stored block {height} does not replay: {exc}") from None
+            # Every node the replay writes (genesis ones included) already landed on disk
+            # with its height, so the buffer need not hold the whole history.
+            self.db.nodes.discard()
+        if latest:
+            want = self.db.get_meta(STATE_ROOT_META)
+            if want is not None and want != self.chain.header(latest).state_root:
+                raise DatabaseError("replayed state root differs from the one recorded at the last commit")
+        self._committed = latest
+        log.info("evm ledger restored", chain_id=self.chain_id, height=latest)
+
+    # --- block lifecycle ----------------------------------------------------------------
+
+    def check_tx(self, tx: bytes) -> bytes:
+        try:
+            decoded = decode_tx(tx)
+            if decoded.encode() != bytes(tx):
+                raise TxError("transaction encoding is not canonical")
+            if decoded.chain_id != self.genesis.evm_chain_id:
+                raise TxError(f"wrong chain id {decoded.chain_id}, this chain is {self.genesis.evm_chain_id}")
+            sender = decoded.sender()
+        except TxError as exc:
+            raise TxRejected(str(exc)) from None
+        used = self._account_at(sender, self._committed)[0]
+        if decoded.nonce < used:
+            raise TxRejected(f"nonce {decoded.nonce} already used; next nonce is {used}")
+        return keccak256(bytes(tx))
+
+    def produce_block(self, txs: Sequence[bytes], time_ns: int) -> ProducedBlock:
+        parent = self.chain.header(self._committed)
+        time_ns = max(time_ns, (parent.timestamp + 1) * _NS)
+        try:
+            block = self.chain.produce_block(txs, time_ns, self.keys)
+        except BaseException:
+            self._rewind()
+            raise
+        results = [
+            TxOutcome(
+                r.tx_hash,
+                r.success,
+                r.reason,
+                tuple(AppEvent(e.name, e.attributes) for e in r.logs),
+                r.cost,
+            )
+            for r in block.receipts
+        ]
+        results += self._final_rejections(txs, block)
+        header = block.header
+        return ProducedBlock(
+            height=header.number,
+            time_ns=header.timestamp * _NS,
+            hash=block.hash,
+            header=header.encode(),
+            txs=block.txs,
+            results=tuple(results),
+            meta={STATE_ROOT_META: header.state_root},
+        )
+
+    def _final_rejections(self, txs: Sequence[bytes], block: Block) -> list[TxOutcome]:
+        """Failed results for left-out txs whose nonce is used up, so their waiters get an answer.
+
+        A tx left out for a nonce that is still ahead is not recorded: it may become valid
+        once its predecessor lands, and a recorded hash could never be submitted again.
+        """
+        rejected = dict(block.rejected)
+        out = []
+        for raw in txs:
+            tx_hash = keccak256(bytes(raw))
+            if tx_hash not in rejected:
+                continue
+            try:
+                tx = decode_tx(raw)
+                nonce_after = self._account_at(tx.sender(), block.number)[0]
+            except TxError:
+                continue
+            if tx.nonce < nonce_after:
+                out.append(TxOutcome(tx_hash, False, f"not included: {rejected.pop(tx_hash)}"))
+        return out
+
+    def _rewind(self) -> None:
+        while self.chain.height > self._committed:
+            self.chain.blocks.pop()
+        self.chain.state.reset(self.chain.header(self._committed).state_root)
+
+    def commit_block(self, block: ProducedBlock) -> None:
+        self._committed = block.height
+
+    def discard_block(self, block: ProducedBlock) -> None:
+        self._rewind()
+
+    # --- reads --------------------------------------------------------------------------
+
+    def latest_height(self) -> int:
+        return self._committed
+
+    def earliest_height(self) -> int:
+        return 1 if self._committed else 0
+
+    def validators(self) -> list[bytes]:
+        return list(self.chain.header(self._committed).extra.validators)
+
+    def _check_height(self, height: int) -> int:
+        if isinstance(height, bool) or not isinstance(height, int) or not 0 <= height <= self._committed:
+            raise QueryError(f"height {height} is not committed (latest is {self._committed})")
+        return height
+
+    def header(self, height: int) -> HeaderInfo:
+        self._check_height(height)
+        h = self.chain.header(height)
+        client_header = self.chain.light_client_header(height, 0).SerializeToString(deterministic=True)
+        return HeaderInfo(height, h.timestamp * _NS, h.block_hash(), h.encode(), client_header)
+
+    def _account_at(self, address: bytes, height: int) -> tuple[int, int, bytes]:
+        """(nonce, balance, storage root) of ``address`` in the state after block ``height``."""
+        root = self.chain.header(height).state_root
+        raw = MerklePatriciaTrie(self.store, root, secure=True).get(address)
+        if raw is None:
+            return 0, 0, EMPTY_ROOT
+        body = decode_account(raw)
+        return body.nonce, body.balance, body.storage_root
+
+    def _storage_at(self, address: bytes, slot: bytes, height: int) -> int:
+        storage_root = self._account_at(address, height)[2]
+        raw = MerklePatriciaTrie(self.store, storage_root, secure=True).get(slot)
+        if raw is None:
+            return 0
+        value = rlp.decode(raw)
+        if not isinstance(value, bytes):
+            raise QueryError(f"storage slot 0x{slot.hex()} is not a word")
+        return int.from_bytes(value, "big")
+
+    def ibc_store_at(self, height: int) -> _HistoricIbcStore:
+        self._check_height(height)
+        blob_root = self._storage_at(IBC_HANDLER_ADDRESS, BLOB_ROOT_SLOT, height)
+        trie = MerklePatriciaTrie(self.store, blob_root.to_bytes(32, "big") if blob_root else EMPTY_ROOT)
+        return _HistoricIbcStore(trie)
+
+    def query_ibc(self, path: str, height: int, prove: bool) -> IbcQueryResult:
+        self._check_height(height)
+        try:
+            key = path.encode()
+        except UnicodeEncodeError as exc:
+            raise QueryError(f"path is not valid text: {exc}") from None
+        if not key:
+            raise QueryError("path must not be empty")
+        try:
+            value = self.ibc_store_at(height).get(key)
+            proof = self.chain.ibc_proof(key, height) if prove else b""
+        except (MptProofError, DecodingError, KeyError, ValueError) as exc:
+            raise QueryError(f"cannot read {path!r} at height {height}: {exc}") from None
+        return IbcQueryResult(value, proof, height)
+
+    def _ibc_query(self, height: int, fn: Any) -> list[int]:
+        try:
+            result: list[int] = fn(self.ibc_store_at(height))
+        except IbcError as exc:
+            raise QueryError(str(exc)) from None
+        return result
+
+    def packet_commitment_sequences(self, port_id: str, channel_id: str, height: int) -> list[int]:
+        return self._ibc_query(height, lambda s: queries.packet_commitments(s, port_id, channel_id))
+
+    def unreceived_packets(self, port_id: str, channel_id: str, sequences: Sequence[int], height: int) -> list[int]:
+        return self._ibc_query(height, lambda s: queries.unreceived_packets(s, port_id, channel_id, sequences))
+
+    def unreceived_acks(self, port_id: str, channel_id: str, sequences: Sequence[int], height: int) -> list[int]:
+        return self._ibc_query(height, lambda s: queries.unreceived_acks(s, port_id, channel_id, sequences))
+
+    def query_app(self, query: str, args: dict[str, Any], height: int) -> Any:
+        self._check_height(height)
+        handler = _APP_QUERIES.get(query)
+        if handler is None:
+            raise QueryError(f"unknown query {query!r}; expected one of {sorted(_APP_QUERIES)}")
+        try:
+            return handler(self, args, height)
+        except (IbcError, MptProofError, DecodingError, ValueError) as exc:
+            if isinstance(exc, QueryError):
+                raise
+            raise QueryError(f"{query}: {exc}") from None
+
+    # --- app queries (JSON answers) -----------------------------------------------------
+
+    def _q_chain_info(self, args: dict[str, Any], height: int) -> Any:
+        return {
+            "chain_id": self.chain_id,
+            "evm_chain_id": self.genesis.evm_chain_id,
+            "revision_number": self.revision_number,
+            "ibc_handler": "0x" + IBC_HANDLER_ADDRESS.hex(),
+            "security_token": "0x" + SECURITY_TOKEN_ADDRESS.hex(),
+            "token_issuer": "0x" + self.genesis.token_issuer.hex(),
+            "client_type": QBFT_CLIENT_TYPE,
+            "validators": ["0x" + v.hex() for v in self.chain.header(height).extra.validators],
+        }
+
+    def _q_account(self, args: dict[str, Any], height: int) -> Any:
+        addr = _arg_address(args, "address")
+        nonce, balance, _ = self._account_at(addr, height)
+        return {"address": "0x" + addr.hex(), "nonce": nonce, "balance": balance}
+
+    def _q_security_token(self, args: dict[str, Any], height: int) -> Any:
+        out: dict[str, Any] = {
+            "address": "0x" + SECURITY_TOKEN_ADDRESS.hex(),
+            "issuer": "0x" + self.genesis.token_issuer.hex(),
+            "total_supply": self._storage_at(SECURITY_TOKEN_ADDRESS, SecurityToken.SUPPLY_SLOT, height),
+        }
+        if "holder" in args:
+            holder = _arg_address(args, "holder")
+            out["holder"] = "0x" + holder.hex()
+            out["balance"] = self._storage_at(
+                SECURITY_TOKEN_ADDRESS, mapping_slot(holder, SecurityToken.BALANCES), height
+            )
+            out["whitelisted"] = (
+                self._storage_at(SECURITY_TOKEN_ADDRESS, mapping_slot(holder, SecurityToken.WHITELIST), height) == 1
+            )
+        return out
+
+    def _q_bank_balance(self, args: dict[str, Any], height: int) -> Any:
+        account = _arg_str(args, "account")
+        if re.fullmatch(r"0x[0-9a-fA-F]{40}", account):
+            account = account.lower()
+        denom = _arg_str(args, "denom")
+        bank = StoreBank(self.ibc_store_at(height))
+        return {"account": account, "denom": denom, "amount": bank.balance(account, denom),
+                "supply": bank.supply(denom)}
+
+    def _q_escrow(self, args: dict[str, Any], height: int) -> Any:
+        port_id, channel_id = _arg_str(args, "port_id"), _arg_str(args, "channel_id")
+        denom = _arg_str(args, "denom")
+        account = escrow_account(port_id, channel_id)
+        amount = StoreBank(self.ibc_store_at(height)).balance(account, denom)
+        return {"account": account, "denom": denom, "amount": amount}
+
+    def _q_client_state(self, args: dict[str, Any], height: int) -> Any:
+        """What a counterparty needs to create a qbft client of this chain at ``height``."""
+        if height == 0:
+            raise QueryError("client_state: the genesis header carries no seals; use a height >= 1")
+        trusting = _arg_int(args, "trusting_period_ns", 14 * 24 * 3600 * _NS)
+        drift = _arg_int(args, "max_clock_drift_ns", 10 * _NS)
+        return {
+            "client_type": QBFT_CLIENT_TYPE,
+            "height": height,
+            "revision_number": self.revision_number,
+            "client_state": self.chain.qbft_client_state(height, trusting, drift).hex(),
+            "consensus_state": self.chain.qbft_consensus_state(height).hex(),
+        }
+
+
+class _HistoricIbcStore:
+    """Read-only IbcStore over the IBC handler's blob trie at a committed root."""
+
+    def __init__(self, trie: MerklePatriciaTrie) -> None:
+        self._trie = trie
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._trie.get(key)
+
+    def set(self, key: bytes, value: bytes) -> None:
+        raise QueryError("historic IBC store is read-only")
+
+    def delete(self, key: bytes) -> None:
+        raise QueryError("historic IBC store is read-only")
+
+
+def _arg_str(args: dict[str, Any], name: str) -> str:
+    value = args.get(name)
+    if not isinstance(value, str) or not value:
+        raise QueryError(f"argument {name!r}: expected a non-empty string")
+    return value
+
+
+def _arg_address(args: dict[str, Any], name: str) -> bytes:
+    value = _arg_str(args, name)
+    if not re.fullmatch(r"(0x)?[0-9a-fA-F]{40}", value):
+        raise QueryError(f"argument {name!r}: expected a 20-byte hex address")
+    return bytes.fromhex(value.removeprefix("0x"))
+
+
+def _arg_int(args: dict[str, Any], name: str, default: int) -> int:
+    value = args.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise QueryError(f"argument {name!r}: expected a positive integer")
+    return value
+
+
+_APP_QUERIES: dict[str, Any] = {
+    "chain_info": EvmNodeApp._q_chain_info,
+    "account": EvmNodeApp._q_account,
+    "security_token": EvmNodeApp._q_security_token,
+    "bank_balance": EvmNodeApp._q_bank_balance,
+    "escrow": EvmNodeApp._q_escrow,
+    "client_state": EvmNodeApp._q_client_state,
+}
+
+
+class EvmKind:
+    name = "evm"
+
+    def init_genesis(self, home: Path, chain_id: str, validators: int, genesis_time_ns: int) -> dict[str, Any]:
+        home = Path(home)
+        keys_dir = home / "keys"
+        keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        val_addrs, val_files = [], []
+        for i in range(validators):
+            key, addr = _new_key()
+            rel = f"keys/validator-{i}.key"
+            _write_key(home / rel, key)
+            val_addrs.append("0x" + addr.hex())
+            val_files.append(rel)
+        issuer_key, issuer = _new_key()
+        _write_key(keys_dir / "issuer.key", issuer_key)
+        accounts = []
+        for name, balance, whitelisted, st_balance, bank in DEMO_ACCOUNTS:
+            key, addr = _new_key()
+            _write_key(keys_dir / f"{name}.key", key)
+            accounts.append({
+                "name": name,
+                "address": "0x" + addr.hex(),
+                "key_file": f"keys/{name}.key",
+                "balance": balance,
+                "st_whitelisted": whitelisted,
+                "st_balance": st_balance,
+                "bank": bank,
+            })
+        doc = {
+            "kind": "evm",
+            "chain_id": chain_id,
+            "evm_chain_id": evm_chain_id_for(chain_id),
+            "revision_number": 0,
+            "genesis_time_ns": genesis_time_ns,
+            "validators": val_addrs,
+            "validator_key_files": val_files,
+            "token_issuer": {"address": "0x" + issuer.hex(), "key_file": "keys/issuer.key"},
+            "accounts": accounts,
+        }
+        EvmGenesis.from_json(doc)  # what we write must load
+        (home / "genesis.json").write_text(json.dumps(doc, indent=2) + "\n")
+        return {
+            "evm_chain_id": doc["evm_chain_id"],
+            "validators": val_addrs,
+            "token_issuer": doc["token_issuer"],
+            "accounts": {a["name"]: a["address"] for a in accounts},
+        }
+
+    def load_genesis(self, home: Path) -> tuple[EvmGenesis, list[bytes]]:
+        path = Path(home) / "genesis.json"
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise GenesisError(f"genesis: cannot read {path}: {exc}") from None
+        genesis = EvmGenesis.from_json(doc)
+        files = doc.get("validator_key_files", [])
+        if not isinstance(files, list):
+            raise GenesisError("validator_key_files: expected a list of paths")
+        keys = [_read_key(Path(home), f, f"validator_key_files[{i}]") for i, f in enumerate(files)]
+        return genesis, keys
+
+    def open_app(self, config: NodeConfig, db: NodeDatabase) -> EvmNodeApp:
+        if config.block_period_s < 1.0:
+            log.warning("evm header time has whole-second resolution; with a block period under 1 s "
+                        "chain time runs ahead of the wall clock", block_period_s=config.block_period_s)
+        if config.retain_heights:
+            raise NodeConfigError("retain_heights: the evm node keeps every height (set 0)")
+        genesis, keys = self.load_genesis(config.home)
+        if genesis.chain_id != config.chain_id:
+            raise GenesisError(f"chain_id: genesis says {genesis.chain_id!r}, node.toml says {config.chain_id!r}")
+        return EvmNodeApp(genesis, keys, db)
+
+
+KIND = EvmKind()
