@@ -1,0 +1,624 @@
+"""The Corda-style ledger behind the generic node: genesis, block = one notary checkpoint.
+
+Why the node holds every notary key: this is the reference setup the relayer and the tests
+run against, so one process plays the whole notary cluster. A submitted transaction is
+notarised at production with every member's clock reading the block time, then the height
+is sealed as one signed checkpoint; a transaction the cluster refuses is kept in the block
+with its reason (it consumed nothing) so its submitter gets a definite answer.
+
+Restart (crash safety) is by deterministic replay: the UTXO ledger (notarised transactions,
+consumed refs, checkpoints) lives in memory in :class:`chains.corda.notary.NotaryCluster`,
+which has no persistent form, so on open the committed blocks are re-notarised in order at
+their block times. Notarisation and checkpoint signing are deterministic (Ed25519), so the
+replay reproduces every checkpoint bit for bit; each replayed checkpoint hash is checked
+against the stored block hash and a mismatch refuses to open. The IBC host SMT's nodes go
+through ``db.nodes`` and so land atomically with their height; replay re-derives the same
+nodes, so the replay's buffered copies are dropped instead of being written again.
+
+Genesis (height 1) is produced by the node itself on first open from genesis.json: the
+issuer's Admission list naming the demo holders (securities firms) and one Issue of Cash to
+each, plus ICS-20 bank balances minted into the IBC store before the first checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from chains.corda.cash import (
+    ADMISSION,
+    CASH,
+    AdmissionContract,
+    CashContract,
+    admission_state,
+    cash_state,
+)
+from chains.corda.contracts import Contract
+from chains.corda.ibc_host import IBC_CONTRACT, IbcHostContract, account_of
+from chains.corda.notary import NotaryCluster, NotaryError, SignedCheckpoint
+from chains.corda.transaction import SignedTransaction, TransactionError, WireTransaction
+from chains.ibc import queries
+from chains.ibc.apps import transfer
+from chains.ibc.apps.bank import StoreBank, validate_account, validate_denom
+from chains.ibc.errors import IbcError
+from chains.ibc.events import Event
+from chains.ibc.handler import IbcHandler
+from chains.node.app import (
+    AppEvent,
+    HeaderInfo,
+    IbcQueryResult,
+    ProducedBlock,
+    QueryError,
+    TxOutcome,
+    TxRejected,
+)
+from chains.node.config import NodeConfig, NodeConfigError
+from chains.node.db import DatabaseError, NodeDatabase
+from chains.node.runtime import block_to_proto
+from chains.store.smt import SmtError, SparseMerkleTree
+from kakehashi.corda.v1 import ledger_pb2 as pb
+from kakehashi.corda.v1 import lightclient_pb2 as lc
+from kakehashi.node.v1 import node_pb2
+from lightclients.corda.checkpoint import checkpoint_hash, quorum
+from lightclients.corda.client import CordaLightClient, consensus_state_from_checkpoint, encode
+from lightclients.crypto import ed25519_public_key, sha256
+from lightclients.interface import Height
+from lightclients.qbft import QbftClient
+
+KIND_NAME = "corda"
+IBC_PREFIX = b"ibc"
+BANK_DENOM = "jpy"
+DEMO_HOLDERS = ("firm-a", "firm-b", "firm-c")
+DEMO_CASH = 1_000_000
+DEMO_BANK = 1_000_000
+CONTRACTS: dict[str, Contract] = {
+    CASH: CashContract(),
+    ADMISSION: AdmissionContract(),
+    IBC_CONTRACT: IbcHostContract(),
+}
+MAX_QUERY_ROWS = 1000
+META_CHECKPOINT = "corda.latest_checkpoint"
+
+
+class GenesisError(ValueError):
+    """genesis.json or a key file is missing or malformed; the message names the field."""
+
+
+# --- genesis -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Genesis:
+    chain_id: str
+    genesis_time_ns: int
+    notary_seeds: tuple[bytes, ...]
+    service_seed: bytes
+    issuer_seed: bytes
+    holder_seeds: tuple[tuple[str, bytes], ...]
+    cash: tuple[tuple[str, int], ...]
+    bank: tuple[tuple[str, str, int], ...]  # (account, denom, amount)
+
+    @property
+    def identity(self) -> bytes:
+        return ed25519_public_key(self.service_seed)
+
+    @property
+    def issuer(self) -> bytes:
+        return ed25519_public_key(self.issuer_seed)
+
+    def holder(self, name: str) -> bytes:
+        for n, seed in self.holder_seeds:
+            if n == name:
+                return ed25519_public_key(seed)
+        raise GenesisError(f"cash: holder {name!r} is not a genesis holder")
+
+    def transactions(self) -> list[SignedTransaction]:
+        """The height-1 transactions; salts derive from the chain id so they are reproducible."""
+        holders = [ed25519_public_key(s) for _, s in self.holder_seeds]
+        admit = WireTransaction(
+            inputs=(),
+            outputs=(admission_state(self.issuer, holders, self.identity),),
+            commands=(pb.Command(contract=ADMISSION, name="Admit", signers=[self.issuer]),),
+            notary=self.identity,
+            privacy_salt=sha256(f"{self.chain_id}/genesis/admission".encode()),
+        )
+        out = [SignedTransaction(admit).sign(self.issuer_seed)]
+        if self.cash:
+            issue = WireTransaction(
+                inputs=(),
+                outputs=tuple(cash_state(self.issuer, self.holder(n), a, self.identity) for n, a in self.cash),
+                commands=(pb.Command(contract=CASH, name="Issue", signers=[self.issuer]),),
+                notary=self.identity,
+                privacy_salt=sha256(f"{self.chain_id}/genesis/issue".encode()),
+                references=(pb.StateRef(txid=admit.txid, index=0),),
+            )
+            out.append(SignedTransaction(issue).sign(self.issuer_seed))
+        return out
+
+
+def _write_key(path: Path, seed: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(seed.hex() + "\n")
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        seed = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise GenesisError(f"key file {path}: {exc}") from None
+    if len(seed) != 32:
+        raise GenesisError(f"key file {path}: expected a 32-byte hex Ed25519 seed")
+    return seed
+
+
+def _field(doc: dict[str, Any], name: str, kind: type) -> Any:
+    value = doc.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise GenesisError(f"genesis.json {name}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def load_genesis(home: Path) -> Genesis:
+    """Read genesis.json and the keys it names; public keys in the file must match the keys."""
+    try:
+        doc = json.loads((home / "genesis.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise GenesisError(f"genesis.json: {exc}") from None
+    if not isinstance(doc, dict):
+        raise GenesisError("genesis.json: expected a JSON object")
+    keys = home / "keys"
+    notaries = _field(doc, "notaries", list)
+    seeds = tuple(_read_key(keys / f"notary-{i}.key") for i in range(len(notaries)))
+    if [ed25519_public_key(s).hex() for s in seeds] != notaries:
+        raise GenesisError("genesis.json notaries: do not match keys/notary-*.key")
+    service = _read_key(keys / "notary-service.key")
+    if ed25519_public_key(service).hex() != _field(doc, "notary_identity", str):
+        raise GenesisError("genesis.json notary_identity: does not match keys/notary-service.key")
+    issuer = _read_key(keys / "issuer.key")
+    if ed25519_public_key(issuer).hex() != _field(doc, "issuer", str):
+        raise GenesisError("genesis.json issuer: does not match keys/issuer.key")
+    holders = []
+    for name, pub in _field(doc, "holders", dict).items():
+        seed = _read_key(keys / f"holder-{name}.key")
+        if ed25519_public_key(seed).hex() != pub:
+            raise GenesisError(f"genesis.json holders.{name}: does not match keys/holder-{name}.key")
+        holders.append((str(name), seed))
+    cash = []
+    for name, amount in _field(doc, "cash", dict).items():
+        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount < 2**64:
+            raise GenesisError(f"genesis.json cash.{name}: expected a positive uint64")
+        cash.append((str(name), amount))
+    bank = []
+    for entry in _field(doc, "bank", list):
+        if not (isinstance(entry, dict) and isinstance(entry.get("account"), str)
+                and isinstance(entry.get("denom"), str) and isinstance(entry.get("amount"), int)
+                and entry["amount"] > 0):
+            raise GenesisError(f"genesis.json bank: bad entry {entry!r}")
+        try:
+            validate_account(entry["account"])
+            validate_denom(entry["denom"])
+        except (IbcError, ValueError) as exc:
+            raise GenesisError(f"genesis.json bank: {exc}") from None
+        bank.append((entry["account"], entry["denom"], int(entry["amount"])))
+    g = Genesis(
+        chain_id=_field(doc, "chain_id", str),
+        genesis_time_ns=_field(doc, "genesis_time_ns", int),
+        notary_seeds=seeds,
+        service_seed=service,
+        issuer_seed=issuer,
+        holder_seeds=tuple(holders),
+        cash=tuple(cash),
+        bank=tuple(bank),
+    )
+    for name, _ in g.cash:
+        g.holder(name)
+    return g
+
+
+class CordaKind:
+    name = KIND_NAME
+
+    def init_genesis(self, home: Path, chain_id: str, validators: int, genesis_time_ns: int) -> dict[str, Any]:
+        keys = home / "keys"
+        keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+        notary_seeds = [os.urandom(32) for _ in range(validators)]
+        for i, seed in enumerate(notary_seeds):
+            _write_key(keys / f"notary-{i}.key", seed)
+        service = os.urandom(32)
+        _write_key(keys / "notary-service.key", service)
+        issuer = os.urandom(32)
+        _write_key(keys / "issuer.key", issuer)
+        holders: dict[str, str] = {}
+        for name in DEMO_HOLDERS:
+            seed = os.urandom(32)
+            _write_key(keys / f"holder-{name}.key", seed)
+            holders[name] = ed25519_public_key(seed).hex()
+        doc = {
+            "chain_id": chain_id,
+            "kind": KIND_NAME,
+            "genesis_time_ns": genesis_time_ns,
+            "notary_identity": ed25519_public_key(service).hex(),
+            "notaries": [ed25519_public_key(s).hex() for s in notary_seeds],
+            "issuer": ed25519_public_key(issuer).hex(),
+            "holders": holders,
+            "cash": {name: DEMO_CASH for name in DEMO_HOLDERS},
+            "bank": [
+                {"account": account_of(bytes.fromhex(pub)), "denom": BANK_DENOM, "amount": DEMO_BANK}
+                for pub in holders.values()
+            ],
+        }
+        (home / "genesis.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        load_genesis(home)  # what we wrote must load
+        return {
+            "chain_id": chain_id,
+            "notaries": len(notary_seeds),
+            "notary_identity": doc["notary_identity"],
+            "issuer": doc["issuer"],
+            "holders": holders,
+        }
+
+    def open_app(self, config: NodeConfig, db: NodeDatabase) -> CordaApp:
+        if config.retain_heights != 0:
+            # The ledger is rebuilt by replaying every block, so no block may be pruned.
+            raise NodeConfigError(
+                f"storage.retain_heights: a corda node keeps every height (set 0), got {config.retain_heights}"
+            )
+        genesis = load_genesis(config.home)
+        if genesis.chain_id != config.chain_id:
+            raise GenesisError(
+                f"genesis.json chain_id: {genesis.chain_id!r} differs from node.toml's {config.chain_id!r}"
+            )
+        return CordaApp(genesis, db)
+
+
+KIND = CordaKind()
+
+
+# --- the ChainApp ------------------------------------------------------------------------
+
+
+class _TxEvents:
+    """Collects the IBC events of the transaction being notarised (the handler's sink)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, height: Height, event: Event) -> None:
+        self.events.append(event)
+
+
+def tx_hash_of(raw: bytes) -> bytes:
+    """The txid for a decodable transaction; sha256 of the bytes otherwise (never in a block)."""
+    try:
+        return SignedTransaction.decode(raw).txid
+    except (TransactionError, ValueError):
+        return sha256(raw)
+
+
+class CordaApp:
+    kind = KIND_NAME
+    revision_number = 0
+
+    def __init__(self, genesis: Genesis, db: NodeDatabase) -> None:
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.db = db
+        self._committed = 0
+        self._open()
+
+    # --- building and restoring the ledger -------------------------------------------
+
+    def _fresh(self) -> None:
+        self._sink = _TxEvents()
+        store = SparseMerkleTree(self.db.nodes)
+        self.handler = IbcHandler(
+            store,
+            {CordaLightClient.client_type: CordaLightClient(), QbftClient.client_type: QbftClient()},
+            IBC_PREFIX,
+            self._sink,
+        )
+        transfer.install(self.handler)
+        bank = StoreBank(store)
+        for account, denom, amount in self.genesis.bank:
+            bank.mint(account, denom, amount)
+        self.cluster = NotaryCluster(
+            self.chain_id,
+            self.genesis.identity,
+            list(self.genesis.notary_seeds),
+            CONTRACTS,
+            ibc_store=store,
+            ibc=self.handler,
+            revision_number=self.revision_number,
+        )
+        self._committed = 0
+
+    def _open(self) -> None:
+        """Replay every committed block; on an empty database, produce and persist genesis."""
+        self._fresh()
+        latest = self.db.latest_height()
+        for h in range(1, latest + 1):
+            raw = self.db.get_block(h)
+            if raw is None:
+                raise DatabaseError(f"block {h} is missing; cannot replay the ledger")
+            try:
+                blk = node_pb2.Block.FromString(raw)
+                clocks = [blk.time_ns] * len(self.cluster.member_seeds)
+                for tx, res in zip(blk.txs, blk.results, strict=True):
+                    if res.status == node_pb2.TX_STATUS_COMMITTED:
+                        self.cluster.notarise(SignedTransaction.decode(tx), clocks)
+                signed = self.cluster.checkpoint(blk.time_ns)
+            except (NotaryError, TransactionError, ValueError, DecodeError) as exc:
+                raise DatabaseError(f"block {h} does not replay: {exc}") from None
+            if checkpoint_hash(signed.checkpoint) != bytes(blk.hash):
+                raise DatabaseError(f"block {h} does not replay to its stored hash (blocks or genesis were altered)")
+            self._committed = h
+        # Every node the replay wrote is already on disk with its height.
+        self.db.nodes.discard()
+        stored = self.db.get_meta(META_CHECKPOINT)
+        if latest and stored is not None and stored != encode(self.cluster.checkpoints[-1].header(0)):
+            raise DatabaseError(f"the stored latest checkpoint differs from the replayed height {latest}")
+        if latest == 0:
+            block = self.produce_block([t.encode() for t in self.genesis.transactions()], self.genesis.genesis_time_ns)
+            if not all(r.ok for r in block.results):
+                raise GenesisError("genesis transactions were refused: " + "; ".join(r.reason for r in block.results))
+            proto = block_to_proto(block)
+            self.db.commit_height(
+                block.height,
+                block.hash,
+                proto.SerializeToString(deterministic=True),
+                [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results],
+                block.meta,
+            )
+            self.commit_block(block)
+
+    # --- ChainApp: transactions and blocks --------------------------------------------
+
+    def check_tx(self, tx: bytes) -> bytes:
+        try:
+            stx = SignedTransaction.decode(tx)
+            stx.check_signatures()
+        except (TransactionError, ValueError) as exc:
+            raise TxRejected(str(exc)) from None
+        if stx.wtx.notary != self.genesis.identity:
+            raise TxRejected(
+                f"transaction names notary {stx.wtx.notary.hex()[:16]}, "
+                f"not this chain's ({self.chain_id}) notary {self.genesis.identity.hex()[:16]}"
+            )
+        if not stx.wtx.commands:
+            raise TxRejected("transaction has no commands")
+        return stx.txid
+
+    def _execute(self, raw: bytes, time_ns: int) -> TxOutcome:
+        tx_hash = tx_hash_of(raw)
+        self._sink.events.clear()
+        try:
+            stx = SignedTransaction.decode(raw)
+            self.cluster.notarise(stx, [time_ns] * len(self.cluster.member_seeds))
+        except (NotaryError, TransactionError) as exc:
+            return TxOutcome(tx_hash, False, str(exc) or type(exc).__name__)
+        except Exception as exc:
+            # One bad tx must not stop the chain. notarise commits nothing until every check
+            # and the IBC execution have succeeded (the handler drops its overlay on error),
+            # so a tx refused here leaves no trace and replay skips it like any failed tx.
+            return TxOutcome(tx_hash, False, f"refused: {type(exc).__name__}: {exc}")
+        height = str(self.cluster.height + 1).encode()
+        events = [AppEvent("corda.notarised", (("height", height), ("txid", stx.txid.hex().encode())))]
+        events += [AppEvent(e.type, e.attributes) for e in self._sink.events]
+        self._sink.events.clear()
+        cost = len(stx.wtx.inputs) + len(stx.wtx.outputs) + len(stx.wtx.commands)
+        return TxOutcome(tx_hash, True, events=tuple(events), cost=cost)
+
+    def produce_block(self, txs: Sequence[bytes], time_ns: int) -> ProducedBlock:
+        results = tuple(self._execute(raw, time_ns) for raw in txs)
+        try:
+            signed = self.cluster.checkpoint(time_ns)
+        except NotaryError:
+            # e.g. a time that does not advance: drop the executed txs, keep the committed ledger.
+            self.db.nodes.discard()
+            self._open()
+            raise
+        header = encode(signed.header(0))
+        return ProducedBlock(
+            height=signed.checkpoint.height,
+            time_ns=time_ns,
+            hash=checkpoint_hash(signed.checkpoint),
+            header=header,
+            txs=tuple(txs),
+            results=results,
+            meta={META_CHECKPOINT: header},
+        )
+
+    def commit_block(self, block: ProducedBlock) -> None:
+        self._committed = block.height
+
+    def discard_block(self, block: ProducedBlock) -> None:
+        """The cluster has no undo, so the committed ledger is rebuilt from the database."""
+        self.db.nodes.discard()
+        self._open()
+
+    # --- ChainApp: reads ---------------------------------------------------------------
+
+    def latest_height(self) -> int:
+        return self._committed
+
+    def earliest_height(self) -> int:
+        return 1 if self._committed else 0
+
+    def validators(self) -> list[bytes]:
+        return list(self.cluster.members)
+
+    def _checkpoint(self, height: int) -> SignedCheckpoint:
+        if not 1 <= height <= self._committed:
+            raise QueryError(f"height {height} is not committed (latest is {self._committed})")
+        return self.cluster.checkpoints[height - 1]
+
+    def header(self, height: int) -> HeaderInfo:
+        signed = self._checkpoint(height)
+        encoded = encode(signed.header(0))
+        return HeaderInfo(
+            height=height,
+            time_ns=signed.checkpoint.timestamp,
+            hash=checkpoint_hash(signed.checkpoint),
+            header=encoded,
+            client_header=encoded,
+        )
+
+    def _view(self, height: int) -> SparseMerkleTree:
+        try:
+            return self.cluster.ibc_store.at(bytes(self._checkpoint(height).checkpoint.ibc_root))
+        except SmtError as exc:
+            raise QueryError(f"IBC store at height {height} is unreadable: {exc}") from None
+
+    def query_ibc(self, path: str, height: int, prove: bool) -> IbcQueryResult:
+        view = self._view(height)
+        key = path.encode()
+        try:
+            value = view.get(key)
+            proof = view.prove_bytes(key) if prove else b""
+        except SmtError as exc:
+            raise QueryError(f"cannot read {path!r} at height {height}: {exc}") from None
+        return IbcQueryResult(value, proof, height)
+
+    def packet_commitment_sequences(self, port_id: str, channel_id: str, height: int) -> list[int]:
+        try:
+            return queries.packet_commitments(self._view(height), port_id, channel_id)
+        except (IbcError, SmtError, ValueError) as exc:
+            raise QueryError(str(exc)) from None
+
+    def unreceived_packets(self, port_id: str, channel_id: str, sequences: Sequence[int], height: int) -> list[int]:
+        try:
+            return queries.unreceived_packets(self._view(height), port_id, channel_id, sequences)
+        except (IbcError, SmtError, ValueError) as exc:
+            raise QueryError(str(exc)) from None
+
+    def unreceived_acks(self, port_id: str, channel_id: str, sequences: Sequence[int], height: int) -> list[int]:
+        try:
+            return queries.unreceived_acks(self._view(height), port_id, channel_id, sequences)
+        except (IbcError, SmtError, ValueError) as exc:
+            raise QueryError(str(exc)) from None
+
+    # --- application queries ----------------------------------------------------------
+
+    def _unconsumed(self, height: int) -> list[tuple[pb.StateRef, pb.TransactionState]]:
+        """States created at or before ``height`` and not consumed by then (any history)."""
+        self._checkpoint(height)
+        out = []
+        txs = self.cluster.transactions
+        for txid, ntx in txs.items():
+            if ntx.height > height:
+                continue
+            for i, state in enumerate(ntx.stx.wtx.outputs):
+                spender = self.cluster.consumed.get((txid, i))
+                if spender is None or txs[spender].height > height:
+                    out.append((pb.StateRef(txid=txid, index=i), state))
+        return out
+
+    def _cash(self, height: int, owner: bytes | None) -> list[tuple[pb.StateRef, pb.Cash]]:
+        rows = []
+        for ref, state in self._unconsumed(height):
+            if state.contract != CASH:
+                continue
+            cash = pb.Cash.FromString(state.data)
+            if owner is None or bytes(cash.owner) == owner:
+                rows.append((ref, cash))
+        return rows
+
+    def _client_state(self, args: dict[str, Any], height: int) -> dict[str, Any]:
+        """What a counterparty needs to create a corda client of this chain at ``height``."""
+        signed = self._checkpoint(height)
+        trusting = args.get("trusting_period_ns", 14 * 24 * 3600 * 10**9)
+        drift = args.get("max_clock_drift_ns", 10 * 10**9)
+        for name, value in (("trusting_period_ns", trusting), ("max_clock_drift_ns", drift)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+                raise QueryError(f"argument {name!r}: expected a positive integer")
+        keys = list(signed.notary_set)
+        cs = lc.ClientState(chain_id=self.chain_id, notary_keys=keys, threshold=quorum(len(keys)),
+                            latest_height=height, trusting_period=trusting, max_clock_drift=drift,
+                            revision_number=self.revision_number)
+        return {
+            "client_type": CordaLightClient.client_type,
+            "height": height,
+            "revision_number": self.revision_number,
+            "client_state": encode(cs).hex(),
+            "consensus_state": encode(consensus_state_from_checkpoint(signed.checkpoint)).hex(),
+        }
+
+    @staticmethod
+    def _key_arg(args: dict[str, Any], name: str) -> bytes:
+        raw = args.get(name)
+        try:
+            key = bytes.fromhex(raw) if isinstance(raw, str) else b""
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise QueryError(f"argument {name!r} must be a 32-byte Ed25519 public key in hex")
+        return key
+
+    @staticmethod
+    def _str_arg(args: dict[str, Any], name: str) -> str:
+        value = args.get(name)
+        if not isinstance(value, str) or not value:
+            raise QueryError(f"argument {name!r} must be a non-empty string")
+        return value
+
+    def query_app(self, query: str, args: dict[str, Any], height: int) -> Any:
+        """Ledger queries read the UTXO history at ``height``; bank queries read the IBC store there."""
+        if query == "balances":
+            totals: dict[str, int] = {}
+            for _, cash in self._cash(height, self._key_arg(args, "owner")):
+                totals[cash.issuer.hex()] = totals.get(cash.issuer.hex(), 0) + cash.amount
+            return {"owner": args["owner"], "by_issuer": totals}
+        if query == "cash_states":
+            rows = self._cash(height, self._key_arg(args, "owner"))[:MAX_QUERY_ROWS]
+            return [
+                {"txid": ref.txid.hex(), "index": ref.index, "issuer": c.issuer.hex(), "owner": c.owner.hex(),
+                 "amount": c.amount}
+                for ref, c in rows
+            ]
+        if query == "holders":
+            out: dict[str, Any] = {}
+            for ref, state in self._unconsumed(height):
+                if state.contract == ADMISSION:
+                    adm = pb.Admission.FromString(state.data)
+                    out[adm.issuer.hex()] = {"admission": {"txid": ref.txid.hex(), "index": ref.index},
+                                             "holders": [bytes(h).hex() for h in adm.holders]}
+            return out
+        if query in ("bank_balance", "escrow"):
+            denom = self._str_arg(args, "denom")
+            if query == "escrow":
+                account = transfer.escrow_account(self._str_arg(args, "port_id"), self._str_arg(args, "channel_id"))
+            else:
+                account = self._str_arg(args, "account")
+            try:
+                bank = StoreBank(self._view(height))
+                answer: dict[str, Any] = {"account": account, "denom": denom, "amount": bank.balance(account, denom)}
+                if query == "bank_balance":
+                    answer["supply"] = bank.supply(denom)
+            except (IbcError, SmtError, ValueError) as exc:
+                raise QueryError(f"{query}: {exc}") from None
+            return answer
+        if query == "chain_info":
+            g = self.genesis
+            self._checkpoint(height)
+            return {
+                "chain_id": self.chain_id,
+                "revision_number": self.revision_number,
+                "client_type": CordaLightClient.client_type,
+                "notary_identity": g.identity.hex(),
+                "notaries": [k.hex() for k in self.cluster.members],
+                "issuer": g.issuer.hex(),
+                "holders": {n: ed25519_public_key(s).hex() for n, s in g.holder_seeds},
+            }
+        if query == "client_state":
+            return self._client_state(args, height)
+        raise QueryError(
+            f"unknown query {query!r}; expected one of balances, bank_balance, cash_states, chain_info, "
+            "client_state, escrow, holders"
+        )
