@@ -13,13 +13,13 @@ from chains.ibc.errors import TxFailed
 from chains.ibc.handler import CORE_MESSAGES
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import transfer_pb2
-from tests.support.pair import Pair
+from tests.support.pair import HostPair
 
 TYPES = sorted([cls.DESCRIPTOR.full_name for cls in CORE_MESSAGES] + [transfer_pb2.MsgTransfer.DESCRIPTOR.full_name])
 
 
 @pytest.fixture
-def opened(pair: Pair) -> Pair:
+def opened(pair: HostPair) -> HostPair:
     # Examples share these hosts for a long simulated time, and their block intervals differ,
     # so their clocks drift apart: give the clients room for that.
     pair.trusting_period_ns = 10**6 * 10**9
@@ -30,7 +30,7 @@ def opened(pair: Pair) -> Pair:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(TYPES), value=st.binary(max_size=120))
-def test_random_messages_are_typed_errors_with_the_root_unchanged(opened: Pair, name: str, value: bytes) -> None:
+def test_random_messages_are_typed_errors_with_the_root_unchanged(opened: HostPair, name: str, value: bytes) -> None:
     host = opened.b
     msg = any_pb2.Any(type_url=f"type.googleapis.com/{name}", value=value)
     before = host.root()
@@ -45,7 +45,7 @@ def test_random_messages_are_typed_errors_with_the_root_unchanged(opened: Pair, 
 @given(kind=st.sampled_from(["recv", "ack"]), position=st.integers(min_value=0),
        flip=st.integers(min_value=1, max_value=255))
 def test_a_flipped_byte_in_a_relayed_message_is_rejected_cleanly(
-    opened: Pair, kind: str, position: int, flip: int
+    opened: HostPair, kind: str, position: int, flip: int
 ) -> None:
     a, b = opened.a, opened.b
     packet = a.send("mock", "channel-0", b"fuzzed packet", timeout_ns=b.now_ns + 10**12)

@@ -10,17 +10,17 @@ from chains.ibc.errors import InvalidState, NotFound, ProofFailed, TxFailed, Ver
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import connection_pb2 as cpb
 from lightclients.interface import Height
-from tests.support.host import Host
-from tests.support.pair import Pair
+from tests.support.basehost import ChainHost
+from tests.support.pair import HostPair
 
 
-def _end(host: Host, conn: str) -> cpb.ConnectionEnd:
+def _end(host: ChainHost, conn: str) -> cpb.ConnectionEnd:
     end = cpb.ConnectionEnd()
     end.ParseFromString(host.store.get(paths.connection(conn)) or b"")
     return end
 
 
-def test_connection_handshake_opens_both_ends(pair: Pair) -> None:
+def test_connection_handshake_opens_both_ends(pair: HostPair) -> None:
     ca, cb = pair.open_connection()
     ea, eb = _end(pair.a, ca), _end(pair.b, cb)
     assert ea.state == eb.state == cpb.CONNECTION_STATE_OPEN
@@ -31,7 +31,7 @@ def test_connection_handshake_opens_both_ends(pair: Pair) -> None:
         assert kind in kinds
 
 
-def test_connection_messages_valid_only_in_their_state(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_connection_messages_valid_only_in_their_state(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     pair.create_clients()
     a, b = pair.a, pair.b
     (ca,) = a.tx(pair.conn_init_msg(a))
@@ -49,7 +49,7 @@ def test_connection_messages_valid_only_in_their_state(pair: Pair, rejected: Cal
                                              proof_height=to_proto(b.height)), NotFound)
 
 
-def test_connection_try_needs_a_correct_proof(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_connection_try_needs_a_correct_proof(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     pair.create_clients()
     a, b = pair.a, pair.b
     (ca,) = a.tx(pair.conn_init_msg(a))
@@ -76,7 +76,7 @@ def _proof_height(msg: cpb.MsgConnectionOpenTry) -> Height:
     return Height(msg.proof_height.revision_number, msg.proof_height.revision_height)
 
 
-def test_connection_version_negotiation(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_connection_version_negotiation(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     pair.create_clients()
     a, b = pair.a, pair.b
     rejected(a, pair.conn_init_msg(a, cpb.Version(identifier="2", features=["ORDER_ORDERED"])),
@@ -102,7 +102,7 @@ def test_connection_version_negotiation(pair: Pair, rejected: Callable[..., TxFa
 
 
 def test_channel_ordering_must_be_allowed_by_the_connection_version(
-    pair: Pair, rejected: Callable[..., TxFailed]
+    pair: HostPair, rejected: Callable[..., TxFailed]
 ) -> None:
     pair.create_clients()
     a, b = pair.a, pair.b

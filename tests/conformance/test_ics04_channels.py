@@ -10,11 +10,11 @@ from chains.ibc import paths
 from chains.ibc.errors import AppError, InvalidState, NotFound, ProofFailed, TxFailed
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from tests.support.host import SECOND
-from tests.support.pair import Pair
+from tests.support.pair import HostPair
 
 
 @pytest.mark.parametrize("order", [chpb.ORDER_UNORDERED, chpb.ORDER_ORDERED])
-def test_channel_handshake_opens_both_ends(pair: Pair, order: int) -> None:
+def test_channel_handshake_opens_both_ends(pair: HostPair, order: int) -> None:
     ca, cb = pair.open_channel(order=order)
     ea, eb = pair.channel_end(pair.a, "mock", ca), pair.channel_end(pair.b, "mock", cb)
     assert ea.state == eb.state == chpb.STATE_OPEN
@@ -28,7 +28,7 @@ def test_channel_handshake_opens_both_ends(pair: Pair, order: int) -> None:
             assert host.store.get(key) is not None
 
 
-def test_channel_messages_valid_only_in_their_state(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_channel_messages_valid_only_in_their_state(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     pair.open_connection()
     a, b = pair.a, pair.b
     (ca,) = a.tx(pair.chan_init_msg(a, "mock", "mock", chpb.ORDER_UNORDERED, ""))
@@ -44,7 +44,7 @@ def test_channel_messages_valid_only_in_their_state(pair: Pair, rejected: Callab
     rejected(a, chpb.MsgChannelOpenConfirm(port_id="mock", channel_id="channel-9"), NotFound)
 
 
-def test_channel_try_needs_a_correct_proof(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_channel_try_needs_a_correct_proof(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     pair.open_connection()
     a, b = pair.a, pair.b
     (ca,) = a.tx(pair.chan_init_msg(a, "mock", "mock", chpb.ORDER_UNORDERED, ""))
@@ -62,7 +62,7 @@ def test_channel_try_needs_a_correct_proof(pair: Pair, rejected: Callable[..., T
     b.tx(msg)
 
 
-def test_app_callback_error_aborts_the_handshake(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_app_callback_error_aborts_the_handshake(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     pair.open_connection()
     pair.mock_a.refuse_open = True
     rejected(pair.a, pair.chan_init_msg(pair.a, "mock", "mock", chpb.ORDER_UNORDERED, ""), AppError, "refuses")
@@ -71,7 +71,7 @@ def test_app_callback_error_aborts_the_handshake(pair: Pair, rejected: Callable[
     assert ca == "channel-0"  # the failed attempt consumed no identifier
 
 
-def test_closed_channels_never_reopen(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_closed_channels_never_reopen(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     ca, cb = pair.open_channel()
     a, b = pair.a, pair.b
     a.tx(chpb.MsgChannelCloseInit(port_id="mock", channel_id=ca))
@@ -86,7 +86,7 @@ def test_closed_channels_never_reopen(pair: Pair, rejected: Callable[..., TxFail
         a.send("mock", ca, b"data", timeout_ns=a.now_ns + 3600 * SECOND)
 
 
-def test_app_can_refuse_close_init(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_app_can_refuse_close_init(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     ca, _ = pair.open_channel()
     pair.mock_a.refuse_close = True
     rejected(pair.a, chpb.MsgChannelCloseInit(port_id="mock", channel_id=ca), AppError)

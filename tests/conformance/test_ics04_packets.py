@@ -20,16 +20,16 @@ from chains.ibc.packets import MAX_PACKET_DATA
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.interface import Height
 from tests.support.host import SECOND
-from tests.support.pair import Pair
+from tests.support.pair import HostPair
 
 HOUR = 3600 * SECOND
 
 
-def _far(pair: Pair) -> int:
+def _far(pair: HostPair) -> int:
     return pair.b.now_ns + HOUR // 2
 
 
-def test_send_requires_an_open_channel(pair: Pair) -> None:
+def test_send_requires_an_open_channel(pair: HostPair) -> None:
     pair.open_connection()
     (ca,) = pair.a.tx(pair.chan_init_msg(pair.a, "mock", "mock", chpb.ORDER_UNORDERED, ""))
     root = pair.a.root()
@@ -40,7 +40,7 @@ def test_send_requires_an_open_channel(pair: Pair) -> None:
     assert pair.a.root() == root
 
 
-def test_send_requires_a_timeout_not_already_passed(pair: Pair) -> None:
+def test_send_requires_a_timeout_not_already_passed(pair: HostPair) -> None:
     ca, _ = pair.open_channel()
     a, b = pair.a, pair.b
     root = a.root()
@@ -58,7 +58,7 @@ def test_send_requires_a_timeout_not_already_passed(pair: Pair) -> None:
     a.send("mock", ca, b"x", timeout_ns=known_time + 1)
 
 
-def test_send_data_at_most_262144_bytes(pair: Pair) -> None:
+def test_send_data_at_most_262144_bytes(pair: HostPair) -> None:
     ca, _ = pair.open_channel()
     root = pair.a.root()
     with pytest.raises(PacketError, match="262144"):
@@ -70,7 +70,7 @@ def test_send_data_at_most_262144_bytes(pair: Pair) -> None:
     pair.b.tx(pair.recv_msg(pk, pair.b))
 
 
-def test_sequence_starts_at_one(pair: Pair) -> None:
+def test_sequence_starts_at_one(pair: HostPair) -> None:
     ca, cb = pair.open_channel()
     first = pair.a.send("mock", ca, b"one", timeout_ns=_far(pair))
     second = pair.a.send("mock", ca, b"two", timeout_ns=_far(pair))
@@ -79,7 +79,7 @@ def test_sequence_starts_at_one(pair: Pair) -> None:
     assert pair.a.store.get(paths.packet_commitment("mock", ca, 1)) == commitment.packet_commitment(first)
 
 
-def test_recv_checks_the_commitment_proof(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_recv_checks_the_commitment_proof(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     ca, _ = pair.open_channel()
     pk = pair.a.send("mock", ca, b"genuine", timeout_ns=_far(pair))
     msg = pair.recv_msg(pk, pair.b)
@@ -98,7 +98,7 @@ def test_recv_checks_the_commitment_proof(pair: Pair, rejected: Callable[..., Tx
     pair.b.tx(msg)
 
 
-def test_recv_checks_the_counterparty_port_and_channel(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_recv_checks_the_counterparty_port_and_channel(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     ca, _ = pair.open_channel()
     ca2, _ = pair.open_channel()
     pk = pair.a.send("mock", ca2, b"x", timeout_ns=_far(pair))
@@ -112,7 +112,7 @@ def test_recv_checks_the_counterparty_port_and_channel(pair: Pair, rejected: Cal
     rejected(pair.b, wrong, PacketError, "counterparty")
 
 
-def test_recv_rejects_at_exactly_the_timeout_height(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_recv_rejects_at_exactly_the_timeout_height(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     ca, _ = pair.open_channel()
     a, b = pair.a, pair.b
     # recv_msg makes one block on B (the client update); the recv itself is the next one.
@@ -125,7 +125,7 @@ def test_recv_rejects_at_exactly_the_timeout_height(pair: Pair, rejected: Callab
     b.tx(pair.recv_msg(just_in, b))
 
 
-def test_recv_rejects_at_exactly_the_timeout_timestamp(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_recv_rejects_at_exactly_the_timeout_timestamp(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     ca, _ = pair.open_channel()
     a, b = pair.a, pair.b
     exact = b.now_ns + 2 * b.block_ns
@@ -137,7 +137,7 @@ def test_recv_rejects_at_exactly_the_timeout_timestamp(pair: Pair, rejected: Cal
     b.tx(pair.recv_msg(just_in, b))
 
 
-def test_ordered_recv_only_at_next_sequence_recv(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_ordered_recv_only_at_next_sequence_recv(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     ca, cb = pair.open_channel(order=chpb.ORDER_ORDERED)
     p1 = pair.a.send("mock", ca, b"one", timeout_ns=_far(pair))
     p2 = pair.a.send("mock", ca, b"two", timeout_ns=_far(pair))
@@ -148,7 +148,7 @@ def test_ordered_recv_only_at_next_sequence_recv(pair: Pair, rejected: Callable[
     assert pair.b.store.get(paths.packet_receipt("mock", cb, 1)) is None
 
 
-def test_unordered_recv_in_any_order_with_a_receipt(pair: Pair) -> None:
+def test_unordered_recv_in_any_order_with_a_receipt(pair: HostPair) -> None:
     ca, cb = pair.open_channel()
     pks = [pair.a.send("mock", ca, f"p{i}".encode(), timeout_ns=_far(pair)) for i in range(3)]
     for pk in (pks[2], pks[0], pks[1]):
@@ -158,7 +158,7 @@ def test_unordered_recv_in_any_order_with_a_receipt(pair: Pair) -> None:
         assert pair.b.store.get(paths.packet_receipt("mock", cb, seq)) == b"\x01"
 
 
-def test_duplicate_recv_ack_timeout_are_noops_that_never_rerun_the_app(pair: Pair) -> None:
+def test_duplicate_recv_ack_timeout_are_noops_that_never_rerun_the_app(pair: HostPair) -> None:
     ca, _cb = pair.open_channel()
     a, b = pair.a, pair.b
     pk = a.send("mock", ca, b"once", timeout_ns=_far(pair))
@@ -182,7 +182,7 @@ def test_duplicate_recv_ack_timeout_are_noops_that_never_rerun_the_app(pair: Pai
     assert len(a.events.of_type("noop")) == 2
 
 
-def test_ordered_duplicate_recv_is_a_noop(pair: Pair) -> None:
+def test_ordered_duplicate_recv_is_a_noop(pair: HostPair) -> None:
     ca, _ = pair.open_channel(order=chpb.ORDER_ORDERED)
     pk = pair.a.send("mock", ca, b"x", timeout_ns=_far(pair))
     msg = pair.recv_msg(pk, pair.b)
@@ -191,7 +191,7 @@ def test_ordered_duplicate_recv_is_a_noop(pair: Pair) -> None:
     assert pair.mock_b.count("recv") == 1 and pair.b.events.of_type("noop")
 
 
-def test_ack_requires_the_stored_commitment_and_an_ack_proof(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_ack_requires_the_stored_commitment_and_an_ack_proof(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     ca, _ = pair.open_channel()
     a, b = pair.a, pair.b
     pk = a.send("mock", ca, b"payload", timeout_ns=_far(pair))
@@ -211,7 +211,7 @@ def test_ack_requires_the_stored_commitment_and_an_ack_proof(pair: Pair, rejecte
     assert pair.mock_a.calls[-1] == ("ack", 1)
 
 
-def test_ordered_acks_in_sequence(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_ordered_acks_in_sequence(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     ca, _ = pair.open_channel(order=chpb.ORDER_ORDERED)
     a, b = pair.a, pair.b
     p1 = a.send("mock", ca, b"one", timeout_ns=_far(pair))
@@ -226,7 +226,7 @@ def test_ordered_acks_in_sequence(pair: Pair, rejected: Callable[..., TxFailed])
 
 
 def test_timeout_requires_proof_past_timeout_and_receipt_absence(
-    pair: Pair, rejected: Callable[..., TxFailed]
+    pair: HostPair, rejected: Callable[..., TxFailed]
 ) -> None:
     ca, cb = pair.open_channel()
     a, b = pair.a, pair.b
@@ -247,7 +247,7 @@ def test_timeout_requires_proof_past_timeout_and_receipt_absence(
     assert pair.last_packet(a, "timeout_packet") == pk
 
 
-def test_timeout_of_a_received_packet_fails(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_timeout_of_a_received_packet_fails(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     ca, _ = pair.open_channel()
     a, b = pair.a, pair.b
     pk = a.send("mock", ca, b"x", timeout_ns=b.now_ns + 4 * b.block_ns)
@@ -256,7 +256,7 @@ def test_timeout_of_a_received_packet_fails(pair: Pair, rejected: Callable[..., 
     rejected(a, pair.timeout_msg(pk, a), ProofFailed, "absence proof")
 
 
-def test_timeout_by_timestamp_uses_the_proof_height_time(pair: Pair) -> None:
+def test_timeout_by_timestamp_uses_the_proof_height_time(pair: HostPair) -> None:
     ca, _ = pair.open_channel()
     a, b = pair.a, pair.b
     pk = a.send("mock", ca, b"x", timeout_ns=b.now_ns + 2 * b.block_ns)
@@ -266,7 +266,7 @@ def test_timeout_by_timestamp_uses_the_proof_height_time(pair: Pair) -> None:
 
 
 def test_ordered_timeout_needs_next_sequence_recv_and_closes_the_channel(
-    pair: Pair, rejected: Callable[..., TxFailed]
+    pair: HostPair, rejected: Callable[..., TxFailed]
 ) -> None:
     ca, _cb = pair.open_channel(order=chpb.ORDER_ORDERED)
     a, b = pair.a, pair.b
@@ -288,7 +288,7 @@ def test_ordered_timeout_needs_next_sequence_recv_and_closes_the_channel(
 
 
 def test_timeout_on_close_needs_the_counterparty_closed_proof(
-    pair: Pair, rejected: Callable[..., TxFailed]
+    pair: HostPair, rejected: Callable[..., TxFailed]
 ) -> None:
     ca, cb = pair.open_channel()
     a, b = pair.a, pair.b
@@ -303,7 +303,7 @@ def test_timeout_on_close_needs_the_counterparty_closed_proof(
     assert pair.mock_a.count("timeout") == 1
 
 
-def test_events_carry_full_packets_and_acks_and_are_queryable_by_height(pair: Pair) -> None:
+def test_events_carry_full_packets_and_acks_and_are_queryable_by_height(pair: HostPair) -> None:
     ca, _ = pair.open_channel()
     a, b = pair.a, pair.b
     pk = a.send("mock", ca, b"evented", timeout_ns=_far(pair))
@@ -322,7 +322,7 @@ def test_events_carry_full_packets_and_acks_and_are_queryable_by_height(pair: Pa
 
 @pytest.mark.parametrize("case", ["unknown_channel", "no_packet", "no_proof_height", "empty_proof", "zero_sequence"])
 def test_bad_packet_input_is_a_typed_error_and_leaves_the_root(
-    pair: Pair, rejected: Callable[..., TxFailed], case: str
+    pair: HostPair, rejected: Callable[..., TxFailed], case: str
 ) -> None:
     ca, _ = pair.open_channel()
     pk = pair.a.send("mock", ca, b"x", timeout_ns=_far(pair))
@@ -348,7 +348,7 @@ def test_bad_packet_input_is_a_typed_error_and_leaves_the_root(
     rejected(pair.b, bad, error)
 
 
-def test_ordered_timeout_on_close_frees_later_packets(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_ordered_timeout_on_close_frees_later_packets(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     ca, cb = pair.open_channel(order=chpb.ORDER_ORDERED)
     a, b = pair.a, pair.b
     p1 = a.send("mock", ca, b"one", timeout_height=Height(1, b.height.revision_height + 2))

@@ -15,7 +15,7 @@ from chains.ibc.errors import InvalidIdentifier, InvalidMessage, NotFound, TxFai
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from lightclients.interface import Height
-from tests.support.pair import Pair
+from tests.support.pair import HostPair
 
 _ICS24 = re.compile(r"[a-zA-Z0-9._+\-#\[\]<>]+")
 
@@ -62,11 +62,11 @@ def test_ics24_path_layout() -> None:
     assert paths.packet_ack("p", "c", 7) == b"acks/ports/p/channels/c/sequences/7"
 
 
-def test_identifiers_are_never_reused(pair: Pair) -> None:
+def test_identifiers_are_never_reused(pair: HostPair) -> None:
     pair.open_channel()
     a = pair.a
     (second,) = a.tx(pair.create_client_msg(a))
-    assert second == "testroot-1"
+    assert second == f"{pair.client_type_on(a)}-1"
     ca, _ = pair.open_channel()
     assert ca == "channel-1"
     a.tx(chpb.MsgChannelCloseInit(port_id="mock", channel_id=ca))
@@ -76,7 +76,7 @@ def test_identifiers_are_never_reused(pair: Pair) -> None:
     assert conn == "connection-1"
 
 
-def test_commitment_prefix_is_what_counterparties_prove_under(pair: Pair) -> None:
+def test_commitment_prefix_is_what_counterparties_prove_under(pair: HostPair) -> None:
     ca, _ = pair.open_connection()
     from kakehashi.ibc.v1 import connection_pb2 as cpb
 
@@ -85,9 +85,10 @@ def test_commitment_prefix_is_what_counterparties_prove_under(pair: Pair) -> Non
     assert end.counterparty.prefix.key_prefix == pair.b.prefix
 
 
-def test_failing_message_reverts_the_whole_tx(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_failing_message_reverts_the_whole_tx(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     pair.create_clients()
     a = pair.a
+    client_type = pair.client_type_on(a)
     before = a.root()
     with pytest.raises(TxFailed) as info:
         a.tx(pair.create_client_msg(a), client_pb2.MsgUpdateClient(client_id="testroot-99", client_message=b"x"))
@@ -95,11 +96,11 @@ def test_failing_message_reverts_the_whole_tx(pair: Pair, rejected: Callable[...
     assert isinstance(info.value.cause, NotFound)
     assert "testroot-99" in str(info.value)
     assert a.root() == before
-    assert a.store.get(paths.client_state("testroot-1")) is None
-    assert a.events.of_type("create_client")[-1].text("client_id") == "testroot-0"
+    assert a.store.get(paths.client_state(f"{client_type}-1")) is None
+    assert a.events.of_type("create_client")[-1].text("client_id") == f"{client_type}-0"
 
 
-def test_malformed_any_message_is_a_typed_error(pair: Pair, rejected: Callable[..., TxFailed]) -> None:
+def test_malformed_any_message_is_a_typed_error(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
     pair.create_clients()
     bad = any_pb2.Any(type_url="type.googleapis.com/kakehashi.ibc.v1.MsgUpdateClient", value=b"\xff\xff\xff")
     rejected(pair.a, bad, InvalidMessage, "malformed")
@@ -107,4 +108,4 @@ def test_malformed_any_message_is_a_typed_error(pair: Pair, rejected: Callable[.
     rejected(pair.a, unknown, InvalidMessage, "unknown message type")
     good = any_pb2.Any()
     good.Pack(pair.create_client_msg(pair.a))
-    assert pair.a.tx(good) == ["testroot-1"]
+    assert pair.a.tx(good) == [f"{pair.client_type_on(pair.a)}-1"]

@@ -11,11 +11,11 @@ from chains.ibc.errors import IdentifierExists, NoRoute, NotFound, TxFailed
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from tests.support import mockapp
 from tests.support.host import SECOND
-from tests.support.pair import Pair
+from tests.support.pair import HostPair
 
 
 def test_unknown_port_or_channel_has_no_route_and_no_state_change(
-    pair: Pair, rejected: Callable[..., TxFailed]
+    pair: HostPair, rejected: Callable[..., TxFailed]
 ) -> None:
     ca, _cb = pair.open_channel()
     a, b = pair.a, pair.b
@@ -31,12 +31,12 @@ def test_unknown_port_or_channel_has_no_route_and_no_state_change(
     b.tx(msg)
 
 
-def test_bind_port_only_once(pair: Pair) -> None:
+def test_bind_port_only_once(pair: HostPair) -> None:
     with pytest.raises(IdentifierExists):
         pair.a.handler.bind_port("mock", mockapp.MockApp())
 
 
-def test_error_ack_keeps_receipt_but_discards_app_writes(pair: Pair) -> None:
+def test_error_ack_keeps_receipt_but_discards_app_writes(pair: HostPair) -> None:
     ca, cb = pair.open_channel()
     a, b = pair.a, pair.b
     pk = a.send("mock", ca, b"fail please", timeout_ns=a.now_ns + 3600 * SECOND)
@@ -50,7 +50,7 @@ def test_error_ack_keeps_receipt_but_discards_app_writes(pair: Pair) -> None:
     assert b.store.get(mockapp.app_key(2)) == b"fine"
 
 
-def test_app_failure_on_recv_becomes_an_error_ack(pair: Pair) -> None:
+def test_app_failure_on_recv_becomes_an_error_ack(pair: HostPair) -> None:
     ca, cb = pair.open_channel()
     a, b = pair.a, pair.b
     pk = a.send("mock", ca, b"raise", timeout_ns=a.now_ns + 3600 * SECOND)
@@ -60,7 +60,7 @@ def test_app_failure_on_recv_becomes_an_error_ack(pair: Pair) -> None:
     assert b.store.get(paths.packet_receipt("mock", cb, 1)) == b"\x01"
 
 
-def test_async_ack_is_written_later(pair: Pair) -> None:
+def test_async_ack_is_written_later(pair: HostPair) -> None:
     from chains.ibc import packets
 
     ca, cb = pair.open_channel()
@@ -68,8 +68,7 @@ def test_async_ack_is_written_later(pair: Pair) -> None:
     pk = a.send("mock", ca, b"async", timeout_ns=a.now_ns + 3600 * SECOND)
     b.tx(pair.recv_msg(pk, b))
     assert b.store.get(paths.packet_ack("mock", cb, 1)) is None
-    b.next_block()
-    b.handler.call(lambda ctx: packets.write_acknowledgement(ctx, pk, b"late"), b.height, b.now_ns)
-    b.idle(advance_ns=0)
+    b.app_call(lambda ctx: packets.write_acknowledgement(ctx, pk, b"late"))
+    assert b.store.get(paths.packet_ack("mock", cb, 1)) is not None
     a.tx(pair.ack_msg(pk, b"late", a))
     assert a.store.get(paths.packet_commitment("mock", ca, 1)) is None

@@ -8,22 +8,24 @@ and proofs can be made against it. ``provable=False`` swaps the sparse Merkle tr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from chains.ibc import packets
 from chains.ibc.apps import transfer
-from chains.ibc.apps.bank import StoreBank
+from chains.ibc.context import Context
 from chains.ibc.events import EventLog
 from chains.ibc.handler import IbcHandler
 from chains.ibc.store import MemoryStore
 from chains.store.smt import SparseMerkleTree
-from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.crypto import sha256
 from lightclients.interface import Height, LightClientModule
 from tests.support import rootclient
+from tests.support.basehost import Block, ChainHost
+
+T = TypeVar("T")
 
 SECOND = 1_000_000_000
 START_NS = 1_700_000_000 * SECOND
@@ -85,14 +87,9 @@ class PlainStore(MemoryStore):
 
 
 @dataclass
-class Block:
-    height: Height
-    time_ns: int
-    root: bytes
+class Host(ChainHost):
+    """The test-only root host: IBC core over an SMT, trusted by the ``testroot`` client."""
 
-
-@dataclass
-class Host:
     chain_id: str
     provable: bool = True
     verify_proofs: bool = True
@@ -101,6 +98,8 @@ class Host:
     prefix: bytes = b"ibc"
     extra_clients: Sequence[LightClientModule] = ()
     blocks: dict[Height, Block] = field(default_factory=dict)
+
+    client_type = rootclient.CLIENT_TYPE
 
     def __post_init__(self) -> None:
         self.store: SmtStore | PlainStore = SmtStore() if self.provable else PlainStore()
@@ -120,14 +119,6 @@ class Host:
         root = self.store.commit()
         self.blocks[self.height] = Block(self.height, self.now_ns, root)
 
-    @property
-    def latest(self) -> Block:
-        return self.blocks[self.height]
-
-    def next_block(self, advance_ns: int | None = None) -> None:
-        self.height = self.height.increment()
-        self.now_ns += self.block_ns if advance_ns is None else advance_ns
-
     def tx(self, *msgs: Message) -> list[object]:
         """Execute msgs in a new block. The block is committed even when the tx fails."""
         self.next_block()
@@ -137,19 +128,12 @@ class Host:
             self._commit()
         return results
 
-    def send(self, port: str, chan: str, data: bytes, timeout_height: Height | None = None,
-             timeout_ns: int = 0) -> chpb.Packet:
-        """An app on this chain sends a packet in a new block; returns the committed packet."""
+    def app_call(self, fn: Callable[[Context], T]) -> T:
         self.next_block()
-        th = timeout_height or Height(0, 0)
         try:
-            self.handler.call(lambda ctx: packets.send_packet(ctx, port, chan, th, timeout_ns, data),
-                              self.height, self.now_ns)
+            return self.handler.call(fn, self.height, self.now_ns)
         finally:
             self._commit()
-        packet = self.events.of_type("send_packet")[-1].packet()
-        assert packet is not None
-        return packet
 
     def idle(self, blocks: int = 1, advance_ns: int | None = None) -> None:
         for _ in range(blocks):
@@ -160,18 +144,18 @@ class Host:
         block = self.blocks[height or self.height]
         return self.store.prove(block.root, path)
 
-    def root(self) -> bytes:
-        return self.latest.root
-
-    def header(self, height: Height | None = None) -> bytes:
+    def header(self, height: Height | None = None, trusted: Height | None = None) -> bytes:
         block = self.blocks[height or self.height]
         return rootclient.header(block.height, block.time_ns, block.root)
 
-    def client_state(self, trusting_period_ns: int = 3600 * SECOND) -> bytes:
+    def conflicting_header(self, height: Height, trusted: Height) -> bytes:
+        return rootclient.header(height, self.blocks[height].time_ns, b"\x66" * 32)
+
+    def misbehaviour(self, height: Height, trusted: Height) -> bytes:
+        return self.conflicting_header(height, trusted)
+
+    def client_state(self, trusting_period_ns: int = 3600 * SECOND, max_clock_drift_ns: int = 0) -> bytes:
         return rootclient.client_state(self.chain_id, self.height, trusting_period_ns)
 
     def consensus_state(self) -> bytes:
         return rootclient.consensus_state(self.latest.time_ns, self.latest.root)
-
-    def bank(self) -> StoreBank:
-        return StoreBank(self.store)

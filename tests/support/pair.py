@@ -2,8 +2,17 @@
 
 The relaying helpers do what a relayer does: update the destination's client of the source
 to the source's latest block, then submit the message with proofs made at that height from
-the source's real store. ``kind`` names the client pair; only ``testroot`` exists today, and
-the conformance suite is parametrised over it so real clients slot in as new kinds.
+the source's real store. ``kind`` names the pair of hosts, and with them the clients each
+runs of the other:
+
+- ``testroot``: two test hosts and the test-only client (unit tests, benchmarks, relayer);
+- ``evm-corda``: A is the EVM chain holding an 11-corda client of B, B the Corda chain
+  holding a 10-qbft client of A -- both directions real; ``corda-evm`` swaps the roles, so
+  that requirements the suite checks in one direction (A sends, B receives) cover each
+  client in each role;
+- ``evm-evm`` and ``corda-corda``: the same real chain on both sides.
+
+The conformance suite runs over ``REAL_KINDS`` only: the test-only client stays in unit tests.
 """
 
 from __future__ import annotations
@@ -17,56 +26,105 @@ from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb
 from lightclients.interface import Height
-from tests.support import mockapp, rootclient
-from tests.support.host import Host
+from tests.support import mockapp
+from tests.support.basehost import ChainHost
+from tests.support.cordahost import CordaHost
+from tests.support.evmhost import EvmHost
+from tests.support.host import START_NS, Host
 
-CLIENT_KINDS = ("testroot",)
+TESTROOT = "testroot"
+REAL_KINDS = ("evm-corda", "corda-evm", "evm-evm", "corda-corda")
+CLIENT_KINDS = (TESTROOT, *REAL_KINDS)
 
 
-class Pair:
-    def __init__(self, kind: str = "testroot", *, provable: bool = True, verify_proofs: bool = True) -> None:
-        if kind not in CLIENT_KINDS:
-            raise ValueError(f"unknown client kind {kind!r}")
+def _real_host(kind: str, chain_id: str, numeric_id: int, block_ns: int) -> ChainHost:
+    if kind == "evm":
+        return EvmHost(chain_id, numeric_id, START_NS, block_ns)
+    if kind == "corda":
+        return CordaHost(chain_id, START_NS, block_ns)
+    raise ValueError(f"unknown host kind {kind!r}")
+
+
+def make_pair(kind: str) -> HostPair:
+    """The pair of hosts ``kind`` names (see the module docstring)."""
+    if kind == TESTROOT:
+        return Pair()
+    if kind not in REAL_KINDS:
+        raise ValueError(f"unknown client kind {kind!r}")
+    kind_a, kind_b = kind.split("-")
+    return HostPair(kind, _real_host(kind_a, "chain-a", 1001, 5 * 10**9),
+                    _real_host(kind_b, "chain-b", 1002, 3 * 10**9))
+
+
+class HostPair:
+    """Two hosts of any kind back to back, with the relaying helpers."""
+
+    def __init__(self, kind: str, a: ChainHost, b: ChainHost) -> None:
         self.kind = kind
-        self.a = Host("chain-a", provable=provable, verify_proofs=verify_proofs)
-        self.b = Host("chain-b", provable=provable, verify_proofs=verify_proofs, block_ns=3 * 10**9)
+        self.a = a
+        self.b = b
         self.mock_a = mockapp.MockApp()
         self.mock_b = mockapp.MockApp()
         self.a.handler.bind_port(mockapp.PORT_ID, self.mock_a)
         self.b.handler.bind_port(mockapp.PORT_ID, self.mock_b)
+        # The hosts keep their own clocks (their block intervals differ), so the clients'
+        # allowed clock drift is as wide as their trusting period.
         self.trusting_period_ns = 3600 * 10**9
         self.client: dict[str, str] = {}
         self.connection: dict[str, str] = {}
+        self.known: dict[str, list[Height]] = {}  # heights each host's client has a state for
 
-    def other(self, host: Host) -> Host:
+    def other(self, host: ChainHost) -> ChainHost:
         return self.b if host is self.a else self.a
 
     # --- clients ---------------------------------------------------------------------------
 
-    def create_client_msg(self, on: Host) -> client_pb2.MsgCreateClient:
+    def client_type_on(self, host: ChainHost) -> str:
+        """The type of the client ``host`` runs of its counterparty."""
+        return self.other(host).client_type
+
+    def create_client_msg(self, on: ChainHost) -> client_pb2.MsgCreateClient:
         src = self.other(on)
-        return client_pb2.MsgCreateClient(client_type=rootclient.CLIENT_TYPE,
-                                          client_state=src.client_state(self.trusting_period_ns),
+        return client_pb2.MsgCreateClient(client_type=src.client_type,
+                                          client_state=src.client_state(self.trusting_period_ns,
+                                                                        self.trusting_period_ns),
                                           consensus_state=src.consensus_state())
 
     def create_clients(self) -> None:
         for host in (self.a, self.b):
+            height = self.other(host).height
             (cid,) = host.tx(self.create_client_msg(host))
             self.client[host.chain_id] = str(cid)
+            self.known[host.chain_id] = [height]
 
-    def update_msg(self, dst: Host) -> tuple[client_pb2.MsgUpdateClient, Height]:
+    def trusted_for(self, dst: ChainHost, height: Height) -> Height:
+        """The newest height below ``height`` that dst's client already trusts."""
+        below = [h for h in self.known[dst.chain_id] if h < height]
+        return max(below) if below else min(self.known[dst.chain_id])
+
+    def header_for(self, dst: ChainHost, height: Height | None = None) -> bytes:
         src = self.other(dst)
-        return (client_pb2.MsgUpdateClient(client_id=self.client[dst.chain_id], client_message=src.header()),
+        h = height or src.height
+        return src.header(h, self.trusted_for(dst, h))
+
+    def update_msg(self, dst: ChainHost) -> tuple[client_pb2.MsgUpdateClient, Height]:
+        src = self.other(dst)
+        return (client_pb2.MsgUpdateClient(client_id=self.client[dst.chain_id], client_message=self.header_for(dst)),
                 src.height)
 
-    def update(self, dst: Host) -> Height:
+    def update(self, dst: ChainHost) -> Height:
         msg, height = self.update_msg(dst)
         dst.tx(msg)
+        self.trust(dst, height)
         return height
+
+    def trust(self, dst: ChainHost, height: Height) -> None:
+        if height not in self.known[dst.chain_id]:
+            self.known[dst.chain_id].append(height)
 
     # --- connections -------------------------------------------------------------------------
 
-    def conn_init_msg(self, host: Host, version: cpb.Version | None = None) -> cpb.MsgConnectionOpenInit:
+    def conn_init_msg(self, host: ChainHost, version: cpb.Version | None = None) -> cpb.MsgConnectionOpenInit:
         other = self.other(host)
         msg = cpb.MsgConnectionOpenInit(
             client_id=self.client[host.chain_id],
@@ -77,7 +135,7 @@ class Pair:
             msg.version.CopyFrom(version)
         return msg
 
-    def conn_try_msg(self, dst: Host, src_conn: str) -> cpb.MsgConnectionOpenTry:
+    def conn_try_msg(self, dst: ChainHost, src_conn: str) -> cpb.MsgConnectionOpenTry:
         src = self.other(dst)
         height = self.update(dst)
         end = cpb.ConnectionEnd()
@@ -91,7 +149,7 @@ class Pair:
             proof_height=to_proto(height),
         )
 
-    def conn_ack_msg(self, dst: Host, dst_conn: str, src_conn: str) -> cpb.MsgConnectionOpenAck:
+    def conn_ack_msg(self, dst: ChainHost, dst_conn: str, src_conn: str) -> cpb.MsgConnectionOpenAck:
         src = self.other(dst)
         height = self.update(dst)
         end = cpb.ConnectionEnd()
@@ -101,7 +159,7 @@ class Pair:
                                         proof_try=src.prove(paths.connection(src_conn), height),
                                         proof_height=to_proto(height))
 
-    def conn_confirm_msg(self, dst: Host, dst_conn: str, src_conn: str) -> cpb.MsgConnectionOpenConfirm:
+    def conn_confirm_msg(self, dst: ChainHost, dst_conn: str, src_conn: str) -> cpb.MsgConnectionOpenConfirm:
         src = self.other(dst)
         height = self.update(dst)
         return cpb.MsgConnectionOpenConfirm(connection_id=dst_conn,
@@ -121,18 +179,18 @@ class Pair:
 
     # --- channels ----------------------------------------------------------------------------
 
-    def chan_init_msg(self, host: Host, port: str, cp_port: str, order: int, version: str) -> chpb.MsgChannelOpenInit:
+    def chan_init_msg(self, host: ChainHost, port: str, cp_port: str, order: int, version: str) -> chpb.MsgChannelOpenInit:
         return chpb.MsgChannelOpenInit(port_id=port, channel=chpb.Channel(
             state=chpb.STATE_INIT, ordering=order,  # type: ignore[arg-type]
             counterparty=chpb.ChannelCounterparty(port_id=cp_port),
             connection_hops=[self.connection[host.chain_id]], version=version))
 
-    def channel_end(self, host: Host, port: str, chan: str) -> chpb.Channel:
+    def channel_end(self, host: ChainHost, port: str, chan: str) -> chpb.Channel:
         ch = chpb.Channel()
         ch.ParseFromString(host.store.get(paths.channel(port, chan)) or b"")
         return ch
 
-    def chan_try_msg(self, dst: Host, port: str, src_port: str, src_chan: str) -> chpb.MsgChannelOpenTry:
+    def chan_try_msg(self, dst: ChainHost, port: str, src_port: str, src_chan: str) -> chpb.MsgChannelOpenTry:
         src = self.other(dst)
         height = self.update(dst)
         src_end = self.channel_end(src, src_port, src_chan)
@@ -144,7 +202,7 @@ class Pair:
             counterparty_version=src_end.version,
             proof_init=src.prove(paths.channel(src_port, src_chan), height), proof_height=to_proto(height))
 
-    def chan_ack_msg(self, dst: Host, port: str, chan: str, src_port: str, src_chan: str) -> chpb.MsgChannelOpenAck:
+    def chan_ack_msg(self, dst: ChainHost, port: str, chan: str, src_port: str, src_chan: str) -> chpb.MsgChannelOpenAck:
         src = self.other(dst)
         height = self.update(dst)
         return chpb.MsgChannelOpenAck(
@@ -152,14 +210,14 @@ class Pair:
             counterparty_version=self.channel_end(src, src_port, src_chan).version,
             proof_try=src.prove(paths.channel(src_port, src_chan), height), proof_height=to_proto(height))
 
-    def chan_confirm_msg(self, dst: Host, port: str, chan: str, src_port: str, src_chan: str) -> chpb.MsgChannelOpenConfirm:
+    def chan_confirm_msg(self, dst: ChainHost, port: str, chan: str, src_port: str, src_chan: str) -> chpb.MsgChannelOpenConfirm:
         src = self.other(dst)
         height = self.update(dst)
         return chpb.MsgChannelOpenConfirm(
             port_id=port, channel_id=chan,
             proof_ack=src.prove(paths.channel(src_port, src_chan), height), proof_height=to_proto(height))
 
-    def chan_close_confirm_msg(self, dst: Host, port: str, chan: str, src_port: str, src_chan: str) -> chpb.MsgChannelCloseConfirm:
+    def chan_close_confirm_msg(self, dst: ChainHost, port: str, chan: str, src_port: str, src_chan: str) -> chpb.MsgChannelCloseConfirm:
         src = self.other(dst)
         height = self.update(dst)
         return chpb.MsgChannelCloseConfirm(
@@ -181,30 +239,30 @@ class Pair:
     # --- packets -----------------------------------------------------------------------------
 
     @staticmethod
-    def last_packet(host: Host, type_: str = "send_packet") -> chpb.Packet:
+    def last_packet(host: ChainHost, type_: str = "send_packet") -> chpb.Packet:
         packet = host.events.of_type(type_)[-1].packet()
         assert packet is not None
         return packet
 
     @staticmethod
-    def last_event(host: Host, type_: str) -> Event:
+    def last_event(host: ChainHost, type_: str) -> Event:
         return host.events.of_type(type_)[-1]
 
-    def recv_msg(self, packet: chpb.Packet, dst: Host, update: bool = True) -> chpb.MsgRecvPacket:
+    def recv_msg(self, packet: chpb.Packet, dst: ChainHost, update: bool = True) -> chpb.MsgRecvPacket:
         src = self.other(dst)
         height = self.update(dst) if update else src.height
         path = paths.packet_commitment(packet.source_port, packet.source_channel, packet.sequence)
         return chpb.MsgRecvPacket(packet=packet, proof_commitment=src.prove(path, height),
                                   proof_height=to_proto(height), signer="relayer")
 
-    def ack_msg(self, packet: chpb.Packet, ack: bytes, dst: Host) -> chpb.MsgAcknowledgement:
+    def ack_msg(self, packet: chpb.Packet, ack: bytes, dst: ChainHost) -> chpb.MsgAcknowledgement:
         src = self.other(dst)
         height = self.update(dst)
         path = paths.packet_ack(packet.destination_port, packet.destination_channel, packet.sequence)
         return chpb.MsgAcknowledgement(packet=packet, acknowledgement=ack, proof_acked=src.prove(path, height),
                                        proof_height=to_proto(height), signer="relayer")
 
-    def _unreceived(self, packet: chpb.Packet, src: Host, height: Height, ordered: bool) -> tuple[bytes, int]:
+    def _unreceived(self, packet: chpb.Packet, src: ChainHost, height: Height, ordered: bool) -> tuple[bytes, int]:
         dport, dchan = packet.destination_port, packet.destination_channel
         if ordered:
             key = paths.next_sequence_recv(dport, dchan)
@@ -214,7 +272,7 @@ class Pair:
             return src.prove(key, height), int(seq.sequence)
         return src.prove(paths.packet_receipt(dport, dchan, packet.sequence), height), 0
 
-    def timeout_msg(self, packet: chpb.Packet, dst: Host, ordered: bool = False) -> chpb.MsgTimeout:
+    def timeout_msg(self, packet: chpb.Packet, dst: ChainHost, ordered: bool = False) -> chpb.MsgTimeout:
         """dst is the packet's source chain (where the timeout is processed)."""
         src = self.other(dst)
         height = self.update(dst)
@@ -222,10 +280,24 @@ class Pair:
         return chpb.MsgTimeout(packet=packet, next_sequence_recv=nsr, proof_unreceived=proof,
                                proof_height=to_proto(height), signer="relayer")
 
-    def timeout_on_close_msg(self, packet: chpb.Packet, dst: Host, ordered: bool = False) -> chpb.MsgTimeoutOnClose:
+    def timeout_on_close_msg(self, packet: chpb.Packet, dst: ChainHost, ordered: bool = False) -> chpb.MsgTimeoutOnClose:
         src = self.other(dst)
         height = self.update(dst)
         proof, nsr = self._unreceived(packet, src, height, ordered)
         close = src.prove(paths.channel(packet.destination_port, packet.destination_channel), height)
         return chpb.MsgTimeoutOnClose(packet=packet, next_sequence_recv=nsr, proof_unreceived=proof,
                                       proof_close=close, proof_height=to_proto(height), signer="relayer")
+
+
+class Pair(HostPair):
+    """Two test-only root hosts (unit tests, benchmarks, the relayer's in-process tests)."""
+
+    a: Host
+    b: Host
+
+    def __init__(self, kind: str = TESTROOT, *, provable: bool = True, verify_proofs: bool = True) -> None:
+        if kind != TESTROOT:
+            raise ValueError(f"Pair is the {TESTROOT!r} pair; use make_pair({kind!r})")
+        super().__init__(TESTROOT,
+                         Host("chain-a", provable=provable, verify_proofs=verify_proofs),
+                         Host("chain-b", provable=provable, verify_proofs=verify_proofs, block_ns=3 * 10**9))
