@@ -45,7 +45,9 @@ class NodeConfig:
     block_period_s: float = 1.0
     max_block_txs: int = 500
     max_mempool: int = 10_000
-    retain_heights: int = 0  # 0 = keep every height provable
+    # Heights back from the latest whose state and proofs are served (0 = all). Blocks are
+    # always kept: both ledgers restore by replaying them.
+    retain_heights: int = 0
     log_level: str = "info"
     log_format: str = "console"
 

@@ -58,7 +58,7 @@ from chains.node.app import (
     TxOutcome,
     TxRejected,
 )
-from chains.node.config import NodeConfig, NodeConfigError
+from chains.node.config import NodeConfig
 from chains.node.db import DatabaseError, NodeDatabase
 from chains.node.runtime import block_to_proto
 from chains.store.smt import SmtError, SparseMerkleTree
@@ -265,11 +265,6 @@ class CordaKind:
         }
 
     def open_app(self, config: NodeConfig, db: NodeDatabase) -> CordaApp:
-        if config.retain_heights != 0:
-            # The ledger is rebuilt by replaying every block, so no block may be pruned.
-            raise NodeConfigError(
-                f"storage.retain_heights: a corda node keeps every height (set 0), got {config.retain_heights}"
-            )
         genesis = load_genesis(config.home)
         if genesis.chain_id != config.chain_id:
             raise GenesisError(

@@ -53,7 +53,7 @@ from chains.node.app import (
     TxOutcome,
     TxRejected,
 )
-from chains.node.config import NodeConfig, NodeConfigError
+from chains.node.config import NodeConfig
 from chains.node.db import DatabaseError, NodeDatabase
 from chains.store.mpt import EMPTY_ROOT, MerklePatriciaTrie, NodeStore
 from kakehashi.node.v1 import node_pb2
@@ -651,8 +651,6 @@ class EvmKind:
         if config.block_period_s < 1.0:
             log.warning("evm header time has whole-second resolution; with a block period under 1 s "
                         "chain time runs ahead of the wall clock", block_period_s=config.block_period_s)
-        if config.retain_heights:
-            raise NodeConfigError("retain_heights: the evm node keeps every height (set 0)")
         genesis, keys = self.load_genesis(config.home)
         if genesis.chain_id != config.chain_id:
             raise GenesisError(f"chain_id: genesis says {genesis.chain_id!r}, node.toml says {config.chain_id!r}")

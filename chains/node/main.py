@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import time
 from pathlib import Path
@@ -48,6 +49,12 @@ def init_home(
     (home / "keys").mkdir(exist_ok=True, mode=0o700)
     (home / "data").mkdir(exist_ok=True)
     summary = impl.init_genesis(home, chain_id, validators, genesis_time_ns or time.time_ns())
+    # The chain's intended block period is part of its genesis; node.toml's [block] period
+    # is what a node runs with (an operator may slow a single node down, e.g. for tests).
+    genesis_path = home / "genesis.json"
+    genesis = json.loads(genesis_path.read_text())
+    genesis["block_period_ms"] = int(block_period_s * 1000)
+    genesis_path.write_text(json.dumps(genesis, indent=2, sort_keys=True) + "\n")
     (home / "node.toml").write_text(render_node_config(chain_id, kind, grpc_address, block_period_s))
     load_node_config(home)  # what we wrote must validate
     return summary
@@ -64,6 +71,7 @@ async def serve(config: NodeConfig, grpc_address: str | None = None, stop: async
             block_period_s=config.block_period_s,
             max_block_txs=config.max_block_txs,
             max_mempool=config.max_mempool,
+            retain_heights=config.retain_heights,
         ),
     )
     tls = None if config.tls is None else TlsFiles(config.tls.cert_file, config.tls.key_file, config.tls.client_ca_file)

@@ -34,6 +34,7 @@ class RuntimeConfig:
     max_block_txs: int = 500
     max_mempool: int = 10_000
     default_wait_s: float = 30.0
+    retain_heights: int = 0  # 0 = serve state and proofs at every height
 
 
 def outcome_to_proto(o: TxOutcome, height: int, index: int) -> node_pb2.TxResult:
@@ -96,6 +97,13 @@ class NodeRuntime:
         if len(self._mempool) >= self.config.max_block_txs:
             self._wake.set()
         return tx_hash
+
+    def earliest_height(self) -> int:
+        """Oldest height whose state and proofs are served (see RuntimeConfig.retain_heights)."""
+        earliest = self.app.earliest_height()
+        if self.config.retain_heights:
+            earliest = max(earliest, self.app.latest_height() - self.config.retain_heights + 1)
+        return earliest
 
     def mempool_size(self) -> int:
         return len(self._mempool)

@@ -43,7 +43,21 @@ class NodeService(node_pb2_grpc.NodeServicer):
         self.rt = runtime
 
     def _height(self, requested: int) -> int:
-        return requested or self.rt.app.latest_height()
+        """The height a query runs at (0 = latest), inside the window of retained heights.
+
+        `storage.retain_heights` bounds how far back the node serves state and proofs; blocks
+        themselves stay available to GetBlock/StreamBlocks so a relayer can always backfill.
+        """
+        latest = self.rt.app.latest_height()
+        height = requested or latest
+        if height > latest:
+            raise QueryError(f"height {height} is above the latest height {latest}")
+        earliest = self.rt.earliest_height()
+        if height < earliest:
+            raise QueryError(
+                f"height {height} is below the earliest retained height {earliest} (storage.retain_heights)"
+            )
+        return height
 
     async def Status(self, request: node_pb2.StatusRequest, context: grpc.aio.ServicerContext) -> node_pb2.StatusResponse:
         app = self.rt.app
@@ -57,7 +71,7 @@ class NodeService(node_pb2_grpc.NodeServicer):
             latest_hash=blk.hash if blk else b"",
             validators=app.validators(),
             revision_number=app.revision_number,
-            earliest_height=app.earliest_height(),
+            earliest_height=self.rt.earliest_height(),
             mempool_size=self.rt.mempool_size(),
         )
 
@@ -71,7 +85,7 @@ class NodeService(node_pb2_grpc.NodeServicer):
         )
 
     async def GetBlock(self, request: node_pb2.GetBlockRequest, context: grpc.aio.ServicerContext) -> node_pb2.Block:
-        height = self._height(request.height)
+        height = request.height or self.rt.app.latest_height()
         blk = self.rt.block(height)
         if blk is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no block at height {height}")
@@ -129,8 +143,8 @@ class NodeService(node_pb2_grpc.NodeServicer):
     async def QueryPacketCommitments(
         self, request: node_pb2.QueryPacketCommitmentsRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.SequencesResponse:
-        height = self._height(request.height)
         try:
+            height = self._height(request.height)
             seqs = self.rt.app.packet_commitment_sequences(request.port_id, request.channel_id, height)
         except QueryError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -139,8 +153,8 @@ class NodeService(node_pb2_grpc.NodeServicer):
     async def QueryUnreceivedPackets(
         self, request: node_pb2.QuerySequencesRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.SequencesResponse:
-        height = self._height(request.height)
         try:
+            height = self._height(request.height)
             seqs = self.rt.app.unreceived_packets(request.port_id, request.channel_id, list(request.sequences), height)
         except QueryError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -149,8 +163,8 @@ class NodeService(node_pb2_grpc.NodeServicer):
     async def QueryUnreceivedAcks(
         self, request: node_pb2.QuerySequencesRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.SequencesResponse:
-        height = self._height(request.height)
         try:
+            height = self._height(request.height)
             seqs = self.rt.app.unreceived_acks(request.port_id, request.channel_id, list(request.sequences), height)
         except QueryError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -163,8 +177,8 @@ class NodeService(node_pb2_grpc.NodeServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"args_json is not valid JSON: {exc}")
         if not isinstance(args, dict):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "args_json must be a JSON object")
-        height = self._height(request.height)
         try:
+            height = self._height(request.height)
             result = self.rt.app.query_app(request.query, args, height)
         except QueryError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

@@ -35,7 +35,7 @@ from chains.ibc.apps import transfer
 from chains.ibc.context import to_proto
 from chains.node.app import QueryError, TxRejected
 from chains.node.client import NodeClient, NodeError, RetryPolicy
-from chains.node.config import NodeConfigError, load_node_config
+from chains.node.config import load_node_config
 from chains.node.corda_app import KIND, CordaApp, GenesisError, load_genesis
 from chains.node.db import DatabaseError, NodeDatabase
 from chains.node.runtime import block_to_proto
@@ -448,13 +448,6 @@ def test_genesis_keys_and_config_errors(home: Home, tmp_path: Path) -> None:
     (home.path / "genesis.json").write_text("{not json")
     with pytest.raises(GenesisError, match=r"genesis\.json"):
         load_genesis(home.path)
-    toml = home.path / "node.toml"
-    toml.write_text(toml.read_text().replace("retain_heights = 0", "retain_heights = 5"))
-    db = NodeDatabase(tmp_path / "never.db")
-    with pytest.raises(NodeConfigError, match=r"storage\.retain_heights"):
-        KIND.open_app(load_node_config(home.path), db)
-    assert db.latest_height() == 0
-    db.close()
 
 
 def test_replay_restores_the_ledger_and_refuses_a_tampered_database(home: Home, tmp_path: Path) -> None:

@@ -128,3 +128,30 @@ async def test_restart_keeps_committed_state(tmp_path: Path) -> None:
     with pytest.raises(TxRejected, match="already committed"):
         rt2.submit(b"x=42")
     assert rt2.last_time_ns > 0
+
+
+async def test_retained_heights_bound_queries_but_not_blocks(tmp_path: Path) -> None:
+    db = NodeDatabase(tmp_path / "n.db")
+    rt = NodeRuntime(KvApp(db), db, RuntimeConfig(retain_heights=2))
+    for _ in range(5):
+        rt.produce_once()
+    server, port = build_server(rt, "127.0.0.1:0")
+    await server.start()
+    client = NodeClient(f"127.0.0.1:{port}", retry=RetryPolicy(attempts=1, timeout_s=5))
+    try:
+        assert (await client.status()).earliest_height == 4
+        assert (await client.header(4)).height == 4
+        with pytest.raises(NodeError) as err:
+            await client.query_ibc("a", height=3)
+        assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and "retain_heights" in err.value.details
+        with pytest.raises(NodeError) as err:
+            await client.header(3)
+        assert err.value.code == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(NodeError) as err:
+            await client.query_app("get", height=99, key="a")
+        assert "above the latest" in err.value.details
+        assert (await client.block(1)).height == 1  # blocks stay available for backfill
+    finally:
+        await client.close()
+        await server.stop(None)
+        db.close()
