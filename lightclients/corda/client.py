@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 
 from kakehashi.corda.v1 import lightclient_pb2 as lc
 from lightclients import ics23
+from lightclients.consensus_heights import breaks_monotonic_time, record_height
 from lightclients.corda.checkpoint import (
     CheckpointError,
     checkpoint_hash,
@@ -147,15 +148,6 @@ class CordaLightClient:
         raw = store.get(consensus_state_key(height))
         return None if raw is None else decode_consensus_state(raw)
 
-    def _heights(self, store: ClientStore) -> list[int]:
-        raw = store.get("meta/heights")
-        if not raw:
-            return []
-        return [int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8)]
-
-    def _set_heights(self, store: ClientStore, heights: list[int]) -> None:
-        store.set("meta/heights", b"".join(h.to_bytes(8, "big") for h in sorted(set(heights))))
-
     def _notary_keys(self, store: ClientStore, set_hash: bytes) -> list[bytes]:
         raw = store.get(_notary_set_key(set_hash))
         if raw is None:
@@ -192,7 +184,7 @@ class CordaLightClient:
         store.set(CLIENT_STATE_KEY, encode(cs))
         store.set(consensus_state_key(height), encode(cons))
         store.set(_notary_set_key(set_hash), notary_set(keys).SerializeToString(deterministic=True))
-        self._set_heights(store, [cs.latest_height])
+        record_height(store, height)
 
     def status(self, store: ClientStore, now_ns: int) -> Status:
         raw = store.get(CLIENT_STATE_KEY)
@@ -285,15 +277,11 @@ class CordaLightClient:
         self._verify_header(store, cs, h2, now_ns)
 
     def _breaks_time(self, store: ClientStore, cs: lc.ClientState, cp: lc.Checkpoint) -> bool:
-        for h in self._heights(store):
-            cons = self._consensus(store, self._height(cs, h))
-            if cons is None:
-                continue
-            if h < cp.height and cons.timestamp >= cp.timestamp:
-                return True
-            if h > cp.height and cons.timestamp <= cp.timestamp:
-                return True
-        return False
+        def timestamp_at(h: Height) -> int | None:
+            cons = self._consensus(store, h)
+            return None if cons is None else int(cons.timestamp)
+
+        return breaks_monotonic_time(store, self._height(cs, cp.height), cp.timestamp, timestamp_at)
 
     def check_for_misbehaviour(self, store: ClientStore, message: bytes) -> bool:
         cs = self._client_state(store)
@@ -329,7 +317,7 @@ class CordaLightClient:
         keys = [bytes(k) for k in header.notary_set.public_keys]
         store.set(consensus_state_key(height), encode(cons))
         store.set(_notary_set_key(bytes(cp.notary_set_hash)), notary_set(keys).SerializeToString(deterministic=True))
-        self._set_heights(store, [*self._heights(store), cp.height])
+        record_height(store, height)
         if cp.height > cs.latest_height:
             cs.latest_height = cp.height
             del cs.notary_keys[:]

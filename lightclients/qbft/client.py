@@ -22,7 +22,6 @@ with what the client already stores.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from google.protobuf.message import DecodeError
 
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.qbft.v1 import lightclient_pb2 as pb
+from lightclients.consensus_heights import breaks_monotonic_time, record_height
 from lightclients.crypto import CryptoError, keccak256, secp256k1_recover_address
 from lightclients.interface import (
     CLIENT_STATE_KEY,
@@ -49,7 +49,6 @@ from lightclients.qbft.header import HeaderError, QbftHeader, decode_header
 CLIENT_TYPE = "10-qbft"  # ibc-go style "NN-name", so client ids ("10-qbft-0") meet ICS-24's 9-char minimum
 _NS = 1_000_000_000
 _SLOT0 = bytes(32)
-_HEIGHTS_KEY = "meta/heights"
 _FROZEN = Height(0, 1)
 
 
@@ -174,22 +173,6 @@ class QbftClient:
         cons.ParseFromString(raw)
         return cons
 
-    def _heights(self, store: ClientStore) -> list[Height]:
-        raw = store.get(_HEIGHTS_KEY) or b""
-        return [
-            Height(int.from_bytes(raw[i : i + 8], "big"), int.from_bytes(raw[i + 8 : i + 16], "big"))
-            for i in range(0, len(raw), 16)
-        ]
-
-    def _set_heights(self, store: ClientStore, heights: list[Height]) -> None:
-        store.set(
-            _HEIGHTS_KEY,
-            b"".join(
-                h.revision_number.to_bytes(8, "big") + h.revision_height.to_bytes(8, "big")
-                for h in heights
-            ),
-        )
-
     # --- ICS-02 -------------------------------------------------------------------------
 
     def initialize(
@@ -222,7 +205,7 @@ class QbftClient:
         height = _height(cs.latest_height)
         store.set(CLIENT_STATE_KEY, _ser(cs))
         store.set(consensus_state_key(height), _ser(cons))
-        self._set_heights(store, [height])
+        record_height(store, height)
 
     def status(self, store: ClientStore, now_ns: int) -> Status:
         raw = store.get(CLIENT_STATE_KEY)
@@ -348,17 +331,11 @@ class QbftClient:
         stored_hash = store.get(_block_hash_key(new.height))
         if stored_hash is not None:
             return stored_hash != new.block_hash
-        heights = self._heights(store)
-        i = bisect.bisect_left(heights, new.height)
-        if i > 0:
-            below = self._consensus(store, heights[i - 1])
-            if below is not None and below.timestamp >= new.consensus.timestamp:
-                return True
-        if i < len(heights):
-            above = self._consensus(store, heights[i])
-            if above is not None and above.timestamp <= new.consensus.timestamp:
-                return True
-        return False
+        def timestamp_at(h: Height) -> int | None:
+            cons = self._consensus(store, h)
+            return None if cons is None else int(cons.timestamp)
+
+        return breaks_monotonic_time(store, new.height, new.consensus.timestamp, timestamp_at)
 
     def update_state_on_misbehaviour(self, store: ClientStore, message: bytes) -> None:
         cs = self._client_state(store)
@@ -373,12 +350,9 @@ class QbftClient:
         if store.get(_block_hash_key(new.height)) == new.block_hash:
             return []
         cs = self._client_state(store)
-        heights = self._heights(store)
-        if new.height not in heights:
-            bisect.insort(heights, new.height)
         store.set(consensus_state_key(new.height), _ser(new.consensus))
         store.set(_block_hash_key(new.height), new.block_hash)
-        self._set_heights(store, heights)
+        record_height(store, new.height)
         if new.height > _height(cs.latest_height):
             cs.latest_height.CopyFrom(_to_pb(new.height))
             store.set(CLIENT_STATE_KEY, _ser(cs))
