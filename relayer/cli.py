@@ -133,6 +133,46 @@ def cmd_node_start(ns: argparse.Namespace) -> None:
     start(Path(ns.home), ns.grpc)
 
 
+# --- testnet ---------------------------------------------------------------------------
+
+
+def _testnet_table(nodes: list[Any]) -> Table:
+    table = Table("chain", "kind", "grpc", "height", "pid", "home")
+    for n in nodes:
+        table.add_row(n.chain_id, n.kind, n.address or "-", "-" if n.height is None else str(n.height),
+                      "-" if n.pid is None else str(n.pid), str(n.home))
+    return table
+
+
+def _testnet_doc(nodes: list[Any]) -> list[dict[str, Any]]:
+    return [{"chain_id": n.chain_id, "kind": n.kind, "grpc": n.address, "height": n.height, "pid": n.pid,
+             "home": str(n.home)} for n in nodes]
+
+
+def cmd_testnet_up(ns: argparse.Namespace) -> None:
+    from relayer import testnet
+
+    try:
+        nodes = testnet.up(Path(ns.home), validators=ns.validators, block_period=ns.block_period)
+    except testnet.TestnetError as exc:
+        raise CliError(str(exc)) from exc
+    _out(ns, _testnet_doc(nodes), _testnet_table(nodes))
+
+
+def cmd_testnet_down(ns: argparse.Namespace) -> None:
+    from relayer import testnet
+
+    stopped = testnet.down(Path(ns.home))
+    _out(ns, {"stopped": stopped}, f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def cmd_testnet_status(ns: argparse.Namespace) -> None:
+    from relayer import testnet
+
+    nodes = testnet.status(Path(ns.home))
+    _out(ns, _testnet_doc(nodes), _testnet_table(nodes))
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -190,6 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     nstart.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     nstart.add_argument("--log-format", default="console", choices=["json", "console"])
     nstart.set_defaults(func=cmd_node_start)
+
+    tn = sub.add_parser("testnet", help="a local two-chain testnet (one EVM and one Corda node)").add_subparsers(
+        dest="testnet_command", metavar="ACTION", required=True
+    )
+    tcommon = argparse.ArgumentParser(add_help=False)
+    tcommon.add_argument("--home", default=".testnet", help="testnet directory (default: .testnet); data persists")
+    tcommon.add_argument("--json", action="store_true")
+    tup = tn.add_parser("up", parents=[tcommon], help="initialise (first time) and start both nodes")
+    tup.add_argument("--validators", type=int, default=4)
+    tup.add_argument("--block-period", default="1s")
+    tup.set_defaults(func=cmd_testnet_up)
+    tn.add_parser("down", parents=[tcommon], help="stop the nodes that `up` started").set_defaults(func=cmd_testnet_down)
+    tn.add_parser("status", parents=[tcommon], help="show the nodes").set_defaults(func=cmd_testnet_status)
 
     config = sub.add_parser("config", help="configuration").add_subparsers(
         dest="config_command", metavar="ACTION", required=True
