@@ -14,15 +14,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from google.protobuf.message import Message
 
 from chains.ibc import events as ev
 from chains.ibc.events import Event
-from chains.node.client import NodeClient
+from chains.node.client import NodeClient, NodeError
 from kakehashi.node.v1 import node_pb2
-from lightclients.interface import Height, LightClientModule
+from lightclients.interface import ClientStore, Height, LightClientModule
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +126,28 @@ class ChainCodec(Protocol):
     async def build_misbehaviour(self, node: NodeClient, conflicting: bytes, target: Height) -> bytes: ...
 
 
+@runtime_checkable
+class SignerSync(Protocol):
+    """Optional codec half for signer state that lives on chain (the EVM account nonce).
+
+    ``before_tx`` runs under the handle's signer lock before ``encode_tx``; ``after_tx`` gets the
+    node's result, or None when the submission raised, so the codec can resync next time.
+    """
+
+    async def before_tx(self, node: NodeClient) -> None: ...
+
+    def after_tx(self, result: node_pb2.TxResult | None) -> None: ...
+
+
+@runtime_checkable
+class ViewCompleter(Protocol):
+    """Optional codec half: what a client of this chain keeps beside its client and consensus
+    states (Corda: notary sets under ``meta/``), copied from ``host`` into the relayer's own view
+    so that view can verify headers exactly as the host's client does."""
+
+    async def complete_view(self, host: ChainHandle, client_id: str, store: ClientStore) -> None: ...
+
+
 def _height(revision: int, h: int) -> Height:
     return Height(revision, h)
 
@@ -221,10 +243,24 @@ class GrpcChainHandle:
     async def build_misbehaviour(self, conflicting: bytes, target: Height) -> bytes:
         return await self.codec.build_misbehaviour(self.node, conflicting, target)
 
+    async def complete_view(self, host: ChainHandle, client_id: str, store: ClientStore) -> None:
+        if isinstance(self.codec, ViewCompleter):
+            await self.codec.complete_view(host, client_id, store)
+
     async def submit(self, msgs: Sequence[Message]) -> TxOutcome:
+        sync = self.codec if isinstance(self.codec, SignerSync) else None
         async with self._signer:
+            if sync is not None:
+                await sync.before_tx(self.node)
             tx = self.codec.encode_tx(msgs, self)
-            result = await self.node.submit_and_wait(tx)
+            try:
+                result = await self.node.submit_and_wait(tx)
+            except NodeError:
+                if sync is not None:
+                    sync.after_tx(None)
+                raise
+            if sync is not None:
+                sync.after_tx(result)
         committed = result.status == node_pb2.TX_STATUS_COMMITTED
         height = _height(self._revision, int(result.height)) if result.height else None
         return TxOutcome(committed, result.reason, _events(result), height)

@@ -127,6 +127,9 @@ class Supervisor:
         for chain in (self.a, self.b):
             other = self.other(chain)
             for cid, end in conns[chain.chain_id].items():
+                peer_worker = f"connection:{other.chain_id}/{end.counterparty.connection_id}"
+                if end.counterparty.connection_id and peer_worker in self.workers:
+                    continue  # that worker finds this end by itself and drives both ends' steps
                 if end.state in (cpb.CONNECTION_STATE_INIT, cpb.CONNECTION_STATE_TRYOPEN):
                     self._spawn(ConnectionHandshakeWorker(
                         End(chain, end.client_id, cid),
@@ -142,7 +145,10 @@ class Supervisor:
                             chan_end.counterparty.channel_id)
                 if chan_end.state in (chpb.STATE_OPEN, chpb.STATE_CLOSED) and there.channel:
                     self._spawn(PacketWorker(here, there, self.services))
-                if chan_end.state in (chpb.STATE_INIT, chpb.STATE_TRYOPEN, chpb.STATE_CLOSED):
+                # One worker per channel pair: the other end's worker finds this end by itself.
+                drives_both = bool(there.channel) and (
+                    f"channel:{there.chain.chain_id}/{there.port}/{there.channel}" in self.workers)
+                if chan_end.state in (chpb.STATE_INIT, chpb.STATE_TRYOPEN, chpb.STATE_CLOSED) and not drives_both:
                     self._spawn(ChannelHandshakeWorker(here, there, self.services))
 
     def _spawn(self, worker: Worker) -> None:

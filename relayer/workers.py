@@ -425,6 +425,9 @@ class ClientWorker(Worker):
             # The relayer's own view starts from what the host trusts now; from here on it
             # only ever learns consensus states from the source chain itself.
             self.own = await mirror_client(host.chain, host.client_id, self.module)
+            complete = getattr(self.src, "complete_view", None)
+            if complete is not None:
+                await complete(host.chain, host.client_id, self.own)
         if s.misbehaviour:
             await self._watch(now)
         if s.refresh and period and now - ts >= int(period * s.refresh_rate):
@@ -488,11 +491,23 @@ class ChannelHandshakeWorker(Worker):
     def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
         return any(e.type.startswith("channel_") for e in events)
 
+    async def _find_peer(self) -> str:
+        """The counterparty's channel that answered ours with a Try, if there is one."""
+        raw = (await self.b.chain.query(paths.NEXT_CHANNEL_SEQUENCE, prove=False)).value
+        count = client_pb2.NextSequence.FromString(raw).sequence if raw is not None else 0
+        for n in range(count):
+            cid = f"channel-{n}"
+            end = await channel_end(self.b.chain, self.b.port, cid)
+            if end is not None and (end.counterparty.port_id, end.counterparty.channel_id) == (
+                    self.a.port, self.a.channel) and list(end.connection_hops) == [self.b.connection_id]:
+                return cid
+        return ""
+
     async def step(self) -> bool:
         a_end = await channel_end(self.a.chain, self.a.port, self.a.channel)
         if a_end is None:
             raise WorkerStopped(f"channel {self.a.port}/{self.a.channel} vanished")
-        b_id = self.b.channel or a_end.counterparty.channel_id
+        b_id = self.b.channel or a_end.counterparty.channel_id or await self._find_peer()
         if b_id and not self.b.channel:
             self.b = End(self.b.chain, self.b.client_id, self.b.connection_id, self.b.port, b_id)
         b_end = await channel_end(self.b.chain, self.b.port, b_id) if b_id else None

@@ -55,7 +55,7 @@ FROZEN_HEIGHT = 1
 _HASH_LEN = 32
 
 
-def _notary_set_key(set_hash: bytes) -> str:
+def notary_set_key(set_hash: bytes) -> str:
     return f"meta/notarySets/{set_hash.hex()}"
 
 
@@ -149,7 +149,7 @@ class CordaLightClient:
         return None if raw is None else decode_consensus_state(raw)
 
     def _notary_keys(self, store: ClientStore, set_hash: bytes) -> list[bytes]:
-        raw = store.get(_notary_set_key(set_hash))
+        raw = store.get(notary_set_key(set_hash))
         if raw is None:
             raise InvalidClientMessage("the trusted notary set is not known to this client")
         return [bytes(k) for k in lc.NotarySet.FromString(raw).public_keys]
@@ -183,7 +183,7 @@ class CordaLightClient:
         height = self._height(cs, cs.latest_height)
         store.set(CLIENT_STATE_KEY, encode(cs))
         store.set(consensus_state_key(height), encode(cons))
-        store.set(_notary_set_key(set_hash), notary_set(keys).SerializeToString(deterministic=True))
+        store.set(notary_set_key(set_hash), notary_set(keys).SerializeToString(deterministic=True))
         record_height(store, height)
 
     def status(self, store: ClientStore, now_ns: int) -> Status:
@@ -316,7 +316,7 @@ class CordaLightClient:
             raise InvalidClientMessage("a different consensus state is stored at this height (misbehaviour)")
         keys = [bytes(k) for k in header.notary_set.public_keys]
         store.set(consensus_state_key(height), encode(cons))
-        store.set(_notary_set_key(bytes(cp.notary_set_hash)), notary_set(keys).SerializeToString(deterministic=True))
+        store.set(notary_set_key(bytes(cp.notary_set_hash)), notary_set(keys).SerializeToString(deterministic=True))
         record_height(store, height)
         if cp.height > cs.latest_height:
             cs.latest_height = cp.height

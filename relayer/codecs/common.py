@@ -1,0 +1,29 @@
+"""What both chain codecs share: their error type and client creation from the node's view."""
+
+from __future__ import annotations
+
+from chains.node.client import NodeClient
+
+DEFAULT_TRUSTING_NS = 14 * 24 * 3600 * 10**9
+DEFAULT_DRIFT_NS = 10 * 10**9
+
+
+class CodecError(ValueError):
+    """The codec cannot build what was asked (bad key, undecodable node answer, bad evidence)."""
+
+
+async def client_init_at(node: NodeClient, trusting_period_ns: int, max_clock_drift_ns: int) -> tuple[str, bytes, bytes]:
+    """Client and consensus state at the node's latest height, as the node itself builds them.
+
+    Why trust the node here: creating a client is the one step that has to trust someone; the
+    operator points the relayer at nodes of their choice, as Hermes does for create client.
+    """
+    latest = int((await node.status()).latest_height)
+    if latest < 1:
+        raise CodecError("the chain has no sealed block yet; a client starts from height 1 or later")
+    made = await node.query_app("client_state", height=latest, trusting_period_ns=trusting_period_ns,
+                                max_clock_drift_ns=max_clock_drift_ns)
+    try:
+        return str(made["client_type"]), bytes.fromhex(made["client_state"]), bytes.fromhex(made["consensus_state"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CodecError(f"node's client_state answer is malformed: {exc}") from None
