@@ -7,18 +7,21 @@ Every command prints a human-readable result (rich) by default and one JSON docu
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
+from chains.node.client import NodeError
 from chains.node.config import NodeConfigError
-from relayer.config import ConfigError, load_config, parse_duration
+from relayer.config import Config, ConfigError, load_config, parse_duration
+from relayer.daemon import DaemonError
 from relayer.keystore import (
     KIND_FOR_CHAIN,
     KINDS,
@@ -29,6 +32,7 @@ from relayer.keystore import (
 from relayer.logs import configure_logging
 
 DEFAULT_CONFIG = Path("config/relayer.toml")
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -173,6 +177,201 @@ def cmd_testnet_status(ns: argparse.Namespace) -> None:
     _out(ns, _testnet_doc(nodes), _testnet_table(nodes))
 
 
+# --- relayer: start, create, query, tx, clear, health-check -----------------------------
+
+
+def _config(ns: argparse.Namespace) -> Config:
+    cfg = load_config(Path(ns.config))
+    # One-shot commands keep stdout for their result; only warnings go to stderr.
+    configure_logging("warning" if cfg.log_level in ("debug", "info") else cfg.log_level, cfg.log_format)
+    return cfg
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _rows(doc: dict[str, Any]) -> Table:
+    table = Table("field", "value")
+    for key, value in doc.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, (list, dict)) else str(value))
+    return table
+
+
+def cmd_start(ns: argparse.Namespace) -> None:
+    from relayer import daemon
+
+    cfg = _config(ns)
+    daemon.start(cfg, passphrase_from_env_or_prompt())
+
+
+def cmd_create_client(ns: argparse.Namespace) -> None:
+    from relayer import commands
+
+    cfg = _config(ns)
+    doc = _run(commands.create_client(cfg, passphrase_from_env_or_prompt(), ns.host_chain, ns.reference_chain))
+    _out(ns, doc, _rows(doc))
+
+
+def cmd_create_connection(ns: argparse.Namespace) -> None:
+    from relayer import commands
+
+    cfg = _config(ns)
+    doc = _run(commands.create_connection(cfg, passphrase_from_env_or_prompt(), ns.a_chain, ns.b_chain,
+                                          ns.a_client, ns.b_client))
+    _out(ns, doc, _rows(doc))
+
+
+def cmd_create_channel(ns: argparse.Namespace) -> None:
+    from relayer import commands
+
+    cfg = _config(ns)
+    doc = _run(commands.create_channel(cfg, passphrase_from_env_or_prompt(), ns.a_chain, ns.a_connection,
+                                       ns.a_port, ns.b_port, ns.order, ns.channel_version))
+    _out(ns, doc, _rows(doc))
+
+
+def cmd_query_client(ns: argparse.Namespace) -> None:
+    from relayer import commands
+
+    doc = _run(commands.query_client(_config(ns), passphrase_from_env_or_prompt(), ns.chain, ns.client))
+    _out(ns, doc, _rows(doc))
+
+
+def cmd_query_connection(ns: argparse.Namespace) -> None:
+    from relayer import commands
+
+    doc = _run(commands.query_connection(_config(ns), passphrase_from_env_or_prompt(), ns.chain, ns.connection))
+    _out(ns, doc, _rows(doc))
+
+
+def cmd_query_channel(ns: argparse.Namespace) -> None:
+    from relayer import commands
+
+    doc = _run(commands.query_channel(_config(ns), passphrase_from_env_or_prompt(), ns.chain, ns.port, ns.channel))
+    _out(ns, doc, _rows(doc))
+
+
+def _pending_table(doc: dict[str, Any]) -> Table:
+    table = Table("chain", "port", "channel", "unreceived packets (at counterparty)", "acks not yet back")
+    for side in ("src", "dst"):
+        d = doc[side]
+        table.add_row(d["chain"], d["port"], d["channel"], ", ".join(map(str, d["unreceived_packets"])) or "-",
+                      ", ".join(map(str, d["unreceived_acks"])) or "-")
+    return table
+
+
+def cmd_query_packet_pending(ns: argparse.Namespace) -> None:
+    from relayer import commands
+
+    doc = _run(commands.pending_packets(_config(ns), passphrase_from_env_or_prompt(), ns.chain, ns.port,
+                                        ns.channel))
+    _out(ns, doc, _pending_table(doc))
+
+
+def cmd_tx_transfer(ns: argparse.Namespace) -> None:
+    from relayer import commands
+
+    doc = _run(commands.transfer(_config(ns), passphrase_from_env_or_prompt(), ns.src_chain, ns.src_port,
+                                 ns.src_channel, ns.amount, ns.denom, ns.receiver, ns.key,
+                                 ns.timeout_height_offset, ns.timeout_seconds))
+    _out(ns, doc, _rows(doc))
+
+
+def cmd_clear_packets(ns: argparse.Namespace) -> None:
+    from relayer import commands
+
+    doc = _run(commands.clear_packets(_config(ns), passphrase_from_env_or_prompt(), ns.chain, ns.port, ns.channel))
+    _out(ns, doc, _rows(doc))
+
+
+def cmd_health_check(ns: argparse.Namespace) -> None:
+    from relayer import commands
+
+    rows = _run(commands.health_check(_config(ns)))
+    table = Table("chain", "kind", "grpc", "healthy", "height", "error")
+    for r in rows:
+        table.add_row(r["chain"], r["kind"], r["grpc"], "yes" if r["healthy"] else "NO",
+                      "-" if r["height"] is None else str(r["height"]), r["error"])
+    _out(ns, rows, table)
+    bad = [r["chain"] for r in rows if not r["healthy"]]
+    if bad:
+        raise CliError(f"unhealthy: {', '.join(bad)}")
+
+
+def _add_relayer_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    sub.add_parser("start", parents=[common], help="run the relayer until SIGTERM/SIGINT").set_defaults(
+        func=cmd_start)
+    sub.add_parser("health-check", parents=[common], help="is every configured chain reachable").set_defaults(
+        func=cmd_health_check)
+
+    create = sub.add_parser("create", help="create clients, connections, channels").add_subparsers(
+        dest="create_command", metavar="OBJECT", required=True)
+    cc = create.add_parser("client", parents=[common], help="a client of --reference-chain on --host-chain")
+    cc.add_argument("--host-chain", required=True)
+    cc.add_argument("--reference-chain", required=True)
+    cc.set_defaults(func=cmd_create_client)
+    cn = create.add_parser("connection", parents=[common], help="a connection, handshaken to OPEN")
+    cn.add_argument("--a-chain", required=True)
+    cn.add_argument("--b-chain", required=True)
+    cn.add_argument("--a-client", help="existing client on the a chain (default: create one)")
+    cn.add_argument("--b-client", help="existing client on the b chain (default: create one)")
+    cn.set_defaults(func=cmd_create_connection)
+    ch = create.add_parser("channel", parents=[common], help="a channel, handshaken to OPEN")
+    ch.add_argument("--a-chain", required=True)
+    ch.add_argument("--a-connection", required=True)
+    ch.add_argument("--a-port", required=True)
+    ch.add_argument("--b-port", required=True)
+    ch.add_argument("--order", default="unordered", choices=["unordered", "ordered"])
+    ch.add_argument("--channel-version", default="ics20-1")
+    ch.set_defaults(func=cmd_create_channel)
+
+    query = sub.add_parser("query", help="read IBC state from a chain").add_subparsers(
+        dest="query_command", metavar="OBJECT", required=True)
+    qc = query.add_parser("client", parents=[common], help="a client's state")
+    qc.add_argument("--chain", required=True)
+    qc.add_argument("--client", required=True)
+    qc.set_defaults(func=cmd_query_client)
+    qn = query.add_parser("connection", parents=[common], help="a connection end")
+    qn.add_argument("--chain", required=True)
+    qn.add_argument("--connection", required=True)
+    qn.set_defaults(func=cmd_query_connection)
+    qh = query.add_parser("channel", parents=[common], help="a channel end")
+    qh.add_argument("--chain", required=True)
+    qh.add_argument("--port", required=True)
+    qh.add_argument("--channel", required=True)
+    qh.set_defaults(func=cmd_query_channel)
+    qp = query.add_parser("packet", help="packets").add_subparsers(dest="packet_command", metavar="WHAT",
+                                                                   required=True)
+    pp = qp.add_parser("pending", parents=[common], help="unreceived packets and acks, both ways")
+    pp.add_argument("--chain", required=True)
+    pp.add_argument("--port", required=True)
+    pp.add_argument("--channel", required=True)
+    pp.set_defaults(func=cmd_query_packet_pending)
+
+    tx = sub.add_parser("tx", help="send transactions").add_subparsers(dest="tx_command", metavar="TX",
+                                                                        required=True)
+    tt = tx.add_parser("transfer", parents=[common], help="an ICS-20 transfer signed by a keystore key")
+    tt.add_argument("--src-chain", required=True)
+    tt.add_argument("--src-port", default="transfer")
+    tt.add_argument("--src-channel", required=True)
+    tt.add_argument("--amount", type=int, required=True)
+    tt.add_argument("--denom", required=True)
+    tt.add_argument("--receiver", required=True)
+    tt.add_argument("--timeout-height-offset", type=int, default=0)
+    tt.add_argument("--timeout-seconds", type=int, default=0)
+    tt.add_argument("--key", required=True, help="keystore key that signs and sends")
+    tt.set_defaults(func=cmd_tx_transfer)
+
+    clear = sub.add_parser("clear", help="one-shot relaying").add_subparsers(dest="clear_command", metavar="WHAT",
+                                                                             required=True)
+    cp = clear.add_parser("packets", parents=[common], help="one clearing pass on a channel, both directions")
+    cp.add_argument("--chain", required=True)
+    cp.add_argument("--port", required=True)
+    cp.add_argument("--channel", required=True)
+    cp.set_defaults(func=cmd_clear_packets)
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -250,10 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_parser("validate", parents=[common], help="validate the config file").set_defaults(
         func=cmd_config_validate
     )
+    _add_relayer_commands(sub, common)
     return parser
 
 
-ERRORS: tuple[type[Exception], ...] = (CliError, ConfigError, KeystoreError, NodeConfigError, OSError, ValueError)
+ERRORS: tuple[type[Exception], ...] = (CliError, ConfigError, KeystoreError, NodeConfigError, OSError, ValueError,
+                                      DaemonError, NodeError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -275,9 +476,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0
     except ERRORS as exc:
+        # One line, always: gRPC details and nested causes can carry newlines.
+        reason = " ".join(str(exc).splitlines())
         if getattr(ns, "json", False):
-            print(json.dumps({"ok": False, "error": str(exc)}, sort_keys=True))
-        print(f"error: {exc}", file=sys.stderr)
+            print(json.dumps({"ok": False, "error": reason}, sort_keys=True))
+        print(f"error: {reason}", file=sys.stderr)
         return 1
     return 0
 
