@@ -55,7 +55,7 @@ class DoubleSpend(NotaryError):
 
 
 class TimeWindowError(NotaryError):
-    pass
+    """The tx's time window does not contain a quorum of the members' clocks."""
 
 
 class IbcRejected(NotaryError):
