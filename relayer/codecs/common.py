@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
+
 from chains.node.client import NodeClient
+from lightclients.interface import Height
+
+M = TypeVar("M", bound=Message)
 
 DEFAULT_TRUSTING_NS = 14 * 24 * 3600 * 10**9
 DEFAULT_DRIFT_NS = 10 * 10**9
@@ -27,3 +34,14 @@ async def client_init_at(node: NodeClient, trusting_period_ns: int, max_clock_dr
         return str(made["client_type"]), bytes.fromhex(made["client_state"]), bytes.fromhex(made["consensus_state"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CodecError(f"node's client_state answer is malformed: {exc}") from None
+
+
+async def fetch_client_header(node: NodeClient, target: Height, header: M, kind: str) -> M:
+    """Parse the node's light-client header at ``target`` into ``header`` (its trusted height
+    is left for the caller: each client encodes it differently)."""
+    got = await node.header(target.revision_height)
+    try:
+        header.ParseFromString(got.client_header)
+    except DecodeError as exc:
+        raise CodecError(f"node sent an undecodable {kind} header at {target}: {exc}") from None
+    return header

@@ -34,7 +34,13 @@ from lightclients.interface import (
     consensus_state_key,
 )
 from relayer.chain import ChainHandle
-from relayer.codecs.common import DEFAULT_DRIFT_NS, DEFAULT_TRUSTING_NS, CodecError, client_init_at
+from relayer.codecs.common import (
+    DEFAULT_DRIFT_NS,
+    DEFAULT_TRUSTING_NS,
+    CodecError,
+    client_init_at,
+    fetch_client_header,
+)
 
 KIND = "corda"
 
@@ -75,12 +81,7 @@ class CordaCodec:
         return await client_init_at(node, self.trusting_period_ns, self.max_clock_drift_ns)
 
     async def _header(self, node: NodeClient, trusted: Height, target: Height) -> lc.Header:
-        got = await node.header(target.revision_height)
-        header = lc.Header()
-        try:
-            header.ParseFromString(got.client_header)
-        except DecodeError as exc:
-            raise CodecError(f"node sent an undecodable corda header at {target}: {exc}") from None
+        header = await fetch_client_header(node, target, lc.Header(), "corda")
         header.trusted_height = trusted.revision_height
         return header
 

@@ -23,7 +23,13 @@ from kakehashi.qbft.v1 import lightclient_pb2 as qbft_pb
 from lightclients.crypto import eth_address, secp256k1_public_key
 from lightclients.interface import Height, LightClientModule
 from lightclients.qbft.client import QbftClient, encode_header_message, encode_misbehaviour_message
-from relayer.codecs.common import DEFAULT_DRIFT_NS, DEFAULT_TRUSTING_NS, CodecError, client_init_at
+from relayer.codecs.common import (
+    DEFAULT_DRIFT_NS,
+    DEFAULT_TRUSTING_NS,
+    CodecError,
+    client_init_at,
+    fetch_client_header,
+)
 
 KIND = "evm"
 
@@ -74,12 +80,7 @@ class EvmCodec:
         return await client_init_at(node, self.trusting_period_ns, self.max_clock_drift_ns)
 
     async def _header(self, node: NodeClient, trusted: Height, target: Height) -> qbft_pb.Header:
-        got = await node.header(target.revision_height)
-        header = qbft_pb.Header()
-        try:
-            header.ParseFromString(got.client_header)
-        except DecodeError as exc:
-            raise CodecError(f"node sent an undecodable qbft header at {target}: {exc}") from None
+        header = await fetch_client_header(node, target, qbft_pb.Header(), "qbft")
         header.trusted_height.CopyFrom(client_pb2.Height(revision_number=trusted.revision_number,
                                                          revision_height=trusted.revision_height))
         return header
