@@ -1,0 +1,98 @@
+"""The `dvp` port's shared vocabulary: trade terms, their hash, packet data and acknowledgements.
+
+Both ledgers import this module so that the EVM escrow (which stores a terms hash) and the
+Corda lock (which sends the terms in the packet) agree on one encoding: the deterministic
+protobuf serialization of :class:`kakehashi.dvp.v1.dvp_pb2.Terms`, hashed with SHA-256. The
+packet data is the deterministic serialization of ``DvpPacketData``; decoding re-encodes and
+refuses anything that does not round-trip, so two byte strings never mean the same trade.
+Acknowledgements use the ICS-20 JSON form (``{"result": ...}`` / ``{"error": ...}``) so that
+operators read both apps' acks the same way.
+
+The host-specific halves live with their ledgers: the ST escrow and the receiving module in
+``chains/evm/dvp.py``, the DvPLock contract and the sending module in ``chains/corda/dvp.py``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from google.protobuf.message import DecodeError
+
+from chains.ibc.apps.transfer import SUCCESS_ACK, ack_succeeded, error_ack
+from chains.ibc.errors import InvalidMessage
+from kakehashi.dvp.v1 import dvp_pb2
+from lightclients.crypto import sha256
+
+PORT_ID = "dvp"
+VERSION = "kakehashi-dvp-1"
+_TRADE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+__all__ = [
+    "PORT_ID",
+    "SUCCESS_ACK",
+    "VERSION",
+    "ack_succeeded",
+    "decode_packet_data",
+    "decode_terms",
+    "encode_packet_data",
+    "encode_terms",
+    "error_ack",
+    "terms_hash",
+    "validate_terms",
+]
+
+
+def validate_terms(terms: dvp_pb2.Terms) -> None:
+    """Raise :class:`InvalidMessage` naming the first field that cannot describe a trade."""
+    if not _TRADE_ID.fullmatch(terms.trade_id):
+        raise InvalidMessage("trade_id must be 1-64 characters of [A-Za-z0-9._-]")
+    for name in ("security_token", "seller_evm", "buyer_evm"):
+        if len(getattr(terms, name)) != 20:
+            raise InvalidMessage(f"{name} must be a 20-byte EVM address")
+    for name in ("cash_issuer", "seller_corda", "buyer_corda"):
+        if len(getattr(terms, name)) != 32:
+            raise InvalidMessage(f"{name} must be a 32-byte Ed25519 public key")
+    if terms.st_quantity == 0 or terms.sc_amount == 0:
+        raise InvalidMessage("st_quantity and sc_amount must be positive")
+    if terms.deadline_ns == 0:
+        raise InvalidMessage("deadline_ns must be set (Unix ns on the EVM chain's clock)")
+    if terms.seller_evm == terms.buyer_evm or terms.seller_corda == terms.buyer_corda:
+        raise InvalidMessage("seller and buyer must be different accounts")
+
+
+def encode_terms(terms: dvp_pb2.Terms) -> bytes:
+    return terms.SerializeToString(deterministic=True)
+
+
+def terms_hash(terms: dvp_pb2.Terms) -> bytes:
+    """sha256(deterministic Terms): what the EVM escrow stores and the packet must match."""
+    return sha256(encode_terms(terms))
+
+
+def decode_terms(raw: bytes) -> dvp_pb2.Terms:
+    terms = dvp_pb2.Terms()
+    try:
+        terms.ParseFromString(raw)
+    except DecodeError:
+        raise InvalidMessage("terms do not decode") from None
+    if encode_terms(terms) != raw:
+        raise InvalidMessage("terms are not in canonical (deterministic) encoding")
+    validate_terms(terms)
+    return terms
+
+
+def encode_packet_data(terms: dvp_pb2.Terms) -> bytes:
+    return dvp_pb2.DvpPacketData(terms=terms).SerializeToString(deterministic=True)
+
+
+def decode_packet_data(raw: bytes) -> dvp_pb2.Terms:
+    """The terms a packet carries; non-canonical or invalid data raises InvalidMessage."""
+    data = dvp_pb2.DvpPacketData()
+    try:
+        data.ParseFromString(raw)
+    except DecodeError:
+        raise InvalidMessage("dvp packet data does not decode") from None
+    if not data.HasField("terms") or data.SerializeToString(deterministic=True) != raw:
+        raise InvalidMessage("dvp packet data is not canonical DvpPacketData with terms")
+    validate_terms(data.terms)
+    return data.terms
