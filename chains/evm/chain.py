@@ -28,6 +28,7 @@ from chains.evm.contracts import (
     SecurityToken,
     builtin_address,
 )
+from chains.evm.dvp import DVP_ESCROW_ADDRESS, DvpEscrow
 from chains.evm.ibc_contract import IbcHandlerContract
 from chains.evm.state import AccountProof, WorldState
 from chains.evm.tx import Transaction, TxError, decode_tx
@@ -115,11 +116,15 @@ class EvmChain:
         self.state = WorldState(store)
         self.validators: list[bytes] = list(validators)
         self._tally: dict[tuple[bytes, bool], set[bytes]] = {}
-        self.token = SecurityToken(SECURITY_TOKEN_ADDRESS, token_issuer)
-        self.ibc = IbcHandlerContract(IBC_HANDLER_ADDRESS, self.state, clients or {}, revision)
-        self.contracts: dict[bytes, Contract] = {self.token.address: self.token, self.ibc.address: self.ibc}
+        self.token = SecurityToken(SECURITY_TOKEN_ADDRESS, token_issuer, escrow=DVP_ESCROW_ADDRESS)
+        self.escrow = DvpEscrow(DVP_ESCROW_ADDRESS, self.token, IBC_HANDLER_ADDRESS)
+        self.ibc = IbcHandlerContract(IBC_HANDLER_ADDRESS, self.state, clients or {}, revision, self.escrow)
+        self.contracts: dict[bytes, Contract] = {
+            self.token.address: self.token, self.ibc.address: self.ibc, self.escrow.address: self.escrow,
+        }
         self.token.install(self.state)
         self.ibc.install(self.state)
+        self.escrow.install(self.state)
         root = self.state.commit()
         genesis = QbftHeader(
             parent_hash=bytes(32),

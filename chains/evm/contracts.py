@@ -81,6 +81,12 @@ class SecurityToken:
     Storage: slot 0 = issuer, slot 1 = total supply, mapping 2 = whitelist,
     mapping 3 = balances. The whitelist is checked on mint and on every transfer for both
     sides, as ST platforms enforce transfer restrictions at the token itself.
+
+    The one holder outside the whitelist is the DvP escrow (``escrow``): it may hold ST only
+    through :meth:`escrow_move`, which no transaction can reach except through the escrow
+    contract's own code, and it can never be whitelisted. So ST reaches or leaves the escrow
+    only by a lock, a delivery or a reclaim, and the escrow's balance is always the sum of
+    the quantities it holds locked.
     """
 
     ISSUER_SLOT = bytes(32)
@@ -88,9 +94,10 @@ class SecurityToken:
     WHITELIST = 2
     BALANCES = 3
 
-    def __init__(self, address: bytes, issuer: bytes) -> None:
+    def __init__(self, address: bytes, issuer: bytes, escrow: bytes | None = None) -> None:
         self.address = address
         self.issuer = issuer
+        self.escrow = escrow
 
     def install(self, state: WorldState) -> None:
         acct = state.account(self.address)
@@ -120,6 +127,8 @@ class SecurityToken:
         if method == "whitelist":
             self._only_issuer(ctx)
             holder = _address_arg(args, 0)
+            if holder == self.escrow:
+                raise ContractError("the DvP escrow cannot be whitelisted: it holds ST only by escrow moves")
             allowed = len(args) > 1 and args[1] == b"\x01"
             self._write(ctx, mapping_slot(holder, self.WHITELIST), 1 if allowed else 0)
             ctx.logs.append(Log(self.address, "whitelist", (("holder", holder), ("allowed", b"\x01" if allowed else b""))))
@@ -146,6 +155,23 @@ class SecurityToken:
             raise ContractError("sender is not whitelisted")
         if not self.is_whitelisted(state, to):
             raise ContractError("recipient is not whitelisted")
+        self._move(ctx, sender, to, amount)
+
+    def escrow_move(self, ctx: CallContext, sender: bytes, to: bytes, amount: int) -> None:
+        """Move ST into or out of the DvP escrow: only the escrow contract calls this.
+
+        Exactly one side is the escrow; the other must be whitelisted, so every holder but
+        the escrow stays on the whitelist.
+        """
+        if self.escrow is None or (sender == self.escrow) == (to == self.escrow):
+            raise ContractError("an escrow move goes between the DvP escrow and one holder")
+        holder = to if sender == self.escrow else sender
+        if not self.is_whitelisted(ctx.state, holder):
+            raise ContractError(f"0x{holder.hex()} is not whitelisted")
+        self._move(ctx, sender, to, amount)
+
+    def _move(self, ctx: CallContext, sender: bytes, to: bytes, amount: int) -> None:
+        state = ctx.state
         have = self.balance_of(state, sender)
         if have < amount:
             raise ContractError(f"insufficient balance: have {have}, need {amount}")

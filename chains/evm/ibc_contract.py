@@ -13,15 +13,21 @@ The ICS-20 transfer app is installed on the ``transfer`` port with the core's St
 balances and the per-channel escrow accounts live in this contract's state and commit with
 it. Accounts are "0x" + lowercase hex of the 20-byte address; a MsgTransfer must name the
 tx's signer as sender, which is the host's half of ICS-20 authentication.
+
+Given the DvP escrow, the ``dvp`` port is bound next to ``transfer``. Its module moves ST in
+the world state rather than the IBC store, so each IBC call hands it the EVM transaction's
+CallContext (chains/evm/dvp.py) for as long as the core runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 
 from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError
 
+from chains.evm import dvp
 from chains.evm.contracts import CALL_COST, WRITE_COST, CallContext, ContractError, Log
 from chains.evm.state import WorldState
 from chains.ibc.apps import transfer
@@ -81,6 +87,7 @@ class IbcHandlerContract:
         state: WorldState,
         clients: Mapping[str, LightClientModule],
         revision: int = 0,
+        escrow: dvp.DvpEscrow | None = None,
     ) -> None:
         self.address = address
         self.revision = revision
@@ -88,6 +95,7 @@ class IbcHandlerContract:
         self._sink = _Collect()
         self.handler = IbcHandler(self.store, clients, address, self._sink)
         self.transfer = transfer.install(self.handler)
+        self.dvp = dvp.install(self.handler, escrow) if escrow is not None else None
 
     def install(self, state: WorldState) -> None:
         state.account(self.address).code_hash = keccak256(b"kakehashi.evm.ibc-handler")
@@ -117,7 +125,8 @@ class IbcHandlerContract:
         self._sink.events.clear()
         self.store.writes = 0
         try:
-            self.handler.execute(messages, Height(self.revision, ctx.height), ctx.time_ns)
+            with self.dvp.bound(ctx) if self.dvp is not None else nullcontext():
+                self.handler.execute(messages, Height(self.revision, ctx.height), ctx.time_ns)
         except IbcError as exc:
             raise ContractError(f"IBC: {exc}") from None
         ctx.cost += WRITE_COST * self.store.writes

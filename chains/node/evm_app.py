@@ -37,6 +37,7 @@ from chains.evm.chain import (
     EvmChain,
 )
 from chains.evm.contracts import SecurityToken, mapping_slot
+from chains.evm.dvp import DVP_ESCROW_ADDRESS, read_escrow
 from chains.evm.ibc_contract import account_of
 from chains.evm.state import BLOB_ROOT_SLOT
 from chains.evm.tx import TxError, decode_tx
@@ -237,6 +238,8 @@ def build_genesis_chain(genesis: EvmGenesis, store: NodeStore | None = None) -> 
     bank = StoreBank(chain.ibc.store)
     supply = 0
     for acct in genesis.accounts:
+        if acct.address == DVP_ESCROW_ADDRESS:
+            raise GenesisError("accounts: the DvP escrow holds security tokens only by locks; it has no allocation")
         state.account(acct.address).balance = acct.balance
         if acct.st_whitelisted:
             state.set_storage(token.address, mapping_slot(acct.address, SecurityToken.WHITELIST), 1)
@@ -480,6 +483,7 @@ class EvmNodeApp:
             "revision_number": self.revision_number,
             "ibc_handler": "0x" + IBC_HANDLER_ADDRESS.hex(),
             "security_token": "0x" + SECURITY_TOKEN_ADDRESS.hex(),
+            "dvp_escrow": "0x" + DVP_ESCROW_ADDRESS.hex(),
             "token_issuer": "0x" + self.genesis.token_issuer.hex(),
             "client_type": QBFT_CLIENT_TYPE,
             "validators": ["0x" + v.hex() for v in self.chain.header(height).extra.validators],
@@ -522,6 +526,14 @@ class EvmNodeApp:
         account = escrow_account(port_id, channel_id)
         amount = StoreBank(self.ibc_store_at(height)).balance(account, denom)
         return {"account": account, "denom": denom, "amount": amount}
+
+    def _q_dvp_escrow(self, args: dict[str, Any], height: int) -> Any:
+        """A trade's ST escrow at ``height``; an unknown trade answers status "none"."""
+        trade_id = _arg_str(args, "trade_id")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", trade_id):
+            raise QueryError("argument 'trade_id': expected 1-64 characters of [A-Za-z0-9._-]")
+        record = read_escrow(lambda slot: self._storage_at(DVP_ESCROW_ADDRESS, slot, height), trade_id)
+        return record.to_json()
 
     def _q_client_state(self, args: dict[str, Any], height: int) -> Any:
         """What a counterparty needs to create a qbft client of this chain at ``height``."""
@@ -581,6 +593,7 @@ _APP_QUERIES: dict[str, Any] = {
     "security_token": EvmNodeApp._q_security_token,
     "bank_balance": EvmNodeApp._q_bank_balance,
     "escrow": EvmNodeApp._q_escrow,
+    "dvp_escrow": EvmNodeApp._q_dvp_escrow,
     "client_state": EvmNodeApp._q_client_state,
 }
 
