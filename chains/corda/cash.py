@@ -7,6 +7,16 @@ so admission is checked against notarised ledger data rather than an off-ledger 
 Commands (contract "Cash"): Issue (issuer signs), Move (every input owner signs), Redeem
 (issuer and every input owner sign; inputs - outputs = redeemed amount). Amounts are
 conserved per issuer on Move.
+
+DvP escrow: Cash owned by ``DVP_ESCROW_OWNER`` (a hash nobody holds a key for) is the buyer's
+stablecoin locked for one trade. Its guard is not a signature but the DvpLock it is cycled
+with: such Cash must be encumbered by a ``DvP`` state whenever it is created or consumed, so
+the ledger forces the DvpLock contract (chains/corda/dvp.py) to run on every transaction that
+touches it, and that contract allows only the lock and its three exits. Because the encumbrance
+is the guard, escrow Cash needs no owner signature to move, and the escrow, holding only in
+trust, needs no admission. It moves only under Move, so it is never issued or redeemed. The two
+names live here rather than in dvp.py because the Cash rules must recognise them and dvp.py
+builds on this module; dvp.py re-exports them.
 """
 
 from __future__ import annotations
@@ -17,13 +27,16 @@ from google.protobuf.message import DecodeError
 
 from chains.corda.contracts import ContractError, LedgerTransaction
 from kakehashi.corda.v1 import ledger_pb2 as pb
+from lightclients.crypto import sha256
 
 CASH = "Cash"
 ADMISSION = "Admission"
+DVP = "DvP"
+DVP_ESCROW_OWNER = sha256(b"kakehashi.corda.dvp-escrow")
 _U64 = 2**64
 
 
-def _parse_cash(state: pb.TransactionState) -> pb.Cash:
+def parse_cash(state: pb.TransactionState) -> pb.Cash:
     cash = pb.Cash()
     try:
         cash.ParseFromString(state.data)
@@ -85,17 +98,42 @@ class CashContract:
                 admitted[bytes(adm.issuer)].update(bytes(h) for h in adm.holders)
         return admitted
 
+    @staticmethod
+    def _check_escrow(ltx: LedgerTransaction, cmd: pb.Command) -> None:
+        """Escrow Cash is always cycled with a DvpLock, as an output and as an input."""
+        touched = False
+        for i, st in enumerate(ltx.outputs):
+            if st.contract == CASH and bytes(parse_cash(st).owner) == DVP_ESCROW_OWNER:
+                touched = True
+                enc = int(st.encumbrance)
+                if not st.has_encumbrance or enc >= len(ltx.outputs) or ltx.outputs[enc].contract != DVP:
+                    raise ContractError(f"escrow cash output {i} must be encumbered by a DvP lock output")
+        inputs = {(bytes(s.ref.txid), int(s.ref.index)): s.state for s in ltx.inputs}
+        for s in ltx.inputs:
+            if s.state.contract == CASH and bytes(parse_cash(s.state).owner) == DVP_ESCROW_OWNER:
+                touched = True
+                lock = inputs.get((bytes(s.ref.txid), int(s.state.encumbrance)))
+                if not s.state.has_encumbrance or lock is None or lock.contract != DVP:
+                    raise ContractError("escrow cash may only be consumed together with the DvP lock encumbering it")
+        if touched and cmd.name != "Move":
+            raise ContractError("escrow cash is created and consumed only by a Move")
+
     def verify(self, ltx: LedgerTransaction) -> None:
-        cmds = ltx.commands_for(CASH)
+        # Identical commands count once: a relayer batching several DvP exits brings one
+        # signer-less Move per exit, and they mean the same thing.
+        cmds = list({c.SerializeToString(deterministic=True): c for c in ltx.commands_for(CASH)}.values())
         if len(cmds) != 1:
             raise ContractError("a Cash transaction needs exactly one Cash command")
         cmd = cmds[0]
-        ins = [_parse_cash(s) for s in ltx.inputs_of(CASH)]
-        outs = [_parse_cash(s) for s in ltx.outputs_of(CASH)]
+        ins = [parse_cash(s) for s in ltx.inputs_of(CASH)]
+        outs = [parse_cash(s) for s in ltx.outputs_of(CASH)]
         signers = set(ltx.signers) & {bytes(k) for k in cmd.signers}
         admitted = self._admitted(ltx)
+        self._check_escrow(ltx, cmd)
         for o in outs:
-            if o.owner != o.issuer and bytes(o.owner) not in admitted[bytes(o.issuer)]:
+            if o.owner in (o.issuer, DVP_ESCROW_OWNER):
+                continue
+            if bytes(o.owner) not in admitted[bytes(o.issuer)]:
                 raise ContractError(f"{o.owner.hex()[:16]} is not admitted to hold this issuer's cash")
         in_sum: dict[bytes, int] = defaultdict(int)
         out_sum: dict[bytes, int] = defaultdict(int)
@@ -103,7 +141,7 @@ class CashContract:
             in_sum[bytes(c.issuer)] += c.amount
         for c in outs:
             out_sum[bytes(c.issuer)] += c.amount
-        owners = {bytes(c.owner) for c in ins}
+        owners = {bytes(c.owner) for c in ins} - {DVP_ESCROW_OWNER}
         if not owners <= signers:
             raise ContractError("every owner of consumed cash must sign")
         if cmd.name == "Issue":

@@ -1,8 +1,11 @@
 """Contract verification of a resolved transaction, and Corda 4's encumbrance rules.
 
 A contract is code named by each state; it runs on every transaction that consumes or
-creates one of its states and rejects by raising ContractError. Encumbrance rules are the
-ledger's, checked before any contract runs:
+creates one of its states, or carries one of its commands, and rejects by raising
+ContractError. (Corda runs contracts for states only. Running them for commands too means no
+command rides along unverified: the IBC host's rules, e.g. that a dvp packet is acknowledged
+only together with its lock's exit, apply to transactions that hold no IBC state.)
+Encumbrance rules are the ledger's, checked before any contract runs:
 - an encumbered input (state i of tx T, encumbrance e) is spendable only if StateRef(T, e)
   is an input of the same transaction;
 - an output's encumbrance must name another output of the same transaction, the encumbered
@@ -12,7 +15,7 @@ ledger's, checked before any contract runs:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +44,10 @@ class LedgerTransaction:
     signers: frozenset[bytes]
     notary: bytes
     time_window: pb.TimeWindow | None
+    # The notaries' IBC host store as it stands before this tx executes (None on a ledger
+    # without an IBC host). The cluster notarises in order, so this read is as deterministic
+    # as the ledger itself; the DvP exits use it to name the one packet their lock sent.
+    ibc_view: Callable[[bytes], bytes | None] | None = None
 
     def commands_for(self, contract: str) -> list[pb.Command]:
         return [c for c in self.commands if c.contract == contract]
@@ -95,6 +102,7 @@ def verify_ledger(ltx: LedgerTransaction, contracts: Mapping[str, Contract]) -> 
         if c.contract not in contracts:
             raise ContractError(f"command names unknown contract {c.contract!r}")
     names = {s.state.contract for s in ltx.inputs} | {s.contract for s in ltx.outputs}
+    names |= {c.contract for c in ltx.commands}
     for name in sorted(names):
         contract = contracts.get(name)
         if contract is None:

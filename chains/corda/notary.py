@@ -150,6 +150,7 @@ class NotaryCluster:
             signers=frozenset(stx.valid_signers()),
             notary=w.notary,
             time_window=w.time_window,
+            ibc_view=self.ibc_store.get if self.ibc is not None else None,
         )
 
     def check_unique(self, stx: SignedTransaction) -> None:

@@ -15,6 +15,14 @@ against the stored block hash and a mismatch refuses to open. The IBC host SMT's
 through ``db.nodes`` and so land atomically with their height; replay re-derives the same
 nodes, so the replay's buffered copies are dropped instead of being written again.
 
+DvP (chains/corda/dvp.py): the DvpLock contract is installed and the ``dvp`` port bound next to
+``transfer``. The ``dvp_lock`` query finds a trade's lock through an index trade id -> lock
+ref that is filled as transactions are notarised (live and on replay, through one path, so it
+is rebuilt with the ledger) and reads the rest from the ledger at the asked height: a lock is
+"locked" until consumed, and the consuming transaction's DvP exit command names how it ended.
+A Lock tx is notarised only if its MsgDvpSend ran, and the module refuses a used trade id, so
+a trade id names at most one lock on this chain.
+
 Genesis (height 1) is produced by the node itself on first open from genesis.json: the
 issuer's Admission list naming the demo holders (securities firms) and one Issue of Cash to
 each, plus ICS-20 bank balances minted into the IBC store before the first checkpoint.
@@ -40,6 +48,16 @@ from chains.corda.cash import (
     cash_state,
 )
 from chains.corda.contracts import Contract
+from chains.corda.dvp import (
+    DVP,
+    DVP_ESCROW_OWNER,
+    STATUS_OF_EXIT,
+    DvpContract,
+    exit_kind,
+    lock_of,
+    trade_sequence,
+)
+from chains.corda.dvp import install as install_dvp
 from chains.corda.ibc_host import IBC_CONTRACT, IbcHostContract, account_of
 from chains.corda.notary import NotaryCluster, NotaryError, SignedCheckpoint
 from chains.corda.transaction import SignedTransaction, TransactionError, WireTransaction
@@ -81,6 +99,7 @@ CONTRACTS: dict[str, Contract] = {
     CASH: CashContract(),
     ADMISSION: AdmissionContract(),
     IBC_CONTRACT: IbcHostContract(),
+    DVP: DvpContract(),
 }
 MAX_QUERY_ROWS = 1000
 META_CHECKPOINT = "corda.latest_checkpoint"
@@ -320,6 +339,8 @@ class CordaApp:
             self._sink,
         )
         transfer.install(self.handler)
+        install_dvp(self.handler)
+        self._locks: dict[str, tuple[bytes, int]] = {}
         bank = StoreBank(store)
         for account, denom, amount in self.genesis.bank:
             bank.mint(account, denom, amount)
@@ -347,7 +368,7 @@ class CordaApp:
                 clocks = [blk.time_ns] * len(self.cluster.member_seeds)
                 for tx, res in zip(blk.txs, blk.results, strict=True):
                     if res.status == node_pb2.TX_STATUS_COMMITTED:
-                        self.cluster.notarise(SignedTransaction.decode(tx), clocks)
+                        self._notarise(SignedTransaction.decode(tx), clocks)
                 signed = self.cluster.checkpoint(blk.time_ns)
             except (NotaryError, TransactionError, ValueError, DecodeError) as exc:
                 raise DatabaseError(f"block {h} does not replay: {exc}") from None
@@ -390,12 +411,20 @@ class CordaApp:
             raise TxRejected("transaction has no commands")
         return stx.txid
 
+    def _notarise(self, stx: SignedTransaction, clocks: list[int]) -> None:
+        """Notarise (live or replaying) and index the DvP locks the tx created."""
+        self.cluster.notarise(stx, clocks)
+        for i, state in enumerate(stx.wtx.outputs):
+            lock = lock_of(state)
+            if lock is not None:
+                self._locks[lock.trade_id] = (stx.txid, i)
+
     def _execute(self, raw: bytes, time_ns: int) -> TxOutcome:
         tx_hash = tx_hash_of(raw)
         self._sink.events.clear()
         try:
             stx = SignedTransaction.decode(raw)
-            self.cluster.notarise(stx, [time_ns] * len(self.cluster.member_seeds))
+            self._notarise(stx, [time_ns] * len(self.cluster.member_seeds))
         except (NotaryError, TransactionError) as exc:
             return TxOutcome(tx_hash, False, str(exc) or type(exc).__name__)
         except Exception as exc:
@@ -610,10 +639,53 @@ class CordaApp:
                 "notaries": [k.hex() for k in self.cluster.members],
                 "issuer": g.issuer.hex(),
                 "holders": {n: ed25519_public_key(s).hex() for n, s in g.holder_seeds},
+                "dvp_escrow_owner": DVP_ESCROW_OWNER.hex(),
             }
         if query == "client_state":
             return self._client_state(args, height)
+        if query == "dvp_lock":
+            return self._dvp_lock(self._str_arg(args, "trade_id"), height)
         raise QueryError(
             f"unknown query {query!r}; expected one of balances, bank_balance, cash_states, chain_info, "
-            "client_state, escrow, holders"
+            "client_state, dvp_lock, escrow, holders"
         )
+
+    def _dvp_lock(self, trade_id: str, height: int) -> dict[str, Any]:
+        """A trade's DvpLock at ``height``: where it is, what it holds, and how it ended."""
+        view = self._view(height)
+        try:
+            sequence = trade_sequence(view.get, trade_id)
+        except SmtError as exc:
+            raise QueryError(f"dvp_lock: {exc}") from None
+        answer: dict[str, Any] = {
+            "trade_id": trade_id, "status": "none", "lock": None, "cash": None, "lock_state": None,
+            "payer": None, "payee": None, "amount": None, "channel_id": None, "sequence": sequence,
+            "timeout_timestamp": None, "exit_txid": None,
+        }
+        where = self._locks.get(trade_id)
+        ntx = self.cluster.transactions.get(where[0]) if where is not None else None
+        if where is None or ntx is None or ntx.height > height:
+            return answer
+        txid, index = where
+        state = ntx.stx.wtx.outputs[index]
+        lock = lock_of(state)
+        if lock is None:
+            return answer
+        spender = self.cluster.consumed.get((txid, index))
+        status = "locked"
+        if spender is not None and self.cluster.transactions[spender].height <= height:
+            kind = exit_kind(self.cluster.transactions[spender].stx.wtx.commands, trade_id)
+            status = STATUS_OF_EXIT.get(kind or "", "locked")
+            answer["exit_txid"] = spender.hex()
+        answer.update({
+            "status": status,
+            "lock": {"txid": txid.hex(), "index": index},
+            "cash": {"txid": txid.hex(), "index": int(state.encumbrance)},
+            "lock_state": lock.SerializeToString(deterministic=True).hex(),
+            "payer": bytes(lock.payer).hex(),
+            "payee": bytes(lock.payee).hex(),
+            "amount": int(lock.amount),
+            "channel_id": lock.channel_id,
+            "timeout_timestamp": int(lock.timeout_timestamp),
+        })
+        return answer
