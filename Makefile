@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export KAKEHASHI_TESTVECTORS ?= $(abspath ../shared/testvectors)
 
-.PHONY: test lint proto bench clean venv system-deps
+.PHONY: test run lint proto bench clean venv system-deps
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The main job: a local two-chain testnet (.testnet) with the relayer, demo traffic and a report.
+run: $(STAMP)
+	$(PY) -m relayer.demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check chains lightclients relayer tests bench scripts

@@ -140,27 +140,37 @@ def cmd_node_start(ns: argparse.Namespace) -> None:
 # --- testnet ---------------------------------------------------------------------------
 
 
-def _testnet_table(nodes: list[Any]) -> Table:
-    table = Table("chain", "kind", "grpc", "height", "pid", "home")
-    for n in nodes:
-        table.add_row(n.chain_id, n.kind, n.address or "-", "-" if n.height is None else str(n.height),
+def _testnet_tables(tn: Any) -> Table:
+    table = Table("component", "id", "endpoint", "height / health", "pid", "home / log",
+                  title="kakehashi testnet")
+    for n in tn.nodes:
+        table.add_row(f"{n.kind} node", n.chain_id, n.address or "-", "-" if n.height is None else str(n.height),
                       "-" if n.pid is None else str(n.pid), str(n.home))
+    r = tn.relayer
+    health = "-" if r.healthy is None else ("ok" if r.healthy else "DEGRADED")
+    table.add_row("relayer", "metrics", r.metrics or "-", health, "-" if r.pid is None else str(r.pid), str(r.log))
+    table.add_row("relayer", "health", r.health or "-", "", "", str(r.config))
+    if tn.connection:
+        c = tn.connection
+        table.add_row("connection", f"{c['a_connection']} <-> {c['b_connection']}",
+                      f"clients {c['a_client']} / {c['b_client']}", "", "", "")
+    for ch in tn.channels:
+        table.add_row("channel", f"{ch['a_port']}/{ch['a_channel']} <-> {ch['b_port']}/{ch['b_channel']}",
+                      f"{ch['a_chain']} <-> {ch['b_chain']}", ch["order"], "", "")
     return table
-
-
-def _testnet_doc(nodes: list[Any]) -> list[dict[str, Any]]:
-    return [{"chain_id": n.chain_id, "kind": n.kind, "grpc": n.address, "height": n.height, "pid": n.pid,
-             "home": str(n.home)} for n in nodes]
 
 
 def cmd_testnet_up(ns: argparse.Namespace) -> None:
     from relayer import testnet
 
     try:
-        nodes = testnet.up(Path(ns.home), validators=ns.validators, block_period=ns.block_period)
-    except testnet.TestnetError as exc:
+        tn = testnet.up(Path(ns.home), validators=ns.validators, block_period=ns.block_period, mqtt=ns.mqtt)
+    except (testnet.TestnetError, KeystoreError) as exc:
         raise CliError(str(exc)) from exc
-    _out(ns, _testnet_doc(nodes), _testnet_table(nodes))
+    _out(ns, tn.to_json(), _testnet_tables(tn))
+    if not ns.json:
+        print(f"created: {', '.join(tn.created)}" if tn.created else "clients, connection and channels: already open")
+        print(f"stop it with: kakehashi testnet down --home {ns.home}")
 
 
 def cmd_testnet_down(ns: argparse.Namespace) -> None:
@@ -173,8 +183,8 @@ def cmd_testnet_down(ns: argparse.Namespace) -> None:
 def cmd_testnet_status(ns: argparse.Namespace) -> None:
     from relayer import testnet
 
-    nodes = testnet.status(Path(ns.home))
-    _out(ns, _testnet_doc(nodes), _testnet_table(nodes))
+    tn = testnet.status(Path(ns.home))
+    _out(ns, tn.to_json(), _testnet_tables(tn))
 
 
 # --- relayer: start, create, query, tx, clear, health-check -----------------------------
@@ -278,6 +288,28 @@ def cmd_tx_transfer(ns: argparse.Namespace) -> None:
     _out(ns, doc, _rows(doc))
 
 
+def _relayed_table(doc: dict[str, Any]) -> Table | str:
+    title = (f"{doc['kind']}: {doc['src_chain']} {doc['src_port']}/{doc['src_channel']} -> {doc['dst_chain']} "
+             f"{doc['dst_port']}/{doc['dst_channel']}; relayed {len(doc['relayed'])}, "
+             f"still pending {len(doc['pending_after'])}")
+    if not doc["txs"]:
+        return f"{title}: nothing to relay"
+    table = Table("chain", "height", "tx hash", "committed", "sequences", title=title)
+    for tx in doc["txs"]:
+        seqs = "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in tx["sequences"].items()) or "-"
+        table.add_row(tx["chain"], str(tx["height"]), tx["tx_hash"], "yes" if tx["committed"] else f"NO: {tx['reason']}",
+                      seqs)
+    return table
+
+
+def cmd_tx_packet(ns: argparse.Namespace) -> None:
+    from relayer import commands
+
+    doc = _run(commands.relay_packets(_config(ns), passphrase_from_env_or_prompt(), ns.relay_kind, ns.dst_chain,
+                                      ns.src_chain, ns.src_port, ns.src_channel))
+    _out(ns, doc, _relayed_table(doc))
+
+
 def cmd_clear_packets(ns: argparse.Namespace) -> None:
     from relayer import commands
 
@@ -362,6 +394,16 @@ def _add_relayer_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     tt.add_argument("--timeout-seconds", type=int, default=0)
     tt.add_argument("--key", required=True, help="keystore key that signs and sends")
     tt.set_defaults(func=cmd_tx_transfer)
+    for kind, what in (("recv", "deliver pending packets (and time out expired ones), once"),
+                       ("ack", "carry written acknowledgements back to the sender, once")):
+        tp = tx.add_parser(f"packet-{kind}", parents=[common], help=what,
+                           description=f"{what}. As in Hermes, --src-chain/--src-port/--src-channel name where the "
+                           f"{'packets were sent' if kind == 'recv' else 'acknowledgements were written'}.")
+        tp.add_argument("--dst-chain", required=True)
+        tp.add_argument("--src-chain", required=True)
+        tp.add_argument("--src-port", required=True)
+        tp.add_argument("--src-channel", required=True)
+        tp.set_defaults(func=cmd_tx_packet, relay_kind=kind)
 
     clear = sub.add_parser("clear", help="one-shot relaying").add_subparsers(dest="clear_command", metavar="WHAT",
                                                                              required=True)
@@ -430,18 +472,22 @@ def build_parser() -> argparse.ArgumentParser:
     nstart.add_argument("--log-format", default="console", choices=["json", "console"])
     nstart.set_defaults(func=cmd_node_start)
 
-    tn = sub.add_parser("testnet", help="a local two-chain testnet (one EVM and one Corda node)").add_subparsers(
+    tn = sub.add_parser("testnet", help="a local two-chain testnet (one EVM and one Corda node and a relayer)").add_subparsers(
         dest="testnet_command", metavar="ACTION", required=True
     )
     tcommon = argparse.ArgumentParser(add_help=False)
     tcommon.add_argument("--home", default=".testnet", help="testnet directory (default: .testnet); data persists")
     tcommon.add_argument("--json", action="store_true")
-    tup = tn.add_parser("up", parents=[tcommon], help="initialise (first time) and start both nodes")
+    tup = tn.add_parser("up", parents=[tcommon],
+                        help="initialise (first time) and start both nodes, open the paths, start the relayer")
     tup.add_argument("--validators", type=int, default=4)
-    tup.add_argument("--block-period", default="1s")
+    tup.add_argument("--block-period", default=None,
+                     help="block period of both nodes on first init (default: evm 1s, corda 200ms)")
+    tup.add_argument("--mqtt", metavar="HOST:PORT", default=None,
+                     help="publish packet events to this MQTT broker (kept for later runs; default: off)")
     tup.set_defaults(func=cmd_testnet_up)
-    tn.add_parser("down", parents=[tcommon], help="stop the nodes that `up` started").set_defaults(func=cmd_testnet_down)
-    tn.add_parser("status", parents=[tcommon], help="show the nodes").set_defaults(func=cmd_testnet_status)
+    tn.add_parser("down", parents=[tcommon], help="stop the relayer and nodes that `up` started").set_defaults(func=cmd_testnet_down)
+    tn.add_parser("status", parents=[tcommon], help="show the nodes, the relayer and the channels").set_defaults(func=cmd_testnet_status)
 
     config = sub.add_parser("config", help="configuration").add_subparsers(
         dest="config_command", metavar="ACTION", required=True

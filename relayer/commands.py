@@ -1,4 +1,4 @@
-"""One-shot relayer operations behind the CLI: create, query, transfer, clear, health-check.
+"""One-shot relayer operations behind the CLI: create, query, transfer, packet-recv/ack, clear, health-check.
 
 Why handshakes reuse the Supervisor: after the first message (CreateClient, OpenInit) the
 remaining steps are exactly what the daemon's handshake workers do, so running the same
@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
 
 from chains.corda.ibc_host import account_of
+from chains.ibc import events as ev
 from chains.ibc import paths
+from chains.ibc.events import Event
+from chains.node.client import NodeClient
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2, transfer_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb
+from kakehashi.node.v1 import node_pb2
 from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key
-from relayer.chain import ChainHandle, TxOutcome
+from lightclients.interface import Height
+from relayer import packets as planner
+from relayer.chain import ChainHandle, GrpcChainHandle, TxOutcome
 from relayer.config import Config
 from relayer.daemon import DaemonError, node_client, opened, probe, services_for, signer_secret
 from relayer.supervisor import Supervisor
 from relayer.telemetry import Telemetry
-from relayer.workers import channel_end, connection_end
+from relayer.workers import End, PacketWorker, Services, WorkerStopped, channel_end, connection_end
 
 SEC_NS = 1_000_000_000
 HANDSHAKE_TIMEOUT_S = 90.0
@@ -283,6 +289,148 @@ async def clear_packets(config: Config, passphrase: str, chain: str, port: str, 
         if stopped:
             raise DaemonError("; ".join(f"{n} stopped: {why}" for n, why in stopped.items()))
     return {"chain": chain, "port": port, "channel": channel, "pending_before": before}
+
+
+# --- one-way relaying: tx packet-recv | packet-ack -----------------------------------------
+
+RELAY_KINDS = ("recv", "ack")
+_RELAYED_EVENTS = {ev.RECV_PACKET: "recv", ev.ACKNOWLEDGE_PACKET: "ack", ev.TIMEOUT_PACKET: "timeout"}
+
+
+class _TxRecorder:
+    """Stands in for a handle's NodeClient and keeps every tx result, so a one-shot command
+    can print the hashes of the txs the (shared) worker code sent. Everything else passes
+    straight through to the real client."""
+
+    def __init__(self, node: NodeClient) -> None:
+        self._node = node
+        self.results: list[node_pb2.TxResult] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._node, name)
+
+    async def submit_and_wait(self, tx: bytes, wait_s: float = 30.0) -> node_pb2.TxResult:
+        result = await self._node.submit_and_wait(tx, wait_s)
+        self.results.append(result)
+        return result
+
+
+def _record(handle: ChainHandle) -> _TxRecorder | None:
+    if not isinstance(handle, GrpcChainHandle):
+        return None
+    recorder = _TxRecorder(handle.node)
+    handle.node = cast(NodeClient, recorder)
+    return recorder
+
+
+def _tx_row(chain: str, result: node_pb2.TxResult) -> dict[str, Any]:
+    events = [Event(e.type, tuple((a.key, bytes(a.value)) for a in e.attributes)) for e in result.events]
+    done: dict[str, list[int]] = {}
+    for e in events:
+        p = e.packet()
+        if e.type in _RELAYED_EVENTS and p is not None:
+            done.setdefault(_RELAYED_EVENTS[e.type], []).append(int(p.sequence))
+        elif e.type == ev.NOOP and e.get("sequence"):
+            done.setdefault("noop", []).append(int(e.text("sequence")))
+    return {"chain": chain, "tx_hash": bytes(result.tx_hash).hex(), "height": int(result.height),
+            "committed": result.status == node_pb2.TX_STATUS_COMMITTED, "reason": result.reason,
+            "sequences": {k: sorted(v) for k, v in sorted(done.items())}}
+
+
+class OneWayPacketWorker(PacketWorker):
+    """The daemon's packet worker restricted to what one Hermes ``tx`` command relays.
+
+    ``recv`` delivers the sender's packets to the receiver and, like Hermes' packet-recv,
+    sends timeouts back to the sender for those that can no longer be received; ``ack``
+    only carries written acknowledgements back. Planning, proofs and batching stay the
+    worker's own, so the one-shot commands and the daemon cannot disagree.
+    """
+
+    def __init__(self, sender: End, receiver: End, services: Services, kind: str) -> None:
+        super().__init__(sender, receiver, services)
+        if kind not in RELAY_KINDS:
+            raise DaemonError(f"unknown relay kind {kind!r}; expected one of {', '.join(RELAY_KINDS)}")
+        self.relay_kind = kind
+
+    async def _relay_recv(self, pkts: Sequence[chpb.Packet]) -> None:
+        if self.relay_kind == "recv":
+            await super()._relay_recv(pkts)
+
+    async def _relay_back(self, height: Height, acks: Sequence[tuple[chpb.Packet, bytes]],
+                          plan: planner.PacketPlan, ordering: int) -> None:
+        if self.relay_kind == "recv":
+            await super()._relay_back(height, [], plan, ordering)
+        else:
+            await super()._relay_back(height, acks, planner.PacketPlan(), ordering)
+
+
+async def _channel_path(here: ChainHandle, port: str, channel: str, there: ChainHandle) -> tuple[End, End]:
+    """Both ends of ``port/channel`` on ``here`` (clients and connections read from the chains)."""
+    end = await channel_end(here, port, channel)
+    if end is None:
+        raise DaemonError(f"chain {here.chain_id}: no channel {port}/{channel}")
+    if end.state not in (chpb.STATE_OPEN, chpb.STATE_CLOSED) or not end.counterparty.channel_id:
+        raise DaemonError(f"chain {here.chain_id}: channel {port}/{channel} is "
+                          f"{CHANNEL_STATES.get(end.state, '?')}, not open")
+    conn = await connection_end(here, end.connection_hops[0]) if end.connection_hops else None
+    if conn is None:
+        raise DaemonError(f"chain {here.chain_id}: channel {port}/{channel} has no connection")
+    cp, cc = end.counterparty.port_id, end.counterparty.channel_id
+    if await channel_end(there, cp, cc) is None:
+        raise DaemonError(f"chain {there.chain_id}: no channel {cp}/{cc} (counterparty of {port}/{channel} on "
+                          f"{here.chain_id}); is --dst-chain right?")
+    return (End(here, conn.client_id, end.connection_hops[0], port, channel),
+            End(there, conn.counterparty.client_id, conn.counterparty.connection_id, cp, cc))
+
+
+async def relay_packets(config: Config, passphrase: str, kind: str, dst_chain: str, src_chain: str, src_port: str,
+                        src_channel: str) -> dict[str, Any]:
+    """Hermes' ``tx packet-recv`` (kind "recv") or ``tx packet-ack`` (kind "ack"), once.
+
+    As in Hermes, ``src`` is where the relayed thing was written: the sent packets for recv,
+    the acknowledgements for ack (so for an ack, ``src`` is the chain that received the
+    packets). Passes repeat while they make progress; what counts as done is read back
+    from both chains, never taken from the worker.
+    """
+    if kind not in RELAY_KINDS:
+        raise DaemonError(f"unknown relay kind {kind!r}; expected one of {', '.join(RELAY_KINDS)}")
+    if config.chain(dst_chain).id == config.chain(src_chain).id:
+        raise DaemonError("--src-chain and --dst-chain must differ")
+    async with opened(config, passphrase, src_chain, dst_chain) as (s, d):
+        recorders = {c: r for c, h in ((src_chain, s.handle), (dst_chain, d.handle)) if (r := _record(h))}
+        here, there = await _channel_path(s.handle, src_port, src_channel, d.handle)
+        sender, receiver = (here, there) if kind == "recv" else (there, here)
+        svc = services_for(config, Telemetry(), None)
+        svc.settings.refresh = False
+        svc.settings.misbehaviour = False
+        worker = OneWayPacketWorker(sender, receiver, svc, kind)
+        key = "unreceived_packets" if kind == "recv" else "unreceived_acks"
+
+        async def pending() -> list[int]:
+            got = await _pending_one_way(sender.chain, sender.port, sender.channel, receiver.chain, receiver.port,
+                                         receiver.channel)
+            return got[key]
+
+        before = await pending()
+        left = before
+        while left:
+            try:
+                await worker.step()
+            except WorkerStopped as exc:
+                raise DaemonError(str(exc)) from None
+            now = await pending()
+            if set(now) >= set(left):
+                break  # no progress: what is left waits (e.g. for a timeout to become provable)
+            left = now
+    txs = [_tx_row(chain, r) for chain, rec in recorders.items() for r in rec.results]
+    txs.sort(key=lambda t: (t["height"], t["chain"]))
+    failed = [t for t in txs if not t["committed"]]
+    if failed and set(left) == set(before):
+        raise DaemonError(f"chain {failed[0]['chain']}: tx {failed[0]['tx_hash']} failed: {failed[0]['reason']}")
+    return {"kind": kind, "src_chain": src_chain, "src_port": src_port, "src_channel": src_channel,
+            "dst_chain": dst_chain, "dst_port": there.port, "dst_channel": there.channel,
+            "pending_before": before, "relayed": sorted(set(before) - set(left)), "pending_after": left,
+            "txs": txs}
 
 
 async def health_check(config: Config) -> list[dict[str, Any]]:

@@ -1,32 +1,77 @@
-"""`kakehashi testnet up|down|status`: a local two-chain testnet as child processes.
+"""`kakehashi testnet up|down|status`: a local two-chain testnet with its relayer, as child processes.
 
 Each chain is a real node process (`kakehashi node start`) in its own home under the
-testnet directory, started in its own session so it outlives the command that launched it
-and can be stopped as a group. Its PID goes to ``node.pid`` and its bound address to
-``node.addr`` (written by the node once it serves), so `down` stops exactly the processes
-`up` started — checked against the PID file's start time — and nothing else. Data persists
-between runs: `up` on an existing testnet restarts the nodes where they stopped.
+testnet directory, and the relayer is a real `kakehashi start` process with its own home
+(``HOME/relayer``: config, keystore, passphrase, log). Each is started in its own session so
+it outlives the command that launched it and can be stopped as a group. A PID file holds the
+PID and the process's start time (from /proc), and the command line must name the home, so
+`down` stops exactly the processes `up` started — never a recycled PID.
+
+Data persists between runs: `up` on an existing testnet restarts the nodes where they
+stopped, finds the clients, connection and channels already open on the chains (read from
+chain state, not from a local record) and creates only what is missing, then restarts the
+relayer, which clears whatever was sent while it was down.
+
+Why the relayer config is rewritten on every `up`: the nodes bind free ports (port 0) each
+time they start, so the addresses in ``relayer.toml`` are only valid for one run. The
+telemetry port and the MQTT setting are carried over from the previous file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+from chains.ibc import paths
 from chains.node.client import NodeClient, NodeError, RetryPolicy
+from kakehashi.ibc.v1 import channel_pb2 as chpb
+from kakehashi.ibc.v1 import client_pb2
+from kakehashi.ibc.v1 import connection_pb2 as cpb
+from relayer.chain import ChainHandle
+from relayer.config import Config, ConfigError, load_config
+from relayer.keystore import KIND_FOR_CHAIN, PASSPHRASE_ENV, Keystore, KeystoreError
 
-CHAINS = (("evm", "evm-1"), ("corda", "corda-1"))
+# (kind, chain id, default block period). EVM blocks must be >= 1 s: its block time advances
+# in whole seconds, so a shorter period runs chain time ahead of the wall clock.
+CHAINS = (("evm", "evm-1", "1s"), ("corda", "corda-1", "200ms"))
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """One channel the testnet opens between the EVM chain (a) and the Corda chain (b)."""
+
+    a_port: str
+    b_port: str
+    order: str = "unordered"
+    version: str = "ics20-1"
+
+
+# Every channel the testnet opens, in this order. Adding one is adding a line here: `up`
+# creates the ones the chains do not have yet and leaves existing ones alone.
+CHANNELS: tuple[ChannelSpec, ...] = (
+    ChannelSpec("transfer", "transfer", "unordered", "ics20-1"),
+)
+
+RELAYER_KEYS = {"evm": "relayer-evm", "corda": "relayer-corda"}
+CLEAR_INTERVAL_BLOCKS = 20
+MAX_CLOCK_DRIFT = "30s"
 
 
 class TestnetError(RuntimeError):
-    """The testnet could not be brought up or down; the message says which node and why."""
+    """The testnet could not be brought up or down; the message says which process and why."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +82,41 @@ class NodeInfo:
     pid: int | None
     address: str | None
     height: int | None
+
+
+@dataclass(frozen=True)
+class RelayerInfo:
+    home: Path
+    config: Path
+    pid: int | None
+    metrics: str | None
+    health: str | None
+    healthy: bool | None
+    log: Path
+
+
+@dataclass(frozen=True)
+class Testnet:
+    nodes: list[NodeInfo]
+    relayer: RelayerInfo
+    connection: dict[str, str] = field(default_factory=dict)
+    channels: list[dict[str, str]] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # by this `up`; empty when everything existed
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(json.dumps(
+            {"nodes": [asdict(n) for n in self.nodes], "relayer": asdict(self.relayer),
+             "connection": self.connection, "channels": self.channels, "created": self.created}, default=str))
+        return doc
+
+    def channel(self, a_port: str) -> dict[str, str]:
+        for ch in self.channels:
+            if ch["a_port"] == a_port:
+                return ch
+        raise TestnetError(f"the testnet has no channel on port {a_port}")
+
+
+# --- processes ---------------------------------------------------------------------------
 
 
 def _kakehashi() -> list[str]:
@@ -54,77 +134,121 @@ def _alive(pid: int) -> bool:
     # A zombie child of ours counts as gone.
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except OSError:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return True
 
 
-def _read_pid(home: Path) -> int | None:
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
     try:
-        pid = int((home / "node.pid").read_text().split()[0])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19] if len(fields) > 19 else None
+
+
+def _write_pid(pid_file: Path, pid: int) -> None:
+    pid_file.write_text(f"{pid} {_start_time(pid) or ''}\n")
+
+
+def _read_pid(pid_file: Path, marker: Path) -> int | None:
+    """The PID in ``pid_file`` if that process is alive, started when the file says, and is
+    a ``kakehashi ... start`` naming ``marker`` (its home or config) — else None."""
+    try:
+        parts = pid_file.read_text().split()
+        pid = int(parts[0])
     except (OSError, ValueError, IndexError):
         return None
-    return pid if _alive(pid) and _is_our_node(pid, home) else None
-
-
-def _is_our_node(pid: int, home: Path) -> bool:
-    """Only a `kakehashi node start --home HOME` process counts, never a recycled PID."""
+    if not _alive(pid):
+        return None
+    if len(parts) > 1 and parts[1] != _start_time(pid):
+        return None  # the PID was recycled
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        return False
-    return b"start" in cmdline and str(home).encode() in cmdline
+        return None
+    return pid if b"start" in cmdline and str(marker).encode() in cmdline else None
 
 
-def _height(address: str, timeout_s: float = 2.0) -> int | None:
-    async def query() -> int | None:
-        async with NodeClient(address, retry=RetryPolicy(attempts=1, timeout_s=timeout_s)) as client:
-            try:
-                return int((await client.status()).latest_height)
-            except NodeError:
-                return None
+def _spawn(argv: list[str], log_path: Path, pid_file: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                                env=env)
+    finally:
+        log.close()
+    _write_pid(pid_file, proc.pid)
+    return proc
 
-    return asyncio.run(query())
+
+def _terminate(pid: int, wait_s: float) -> None:
+    """SIGTERM, then SIGKILL after ``wait_s``; reaps the process if it is our child."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while _alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
-def node_info(root: Path, kind: str, chain_id: str) -> NodeInfo:
+# --- nodes -------------------------------------------------------------------------------
+
+
+def _node_pid(home: Path) -> int | None:
+    return _read_pid(home / "node.pid", home)
+
+
+async def _height(address: str, timeout_s: float = 2.0) -> int | None:
+    async with NodeClient(address, retry=RetryPolicy(attempts=1, timeout_s=timeout_s)) as client:
+        try:
+            return int((await client.status()).latest_height)
+        except NodeError:
+            return None
+
+
+async def node_info(root: Path, kind: str, chain_id: str) -> NodeInfo:
     home = root / kind
-    pid = _read_pid(home)
+    pid = _node_pid(home)
     address = None
     if pid is not None:
         with contextlib.suppress(OSError):
             address = (home / "node.addr").read_text().strip() or None
-    height = _height(address) if address else None
+    height = await _height(address) if address else None
     return NodeInfo(kind, chain_id, home, pid, address, height)
 
 
-def up(root: Path, *, validators: int = 4, block_period: str = "1s", wait_s: float = 60.0) -> list[NodeInfo]:
-    root = Path(root).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    started: list[tuple[str, str, subprocess.Popen[bytes]]] = []
-    for kind, chain_id in CHAINS:
+async def _nodes(root: Path) -> list[NodeInfo]:
+    return [await node_info(root, kind, chain_id) for kind, chain_id, _ in CHAINS]
+
+
+def _up_nodes(root: Path, validators: int, block_period: str | None, wait_s: float) -> list[str]:
+    """Initialise (first time) and start the nodes that are not running; returns the kinds started."""
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
+    for kind, chain_id, default_period in CHAINS:
         home = root / kind
         if not (home / "node.toml").exists():
             res = subprocess.run(
                 [*_kakehashi(), "node", "init", "--chain", kind, "--home", str(home), "--chain-id", chain_id,
-                 "--validators", str(validators), "--block-period", block_period, "--json"],
+                 "--validators", str(validators), "--block-period", block_period or default_period, "--json"],
                 capture_output=True, text=True, timeout=120,
             )
             if res.returncode != 0:
                 raise TestnetError(f"{kind}: node init failed: {res.stderr.strip()}")
-        if _read_pid(home) is not None:
+        if _node_pid(home) is not None:
             continue  # already running
         (home / "node.addr").unlink(missing_ok=True)
-        log = open(home / "node.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(
-            [*_kakehashi(), "node", "start", "--home", str(home), "--log-format", "json"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        log.close()
-        (home / "node.pid").write_text(f"{proc.pid}\n")
-        started.append((kind, chain_id, proc))
+        proc = _spawn([*_kakehashi(), "node", "start", "--home", str(home), "--log-format", "json"],
+                      home / "node.log", home / "node.pid")
+        started.append((kind, proc))
     deadline = time.monotonic() + wait_s
-    for kind, _chain_id, proc in started:
+    for kind, proc in started:
         home = root / kind
         while not (home / "node.addr").exists():
             if proc.poll() is not None:
@@ -132,32 +256,318 @@ def up(root: Path, *, validators: int = 4, block_period: str = "1s", wait_s: flo
             if time.monotonic() > deadline:
                 raise TestnetError(f"{kind}: node did not start serving within {wait_s:.0f}s; see {home / 'node.log'}")
             time.sleep(0.05)
-    return [node_info(root, kind, chain_id) for kind, chain_id in CHAINS]
+    return [kind for kind, _ in started]
+
+
+async def _wait_heights(nodes: list[NodeInfo], at_least: int, wait_s: float) -> None:
+    """A client of a chain is made from a sealed header, so each chain needs a block or two."""
+    deadline = time.monotonic() + wait_s
+    for n in nodes:
+        assert n.address is not None
+        while (await _height(n.address) or 0) < at_least:
+            if time.monotonic() > deadline:
+                raise TestnetError(f"{n.kind}: still below height {at_least} after {wait_s:.0f}s")
+            await asyncio.sleep(0.2)
+
+
+# --- relayer home: passphrase, keystore, config ---------------------------------------------
+
+
+def relayer_home(root: Path) -> Path:
+    return Path(root).resolve() / "relayer"
+
+
+def passphrase(root: Path) -> str:
+    """The keystore passphrase: generated on the first `up`, kept 0600 in HOME/relayer/passphrase.
+
+    A local testnet has nobody to type a passphrase at start; the file lets `up` hand it to
+    the relayer (as $KAKEHASHI_KEYSTORE_PASSPHRASE) and lets an operator run the one-shot
+    commands against the testnet's config with the same keys."""
+    home = relayer_home(root)
+    path = home / "passphrase"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip()
+
+
+def _ensure_keys(root: Path, secret: str) -> None:
+    store = Keystore(relayer_home(root) / "keys")
+    have = {k.name for k in store.list()} if store.directory.exists() else set()
+    for kind, name in RELAYER_KEYS.items():
+        if name not in have:
+            try:
+                store.add(name, KIND_FOR_CHAIN[kind], secret)  # fresh key, never a demo account's
+            except KeystoreError as exc:
+                raise TestnetError(f"relayer keystore: {exc}") from exc
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        # As the relayer's HTTP server binds: connections of the last run in TIME_WAIT do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def render_config(addresses: dict[str, str], telemetry_port: int, mqtt: str | None) -> str:
+    chains = "".join(f"""
+[[chains]]
+id = "{chain_id}"
+kind = "{kind}"
+grpc_addr = "{addresses[kind]}"
+key_name = "{RELAYER_KEYS[kind]}"
+max_clock_drift = "{MAX_CLOCK_DRIFT}"
+""" for kind, chain_id, _ in CHAINS)
+    mqtt_host, _, mqtt_port = (mqtt or "127.0.0.1:1883").rpartition(":")
+    return f"""# Written by `kakehashi testnet up` on every run (the nodes' ports change); edits are lost.
+[global]
+log_level = "info"
+log_format = "json"
+keystore = "keys"
+
+[mode.packets]
+clear_on_start = true
+clear_interval = {CLEAR_INTERVAL_BLOCKS}
+
+[telemetry]
+enabled = true
+host = "127.0.0.1"
+port = {telemetry_port}
+
+[mqtt]
+enabled = {"true" if mqtt else "false"}
+host = "{mqtt_host}"
+port = {int(mqtt_port)}
+{chains}"""
+
+
+def _write_config(root: Path, nodes: list[NodeInfo], mqtt: str | None) -> Config:
+    path = relayer_home(root) / "relayer.toml"
+    port = 0
+    previous: Config | None = None
+    with contextlib.suppress(ConfigError):
+        previous = load_config(path)
+    if previous is not None:
+        port = previous.telemetry.port
+        if mqtt is None and previous.mqtt.enabled:
+            mqtt = f"{previous.mqtt.host}:{previous.mqtt.port}"
+    if not port or not _port_free(port):
+        port = _free_port()
+    addresses = {n.kind: n.address or "" for n in nodes}
+    path.write_text(render_config(addresses, port, mqtt))
+    try:
+        return load_config(path)
+    except ConfigError as exc:  # what we write must validate
+        raise TestnetError(f"generated relayer config is invalid: {exc}") from exc
+
+
+# --- paths: clients, connection, channels --------------------------------------------------
+
+
+async def _sequence(chain: ChainHandle, key: bytes) -> int:
+    raw = (await chain.query(key, prove=False)).value
+    return int(client_pb2.NextSequence.FromString(raw).sequence) if raw is not None else 0
+
+
+async def _existing(a: ChainHandle, b: ChainHandle) -> tuple[dict[str, str], dict[ChannelSpec, dict[str, str]]]:
+    """The first connection OPEN on both chains and, on it, the open channel for each spec."""
+    from relayer.workers import channel_end, connection_end
+
+    connection: dict[str, str] = {}
+    for n in range(await _sequence(a, paths.NEXT_CONNECTION_SEQUENCE)):
+        cid = f"connection-{n}"
+        mine = await connection_end(a, cid)
+        if mine is None or mine.state != cpb.CONNECTION_STATE_OPEN:
+            continue
+        theirs = await connection_end(b, mine.counterparty.connection_id)
+        if theirs is not None and theirs.state == cpb.CONNECTION_STATE_OPEN and \
+                theirs.counterparty.connection_id == cid:
+            connection = {"a_chain": a.chain_id, "a_client": mine.client_id, "a_connection": cid,
+                          "b_chain": b.chain_id, "b_client": theirs.client_id,
+                          "b_connection": mine.counterparty.connection_id}
+            break
+    found: dict[ChannelSpec, dict[str, str]] = {}
+    if not connection:
+        return connection, found
+    orders = {"unordered": chpb.ORDER_UNORDERED, "ordered": chpb.ORDER_ORDERED}
+    for n in range(await _sequence(a, paths.NEXT_CHANNEL_SEQUENCE)):
+        for spec in CHANNELS:
+            if spec in found:
+                continue
+            chan = f"channel-{n}"
+            mine_ch = await channel_end(a, spec.a_port, chan)
+            if (mine_ch is None or mine_ch.state != chpb.STATE_OPEN or mine_ch.ordering != orders[spec.order]
+                    or list(mine_ch.connection_hops) != [connection["a_connection"]]
+                    or mine_ch.counterparty.port_id != spec.b_port):
+                continue
+            theirs_ch = await channel_end(b, spec.b_port, mine_ch.counterparty.channel_id)
+            if theirs_ch is not None and theirs_ch.state == chpb.STATE_OPEN:
+                found[spec] = {"a_chain": a.chain_id, "a_port": spec.a_port, "a_channel": chan,
+                               "b_chain": b.chain_id, "b_port": spec.b_port,
+                               "b_channel": mine_ch.counterparty.channel_id, "order": spec.order,
+                               "version": mine_ch.version}
+    return connection, found
+
+
+async def _ensure_paths(config: Config, secret: str) -> tuple[dict[str, str], list[dict[str, str]], list[str]]:
+    """Find or create the connection and every channel in CHANNELS; returns what was created too."""
+    from relayer import commands
+    from relayer.daemon import opened
+
+    a_id, b_id = CHAINS[0][1], CHAINS[1][1]
+    async with opened(config, secret, a_id, b_id) as (a, b):
+        connection, found = await _existing(a.handle, b.handle)
+    created: list[str] = []
+    if not connection:
+        connection = await commands.create_connection(config, secret, a_id, b_id)
+        created.append(f"connection {connection['a_connection']}")
+    for spec in CHANNELS:
+        if spec not in found:
+            found[spec] = await commands.create_channel(config, secret, a_id, connection["a_connection"], spec.a_port,
+                                                        spec.b_port, spec.order, spec.version)
+            created.append(f"channel {spec.a_port}/{found[spec]['a_channel']}")
+    return connection, [found[spec] for spec in CHANNELS], created
+
+
+# --- relayer process ---------------------------------------------------------------------------
+
+
+def _relayer_pid(root: Path) -> int | None:
+    home = relayer_home(root)
+    return _read_pid(home / "relayer.pid", home / "relayer.toml")
+
+
+def _health(port: int, timeout_s: float = 2.0) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout_s) as res:
+            doc: dict[str, Any] = json.loads(res.read())
+            return doc
+    except urllib.error.HTTPError as exc:  # 503: up, but degraded
+        with contextlib.suppress(ValueError):
+            return dict(json.loads(exc.read()))
+        return {"status": "error"}
+    except (OSError, ValueError):
+        return None
+
+
+async def _start_relayer(root: Path, config: Config, secret: str, wait_s: float) -> None:
+    home = relayer_home(root)
+    proc = _spawn([*_kakehashi(), "start", "-c", str(home / "relayer.toml")], home / "relayer.log",
+                  home / "relayer.pid", env={**os.environ, PASSPHRASE_ENV: secret})
+    deadline = time.monotonic() + wait_s
+    while True:
+        # The supervisor's probe reports "workers" once it has scanned the chains.
+        doc = _health(config.telemetry.port, 1.0)
+        if doc is not None and "workers" in doc:
+            return
+        if proc.poll() is not None:
+            raise TestnetError(f"relayer exited with status {proc.returncode}; see {home / 'relayer.log'}")
+        if time.monotonic() > deadline:
+            raise TestnetError(f"relayer not ready within {wait_s:.0f}s; see {home / 'relayer.log'}")
+        await asyncio.sleep(0.1)
+
+
+def relayer_info(root: Path) -> RelayerInfo:
+    home = relayer_home(root)
+    cfg_path = home / "relayer.toml"
+    pid = _relayer_pid(root)
+    metrics = health = None
+    healthy: bool | None = None
+    if pid is not None:
+        with contextlib.suppress(ConfigError):
+            port = load_config(cfg_path).telemetry.port
+            metrics, health = f"http://127.0.0.1:{port}/metrics", f"http://127.0.0.1:{port}/health"
+            doc = _health(port)
+            healthy = doc is not None and doc.get("status") == "ok"
+    return RelayerInfo(home, cfg_path, pid, metrics, health, healthy, home / "relayer.log")
+
+
+def _saved_paths(root: Path) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """What the last `up` found or created (for `status`; `up` itself always asks the chains)."""
+    try:
+        doc = json.loads((relayer_home(root) / "paths.json").read_text())
+        return dict(doc["connection"]), list(doc["channels"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}, []
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def up(root: Path, *, validators: int = 4, block_period: str | None = None, mqtt: str | None = None,
+       wait_s: float = 60.0) -> Testnet:
+    """Bring the whole testnet up (idempotent): nodes, relayer keys and config, paths, relayer."""
+    return asyncio.run(up_async(root, validators=validators, block_period=block_period, mqtt=mqtt, wait_s=wait_s))
+
+
+async def up_async(root: Path, *, validators: int = 4, block_period: str | None = None, mqtt: str | None = None,
+                   wait_s: float = 60.0) -> Testnet:
+    """:func:`up` inside a running event loop (gRPC's asyncio channels serve one loop per process)."""
+    from relayer.logs import configure_logging
+
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    started = _up_nodes(root, validators, block_period, wait_s)
+    nodes = await _nodes(root)
+    for n in nodes:
+        if n.address is None:
+            raise TestnetError(f"{n.kind}: node is not running; see {n.home / 'node.log'}")
+    secret = passphrase(root)
+    _ensure_keys(root, secret)
+    pid = _relayer_pid(root)
+    if pid is not None and started:
+        _terminate(pid, 20.0)  # it still points at the nodes' old addresses
+        pid = None
+    config = _write_config(root, nodes, mqtt) if pid is None else load_config(relayer_home(root) / "relayer.toml")
+    await _wait_heights(nodes, 2, wait_s)
+    configure_logging("warning", "console")  # handshakes log on stderr only when something is wrong
+    try:
+        connection, channels, created = await _ensure_paths(config, secret)
+    except Exception as exc:
+        raise TestnetError(f"creating the testnet's paths failed: {type(exc).__name__}: {exc}") from exc
+    (relayer_home(root) / "paths.json").write_text(
+        json.dumps({"connection": connection, "channels": channels}, indent=2, sort_keys=True) + "\n")
+    if pid is None:
+        await _start_relayer(root, config, secret, wait_s)
+    return Testnet(await _nodes(root), relayer_info(root), connection, channels, created)
 
 
 def down(root: Path, *, wait_s: float = 20.0) -> list[str]:
-    """Stop the testnet's nodes (SIGTERM, then SIGKILL after ``wait_s``); returns what was stopped."""
+    """Stop the relayer, then the nodes (only processes `up` started); returns what was stopped."""
     root = Path(root).resolve()
     stopped = []
-    for kind, _ in CHAINS:
+    rpid = _relayer_pid(root)
+    if rpid is not None:
+        _terminate(rpid, wait_s)
+        stopped.append("relayer")
+    (relayer_home(root) / "relayer.pid").unlink(missing_ok=True)
+    for kind, _, _ in CHAINS:
         home = root / kind
-        pid = _read_pid(home)
-        if pid is None:
-            (home / "node.pid").unlink(missing_ok=True)
-            continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + wait_s
-        while _alive(pid) and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.05)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        pid = _node_pid(home)
+        if pid is not None:
+            _terminate(pid, wait_s)
+            stopped.append(kind)
         (home / "node.pid").unlink(missing_ok=True)
-        stopped.append(kind)
     return stopped
 
 
-def status(root: Path) -> list[NodeInfo]:
+def status(root: Path) -> Testnet:
+    return asyncio.run(status_async(root))
+
+
+async def status_async(root: Path) -> Testnet:
     root = Path(root).resolve()
-    return [node_info(root, kind, chain_id) for kind, chain_id in CHAINS]
+    connection, channels = _saved_paths(root)
+    return Testnet(await _nodes(root), relayer_info(root), connection, channels)

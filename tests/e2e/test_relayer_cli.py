@@ -234,3 +234,99 @@ def test_cli_creates_a_path_sends_and_the_daemon_relays(tmp_path: Path, procs: l
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "max_clock_drift" in lines[0], out.stderr
+
+
+def _evm_address(home: Path, name: str) -> str:
+    return "0x" + eth_address(secp256k1_public_key(bytes.fromhex((home / "keys" / f"{name}.key").read_text()
+                                                                 .strip()))).hex()
+
+
+def _corda_account(home: Path, name: str) -> str:
+    return account_of(ed25519_public_key(bytes.fromhex((home / "keys" / f"{name}.key").read_text().strip())))
+
+
+def _escrow(addr: str, channel: str, denom: str) -> int:
+    async def ask() -> int:
+        async with NodeClient(addr) as node:
+            got = await node.query_app("escrow", port_id="transfer", channel_id=channel, denom=denom)
+            return int(got["amount"])
+    return asyncio.run(ask())
+
+
+def test_tx_packet_recv_then_packet_ack_relay_one_transfer_with_no_relayer_running(
+        tmp_path: Path, procs: list[subprocess.Popen[bytes]]) -> None:
+    evm_home, evm_addr = _start_node(tmp_path, "evm", "1s", procs)
+    corda_home, corda_addr = _start_node(tmp_path, "corda", "200ms", procs)
+    cfg = tmp_path / "relayer.toml"
+    _config(cfg, evm_addr, corda_addr, _free_port())
+    for name, kind, home in (("carol", "evm", evm_home), ("alice", "evm", evm_home),
+                             ("holder-firm-c", "corda", corda_home)):
+        kh("keys", "add", name, "--kind", kind, "--private-key-file", str(home / "keys" / f"{name}.key"),
+           "-c", str(cfg))
+    deadline = time.monotonic() + 20
+    while not all(r["height"] >= 2 for r in kj("health-check", "-c", str(cfg))):  # clients need sealed headers
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    conn = kj("create", "connection", "-c", str(cfg), "--a-chain", "evm-cli", "--b-chain", "corda-cli")
+    chan = kj("create", "channel", "-c", str(cfg), "--a-chain", "evm-cli", "--a-connection", conn["a_connection"],
+              "--a-port", "transfer", "--b-port", "transfer")
+    a_chan, b_chan = chan["a_channel"], chan["b_channel"]
+    alice, firm_a = _evm_address(evm_home, "alice"), _corda_account(corda_home, "holder-firm-a")
+    alice_before = _balance(evm_addr, alice, "stake")
+
+    seqs = [kj("tx", "transfer", "-c", str(cfg), "--src-chain", "evm-cli", "--src-channel", a_chan, "--amount", "30",
+               "--denom", "stake", "--receiver", firm_a, "--timeout-seconds", "3600", "--key", "alice")["sequence"]
+            for _ in range(2)]
+    recv_args = ("-c", str(cfg), "--dst-chain", "corda-cli", "--src-chain", "evm-cli", "--src-port", "transfer",
+                 "--src-channel", a_chan)
+    # Hermes' convention: for acks, src is where they were written (the receiving chain)
+    ack_args = ("-c", str(cfg), "--dst-chain", "evm-cli", "--src-chain", "corda-cli", "--src-port", "transfer",
+                "--src-channel", b_chan)
+
+    early = kj("tx", "packet-ack", *ack_args)  # nothing received yet: no ack to carry
+    assert early["relayed"] == [] and early["txs"] == []
+
+    recv = kj("tx", "packet-recv", *recv_args)
+    assert recv["pending_before"] == seqs and recv["relayed"] == seqs and recv["pending_after"] == []
+    assert recv["dst_channel"] == b_chan
+    assert [tx["chain"] for tx in recv["txs"]] == ["corda-cli"] and all(tx["committed"] for tx in recv["txs"])
+    assert sorted(q for tx in recv["txs"] for q in tx["sequences"].get("recv", [])) == seqs
+    assert all(len(bytes.fromhex(tx["tx_hash"])) == 32 for tx in recv["txs"])
+    assert _balance(corda_addr, firm_a, f"transfer/{b_chan}/stake") == 60
+    pending = kj("query", "packet", "pending", "-c", str(cfg), "--chain", "evm-cli", "--port", "transfer",
+                 "--channel", a_chan)
+    assert pending["src"]["unreceived_packets"] == [] and pending["src"]["unreceived_acks"] == seqs
+
+    human = kh("tx", "packet-ack", *ack_args).stdout
+    assert "relayed 2, still pending 0" in human and "evm-cli" in human and "ack " in human
+    pending = kj("query", "packet", "pending", "-c", str(cfg), "--chain", "evm-cli", "--port", "transfer",
+                 "--channel", a_chan)
+    assert pending["src"] == {**pending["src"], "unreceived_packets": [], "unreceived_acks": []}
+    assert _balance(evm_addr, alice, "stake") == alice_before - 60
+    assert _escrow(evm_addr, a_chan, "stake") == 60
+    again = kj("tx", "packet-recv", *recv_args)
+    assert again["relayed"] == [] and again["txs"] == []
+
+    # packet-recv also times out, on the sender, what the receiver can no longer take (as Hermes does)
+    late = kj("tx", "transfer", "-c", str(cfg), "--src-chain", "evm-cli", "--src-channel", a_chan, "--amount", "9",
+              "--denom", "stake", "--receiver", firm_a, "--timeout-height-offset", "2", "--key", "alice")["sequence"]
+    assert _balance(evm_addr, alice, "stake") == alice_before - 69
+    deadline = time.monotonic() + 30
+    while True:
+        expired = kj("tx", "packet-recv", *recv_args)
+        if expired["relayed"]:
+            break
+        assert expired["pending_after"] == [late] and time.monotonic() < deadline  # not provable yet: waits
+        time.sleep(0.5)
+    assert expired["relayed"] == [late] and expired["pending_after"] == []
+    assert [(tx["chain"], tx["sequences"]) for tx in expired["txs"]] == [("evm-cli", {"timeout": [late]})]
+    assert _balance(evm_addr, alice, "stake") == alice_before - 60  # refunded
+    assert _balance(corda_addr, firm_a, f"transfer/{b_chan}/stake") == 60
+
+    # the channel must exist on --src-chain, and its counterparty on --dst-chain
+    wrong = kh("tx", "packet-recv", "-c", str(cfg), "--dst-chain", "corda-cli", "--src-chain", "evm-cli",
+               "--src-port", "transfer", "--src-channel", "channel-9", check=False)
+    assert wrong.returncode == 1 and "channel-9" in wrong.stderr and len(wrong.stderr.splitlines()) == 1
+    same = kh("tx", "packet-ack", "-c", str(cfg), "--dst-chain", "evm-cli", "--src-chain", "evm-cli",
+              "--src-port", "transfer", "--src-channel", a_chan, check=False)
+    assert same.returncode == 1 and "must differ" in same.stderr
