@@ -166,6 +166,28 @@ async def update_for(src: ChainHandle, dst: ChainHandle, dst_client: str,
     return planner.update_msg(dst_client, header)
 
 
+class StaleProofHeight(Exception):
+    """dst's client already moved past the proof height and holds no consensus state there."""
+
+
+async def update_if_needed(src: ChainHandle, dst: ChainHandle, dst_client: str,
+                           target: Height) -> client_pb2.MsgUpdateClient | None:
+    """Like :func:`update_for`, for a client that other workers update concurrently.
+
+    Two workers feed the same client (recv of one direction, acks of the other), so by the
+    time one builds its update the client may already be at or past ``target``: a header
+    from there to ``target`` is refused on chain and would fail the whole tx. If dst already
+    has a consensus state at ``target`` no update is needed (None); if the client is past it
+    without one, the proofs are stale and the pass is retried with a fresh height.
+    """
+    trusted = await require_active(dst, dst_client, src.light_client())
+    if trusted >= target:
+        if (await dst.query(paths.consensus_state(dst_client, target), prove=False)).value is not None:
+            return None
+        raise StaleProofHeight(f"client {dst_client} on {dst.chain_id} is at {trusted}, past proof height {target}")
+    return planner.update_msg(dst_client, await src.build_header(trusted, target))
+
+
 class Worker(abc.ABC):
     kind = "worker"
 
@@ -237,6 +259,9 @@ class PacketWorker(Worker):
         self.src, self.dst = src, dst
 
     def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
+        """Whether the block concerns this path; every SendPacket in it is counted and announced
+        (a block may carry many, so the scan does not stop at the first match)."""
+        hit = False
         for e in events:
             p = e.packet()
             if p is not None and chain_id == self.src.chain.chain_id and (
@@ -244,14 +269,13 @@ class PacketWorker(Worker):
                 if e.type == ev.SEND_PACKET:
                     self.services.telemetry.send_packet_events.labels(
                         chain=chain_id, port=self.src.port, channel=self.src.channel).inc()
-                return True
-            if p is not None and chain_id == self.dst.chain.chain_id and (
-                    p.destination_port, p.destination_channel) == (self.dst.port, self.dst.channel):
-                return True
-            if e.type == ev.CHANNEL_CLOSE and chain_id == self.dst.chain.chain_id and (
-                    e.text("port_id"), e.text("channel_id")) == (self.dst.port, self.dst.channel):
-                return True
-        return False
+                    self._publish(chain_id, self.src.port, self.src.channel, "send", p)
+                hit = True
+            elif chain_id == self.dst.chain.chain_id:
+                here = ((p.destination_port, p.destination_channel) if p is not None
+                        else (e.text("port_id"), e.text("channel_id")) if e.type == ev.CHANNEL_CLOSE else None)
+                hit = hit or here == (self.dst.port, self.dst.channel)
+        return hit
 
     def _publish(self, chain: str, port: str, channel: str, event: str, packet: chpb.Packet, **extra: object) -> None:
         if self.services.mqtt is not None:
@@ -294,12 +318,12 @@ class PacketWorker(Worker):
             await self._relay_back(d_status.height, ack_plan, plan, ch.ordering)
         return bool(plan.pending() or ack_plan)
 
-    async def _submit(self, chain: ChainHandle, kind: str, update: Message,
+    async def _submit(self, chain: ChainHandle, kind: str, update: Message | None,
                       msgs: Sequence[Message], other: str) -> list[TxOutcome]:
         tel = self.services.telemetry
         outcomes = []
         for tx in planner.batch(update, msgs, self.services.settings.max_msgs(chain.chain_id)):
-            n = len(tx) - 1
+            n = len(tx) - (update is not None)
             started = time.monotonic()
             tel.packets_relayed.labels(src_chain=other, dst_chain=chain.chain_id, kind=kind).inc(n)
             out = await chain.submit(tx)
@@ -327,7 +351,7 @@ class PacketWorker(Worker):
             sent.append(p)
         if not msgs:
             return
-        update = await update_for(src.chain, dst.chain, dst.client_id, height)
+        update = await update_if_needed(src.chain, dst.chain, dst.client_id, height)
         outcomes = await self._submit(dst.chain, "recv", update, msgs, src.chain.chain_id)
         self._announce(outcomes, sent, dst.chain.chain_id, dst.port, dst.channel, "recv")
 
@@ -347,6 +371,10 @@ class PacketWorker(Worker):
                           plan: planner.PacketPlan, ordering: int) -> None:
         src, dst, signer = self.src, self.dst, self.services.settings.signer
         ordered = ordering == chpb.ORDER_ORDERED
+        # The recv half of this pass may have taken many blocks, during which the other
+        # direction's worker moved src's client past the pass's height: prove at dst's latest
+        # (a packet timed out at ``height`` is still unreceivable, and still timed out, later).
+        height = max(height, (await dst.chain.latest()).height)
         groups: list[tuple[str, list[Message], list[chpb.Packet]]] = []
         ack_msgs: list[Message] = []
         ack_pkts: list[chpb.Packet] = []
@@ -377,7 +405,7 @@ class PacketWorker(Worker):
             groups.append((kind, msgs, done))
         if not any(msgs for _, msgs, _ in groups):
             return
-        update = await update_for(dst.chain, src.chain, src.client_id, height)
+        update = await update_if_needed(dst.chain, src.chain, src.client_id, height)
         for kind, msgs, done in groups:
             if msgs:
                 outcomes = await self._submit(src.chain, kind, update, msgs, dst.chain.chain_id)
@@ -432,8 +460,10 @@ class ClientWorker(Worker):
             await self._watch(now)
         if s.refresh and period and now - ts >= int(period * s.refresh_rate):
             target = (await self.src.latest()).height
-            header = await self.src.build_header(latest, target)
-            out = await host.chain.submit([planner.update_msg(host.client_id, header)])
+            update = await update_if_needed(self.src, host.chain, host.client_id, target)
+            if update is None:
+                return True  # already at the source's newest block (another relayer?): next block
+            out = await host.chain.submit([update])
             if out.committed:
                 tel.client_updates.labels(**labels).inc()
                 log.info("client refreshed", worker=self.name, height=str(target))
@@ -541,7 +571,7 @@ class ChannelHandshakeWorker(Worker):
             return True
         height = (await src.chain.latest()).height
         res = await src.chain.query(paths.channel(src.port, src.channel), height)
-        update = await update_for(src.chain, dst.chain, dst.client_id, height)
+        update = await update_if_needed(src.chain, dst.chain, dst.client_id, height)
         ph = to_proto(height)
         msg: Message
         if kind == "try":
@@ -561,7 +591,7 @@ class ChannelHandshakeWorker(Worker):
         else:
             msg = chpb.MsgChannelCloseConfirm(port_id=dst.port, channel_id=dst.channel, proof_init=res.proof,
                                               proof_height=ph)
-        out = await dst.chain.submit([update, msg])
+        out = await dst.chain.submit([msg] if update is None else [update, msg])
         if not out.committed:
             self.services.telemetry.tx_errors.labels(chain=dst.chain.chain_id, kind=f"chan_{kind}").inc()
             log.warning("handshake step failed", worker=self.name, step=kind, reason=out.reason)
@@ -629,7 +659,7 @@ class ConnectionHandshakeWorker(Worker):
     async def _send(self, kind: str, src: End, dst: End, src_end: cpb.ConnectionEnd) -> bool:
         height = (await src.chain.latest()).height
         res = await src.chain.query(paths.connection(src.connection_id), height)
-        update = await update_for(src.chain, dst.chain, dst.client_id, height)
+        update = await update_if_needed(src.chain, dst.chain, dst.client_id, height)
         ph = to_proto(height)
         msg: Message
         if kind == "try":
@@ -646,7 +676,7 @@ class ConnectionHandshakeWorker(Worker):
         else:
             msg = cpb.MsgConnectionOpenConfirm(connection_id=dst.connection_id, proof_ack=res.proof,
                                                proof_height=ph)
-        out = await dst.chain.submit([update, msg])
+        out = await dst.chain.submit([msg] if update is None else [update, msg])
         if not out.committed:
             self.services.telemetry.tx_errors.labels(chain=dst.chain.chain_id, kind=f"conn_{kind}").inc()
             log.warning("handshake step failed", worker=self.name, step=kind, reason=out.reason)

@@ -70,7 +70,9 @@ class EvmCodec:
     def encode_tx(self, msgs: Sequence[Message], signer_state: object) -> bytes:
         if self.nonce is None:
             raise CodecError("the EVM nonce is unknown: before_tx must run first")
-        calls = [EvmCall(IBC_HANDLER_ADDRESS, "ibc", (pack(m),)) for m in msgs]
+        # One handler call carrying every message: the core runs them in order in one overlay
+        # (all-or-nothing, as the tx is), and the tx's 64-call cap does not bound the batch.
+        calls = [EvmCall(IBC_HANDLER_ADDRESS, "ibc", tuple(pack(m) for m in msgs))]
         return make_tx(self._key, self.evm_chain_id, self.nonce, calls).encode()
 
     def light_client(self) -> LightClientModule:

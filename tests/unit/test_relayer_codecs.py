@@ -61,7 +61,7 @@ def unpacked(raw: bytes) -> any_pb2.Any:
     return out
 
 
-async def test_evm_tx_is_one_signed_call_per_message_with_the_tracked_nonce() -> None:
+async def test_evm_tx_is_one_signed_handler_call_with_every_message_and_the_tracked_nonce() -> None:
     codec = EvmCodec(EVM_KEY, 77)
     assert isinstance(codec, SignerSync)
     with pytest.raises(CodecError, match="nonce is unknown"):
@@ -70,9 +70,9 @@ async def test_evm_tx_is_one_signed_call_per_message_with_the_tracked_nonce() ->
     await codec.before_tx(node)  # type: ignore[arg-type]
     tx = decode_tx(codec.encode_tx(MSGS, None))
     assert (tx.chain_id, tx.nonce, tx.sender()) == (77, 5, codec.address)
-    assert [(m.to, m.method, len(m.args)) for m in tx.messages] == [(IBC_HANDLER_ADDRESS, "ibc", 1)] * 2
-    for call, msg in zip(tx.messages, MSGS, strict=True):
-        wrapped = unpacked(call.args[0])
+    assert [(m.to, m.method, len(m.args)) for m in tx.messages] == [(IBC_HANDLER_ADDRESS, "ibc", len(MSGS))]
+    for arg, msg in zip(tx.messages[0].args, MSGS, strict=True):
+        wrapped = unpacked(arg)
         assert wrapped.type_url == "/" + msg.DESCRIPTOR.full_name
         assert wrapped.value == msg.SerializeToString(deterministic=True)
     # committed: counted locally, no round trip; anything else: read from the chain again
