@@ -140,6 +140,15 @@ class SignerSync(Protocol):
 
 
 @runtime_checkable
+class TxPreparer(Protocol):
+    """Optional codec half: an async look-up the next ``encode_tx(msgs)`` needs (Corda: the
+    DvpLock states a dvp ack/timeout must consume). Runs under the signer lock, after
+    ``before_tx``, with the very ``msgs`` sequence that ``encode_tx`` then receives."""
+
+    async def prepare_tx(self, node: NodeClient, msgs: Sequence[Message]) -> None: ...
+
+
+@runtime_checkable
 class ViewCompleter(Protocol):
     """Optional codec half: what a client of this chain keeps beside its client and consensus
     states (Corda: notary sets under ``meta/``), copied from ``host`` into the relayer's own view
@@ -252,6 +261,8 @@ class GrpcChainHandle:
         async with self._signer:
             if sync is not None:
                 await sync.before_tx(self.node)
+            if isinstance(self.codec, TxPreparer):
+                await self.codec.prepare_tx(self.node, msgs)
             tx = self.codec.encode_tx(msgs, self)
             try:
                 result = await self.node.submit_and_wait(tx)

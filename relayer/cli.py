@@ -496,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_config_validate
     )
     _add_relayer_commands(sub, common)
+    __import__("relayer.dvp.cli", fromlist=["register"]).register(sub, common)
     return parser
 
 

@@ -17,10 +17,9 @@ byte). So an EIP-1186 proof of one slot (:func:`escrow_slots`) proves a trade's 
 anyone holding a header.
 
 The terms name no channel, yet opening a client, connection and ``dvp`` channel is open to
-anyone; a lock that names the EVM-side channel its packet must arrive on (the optional
-second ``lock`` argument, which must be an open channel end of this chain's ``dvp`` port)
-cannot be released by a packet from some other chain that happens to carry the same terms.
-A lock without one accepts any ``dvp`` channel.
+anyone; so every lock names the EVM-side channel its packet must arrive on (the second
+``lock`` argument, an open channel end of this chain's ``dvp`` port), and a packet from some
+other chain that happens to carry the same terms cannot release the ST.
 
 The receiving module writes the world state directly rather than the IBC store, because the
 ST balances live in the token contract. The IBC handler contract hands it the transaction's
@@ -172,7 +171,7 @@ def _trade_id_arg(args: tuple[bytes, ...]) -> str:
 
 
 class DvpEscrow:
-    """The DvP escrow built-in contract: ``lock(terms_bytes[, channel_id])``, ``reclaim(trade_id)``."""
+    """The DvP escrow built-in contract: ``lock(terms_bytes, channel_id)``, ``reclaim(trade_id)``."""
 
     def __init__(self, address: bytes, token: SecurityToken, ibc_address: bytes | None = None) -> None:
         if token.escrow != address:
@@ -192,31 +191,29 @@ class DvpEscrow:
     def call(self, ctx: CallContext, method: str, args: tuple[bytes, ...]) -> None:
         ctx.cost += CALL_COST
         if method == "lock":
-            if not 1 <= len(args) <= 2:
-                raise ContractError("lock takes the deterministic Terms bytes and optionally a channel id")
+            if len(args) != 2:
+                raise ContractError("lock takes the deterministic Terms bytes and this chain's dvp channel id")
             try:
                 terms = dvp_app.decode_terms(args[0])
             except InvalidMessage as exc:
                 raise ContractError(f"lock: {exc}") from None
-            channel = ""
-            if len(args) == 2:
-                try:
-                    channel = validate_channel_id(args[1].decode("ascii"))
-                except (UnicodeDecodeError, InvalidIdentifier) as exc:
-                    raise ContractError(f"lock: channel id: {exc}") from None
-                if len(channel) > MAX_CHANNEL_LEN:
-                    raise ContractError(f"lock: channel id longer than {MAX_CHANNEL_LEN} characters")
+            try:
+                channel = validate_channel_id(args[1].decode("ascii"))
+            except (UnicodeDecodeError, InvalidIdentifier) as exc:
+                raise ContractError(f"lock: channel id: {exc}") from None
+            if len(channel) > MAX_CHANNEL_LEN:
+                raise ContractError(f"lock: channel id longer than {MAX_CHANNEL_LEN} characters")
             self.lock(ctx, terms, channel)
         elif method == "reclaim":
             self.reclaim(ctx, _trade_id_arg(args))
         else:
             raise ContractError(f"DvP escrow has no method {method!r}")
 
-    def lock(self, ctx: CallContext, terms: dvp_pb2.Terms, channel_id: str = "") -> None:
+    def lock(self, ctx: CallContext, terms: dvp_pb2.Terms, channel_id: str) -> None:
         """Move the seller's ST into escrow against the terms hash; refusals change nothing.
 
-        ``channel_id`` (this chain's end of a dvp channel, "" for any) is the only channel
-        whose packets may deliver.
+        ``channel_id`` (this chain's end of an open dvp channel) is the only channel whose
+        packets may deliver.
         """
         state, token = ctx.state, self.token
         seller, buyer, quantity = bytes(terms.seller_evm), bytes(terms.buyer_evm), int(terms.st_quantity)
@@ -236,7 +233,7 @@ class DvpEscrow:
             raise ContractError(f"lock: trade id {terms.trade_id!r} was already used on this chain")
         if terms.deadline_ns <= ctx.time_ns:
             raise ContractError(f"lock: deadline {terms.deadline_ns} is not after block time {ctx.time_ns}")
-        if channel_id and not self._channel_open(state, channel_id):
+        if not self._channel_open(state, channel_id):
             raise ContractError(f"lock: {dvp_app.PORT_ID}/{channel_id} is not an open channel on this chain")
         digest = dvp_app.terms_hash(terms)
         trade_id = terms.trade_id
@@ -291,7 +288,7 @@ class DvpEscrow:
             return REASON_RECLAIMED
         if rec.terms_hash != dvp_app.terms_hash(terms):
             return REASON_TERMS
-        if rec.channel_id and packet.destination_channel != rec.channel_id:
+        if packet.destination_channel != rec.channel_id:
             return REASON_CHANNEL
         timeout = int(packet.timeout_timestamp)
         if timeout == 0 or timeout > rec.deadline_ns:

@@ -1,22 +1,37 @@
 """The Corda chain's half of a relayer chain handle: notarised IBC txs, checkpoint headers, evidence.
 
 Why a fresh random privacy salt per tx: the txid is fixed by the salt, and the node refuses
-a txid it has already seen; a resubmission after a FAILED result must be a new tx. Corda
+a txid it has already seen; a resubmission after a FAILED result must be a new tx. Plain
 IBC txs consume no states, so there is no input selection to track between txs.
+
+Why DvP acks and timeouts need a look-up first: the host refuses a MsgAcknowledgement /
+MsgTimeout for a ``dvp`` packet unless the same tx consumes the packet's DvpLock and its
+escrowed Cash through the matching exit (Settle, RefundOnError, RefundOnTimeout). Which
+states those are is on the ledger, not in the packet, so :meth:`CordaCodec.prepare_tx` asks
+the node (``dvp_lock`` and ``holders``) before :meth:`encode_tx` builds the tx. A message
+whose lock is no longer LOCKED (another relayer exited it first) or does not match the
+packet is left out of the tx: on chain it could only make the whole tx fail.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError, Message
 
+from chains.corda.dvp import exit_parts
 from chains.corda.ibc_host import account_of, ibc_command
 from chains.corda.transaction import SALT_LEN, SignedTransaction, WireTransaction
 from chains.ibc import paths
-from chains.node.client import NodeClient
+from chains.ibc.apps import dvp
+from chains.ibc.errors import InvalidMessage
+from chains.node.client import NodeClient, NodeError
+from kakehashi.corda.v1 import ledger_pb2 as pb
 from kakehashi.corda.v1 import lightclient_pb2 as lc
+from kakehashi.dvp.v1 import dvp_pb2
+from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.corda.client import (
     IBC_PREFIX,
     CordaLightClient,
@@ -52,6 +67,87 @@ def fresh_salt() -> bytes:
             return salt
 
 
+@dataclass
+class DvpExits:
+    """The ledger half of the dvp acks/timeouts in one tx, built by ``prepare_tx``."""
+
+    msgs: Sequence[Message]
+    dropped: set[int] = field(default_factory=set)
+    inputs: list[pb.StateRef] = field(default_factory=list)
+    outputs: list[pb.TransactionState] = field(default_factory=list)
+    commands: list[pb.Command] = field(default_factory=list)
+    references: list[pb.StateRef] = field(default_factory=list)
+
+
+def _dvp_packet(msg: Message) -> tuple[str, chpb.Packet] | None:
+    """(exit kind, packet) when ``msg`` ends a dvp packet on its source chain (here)."""
+    if isinstance(msg, chpb.MsgAcknowledgement):
+        kind = "Settle" if dvp.ack_succeeded(bytes(msg.acknowledgement)) else "RefundOnError"
+    elif isinstance(msg, (chpb.MsgTimeout, chpb.MsgTimeoutOnClose)):
+        kind = "RefundOnTimeout"
+    else:
+        return None
+    packet = msg.packet
+    return (kind, packet) if packet.source_port == dvp.PORT_ID else None
+
+
+def _ref(doc: object) -> pb.StateRef:
+    if not isinstance(doc, dict):
+        raise CodecError(f"node answered a state reference as {doc!r}")
+    return pb.StateRef(txid=bytes.fromhex(str(doc["txid"])), index=int(doc["index"]))
+
+
+async def dvp_exits(node: NodeClient, msgs: Sequence[Message], notary: bytes) -> DvpExits | None:
+    """Exit parts for every dvp ack/timeout in ``msgs`` (None when there is none).
+
+    The Cash output of an exit pays the payee (Settle) or the payer (refunds), so it carries
+    that issuer's Admission as a reference input, once per issuer.
+    """
+    found = [(i, got) for i, m in enumerate(msgs) if (got := _dvp_packet(m)) is not None]
+    if not found:
+        return None
+    exits = DvpExits(msgs)
+    admissions: dict[bytes, pb.StateRef] = {}
+    taken: set[tuple[bytes, int]] = set()
+    try:
+        holders = await node.query_app("holders")
+        for i, (kind, packet) in found:
+            try:
+                trade_id = dvp.decode_packet_data(bytes(packet.data)).trade_id
+            except InvalidMessage:
+                exits.dropped.add(i)
+                continue
+            got = await node.query_app("dvp_lock", trade_id=trade_id)
+            if (got.get("status") != "locked" or got.get("channel_id") != packet.source_channel
+                    or got.get("sequence") != packet.sequence):
+                exits.dropped.add(i)
+                continue
+            lock_ref, cash_ref = _ref(got.get("lock")), _ref(got.get("cash"))
+            if (bytes(lock_ref.txid), lock_ref.index) in taken:  # the same packet twice in one tx
+                exits.dropped.add(i)
+                continue
+            taken.add((bytes(lock_ref.txid), lock_ref.index))
+            lock = dvp_pb2.DvpLock.FromString(bytes.fromhex(str(got["lock_state"])))
+            issuer = bytes(lock.cash_issuer)
+            if issuer not in admissions:
+                admitted = holders.get(issuer.hex()) if isinstance(holders, dict) else None
+                if admitted is None:
+                    raise CodecError(f"the Corda chain has no Admission for cash issuer {issuer.hex()[:16]}")
+                admissions[issuer] = _ref(admitted["admission"])
+            ins, outs, cmds = exit_parts(kind, lock_ref, lock, cash_ref, len(exits.outputs), notary)
+            exits.inputs += ins
+            exits.outputs += outs
+            for c in cmds:
+                if c not in exits.commands:  # one Cash Move serves every exit in the tx
+                    exits.commands.append(c)
+    except (KeyError, TypeError, ValueError, DecodeError) as exc:
+        if isinstance(exc, CodecError):
+            raise
+        raise CodecError(f"the node's dvp_lock / holders answer is malformed: {exc}") from None
+    exits.references = list(admissions.values())
+    return exits
+
+
 class CordaCodec:
     kind = KIND
     prefix = IBC_PREFIX
@@ -68,10 +164,31 @@ class CordaCodec:
         self.notary = notary
         self.trusting_period_ns = trusting_period_ns
         self.max_clock_drift_ns = max_clock_drift_ns
+        self._exits: DvpExits | None = None
+
+    async def prepare_tx(self, node: NodeClient, msgs: Sequence[Message]) -> None:
+        """Look up the DvpLock exits the next ``encode_tx(msgs)`` must carry (signer lock held)."""
+        try:
+            self._exits = await dvp_exits(node, msgs, self.notary)
+        except NodeError as exc:
+            self._exits = None
+            raise CodecError(f"cannot look up the DvP locks this tx must exit: {exc}") from None
 
     def encode_tx(self, msgs: Sequence[Message], signer_state: object) -> bytes:
-        commands = tuple(ibc_command(m, [self.public_key]) for m in msgs)
-        wtx = WireTransaction((), (), commands, self.notary, fresh_salt())
+        exits, self._exits = self._exits, None
+        if exits is not None and exits.msgs is not msgs:
+            exits = None
+        if exits is None and any(_dvp_packet(m) is not None for m in msgs):
+            raise CodecError("a dvp ack/timeout needs its DvpLock exit: prepare_tx must run first")
+        keep = [m for i, m in enumerate(msgs) if exits is None or i not in exits.dropped]
+        commands = [ibc_command(m, [self.public_key]) for m in keep]
+        inputs: tuple[pb.StateRef, ...] = ()
+        outputs: tuple[pb.TransactionState, ...] = ()
+        references: tuple[pb.StateRef, ...] = ()
+        if exits is not None:
+            commands += exits.commands
+            inputs, outputs, references = tuple(exits.inputs), tuple(exits.outputs), tuple(exits.references)
+        wtx = WireTransaction(inputs, outputs, tuple(commands), self.notary, fresh_salt(), references=references)
         return SignedTransaction(wtx).sign(self._seed).encode()
 
     def light_client(self) -> LightClientModule:

@@ -216,7 +216,7 @@ class World:
 
     def lock(self, terms: dvp_pb2.Terms, timeout: int | None = None, evm_lock: bool = True) -> Locked:
         if evm_lock:
-            self.evm_call(Message(DVP_ESCROW_ADDRESS, "lock", (encode_terms(terms),)))
+            self.evm_call(Message(DVP_ESCROW_ADDRESS, "lock", (encode_terms(terms), self.evm_channel.encode())))
         stx = self.lock_tx(terms, timeout)
         self.submit(stx)
         packet = self.pair.last_packet(self.corda)

@@ -49,7 +49,6 @@ from chains.node.evm_app import (
     GenesisError,
     build_genesis_chain,
 )
-from chains.node.runtime import block_to_proto
 from kakehashi.dvp.v1 import dvp_pb2
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.crypto import eth_address, secp256k1_public_key, sha256
@@ -110,7 +109,7 @@ class World:
         assert receipt.success, receipt.reason
 
     def lock(self, terms: dvp_pb2.Terms, key: bytes = SELLER_KEY, channel: str | None = None) -> Receipt:
-        args = (dvp_app.encode_terms(terms),) if channel is None else (dvp_app.encode_terms(terms), channel.encode())
+        args = (dvp_app.encode_terms(terms), (channel or self.chan_b).encode())
         receipt = self.call(key, DVP_ESCROW_ADDRESS, "lock", *args)
         if receipt.success:
             self.trades.add(terms.trade_id)
@@ -203,7 +202,7 @@ def test_lock_moves_the_sellers_st_into_escrow(w: World) -> None:
     assert dict(locked.attributes) == {
         "trade_id": b"T-1", "seller": SELLER, "buyer": BUYER, "quantity": encode_amount(100),
         "terms_hash": dvp_app.terms_hash(terms), "deadline": encode_amount(terms.deadline_ns),
-        "channel": b"",
+        "channel": w.chan_b.encode(),
     }
 
 
@@ -237,7 +236,7 @@ def test_lock_refuses_a_bad_channel_id(w: World) -> None:
 def test_every_lock_refusal_changes_nothing(w: World) -> None:
     for fragment, key, arg in _refusals(w):
         before = w.roots()
-        receipt = w.call(key, DVP_ESCROW_ADDRESS, "lock", arg)
+        receipt = w.call(key, DVP_ESCROW_ADDRESS, "lock", arg, w.chan_b.encode())
         assert not receipt.success
         assert fragment in receipt.reason, (fragment, receipt.reason)
         assert w.roots() == before, fragment
@@ -259,7 +258,7 @@ def test_a_trade_id_locks_once_even_after_it_ended(w: World) -> None:
 
 
 def test_lock_and_reclaim_reject_malformed_calls(w: World) -> None:
-    for method, args in (("lock", ()), ("lock", (b"a", b"b")), ("reclaim", ()), ("reclaim", (b"bad id!",)),
+    for method, args in (("lock", ()), ("lock", (b"a", b"b")), ("lock", (dvp_app.encode_terms(w.terms("T-M")),)), ("reclaim", ()), ("reclaim", (b"bad id!",)),
                          ("reclaim", (b"",)), ("reclaim", (b"x" * 65,)), ("steal", ())):
         before = w.roots()
         receipt = w.call(SELLER_KEY, DVP_ESCROW_ADDRESS, method, *args)
@@ -568,15 +567,6 @@ def test_escrow_status_is_provable_against_the_state_root(w: World) -> None:
 # --- the node's query ----------------------------------------------------------------------
 
 
-def _commit(app: EvmNodeApp, db: NodeDatabase, txs: list[bytes], time_ns: int) -> None:
-    block = app.produce_block(txs, time_ns)
-    proto = block_to_proto(block)
-    db.commit_height(block.height, block.hash, proto.SerializeToString(deterministic=True),
-                     [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results], block.meta)
-    app.commit_block(block)
-    assert all(r.ok for r in block.results), [r.reason for r in block.results]
-
-
 def test_node_answers_dvp_escrow_and_names_the_escrow(tmp_path: Path) -> None:
     t0 = 1_800_000_000 * SECOND
     home = tmp_path / "evm"
@@ -595,21 +585,20 @@ def test_node_answers_dvp_escrow_and_names_the_escrow(tmp_path: Path) -> None:
                           cash_issuer=b"\x11" * 32, sc_amount=70, seller_evm=alice.address,
                           buyer_evm=bob.address, seller_corda=b"\x22" * 32, buyer_corda=b"\x33" * 32,
                           deadline_ns=t0 + 3600 * SECOND)
+    # A fresh node has no dvp channel, and a lock must name an open one: refused, nothing held.
     tx = make_tx(alice_key, app.genesis.evm_chain_id, 0,
-                 [Message(DVP_ESCROW_ADDRESS, "lock", (dvp_app.encode_terms(terms),))])
-    _commit(app, db, [tx.encode()], t0 + SECOND)
-    assert app.query_app("dvp_escrow", {"trade_id": "N-1"}, 1) == {
-        "trade_id": "N-1", "status": "locked", "terms_hash": dvp_app.terms_hash(terms).hex(),
-        "seller": "0x" + alice.address.hex(), "buyer": "0x" + bob.address.hex(), "quantity": 7,
-        "deadline_ns": terms.deadline_ns, "channel_id": "",
-    }
+                 [Message(DVP_ESCROW_ADDRESS, "lock", (dvp_app.encode_terms(terms), b"channel-0"))])
+    block = app.produce_block([tx.encode()], t0 + SECOND)
+    (result,) = block.results
+    assert not result.ok and "not an open channel" in result.reason
+    app.discard_block(block)
     before = app.query_app("dvp_escrow", {"trade_id": "N-1"}, 0)
     assert before["status"] == "none" and before["quantity"] == 0
-    held = app.query_app("security_token", {"holder": "0x" + DVP_ESCROW_ADDRESS.hex()}, 1)
-    assert held["balance"] == 7 and not held["whitelisted"]
+    held = app.query_app("security_token", {"holder": "0x" + DVP_ESCROW_ADDRESS.hex()}, 0)
+    assert held["balance"] == 0 and not held["whitelisted"]
     for bad in ({}, {"trade_id": ""}, {"trade_id": "bad id"}, {"trade_id": 5}):
         with pytest.raises(QueryError):
-            app.query_app("dvp_escrow", bad, 1)
+            app.query_app("dvp_escrow", bad, 0)
     db.close()
 
 

@@ -1,0 +1,352 @@
+"""``kakehashi dvp ...``: pre-check, settle, status, list, reclaim and the trade feed.
+
+Where things come from: node addresses from the relayer config (the chain of kind evm and
+the one of kind corda, TLS included) unless ``--evm`` / ``--corda`` override them; the dvp
+channel (Corda end) from the trade file or ``--channel``; keys from ``--key`` (repeatable:
+a hex key file, a directory of ``*.key`` files such as a node home's ``keys/``, or
+``keystore:NAME``), matched to the trade's accounts by identity; the trade record from
+``--db`` (default ``dvp.sqlite`` beside the config); MQTT events go to the config's broker
+when ``[mqtt] enabled`` or ``--broker HOST:PORT`` is given.
+
+Exit status: 0 when the command did what was asked (for settle: the trade reached
+``settled``; a refund or a failed pre-check exits 1 with the reasons), so scripts can
+branch on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.table import Table
+
+from chains.node.client import ClientTls
+from relayer.config import ConfigError, load_config
+from relayer.dvp.client import DvpClient, DvpError, Settlement
+from relayer.dvp.events import DvpEvents, DvpPublisher
+from relayer.dvp.feed import lines_of, mqtt_messages, run_feed
+from relayer.dvp.keys import KeyMaterialError, KeyRing
+from relayer.dvp.ledgers import LedgerError, Ledgers
+from relayer.dvp.record import RecordError, TradeRecord
+from relayer.dvp.trade import TradeError, load_trade
+from relayer.keystore import Keystore, passphrase_from_env_or_prompt
+from relayer.logs import configure_logging
+from relayer.telemetry import Telemetry
+
+T = TypeVar("T")
+
+
+class DvpCliError(ValueError):
+    """One line for the operator; exit status 1 (``relayer.cli.main`` prints ValueErrors so)."""
+
+
+ERRORS: tuple[type[Exception], ...] = (DvpError, LedgerError, TradeError, KeyMaterialError, RecordError)
+
+
+def _one_line(func: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
+    """Turn this package's errors into the CLI's one-line failure."""
+
+    def run(ns: argparse.Namespace) -> None:
+        try:
+            func(ns)
+        except ERRORS as exc:
+            raise DvpCliError(str(exc)) from None
+
+    return run
+
+
+def _console() -> Console:
+    return Console() if sys.stdout.isatty() else Console(width=400, soft_wrap=True)
+
+
+def _print(ns: argparse.Namespace, doc: Any, human: Any) -> None:
+    if ns.json:
+        print(json.dumps(doc, indent=2, sort_keys=True, default=str))
+    else:
+        _console().print(human)
+
+
+def _hostport(text: str, flag: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise DvpCliError(f"{flag}: expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+class _Setup:
+    """What every dvp command needs, built from the flags and (if present) the relayer config."""
+
+    def __init__(self, ns: argparse.Namespace) -> None:
+        self.ns = ns
+        cfg_path = Path(ns.config)
+        self.config = None
+        if cfg_path.exists():
+            try:
+                self.config = load_config(cfg_path)
+            except ConfigError as exc:
+                raise DvpCliError(str(exc)) from None
+        # stdout carries the result; progress logs only matter when something goes wrong.
+        configure_logging("warning", self.config.log_format if self.config is not None else "console")
+        self.evm_addr, self.corda_addr = ns.evm, ns.corda
+        self.evm_tls: ClientTls | None = None
+        self.corda_tls: ClientTls | None = None
+        if self.config is not None:
+            for chain in self.config.chains:
+                tls = None
+                if chain.tls is not None and chain.tls.ca_file is not None:
+                    tls = ClientTls(chain.tls.ca_file, chain.tls.cert_file, chain.tls.key_file)
+                if chain.kind == "evm" and self.evm_addr is None:
+                    self.evm_addr, self.evm_tls = chain.grpc_addr, tls
+                if chain.kind == "corda" and self.corda_addr is None:
+                    self.corda_addr, self.corda_tls = chain.grpc_addr, tls
+        self.db = Path(ns.db) if ns.db else (cfg_path.parent if self.config is not None else Path(".")) / "dvp.sqlite"
+
+    def keys(self) -> KeyRing:
+        ring = KeyRing()
+        keystore = None
+        passphrase = None
+        specs: list[str] = list(getattr(self.ns, "key", None) or [])
+        if any(s.startswith("keystore:") for s in specs):
+            if self.config is None or self.config.keystore is None:
+                raise DvpCliError("keystore:NAME needs global.keystore in the config")
+            keystore = Keystore(self.config.keystore)
+            passphrase = passphrase_from_env_or_prompt()
+        for spec in specs:
+            ring.add_spec(spec, keystore, passphrase)
+        return ring
+
+    def broker(self) -> tuple[str, int, str] | None:
+        if getattr(self.ns, "broker", None):
+            host, port = _hostport(self.ns.broker, "--broker")
+            prefix = self.config.mqtt.topic_prefix if self.config is not None else "kakehashi"
+            return host, port, prefix
+        if self.config is not None and self.config.mqtt.enabled:
+            m = self.config.mqtt
+            return m.host, m.port, m.topic_prefix
+        return None
+
+    @contextlib.asynccontextmanager
+    async def client(self, telemetry: Telemetry | None = None) -> AsyncIterator[DvpClient]:
+        if self.evm_addr is None or self.corda_addr is None:
+            raise DvpCliError(f"no node addresses: {self.ns.config} names no evm/corda chain; pass --evm and --corda")
+        ledgers = await Ledgers.connect(self.evm_addr, self.corda_addr, self.ns.channel, evm_tls=self.evm_tls,
+                                        corda_tls=self.corda_tls)
+        record = TradeRecord(self.db)
+        broker = self.broker()
+        publisher = None
+        if broker is not None:
+            publisher = DvpPublisher(broker[0], broker[1], prefix=broker[2], client_id=f"kakehashi-dvp-{os.getpid()}")
+            publisher.start()
+        events = DvpEvents(publisher, telemetry, record)
+        try:
+            yield DvpClient(ledgers, record=record, events=events)
+        finally:
+            if publisher is not None:
+                await publisher.drain(10.0)
+                await publisher.stop()
+            record.close()
+            await ledgers.close()
+
+
+def _run(ns: argparse.Namespace, body: Callable[[_Setup, DvpClient], Awaitable[T]],
+         telemetry: Telemetry | None = None) -> T:
+    setup = _Setup(ns)
+
+    async def main() -> T:
+        async with setup.client(telemetry) as client:
+            return await body(setup, client)
+
+    return asyncio.run(main())
+
+
+def _settlement_table(s: Settlement) -> Table:
+    table = Table("field", "value")
+    table.add_row("trade", s.trade_id)
+    table.add_row("state", f"[bold]{s.state}[/]")
+    for r in s.reasons:
+        table.add_row("reason", r)
+    if s.error:
+        table.add_row("error", s.error)
+    if s.evm:
+        table.add_row("EVM escrow", f"{s.evm.get('status')} qty={s.evm.get('quantity')}")
+    if s.corda:
+        table.add_row("Corda lock", f"{s.corda.get('status')} amount={s.corda.get('amount')} "
+                                    f"seq={s.corda.get('sequence')}")
+    if s.latency_s is not None:
+        table.add_row("latency", f"{s.latency_s:.2f} s")
+    return table
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def cmd_precheck(ns: argparse.Namespace) -> None:
+    trade = load_trade(Path(ns.trade))
+
+    async def body(setup: _Setup, client: DvpClient) -> list[str]:
+        return await client.precheck(trade)
+
+    reasons = _run(ns, body)
+    human: Any = "[green]pre-check passed[/]: both legs can settle" if not reasons else \
+        "\n".join(["[red]pre-check failed[/]:", *(f"  - {r}" for r in reasons)])
+    _print(ns, {"trade_id": trade.trade_id, "ok": not reasons, "reasons": reasons}, human)
+    if reasons:
+        raise DvpCliError(f"pre-check failed for {trade.trade_id}: {len(reasons)} reason(s)")
+
+
+def cmd_settle(ns: argparse.Namespace) -> None:
+    trade = load_trade(Path(ns.trade))
+
+    async def body(setup: _Setup, client: DvpClient) -> Settlement:
+        ring = setup.keys()
+        seller, buyer = ring.evm(trade.seller.evm), ring.corda(trade.buyer.corda)
+        if ns.json:
+            return await client.settle(trade, seller, buyer, follow=not ns.no_follow, wait_s=ns.wait)
+        console = Console(stderr=True)
+        with console.status(f"{trade.trade_id}: pre-check and locks") as shown:
+            def progress(s: Settlement) -> None:
+                shown.update(f"{trade.trade_id}: [bold]{s.state}[/] (waiting for the relayer and both chains)")
+                console.log(f"{trade.trade_id}: {s.state}")
+
+            return await client.settle(trade, seller, buyer, follow=not ns.no_follow, wait_s=ns.wait,
+                                       progress=progress)
+
+    got = _run(ns, body)
+    _print(ns, got.to_json(), _settlement_table(got))
+    if got.state != "settled" and not (ns.no_follow and got.state in ("locked", "delivered")):
+        raise DvpCliError(f"trade {got.trade_id} is {got.state}" + (f": {got.error}" if got.error else ""))
+
+
+def cmd_status(ns: argparse.Namespace) -> None:
+    async def body(setup: _Setup, client: DvpClient) -> Settlement:
+        return await client.status(ns.trade_id)
+
+    got = _run(ns, body)
+    _print(ns, got.to_json(), _settlement_table(got))
+
+
+def cmd_list(ns: argparse.Namespace) -> None:
+    setup = _Setup(ns)
+    record = TradeRecord(setup.db)
+    try:
+        rows = record.all()
+    finally:
+        record.close()
+    table = Table("trade", "state", "EVM", "Corda", "seq", "ST", "SC", "error")
+    for r in rows:
+        table.add_row(r.trade_id, r.state, r.evm_status, r.corda_status, str(r.sequence or "-"),
+                      str(r.terms.st_quantity) if r.terms else "-", str(r.terms.sc_amount) if r.terms else "-",
+                      (r.error or "")[:80])
+    _print(ns, [r.to_json() for r in rows], table)
+
+
+def cmd_reclaim(ns: argparse.Namespace) -> None:
+    async def body(setup: _Setup, client: DvpClient) -> Settlement:
+        ring = setup.keys()
+        escrow = await client.ledgers.escrow(ns.trade_id)
+        seller = bytes.fromhex(str(escrow.get("seller", "0x")).removeprefix("0x"))
+        try:
+            key = ring.evm(seller)
+        except KeyMaterialError:
+            key = ring.any_evm()
+        return await client.reclaim(ns.trade_id, key, wait=ns.wait)
+
+    got = _run(ns, body)
+    _print(ns, got.to_json(), _settlement_table(got))
+
+
+def cmd_feed(ns: argparse.Namespace) -> None:
+    if bool(ns.mqtt) == bool(ns.file):
+        raise DvpCliError("give exactly one of --mqtt TOPIC or --file TRADES.jsonl")
+    telemetry = Telemetry()
+    if ns.metrics_port is not None:
+        telemetry.serve("127.0.0.1", ns.metrics_port)
+
+    async def body(setup: _Setup, client: DvpClient) -> dict[str, Any]:
+        ring = setup.keys()
+        if ns.file:
+            source = lines_of(Path(ns.file))
+        else:
+            broker = setup.broker()
+            if broker is None:
+                raise DvpCliError("--mqtt needs a broker: --broker HOST:PORT or [mqtt] in the config")
+            source = mqtt_messages(broker[0], broker[1], ns.mqtt, idle_s=ns.idle, count=ns.count,
+                                   on_ready=lambda: print(f"dvp feed: subscribed to {ns.mqtt} on "
+                                                          f"{broker[0]}:{broker[1]}", file=sys.stderr, flush=True))
+
+        def progress(s: Settlement) -> None:
+            if not ns.json:
+                _console().print(f"{s.trade_id}: [bold]{s.state}[/]" + (f" ({s.error})" if s.error else "")
+                                 + (f" ({'; '.join(s.reasons)})" if s.reasons else ""))
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        report = await run_feed(client, source, ring, concurrency=ns.concurrency, wait_s=ns.wait,
+                                on_result=progress, stop=stop)
+        return report.to_json()
+
+    try:
+        doc = _run(ns, body, telemetry)
+    finally:
+        telemetry.close()
+    table = Table("outcome", "trades")
+    for outcome, n in sorted(doc["outcomes"].items()):
+        table.add_row(outcome, str(n))
+    table.add_row("received", str(doc["received"]))
+    table.add_row("p50 / p99 latency", f"{doc['latency_p50_s']} / {doc['latency_p99_s']} s")
+    _print(ns, doc, table)
+
+
+# --- parser ------------------------------------------------------------------------------
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``dvp`` and its commands to the ``kakehashi`` parser."""
+    dcommon = argparse.ArgumentParser(add_help=False, parents=[common])
+    dcommon.add_argument("--evm", help="EVM node gRPC address (default: the config's evm chain)")
+    dcommon.add_argument("--corda", help="Corda node gRPC address (default: the config's corda chain)")
+    dcommon.add_argument("--channel", help="the Corda end of the dvp channel, when the trade names none")
+    dcommon.add_argument("--db", help="trade record (SQLite; default: dvp.sqlite beside the config)")
+    dcommon.add_argument("--broker", help="MQTT broker HOST:PORT for settlement events (default: [mqtt])")
+    keyed = argparse.ArgumentParser(add_help=False)
+    keyed.add_argument("--key", action="append", metavar="SPEC",
+                       help="hex key file, directory of *.key files, or keystore:NAME (repeatable)")
+
+    dvp = sub.add_parser("dvp", help="atomic DvP: pre-check, settle and follow trades").add_subparsers(
+        dest="dvp_command", metavar="ACTION", required=True)
+    p = dvp.add_parser("precheck", parents=[dcommon], help="every reason a trade would fail, locking nothing")
+    p.add_argument("trade", metavar="TRADE.json")
+    p.set_defaults(func=_one_line(cmd_precheck))
+    s = dvp.add_parser("settle", parents=[dcommon, keyed], help="pre-check, lock both legs, follow to the end")
+    s.add_argument("trade", metavar="TRADE.json")
+    s.add_argument("--no-follow", action="store_true", help="return once both legs are locked")
+    s.add_argument("--wait", type=float, help="seconds to follow (default: until the timeout + 60 s)")
+    s.set_defaults(func=_one_line(cmd_settle))
+    st = dvp.add_parser("status", parents=[dcommon], help="a trade as both chains see it")
+    st.add_argument("trade_id", metavar="TRADE_ID")
+    st.set_defaults(func=_one_line(cmd_status))
+    dvp.add_parser("list", parents=[dcommon], help="trades this client handled").set_defaults(func=_one_line(cmd_list))
+    r = dvp.add_parser("reclaim", parents=[dcommon, keyed], help="return escrowed ST to the seller after the deadline")
+    r.add_argument("trade_id", metavar="TRADE_ID")
+    r.add_argument("--wait", action="store_true", help="wait for the deadline instead of failing before it")
+    r.set_defaults(func=_one_line(cmd_reclaim))
+    f = dvp.add_parser("feed", parents=[dcommon, keyed], help="settle matched trades as they arrive")
+    f.add_argument("--mqtt", metavar="TOPIC", help="subscribe to this topic (one trade JSON per message)")
+    f.add_argument("--file", metavar="TRADES.jsonl", help="one trade JSON per line")
+    f.add_argument("--concurrency", type=int, default=8, help="trades in flight at once (default 8)")
+    f.add_argument("--count", type=int, help="--mqtt: stop after this many trades")
+    f.add_argument("--idle", type=float, help="--mqtt: stop after this many seconds without a trade")
+    f.add_argument("--wait", type=float, help="seconds to follow each trade (default: its timeout + 60 s)")
+    f.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT meanwhile")
+    f.set_defaults(func=_one_line(cmd_feed))

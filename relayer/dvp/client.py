@@ -1,0 +1,520 @@
+"""The settlement client: pre-check, both locks, then follow the packet to a final state.
+
+Why the order seller-then-buyer: the EVM recv checks the escrow, so the ST must be locked
+before the packet can arrive; the Corda lock (which sends the packet) is submitted only
+after the EVM lock committed. A failed Corda lock leaves the ST escrowed until the deadline,
+when :meth:`DvpClient.reclaim` returns it; nothing else can move it.
+
+Why follow by reading the chains: the relayer is untrusted. Each poll reads the EVM escrow
+(``dvp_escrow``) and the Corda lock (``dvp_lock``); the trade's state is derived from the
+pair (:func:`derive_state`), so a client restarted at any point, or a second client, reaches
+the same answer.
+
+Concurrency (the feed settles many trades at once): one seller's EVM txs are given nonces in
+order under a per-account lock and then awaited in parallel; one buyer's Cash states are
+reserved under a per-party condition so two locks never spend the same input (with a single
+Cash state, the second waits for the first lock's change). The read-only pre-checks run
+concurrently; only the free-balance check and the reservation of the trade's ST and SC run
+under the seller's and the buyer's gate (always taken in that order), so two trades cannot
+both pass on the same free balance while unrelated trades never wait for each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chains.corda.dvp import lock_transaction
+from chains.evm import Message as EvmCall
+from chains.evm import make_tx
+from chains.ibc.apps import dvp as dvp_app
+from chains.node.client import NodeClient, NodeError
+from kakehashi.corda.v1 import ledger_pb2 as pb
+from kakehashi.dvp.v1 import dvp_pb2
+from kakehashi.ibc.v1 import channel_pb2 as chpb
+from kakehashi.node.v1 import node_pb2
+from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key
+from lightclients.interface import Status
+from relayer.dvp.events import DvpEvents
+from relayer.dvp.ledgers import LedgerError, Ledgers
+from relayer.dvp.record import TradeRecord, TradeRow
+from relayer.dvp.trade import SEC_NS, ResolvedTrade, Trade, TradeError, resolve
+
+POLL_S = 0.25
+DEFAULT_FOLLOW_SLACK_S = 60.0
+# A lock must leave this long before the deadline for the lock, recv and ack blocks.
+MIN_LEAD_S = 5
+FINAL_STATES = ("settled", "refunded-error", "refunded-timeout", "reclaimed")
+
+
+class DvpError(RuntimeError):
+    """A settlement step failed; the message says which and what was (not) locked."""
+
+
+@dataclass
+class Settlement:
+    """What a settle / status call found on the chains."""
+
+    trade_id: str
+    state: str
+    reasons: list[str] = field(default_factory=list)
+    evm: dict[str, Any] = field(default_factory=dict)
+    corda: dict[str, Any] = field(default_factory=dict)
+    latency_s: float | None = None
+    error: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trade_id": self.trade_id, "state": self.state, "final": self.final, "reasons": self.reasons,
+                "evm": self.evm, "corda": self.corda, "latency_s": self.latency_s, "error": self.error}
+
+
+def derive_state(evm: str, corda: str) -> str:
+    """The trade's state from the EVM escrow status and the Corda lock status.
+
+    none / evm-locked / corda-locked (one leg only) / locked / delivered, then the Corda exit
+    decides: settled, refunded-error, refunded-timeout; a refund whose ST the seller took
+    back is reclaimed.
+    """
+    if corda == "settled":
+        return "settled"
+    if corda in ("refunded_error", "refunded_timeout"):
+        return "reclaimed" if evm == "reclaimed" else corda.replace("_", "-")
+    if corda == "locked":
+        return {"delivered": "delivered", "locked": "locked"}.get(evm, "corda-locked")
+    return {"locked": "evm-locked", "reclaimed": "reclaimed", "delivered": "delivered"}.get(evm, "none")
+
+
+def _events_for(evm: str, corda: str) -> list[str]:
+    out = []
+    if corda != "none" and evm != "none":
+        out.append("locked")
+    if evm == "delivered":
+        out.append("delivered")
+    if corda == "settled":
+        out.append("settled")
+    elif corda == "refunded_error":
+        out.append("refunded-error")
+    elif corda == "refunded_timeout":
+        out.append("refunded-timeout")
+    if evm == "reclaimed":
+        out.append("reclaimed")
+    return out
+
+
+class _EvmAccount:
+    """Nonces of one EVM signer: assigned in order, txs awaited in parallel."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.gate = asyncio.Lock()  # pre-check + reservation of this seller's ST
+        self.nonce: int | None = None
+
+
+class _CordaParty:
+    """Cash inputs of one Corda party reserved by locks in flight."""
+
+    def __init__(self) -> None:
+        self.cond = asyncio.Condition()
+        self.gate = asyncio.Lock()  # pre-check + reservation of this buyer's SC
+        self.reserved: set[tuple[str, int]] = set()
+
+
+class DvpClient:
+    """Settles trades between the two chains ``ledgers`` reads; see the module docstring."""
+
+    def __init__(self, ledgers: Ledgers, *, record: TradeRecord | None = None, events: DvpEvents | None = None,
+                 poll_s: float = POLL_S) -> None:
+        self.ledgers = ledgers
+        self.record = record
+        self.events = events or DvpEvents(record=record)
+        if self.events.record is None:
+            self.events.record = record
+        self.poll_s = poll_s
+        self._accounts: dict[bytes, _EvmAccount] = defaultdict(_EvmAccount)
+        self._parties: dict[bytes, _CordaParty] = defaultdict(_CordaParty)
+        self._st_inflight: dict[bytes, int] = defaultdict(int)
+        self._sc_inflight: dict[tuple[bytes, bytes], int] = defaultdict(int)
+        # Corda channel end -> EVM channel end; an open channel's counterparty never changes.
+        self._evm_channel: dict[str, str] = {}
+        self._inflight_ids: set[str] = set()
+        self._locked_s: dict[str, float] = {}
+        self._final_s: dict[str, float] = {}
+
+    # --- resolution and pre-check ----------------------------------------------------------
+
+    async def resolve(self, trade: Trade | ResolvedTrade) -> ResolvedTrade:
+        if isinstance(trade, ResolvedTrade):
+            return trade
+        led = self.ledgers
+        return resolve(trade, evm_now_ns=await led.evm_time_ns(), security_token=led.security_token,
+                       cash_issuer=led.cash_issuer, channel=led.channel)
+
+    async def precheck(self, trade: Trade | ResolvedTrade) -> list[str]:
+        """Every reason the trade would fail now, read from both chains; [] = go."""
+        try:
+            resolved = await self.resolve(trade)
+        except TradeError as exc:
+            return [str(exc)]
+        return await self._precheck(resolved)
+
+    async def _precheck(self, rt: ResolvedTrade) -> list[str]:
+        static, balances = await asyncio.gather(self._static_reasons(rt), self._balance_reasons(rt))
+        return _ordered(static + balances)
+
+    async def _static_reasons(self, rt: ResolvedTrade) -> list[str]:
+        """Everything but the free balances: times, trade id, whitelist, admission, channel, clients
+        (their queries run concurrently; none depends on what other trades of this client hold)."""
+        led, t = self.ledgers, rt.terms
+        reasons: list[str] = []
+        now = await led.evm_time_ns()
+        if t.deadline_ns < now + MIN_LEAD_S * SEC_NS:
+            reasons.append(f"deadline: {t.deadline_ns} is less than {MIN_LEAD_S} s after the EVM chain's time {now}")
+        if rt.timeout_ns > t.deadline_ns:
+            reasons.append(f"timeout: the packet timeout {rt.timeout_ns} is later than the deadline {t.deadline_ns}")
+        if rt.timeout_ns <= now:
+            reasons.append(f"timeout: {rt.timeout_ns} has already passed on the EVM chain ({now})")
+        if bytes(t.security_token) != led.security_token:
+            reasons.append(f"security_token: 0x{t.security_token.hex()} is not the EVM chain's security token "
+                           f"0x{led.security_token.hex()}")
+        issuer = bytes(t.cash_issuer)
+        escrow, lock, seller_st, buyer_st, (admission, admitted), path = await asyncio.gather(
+            led.escrow(t.trade_id), led.lock(t.trade_id), led.st_holding(bytes(t.seller_evm)),
+            led.st_holding(bytes(t.buyer_evm)), led.admission(issuer), self._path_reasons(rt, now))
+        if escrow.get("status") != "none":
+            reasons.append(f"trade_id: {t.trade_id} is already used on the EVM chain (escrow {escrow.get('status')})")
+        if lock.get("status") != "none":
+            reasons.append(f"trade_id: {t.trade_id} is already used on the Corda chain (lock {lock.get('status')})")
+        if t.trade_id in self._inflight_ids:
+            reasons.append(f"trade_id: {t.trade_id} is being settled by this client right now")
+        if not seller_st[1]:
+            reasons.append(f"seller.evm: 0x{t.seller_evm.hex()} is not whitelisted for the security token")
+        if not buyer_st[1]:
+            reasons.append(f"buyer.evm: 0x{t.buyer_evm.hex()} is not whitelisted for the security token")
+        if admission is None:
+            reasons.append(f"cash_issuer: {issuer.hex()[:16]}.. has no Admission on the Corda chain")
+        else:
+            for role, key in (("buyer", bytes(t.buyer_corda)), ("seller", bytes(t.seller_corda))):
+                if key not in admitted:
+                    reasons.append(f"{role}.corda: {key.hex()[:16]}.. is not admitted to hold issuer "
+                                   f"{issuer.hex()[:16]}..'s cash")
+        path_reasons: list[str] = path
+        return reasons + path_reasons
+
+    async def _balance_reasons(self, rt: ResolvedTrade) -> list[str]:
+        """Free ST and SC: the chain balance less what this client's trades in flight will lock."""
+        led, t = self.ledgers, rt.terms
+        issuer = bytes(t.cash_issuer)
+        (st_have, _), sc_have = await asyncio.gather(led.st_holding(bytes(t.seller_evm)),
+                                                     led.sc_balance(bytes(t.buyer_corda), issuer))
+        reasons = []
+        st_free = st_have - self._st_inflight[bytes(t.seller_evm)]
+        if st_free < t.st_quantity:
+            reasons.append(f"seller.evm: 0x{t.seller_evm.hex()} has {st_free} ST free, the trade needs {t.st_quantity}")
+        sc_free = sc_have - self._sc_inflight[(bytes(t.buyer_corda), issuer)]
+        if sc_free < t.sc_amount:
+            reasons.append(f"buyer.corda: {t.buyer_corda.hex()[:16]}.. has {sc_free} SC of issuer "
+                           f"{issuer.hex()[:16]}.. free, the trade needs {t.sc_amount}")
+        return reasons
+
+    async def _path_reasons(self, rt: ResolvedTrade, now: int) -> list[str]:
+        led = self.ledgers
+        view = await led.channel_view(rt.channel)
+        if view is None:
+            return [f"channel: dvp/{rt.channel} does not exist on the Corda chain"]
+        out = []
+        if view.corda_state != chpb.STATE_OPEN:
+            out.append(f"channel: dvp/{rt.channel} is not OPEN on the Corda chain")
+        if view.evm_state != chpb.STATE_OPEN:
+            out.append(f"channel: the EVM end dvp/{view.evm_channel or '?'} is not OPEN")
+        if view.ordering != chpb.ORDER_UNORDERED or view.version != dvp_app.VERSION:
+            out.append(f"channel: dvp/{rt.channel} is not an unordered {dvp_app.VERSION} channel")
+        for on_evm, client_id, where in ((False, view.corda_client, "Corda chain's client of the EVM chain"),
+                                         (True, view.evm_client, "EVM chain's client of the Corda chain")):
+            if not client_id:
+                out.append(f"client: the {where} is unknown (no connection)")
+                continue
+            at_now, at_deadline = await led.client_status(on_evm, client_id, [now, int(rt.terms.deadline_ns)])
+            if at_now is not Status.ACTIVE:
+                out.append(f"client: the {where} ({client_id}) is {at_now.value}")
+            elif at_deadline is not Status.ACTIVE:
+                out.append(f"client: the {where} ({client_id}) expires before the deadline unless refreshed")
+        return out
+
+    # --- locks -----------------------------------------------------------------------------
+
+    async def _evm_tx(self, key: bytes, calls: list[EvmCall]) -> node_pb2.TxResult:
+        """One EVM tx signed by ``key``: nonce assigned in order, result awaited in parallel."""
+        node = self.ledgers.evm
+        sender = eth_address(secp256k1_public_key(key))
+        acct = self._accounts[sender]
+        async with acct.lock:
+            for attempt in (1, 2):
+                nonce: int = acct.nonce if acct.nonce is not None else int(
+                    (await node.query_app("account", address="0x" + sender.hex()))["nonce"])
+                tx = make_tx(key, self.ledgers.evm_chain_id, nonce, calls).encode()
+                try:
+                    tx_hash = await node.submit(tx)
+                    break
+                except NodeError as exc:
+                    acct.nonce = None
+                    # Someone else (another tool with this key) used the nonce: read it again once.
+                    if attempt == 2 or "nonce" not in exc.details:
+                        raise
+            acct.nonce = nonce + 1
+        result = await _wait_result(node, tx_hash)
+        if result.status != node_pb2.TX_STATUS_COMMITTED:
+            async with acct.lock:
+                acct.nonce = None  # a failed or dropped tx: re-read the chain's nonce
+        return result
+
+    async def lock_evm(self, rt: ResolvedTrade, seller_key: bytes) -> node_pb2.TxResult:
+        """The seller's ST lock (no pre-check: tests use it to build mismatched trades).
+
+        The lock names the EVM end of the trade's dvp channel, so only packets arriving there
+        (from the Corda chain the channel leads to) can deliver the ST.
+        """
+        evm_channel = self._evm_channel.get(rt.channel)
+        if evm_channel is None:
+            view = await self.ledgers.channel_view(rt.channel)
+            if view is None or not view.evm_channel:
+                raise DvpError(f"channel: dvp/{rt.channel} has no EVM end; open the dvp channel first")
+            evm_channel = self._evm_channel[rt.channel] = view.evm_channel
+        calls = [EvmCall(self.ledgers.escrow_address, "lock",
+                         (dvp_app.encode_terms(rt.terms), evm_channel.encode()))]
+        return await self._evm_tx(seller_key, calls)
+
+    @contextlib.asynccontextmanager
+    async def _cash_inputs(self, buyer: bytes, issuer: bytes, amount: int) -> AsyncIterator[
+            list[tuple[pb.StateRef, pb.Cash]]]:
+        party = self._parties[buyer]
+        async with party.cond:
+            while True:
+                rows = [r for r in await self.ledgers.cash_of(buyer)
+                        if r["issuer"] == issuer.hex() and (r["txid"], r["index"]) not in party.reserved]
+                rows.sort(key=lambda r: -int(r["amount"]))
+                chosen, total = [], 0
+                for r in rows:
+                    if total >= amount:
+                        break
+                    chosen.append(r)
+                    total += int(r["amount"])
+                if total >= amount:
+                    break
+                if not party.reserved:
+                    raise DvpError(f"buyer {buyer.hex()[:16]}.. has only {total} SC of this issuer; needs {amount}")
+                await party.cond.wait()  # a lock in flight returns change when it commits
+            keys = {(r["txid"], r["index"]) for r in chosen}
+            party.reserved |= keys
+        try:
+            yield [(pb.StateRef(txid=bytes.fromhex(r["txid"]), index=int(r["index"])),
+                    pb.Cash(issuer=issuer, owner=buyer, amount=int(r["amount"]))) for r in chosen]
+        finally:
+            async with party.cond:
+                party.reserved -= keys
+                party.cond.notify_all()
+
+    async def lock_corda(self, rt: ResolvedTrade, buyer_seed: bytes) -> node_pb2.TxResult:
+        """The buyer's SC lock, which also sends the DvP packet."""
+        led, t = self.ledgers, rt.terms
+        admission, _ = await led.admission(bytes(t.cash_issuer))
+        if admission is None:
+            raise DvpError("the cash issuer has no Admission on the Corda chain")
+        admission_ref = pb.StateRef(txid=bytes.fromhex(admission["txid"]), index=int(admission["index"]))
+        async with self._cash_inputs(bytes(t.buyer_corda), bytes(t.cash_issuer), int(t.sc_amount)) as inputs:
+            stx = lock_transaction(t, rt.channel, rt.timeout_ns, buyer_seed, inputs, admission_ref, led.notary,
+                                   _salt())
+            return await led.corda.submit_and_wait(stx.encode())
+
+    # --- settle ----------------------------------------------------------------------------
+
+    def _check_keys(self, t: dvp_pb2.Terms, seller_key: bytes, buyer_seed: bytes) -> None:
+        if eth_address(secp256k1_public_key(seller_key)) != bytes(t.seller_evm):
+            raise DvpError(f"the seller key is not the key of seller.evm 0x{t.seller_evm.hex()}")
+        if ed25519_public_key(buyer_seed) != bytes(t.buyer_corda):
+            raise DvpError(f"the buyer key is not the key of buyer.corda {t.buyer_corda.hex()}")
+
+    async def settle(self, trade: Trade | ResolvedTrade, seller_key: bytes, buyer_seed: bytes, *,
+                     follow: bool = True, wait_s: float | None = None,
+                     progress: Callable[[Settlement], None] | None = None) -> Settlement:
+        """Pre-check, lock both legs, then (``follow``) poll both chains until the Corda lock
+        exits or ``wait_s`` runs out (default: until the packet timeout plus a minute);
+        ``progress`` sees every state the trade passes through."""
+        try:
+            rt = await self.resolve(trade)
+        except TradeError as exc:
+            return Settlement(getattr(trade, "trade_id", "?"), "rejected", reasons=[str(exc)])
+        t = rt.terms
+        self._check_keys(t, seller_key, buyer_seed)
+        seller, sc_key = bytes(t.seller_evm), (bytes(t.buyer_corda), bytes(t.cash_issuer))
+        static = await self._static_reasons(rt)
+        # Only the free balances must be judged and reserved atomically: per seller, then per buyer.
+        async with self._accounts[seller].gate, self._parties[bytes(t.buyer_corda)].gate:
+            reasons = static + await self._balance_reasons(rt)
+            if t.trade_id in self._inflight_ids:
+                reasons.append(f"trade_id: {t.trade_id} is being settled by this client right now")
+            reasons = _ordered(reasons)
+            if reasons:
+                # A trade id this client already handled keeps its row: the refusal is of the retry.
+                if self.record is not None and self.record.get(t.trade_id) is None:
+                    self.record.create(t.trade_id, "rejected", terms=t, timeout_ns=rt.timeout_ns, channel=rt.channel,
+                                       error="; ".join(reasons))
+                return Settlement(t.trade_id, "rejected", reasons=reasons)
+            self._st_inflight[seller] += t.st_quantity
+            self._sc_inflight[sc_key] += t.sc_amount
+            self._inflight_ids.add(t.trade_id)
+        started = self._locked_s[t.trade_id] = time.time()
+        st_held = True
+        try:
+            if self.record is not None:
+                self.record.create(t.trade_id, "locking", terms=t, timeout_ns=rt.timeout_ns, channel=rt.channel,
+                                   locked_s=started, error=None)
+            try:
+                evm = await self.lock_evm(rt, seller_key)
+            except NodeError as exc:
+                return self._lock_failed(t.trade_id, f"EVM lock not accepted: {exc.details or exc}; nothing locked")
+            if evm.status != node_pb2.TX_STATUS_COMMITTED:
+                return self._lock_failed(t.trade_id, f"EVM lock failed: {evm.reason}; nothing locked")
+            # The chain's balance now shows the lock: stop counting it as in flight (see finally).
+            self._st_inflight[seller] -= t.st_quantity
+            st_held = False
+            if self.record is not None:
+                self.record.update(t.trade_id, evm_lock_tx=bytes(evm.tx_hash).hex(), evm_status="locked",
+                                   state="evm-locked")
+            try:
+                corda = await self.lock_corda(rt, buyer_seed)
+                failed = None if corda.status == node_pb2.TX_STATUS_COMMITTED else corda.reason
+            except (NodeError, DvpError, ValueError) as exc:  # ValueError: the lock builder refused
+                corda, failed = None, str(exc)
+            if failed is not None:
+                return self._lock_failed(t.trade_id, f"Corda lock failed: {failed}; the ST stays escrowed "
+                                         f"until the deadline, then `dvp reclaim {t.trade_id}` returns it")
+            if corda is not None and self.record is not None:
+                self.record.update(t.trade_id, corda_lock_tx=bytes(corda.tx_hash).hex(), corda_status="locked",
+                                   state="locked")
+        finally:
+            if st_held:
+                self._st_inflight[seller] -= t.st_quantity
+            self._sc_inflight[sc_key] -= t.sc_amount
+            self._inflight_ids.discard(t.trade_id)
+        if not follow:
+            return await self.status(t.trade_id)
+        if wait_s is None:
+            wait_s = max(0.0, (rt.timeout_ns - await self.ledgers.evm_time_ns()) / SEC_NS) + DEFAULT_FOLLOW_SLACK_S
+        return await self.follow(t.trade_id, wait_s, progress)
+
+    def _lock_failed(self, trade_id: str, error: str) -> Settlement:
+        if self.record is not None:
+            self.record.update(trade_id, state="lock-failed", error=error)
+        return Settlement(trade_id, "lock-failed", error=error)
+
+    # --- following -------------------------------------------------------------------------
+
+    async def follow(self, trade_id: str, wait_s: float,
+                     progress: Callable[[Settlement], None] | None = None) -> Settlement:
+        """Poll both chains until the trade is final (or ``wait_s`` passes); publishes events."""
+        deadline = time.monotonic() + wait_s
+        last = None
+        while True:
+            got = await self.status(trade_id)
+            if progress is not None and got.state != last:
+                progress(got)
+                last = got.state
+            if got.final or got.state in ("none", "lock-failed") or time.monotonic() >= deadline:
+                return got
+            await asyncio.sleep(self.poll_s)
+
+    async def status(self, trade_id: str) -> Settlement:
+        """The trade as both chains see it now; updates this client's record and events."""
+        escrow, lock = await self.ledgers.escrow(trade_id), await self.ledgers.lock(trade_id)
+        evm_s, corda_s = str(escrow.get("status", "none")), str(lock.get("status", "none"))
+        state = derive_state(evm_s, corda_s)
+        row = self.record.get(trade_id) if self.record is not None else None
+        if row is not None and state in ("none", "evm-locked") and row.state in ("rejected", "lock-failed"):
+            state = row.state
+        # Times and events belong to trades this client handled: in its record, or (without a
+        # record) settled by this object.
+        locked_s = row.locked_s if row is not None else self._locked_s.get(trade_id)
+        final_s = row.final_s if row is not None else self._final_s.get(trade_id)
+        if final_s is None and state in FINAL_STATES and (row is not None or trade_id in self._locked_s):
+            final_s = self._final_s[trade_id] = time.time()
+        latency = None if locked_s is None else (final_s or time.time()) - locked_s
+        result = Settlement(trade_id, state, evm=escrow, corda=lock, latency_s=latency,
+                            error=row.error if row is not None else None)
+        if row is not None and self.record is not None:
+            seen = {"state": state, "evm_status": evm_s, "corda_status": corda_s, "sequence": lock.get("sequence"),
+                    "corda_exit_tx": lock.get("exit_txid"), "final_s": final_s}
+            if any(getattr(row, k) != v for k, v in seen.items()):  # polls write only what changed
+                self.record.update(trade_id, **seen)
+        if row is not None or trade_id in self._locked_s:
+            for event in _events_for(evm_s, corda_s):
+                self.events.emit(trade_id, event, _payload(escrow, lock, state), latency)
+        return result
+
+    def list(self) -> list[TradeRow]:
+        return self.record.all() if self.record is not None else []
+
+    # --- reclaim ---------------------------------------------------------------------------
+
+    async def reclaim(self, trade_id: str, key: bytes, *, wait: bool = False, wait_s: float = 600.0) -> Settlement:
+        """Return a still-locked ST escrow to its seller once the EVM clock reaches the deadline
+        (``wait``: sleep until then). Anyone may sign; the ST always goes to the seller."""
+        escrow = await self.ledgers.escrow(trade_id)
+        if escrow.get("status") != "locked":
+            raise DvpError(f"trade {trade_id}: the EVM escrow is {escrow.get('status')}, not locked")
+        deadline_ns = int(escrow["deadline_ns"])
+        limit = time.monotonic() + wait_s
+        while (now := await self.ledgers.evm_time_ns()) < deadline_ns:
+            if not wait or time.monotonic() > limit:
+                raise DvpError(f"trade {trade_id}: the deadline is {(deadline_ns - now) / SEC_NS:.1f} s away on the "
+                               "EVM chain's clock; reclaim is possible only after it")
+            await asyncio.sleep(min(1.0, (deadline_ns - now) / SEC_NS))
+        # The next block's time is at least the latest one's, so the deadline holds for it too.
+        result = await self._evm_tx(key, [EvmCall(self.ledgers.escrow_address, "reclaim", (trade_id.encode(),))])
+        if result.status != node_pb2.TX_STATUS_COMMITTED:
+            raise DvpError(f"trade {trade_id}: reclaim failed: {result.reason}")
+        got = await self.status(trade_id)
+        self.events.emit(trade_id, "reclaimed", _payload(got.evm, got.corda, got.state))  # once, whoever handled it
+        return got
+
+
+def _ordered(reasons: list[str]) -> list[str]:
+    """Reasons grouped by field, without repeats, so a report reads the same every time."""
+    return sorted(dict.fromkeys(reasons), key=lambda r: r.split(":", 1)[0])
+
+
+def _payload(escrow: dict[str, Any], lock: dict[str, Any], state: str) -> dict[str, Any]:
+    return {"state": state, "evm_status": escrow.get("status"), "corda_status": lock.get("status"),
+            "sequence": lock.get("sequence"), "channel": lock.get("channel_id"),
+            "st_quantity": escrow.get("quantity"), "sc_amount": lock.get("amount"),
+            "exit_txid": lock.get("exit_txid")}
+
+
+def _salt() -> bytes:
+    while True:
+        salt = os.urandom(32)
+        if any(salt):
+            return salt
+
+
+async def _wait_result(node: NodeClient, tx_hash: bytes, timeout_s: float = 60.0) -> node_pb2.TxResult:
+    limit = time.monotonic() + timeout_s
+    while True:
+        result = await node.tx_result(tx_hash)
+        if result.status in (node_pb2.TX_STATUS_COMMITTED, node_pb2.TX_STATUS_FAILED):
+            return result
+        if time.monotonic() > limit:
+            raise DvpError(f"tx {tx_hash.hex()[:16]} has no result after {timeout_s:g} s")
+        await asyncio.sleep(0.1)
+
+
+__all__ = ["DvpClient", "DvpError", "LedgerError", "Settlement", "derive_state"]

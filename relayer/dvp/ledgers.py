@@ -1,0 +1,240 @@
+"""Read access to both ledgers for the settlement client: every fact it acts on comes from here.
+
+Why the client reads the chains and never the relayer: the relayer is untrusted (anyone may
+run one, and several may race), while each chain's state is final once committed. So the
+lock states, balances, admissions, channel and client status are all node queries
+(``QueryApp`` / ``QueryIbc``) against the two nodes the operator chose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from chains.ibc import paths
+from chains.node.client import ClientTls, NodeClient, NodeError, RetryPolicy
+from kakehashi.ibc.v1 import channel_pb2 as chpb
+from kakehashi.ibc.v1 import connection_pb2 as cpb
+from lightclients.corda.client import CordaLightClient
+from lightclients.interface import (
+    CLIENT_STATE_KEY,
+    ClientError,
+    LightClientModule,
+    MemoryClientStore,
+    Status,
+    consensus_state_key,
+)
+from lightclients.qbft.client import QbftClient
+
+
+class LedgerError(RuntimeError):
+    """A node could not answer or answered something the client cannot use; names the chain."""
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    """The dvp channel as both chains see it."""
+
+    corda_channel: str
+    evm_channel: str
+    corda_state: int
+    evm_state: int
+    corda_client: str  # the Corda chain's client of the EVM chain
+    evm_client: str  # the EVM chain's client of the Corda chain
+    ordering: int
+    version: str
+
+
+def _module_for(client_id: str) -> LightClientModule:
+    if client_id.startswith(QbftClient.client_type + "-"):
+        return QbftClient()
+    if client_id.startswith(CordaLightClient.client_type + "-"):
+        return CordaLightClient()
+    raise LedgerError(f"client {client_id} is of an unknown type")
+
+
+class Ledgers:
+    """Node clients for the EVM chain (ST) and the Corda chain (SC), with their chain_info."""
+
+    def __init__(self, evm: NodeClient, corda: NodeClient, evm_info: dict[str, Any],
+                 corda_info: dict[str, Any], channel: str | None = None) -> None:
+        self.evm, self.corda = evm, corda
+        self.evm_info, self.corda_info = evm_info, corda_info
+        self.channel = channel
+
+    @classmethod
+    async def connect(cls, evm_addr: str, corda_addr: str, channel: str | None = None, *,
+                      evm_tls: ClientTls | None = None, corda_tls: ClientTls | None = None,
+                      retry: RetryPolicy | None = None) -> Ledgers:
+        """Open both nodes (``host:port``) and read their chain_info; ``channel`` is the Corda
+        end of the dvp channel used when a trade names none."""
+        retry = retry or RetryPolicy(attempts=4, timeout_s=15.0)
+        evm, corda = NodeClient(evm_addr, tls=evm_tls, retry=retry), NodeClient(corda_addr, tls=corda_tls, retry=retry)
+        try:
+            evm_info = await _ask(evm, "EVM", "chain_info")
+            corda_info = await _ask(corda, "Corda", "chain_info")
+        except BaseException:
+            await evm.close()
+            await corda.close()
+            raise
+        for key in ("evm_chain_id", "security_token", "dvp_escrow"):
+            if key not in evm_info:
+                await evm.close()
+                await corda.close()
+                raise LedgerError(f"EVM node at {evm_addr}: chain_info lacks {key!r} (is it the EVM chain?)")
+        for key in ("notary_identity", "issuer"):
+            if key not in corda_info:
+                await evm.close()
+                await corda.close()
+                raise LedgerError(f"Corda node at {corda_addr}: chain_info lacks {key!r} (is it the Corda chain?)")
+        return cls(evm, corda, evm_info, corda_info, channel)
+
+    async def close(self) -> None:
+        await self.evm.close()
+        await self.corda.close()
+
+    async def __aenter__(self) -> Ledgers:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- chain facts --------------------------------------------------------------------
+
+    @property
+    def evm_chain_id(self) -> int:
+        return int(self.evm_info["evm_chain_id"])
+
+    @property
+    def security_token(self) -> bytes:
+        return bytes.fromhex(str(self.evm_info["security_token"]).removeprefix("0x"))
+
+    @property
+    def escrow_address(self) -> bytes:
+        return bytes.fromhex(str(self.evm_info["dvp_escrow"]).removeprefix("0x"))
+
+    @property
+    def notary(self) -> bytes:
+        return bytes.fromhex(str(self.corda_info["notary_identity"]))
+
+    @property
+    def cash_issuer(self) -> bytes:
+        return bytes.fromhex(str(self.corda_info["issuer"]))
+
+    async def evm_time_ns(self) -> int:
+        try:
+            return int((await self.evm.status()).latest_time_ns)
+        except NodeError as exc:
+            raise LedgerError(f"EVM node: {exc}") from None
+
+    async def corda_time_ns(self) -> int:
+        try:
+            return int((await self.corda.status()).latest_time_ns)
+        except NodeError as exc:
+            raise LedgerError(f"Corda node: {exc}") from None
+
+    async def escrow(self, trade_id: str) -> dict[str, Any]:
+        """The EVM escrow of ``trade_id`` (status none / locked / delivered / reclaimed)."""
+        got: dict[str, Any] = await _ask(self.evm, "EVM", "dvp_escrow", trade_id=trade_id)
+        return got
+
+    async def lock(self, trade_id: str) -> dict[str, Any]:
+        """The Corda DvpLock of ``trade_id`` (none / locked / settled / refunded_error / refunded_timeout)."""
+        got: dict[str, Any] = await _ask(self.corda, "Corda", "dvp_lock", trade_id=trade_id)
+        return got
+
+    async def st_holding(self, holder: bytes) -> tuple[int, bool]:
+        """(ST balance, whitelisted) of an EVM account."""
+        got = await _ask(self.evm, "EVM", "security_token", holder="0x" + holder.hex())
+        return int(got["balance"]), bool(got["whitelisted"])
+
+    async def st_supply(self) -> int:
+        return int((await _ask(self.evm, "EVM", "security_token"))["total_supply"])
+
+    async def cash_of(self, owner: bytes) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = await _ask(self.corda, "Corda", "cash_states", owner=owner.hex())
+        return rows
+
+    async def sc_balance(self, owner: bytes, issuer: bytes) -> int:
+        got = await _ask(self.corda, "Corda", "balances", owner=owner.hex())
+        return int(got["by_issuer"].get(issuer.hex(), 0))
+
+    async def admission(self, issuer: bytes) -> tuple[dict[str, Any] | None, set[bytes]]:
+        """(Admission state ref, admitted holders) of ``issuer``'s cash; (None, {}) without one."""
+        got = await _ask(self.corda, "Corda", "holders")
+        entry = got.get(issuer.hex()) if isinstance(got, dict) else None
+        if entry is None:
+            return None, set()
+        return dict(entry["admission"]), {bytes.fromhex(h) for h in entry["holders"]}
+
+    async def channel_view(self, corda_channel: str) -> ChannelView | None:
+        """Both ends of the dvp channel whose Corda end is ``corda_channel`` (None if absent)."""
+        port = "dvp"
+        mine = await _ibc(self.corda, "Corda", paths.channel(port, corda_channel).decode(), chpb.Channel)
+        if mine is None:
+            return None
+        theirs = await _ibc(self.evm, "EVM", paths.channel(mine.counterparty.port_id or port,
+                                                             mine.counterparty.channel_id).decode(), chpb.Channel) \
+            if mine.counterparty.channel_id else None
+        corda_conn = await _ibc(self.corda, "Corda", paths.connection(mine.connection_hops[0]).decode(),
+                                cpb.ConnectionEnd) if mine.connection_hops else None
+        evm_conn = await _ibc(self.evm, "EVM", paths.connection(theirs.connection_hops[0]).decode(),
+                              cpb.ConnectionEnd) if theirs is not None and theirs.connection_hops else None
+        return ChannelView(
+            corda_channel=corda_channel,
+            evm_channel=mine.counterparty.channel_id,
+            corda_state=mine.state,
+            evm_state=theirs.state if theirs is not None else chpb.STATE_UNINITIALIZED_UNSPECIFIED,
+            corda_client=corda_conn.client_id if corda_conn is not None else "",
+            evm_client=evm_conn.client_id if evm_conn is not None else "",
+            ordering=mine.ordering,
+            version=mine.version,
+        )
+
+    async def client_status(self, on_evm: bool, client_id: str, at_ns: list[int]) -> list[Status]:
+        """The client's status at each of ``at_ns`` as its own module judges it (from its latest
+        consensus state: the time the relayer would have to refresh it by)."""
+        node, name = (self.evm, "EVM") if on_evm else (self.corda, "Corda")
+        module = _module_for(client_id)
+        store = MemoryClientStore()
+        raw = await _raw(node, name, paths.client_state(client_id).decode())
+        if raw is None:
+            return [Status.UNKNOWN for _ in at_ns]
+        store.set(CLIENT_STATE_KEY, raw)
+        try:
+            latest = module.latest_height(store)
+            cons = await _raw(node, name, paths.consensus_state(client_id, latest).decode())
+            if cons is not None:
+                store.set(consensus_state_key(latest), cons)
+            return [module.status(store, t) for t in at_ns]
+        except (ClientError, ValueError, KeyError):
+            return [Status.UNKNOWN for _ in at_ns]
+
+
+async def _ask(node: NodeClient, chain: str, query: str, **args: Any) -> Any:
+    try:
+        return await node.query_app(query, **args)
+    except NodeError as exc:
+        raise LedgerError(f"{chain} node at {node.address}: {query}: {exc.details or exc}") from None
+
+
+async def _raw(node: NodeClient, chain: str, path: str) -> bytes | None:
+    try:
+        res = await node.query_ibc(path, prove=False)
+    except NodeError as exc:
+        raise LedgerError(f"{chain} node at {node.address}: {path}: {exc.details or exc}") from None
+    return bytes(res.value) if res.found else None
+
+
+async def _ibc(node: NodeClient, chain: str, path: str, cls: type[Any]) -> Any:
+    raw = await _raw(node, chain, path)
+    if raw is None:
+        return None
+    msg = cls()
+    try:
+        msg.ParseFromString(raw)
+    except DecodeError:
+        raise LedgerError(f"{chain} node: {path} does not decode as {cls.__name__}") from None
+    return msg
