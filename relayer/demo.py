@@ -45,6 +45,8 @@ from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_publi
 from relayer import testnet
 from relayer.chain import GrpcChainHandle
 from relayer.codecs import codec_for
+from relayer.demo_dvp import DEFAULT_TRADES, phase_dvp
+from relayer.demo_dvp import print_report as print_dvp_report
 
 SEC_NS = 1_000_000_000
 DEFAULT_HOME = Path(".testnet")
@@ -99,6 +101,7 @@ class DemoContext:
     transfers: int
     console: Console
     timeout_s: float = 90.0
+    trades: int = DEFAULT_TRADES  # DvP trades that should settle (the failure kinds come on top)
     tn: testnet.Testnet | None = None
     directions: list[Direction] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
@@ -332,6 +335,7 @@ PHASES: list[tuple[str, Phase]] = [
     ("transfers", phase_transfers),
     ("supply", phase_supply),
 ]
+PHASES.append(("dvp", phase_dvp))  # relayer/demo_dvp.py: trades, failures refunded, conservation
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -355,6 +359,8 @@ def print_report(ctx: DemoContext, out: Console) -> None:
     for c in ctx.report.get("supply", []):
         supply.add_row(c["check"], str(c["got"]), str(c["want"]), "yes" if c["ok"] else "[red]NO[/]")
     out.print(supply)
+    if "dvp" in ctx.report:
+        print_dvp_report(ctx.report["dvp"], out)
 
 
 async def run(ctx: DemoContext, phases: list[tuple[str, Phase]] | None = None) -> bool:
@@ -372,14 +378,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m relayer.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--home", default=str(DEFAULT_HOME), help="testnet directory, fresh or existing (.testnet)")
     parser.add_argument("--transfers", type=int, default=20, help="transfers each way (default 20)")
+    parser.add_argument("--trades", type=int, default=DEFAULT_TRADES,
+                        help=f"DvP trades that settle, plus one of each failure kind (default {DEFAULT_TRADES})")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for every ack (default 90)")
     parser.add_argument("--down", action="store_true", help="stop the testnet at the end")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     ns = parser.parse_args(argv)
     if ns.transfers < 1:
         parser.error("--transfers must be at least 1")
+    if ns.trades < 0:
+        parser.error("--trades must not be negative")
     # Progress and messages go to stderr, so --json leaves stdout to the report alone.
-    ctx = DemoContext(Path(ns.home).resolve(), ns.transfers, Console(stderr=True), timeout_s=ns.timeout)
+    ctx = DemoContext(Path(ns.home).resolve(), ns.transfers, Console(stderr=True), timeout_s=ns.timeout,
+                      trades=ns.trades)
     ok = asyncio.run(run(ctx))
     if ns.down:
         stopped = testnet.down(ctx.home)

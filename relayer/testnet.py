@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from chains.ibc import paths
+from chains.ibc.apps import dvp as dvp_app
 from chains.node.client import NodeClient, NodeError, RetryPolicy
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
@@ -63,6 +64,7 @@ class ChannelSpec:
 # creates the ones the chains do not have yet and leaves existing ones alone.
 CHANNELS: tuple[ChannelSpec, ...] = (
     ChannelSpec("transfer", "transfer", "unordered", "ics20-1"),
+    ChannelSpec("dvp", "dvp", "unordered", dvp_app.VERSION),
 )
 
 RELAYER_KEYS = {"evm": "relayer-evm", "corda": "relayer-corda"}

@@ -18,7 +18,10 @@ from typing import Any
 import pytest
 
 from chains.corda.ibc_host import account_of
+from chains.ibc import paths
+from chains.ibc.apps import dvp as dvp_app
 from chains.node.client import NodeClient
+from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.crypto import ed25519_public_key
 from relayer import testnet
 from relayer.config import load_config
@@ -83,8 +86,27 @@ def test_a_later_up_keeps_the_telemetry_port_and_the_mqtt_broker(tmp_path: Path)
     assert second.telemetry.port == first.telemetry.port and second.mqtt == first.mqtt
 
 
+def _assert_open(nodes: list[dict[str, Any]], chan: dict[str, str]) -> None:
+    async def ends() -> list[chpb.Channel]:
+        out = []
+        for node, side in ((nodes[0], "a"), (nodes[1], "b")):
+            async with NodeClient(node["address"]) as client:
+                res = await client.query_ibc(paths.channel(chan[f"{side}_port"], chan[f"{side}_channel"]).decode(),
+                                             prove=False)
+                assert res.found, (side, chan)
+                out.append(chpb.Channel.FromString(bytes(res.value)))
+        return out
+    a, b = asyncio.run(ends())
+    for end, other in ((a, "b"), (b, "a")):
+        assert end.state == chpb.STATE_OPEN and end.ordering == chpb.ORDER_UNORDERED
+        assert end.version == dvp_app.VERSION
+        assert (end.counterparty.port_id, end.counterparty.channel_id) == (chan[f"{other}_port"],
+                                                                            chan[f"{other}_channel"])
+
+
 def test_every_channel_spec_is_distinct_and_transfer_comes_first() -> None:
     assert testnet.CHANNELS[0] == testnet.ChannelSpec("transfer", "transfer", "unordered", "ics20-1")
+    assert testnet.ChannelSpec("dvp", "dvp", "unordered", dvp_app.VERSION) in testnet.CHANNELS
     assert len({(c.a_port, c.b_port) for c in testnet.CHANNELS}) == len(testnet.CHANNELS)
     assert all(c.order in ("unordered", "ordered") for c in testnet.CHANNELS)
 
@@ -100,10 +122,15 @@ def test_up_relays_down_stops_all_and_up_again_resumes_and_clears(tmp_path: Path
         assert all(n["address"] and n["pid"] for n in nodes)
         assert relayer["pid"] and relayer["healthy"] is True
         pids = [n["pid"] for n in nodes] + [relayer["pid"]]
-        [chan] = first["channels"]
+        chan, dvp_chan = first["channels"]
         assert chan["a_port"] == chan["b_port"] == "transfer" and chan["order"] == "unordered"
+        assert (dvp_chan["a_port"], dvp_chan["b_port"], dvp_chan["order"], dvp_chan["version"]) == \
+            ("dvp", "dvp", "unordered", dvp_app.VERSION)
+        assert dvp_chan["a_channel"] != chan["a_channel"] and dvp_chan["b_channel"] != chan["b_channel"]
         assert first["connection"]["a_connection"].startswith("connection-")
-        assert first["created"] == ["connection connection-0", "channel transfer/channel-0"]
+        assert first["created"] == ["connection connection-0", "channel transfer/channel-0", "channel dvp/channel-1"]
+        # both ends of the dvp channel are OPEN on the chains themselves (not only in `up`'s answer)
+        _assert_open(nodes, dvp_chan)
 
         # the relayer's home: a config that validates, a 0600 passphrase, fresh relayer keys
         rhome = home / "relayer"
