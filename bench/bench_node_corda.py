@@ -10,6 +10,10 @@ ratios to baselines measured in the same run, because the machine is shared:
 - query_proof_us: QueryIbc with prove=True on a present key, over a Status round trip.
 - replay_us_per_tx: reopening the node's database (the ledger is rebuilt by replaying the
   committed blocks), per committed tx.
+- app_queries: in-process ``balances`` of firm-c (whose one state predates everything else)
+  after a history of Cash issues to firm-a and moves of them to firm-b, at a small and a large
+  history: states visited and time through the node's unconsumed-state index, next to a full
+  scan of the ledger as the node answered before the index (same run, same ledger).
 """
 
 from __future__ import annotations
@@ -181,15 +185,117 @@ def _produce(home: Path, db_path: Path, n: int) -> dict[str, Any]:
     }
 
 
+def _scan_balances(app: CordaApp, owner: bytes, height: int) -> tuple[dict[str, int], int]:
+    """The former full-scan answer: every output ever notarised is looked at; (totals, visited)."""
+    txs = app.cluster.transactions
+    totals: dict[str, int] = {}
+    visited = 0
+    for txid, ntx in txs.items():
+        if ntx.height > height:
+            continue
+        for i, state in enumerate(ntx.stx.wtx.outputs):
+            visited += 1
+            spender = app.cluster.consumed.get((txid, i))
+            if (spender is None or txs[spender].height > height) and state.contract == CASH:
+                cash = pb.Cash.FromString(state.data)
+                if bytes(cash.owner) == owner:
+                    totals[cash.issuer.hex()] = totals.get(cash.issuer.hex(), 0) + cash.amount
+    return totals, visited
+
+
+def _queries(home: Path, db_path: Path, rounds: int, per_issue: int) -> dict[str, Any]:
+    """``balances`` cost through the index vs a full scan, at a small and a large ledger history."""
+    config = load_node_config(home)
+    db = NodeDatabase(db_path)
+    app = KIND.open_app(config, db)
+    genesis = app.genesis
+    firm_a, firm_b, firm_c = (genesis.holder(n) for n in ("firm-a", "firm-b", "firm-c"))
+    seed_a = _seed(home, "holder-firm-a")
+    admission = _admission_ref(home)
+    t = app.header(1).time_ns
+    salt = 0
+
+    def tx(inputs: list[pb.StateRef], outputs: list[pb.TransactionState], name: str, signer: bytes) -> bytes:
+        nonlocal salt
+        salt += 1
+        w = WireTransaction(inputs=tuple(inputs), outputs=tuple(outputs),
+                            commands=(pb.Command(contract=CASH, name=name,
+                                                 signers=[crypto.ed25519_public_key(signer)]),),
+                            notary=genesis.identity, privacy_salt=crypto.sha256(f"queries/{salt}".encode()),
+                            references=(admission,))
+        return SignedTransaction(w).sign(signer).encode()
+
+    def block(txs: list[bytes]) -> None:
+        nonlocal t
+        t += 1_000_000
+        produced = app.produce_block(txs, t)
+        assert all(r.ok for r in produced.results), [r.reason for r in produced.results if not r.ok]
+        proto = block_to_proto(produced)
+        db.commit_height(produced.height, produced.hash, proto.SerializeToString(deterministic=True),
+                         [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results],
+                         produced.meta)
+        app.commit_block(produced)
+
+    def measure() -> dict[str, Any]:
+        h = app.latest_height()
+        args = {"owner": firm_c.hex()}
+        before = app.states.visited
+        answer = app.query_app("balances", args, h)
+        index_visited = app.states.visited - before
+        totals, scan_visited = _scan_balances(app, firm_c, h)
+        assert answer["by_issuer"] == totals  # the index answers what the scan answers
+        index_us = per_call_us(lambda: app.query_app("balances", args, h), min_seconds=0.1)
+        scan_us = per_call_us(lambda: _scan_balances(app, firm_c, h), min_seconds=0.1, max_calls=200)
+        old_h = max(1, h // 2)
+        before = app.states.visited
+        app.query_app("balances", args, old_h)
+        return {
+            "outputs_in_history": sum(len(n.stx.wtx.outputs) for n in app.cluster.transactions.values()),
+            "consumed_in_history": len(app.cluster.consumed),
+            "index_states_visited": index_visited,
+            "index_states_visited_at_half_height": app.states.visited - before,
+            "scan_states_visited": scan_visited,
+            "index_us": round(index_us, 1),
+            "scan_us": round(scan_us, 1),
+            "scan_over_index": round(scan_us / index_us, 1),
+        }
+
+    issue = (pb.Command(contract=CASH, name="Issue", signers=[genesis.issuer]),)
+    w = WireTransaction(inputs=(), outputs=(cash_state(genesis.issuer, firm_c, 7, genesis.identity),),
+                        commands=issue, notary=genesis.identity, privacy_salt=crypto.sha256(b"queries/c"),
+                        references=(admission,))
+    block([SignedTransaction(w).sign(genesis.issuer_seed).encode()])
+    small = measure()
+    issuer_seed = genesis.issuer_seed
+    for r in range(rounds):
+        outs = [cash_state(genesis.issuer, firm_a, 1 + (r * per_issue + i) % 97, genesis.identity)
+                for i in range(per_issue)]
+        issue_tx = tx([], outs, "Issue", issuer_seed)
+        txid = SignedTransaction.decode(issue_tx).txid
+        total = sum(pb.Cash.FromString(o.data).amount for o in outs)
+        move_tx = tx([pb.StateRef(txid=txid, index=i) for i in range(per_issue)],
+                     [cash_state(genesis.issuer, firm_b, total, genesis.identity)], "Move", seed_a)
+        block([issue_tx, move_tx])
+    large = measure()
+    db.close()
+    return {
+        "small_history": small,
+        "large_history": large,
+        "scan_us_growth": round(large["scan_us"] / small["scan_us"], 1),
+        "index_us_growth": round(large["index_us"] / small["index_us"], 2),
+    }
+
+
 def run(quick: bool) -> dict[str, Any]:
     n_grpc, n_block, queries = (200, 100, 100) if quick else (2000, 500, 1000)
     with tempfile.TemporaryDirectory(prefix="bench-node-corda-") as tmp:
         home = _init(Path(tmp), "corda-bench", "50ms")
         produce = _produce(home, Path(tmp) / "produce.db", n_block)
+        app_queries = _queries(home, Path(tmp) / "queries.db", *((50, 100) if quick else (200, 100)))
         proc, addr = _start(home)
         try:
             grpc_numbers = asyncio.run(_grpc(addr, _issues(home, n_grpc, "grpc"), 32, queries))
         finally:
             os.kill(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
-    return {"grpc": grpc_numbers, "production": produce}
+    return {"grpc": grpc_numbers, "production": produce, "app_queries": app_queries}

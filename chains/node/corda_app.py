@@ -23,6 +23,11 @@ is rebuilt with the ledger) and reads the rest from the ledger at the asked heig
 A Lock tx is notarised only if its MsgDvpSend ran, and the module refuses a used trade id, so
 a trade id names at most one lock on this chain.
 
+Ledger queries (``balances``, ``cash_states``, ``holders``) read :class:`UnconsumedIndex`,
+which the same notarise path keeps (so replay rebuilds it too): a query costs the states of
+the one (contract, owner) it asks about, not the whole history. See the class for why it
+answers historical heights exactly as a full scan of the ledger would.
+
 Genesis (height 1) is produced by the node itself on first open from genesis.json: the
 issuer's Admission list naming the demo holders (securities firms) and one Issue of Cash to
 each, plus ICS-20 bank balances minted into the IBC store before the first checkpoint.
@@ -30,10 +35,13 @@ each, plus ICS-20 bank balances minted into the IBC store before the first check
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +68,7 @@ from chains.corda.dvp import (
 from chains.corda.dvp import install as install_dvp
 from chains.corda.ibc_host import IBC_CONTRACT, IbcHostContract, account_of
 from chains.corda.notary import NotaryCluster, NotaryError, SignedCheckpoint
-from chains.corda.transaction import SignedTransaction, TransactionError, WireTransaction
+from chains.corda.transaction import SignedTransaction, TransactionError, WireTransaction, ref_key
 from chains.ibc import queries
 from chains.ibc.apps import transfer
 from chains.ibc.apps.bank import StoreBank, validate_account, validate_denom
@@ -295,6 +303,112 @@ class CordaKind:
 KIND = CordaKind()
 
 
+# --- the unconsumed-state index -----------------------------------------------------------
+
+StateKey = tuple[str, bytes]
+"""(contract, owner): the owner is the Cash owner for Cash states and b"" for every other
+contract (and for Cash whose data does not decode, which no owner query can ask for)."""
+
+
+@dataclass(frozen=True)
+class IndexedState:
+    """One ledger output as the index keeps it.
+
+    ``order`` is (notarisation sequence of the creating tx, output index): the order in which
+    a scan of the ledger (transactions in notarisation order, outputs by index) meets the
+    state, so answers keep the order callers have always seen.
+    """
+
+    order: tuple[int, int]
+    txid: bytes
+    index: int
+    state: pb.TransactionState
+    created: int  # height of the creating transaction
+    cash: pb.Cash | None  # decoded once at notarisation for Cash states
+
+
+def _order(row: IndexedState) -> tuple[int, int]:
+    return row.order
+
+
+def state_key(state: pb.TransactionState) -> tuple[StateKey, pb.Cash | None]:
+    """Where an output is filed; the Cash contract already refused any Cash that does not decode."""
+    if state.contract != CASH:
+        return (state.contract, b""), None
+    try:
+        cash = pb.Cash.FromString(state.data)
+    except DecodeError:
+        return (CASH, b""), None
+    return (CASH, bytes(cash.owner)), cash
+
+
+class UnconsumedIndex:
+    """Unconsumed states by (contract, owner) at every committed height, kept as txs are notarised.
+
+    Why two parts: the states unconsumed at height h are those created at or before h that are
+    either still live or were consumed after h. ``live`` holds the first kind per key in
+    creation order, so a prefix of it (created <= h) is the live part of the answer; ``spent``
+    holds, per key, every consumed state in consumption order with its consumption height, so
+    a binary search finds those consumed after h. At the latest height that tail is only what
+    the pending block consumed; at an older height it is what the key lost since. Either way a
+    query visits the states of its own key only: unrelated history costs nothing.
+
+    ``visited`` counts the states a query looked at (the cost measure tests and the bench use).
+    Updates touch only dicts and lists and cannot fail, so the index never lags the ledger.
+    """
+
+    def __init__(self) -> None:
+        self._live: dict[StateKey, dict[tuple[bytes, int], IndexedState]] = {}
+        self._key_of: dict[tuple[bytes, int], StateKey] = {}
+        self._spent: dict[StateKey, list[IndexedState]] = {}
+        self._spent_at: dict[StateKey, list[int]] = {}
+        self._seq = 0
+        self.visited = 0
+
+    def add(self, txid: bytes, inputs: Iterable[pb.StateRef], outputs: Sequence[pb.TransactionState],
+            height: int) -> None:
+        """Record a notarised tx at ``height``; heights must not decrease across calls."""
+        for ref in inputs:
+            ref_id = ref_key(ref)
+            key = self._key_of.pop(ref_id, None)
+            if key is None:
+                continue  # not an output on this ledger: the notary refuses such a tx before this
+            row = self._live[key].pop(ref_id)
+            self._spent.setdefault(key, []).append(row)
+            self._spent_at.setdefault(key, []).append(height)
+        for i, state in enumerate(outputs):
+            key, cash = state_key(state)
+            self._live.setdefault(key, {})[(txid, i)] = IndexedState((self._seq, i), txid, i, state, height, cash)
+            self._key_of[(txid, i)] = key
+        self._seq += 1
+
+    def unconsumed(self, key: StateKey, height: int, limit: int | None = None) -> list[IndexedState]:
+        """The states of ``key`` unconsumed at ``height``, in ledger order; the first ``limit`` of them.
+
+        The limit may stop the live part early: every answer row past the first ``limit`` live
+        ones is either one of those or a state consumed after ``height``, which are all merged in.
+        """
+        live: list[IndexedState] = []
+        for row in self._live.get(key, {}).values():
+            if limit is not None and len(live) >= limit:
+                break
+            self.visited += 1
+            if row.created > height:
+                break  # creation order: every later state is newer still
+            live.append(row)
+        spent_at = self._spent_at.get(key, [])
+        spent = self._spent.get(key, [])
+        back: list[IndexedState] = []
+        for i in range(bisect_right(spent_at, height), len(spent)):
+            self.visited += 1
+            if spent[i].created <= height:
+                back.append(spent[i])
+        if not back:
+            return live
+        back.sort(key=_order)
+        return list(islice(heapq.merge(live, back, key=_order), limit))
+
+
 # --- the ChainApp ------------------------------------------------------------------------
 
 
@@ -341,6 +455,7 @@ class CordaApp:
         transfer.install(self.handler)
         install_dvp(self.handler)
         self._locks: dict[str, tuple[bytes, int]] = {}
+        self.states = UnconsumedIndex()
         bank = StoreBank(store)
         for account, denom, amount in self.genesis.bank:
             bank.mint(account, denom, amount)
@@ -412,8 +527,9 @@ class CordaApp:
         return stx.txid
 
     def _notarise(self, stx: SignedTransaction, clocks: list[int]) -> None:
-        """Notarise (live or replaying) and index the DvP locks the tx created."""
+        """Notarise (live or replaying), then index the tx's states and the DvP locks it created."""
         self.cluster.notarise(stx, clocks)
+        self.states.add(stx.txid, stx.wtx.inputs, stx.wtx.outputs, self.cluster.transactions[stx.txid].height)
         for i, state in enumerate(stx.wtx.outputs):
             lock = lock_of(state)
             if lock is not None:
@@ -530,29 +646,13 @@ class CordaApp:
 
     # --- application queries ----------------------------------------------------------
 
-    def _unconsumed(self, height: int) -> list[tuple[pb.StateRef, pb.TransactionState]]:
-        """States created at or before ``height`` and not consumed by then (any history)."""
+    def _unconsumed(self, key: StateKey, height: int, limit: int | None = None) -> list[IndexedState]:
+        """States of ``key`` created at or before ``height`` and not consumed by then."""
         self._checkpoint(height)
-        out = []
-        txs = self.cluster.transactions
-        for txid, ntx in txs.items():
-            if ntx.height > height:
-                continue
-            for i, state in enumerate(ntx.stx.wtx.outputs):
-                spender = self.cluster.consumed.get((txid, i))
-                if spender is None or txs[spender].height > height:
-                    out.append((pb.StateRef(txid=txid, index=i), state))
-        return out
+        return self.states.unconsumed(key, height, limit)
 
-    def _cash(self, height: int, owner: bytes | None) -> list[tuple[pb.StateRef, pb.Cash]]:
-        rows = []
-        for ref, state in self._unconsumed(height):
-            if state.contract != CASH:
-                continue
-            cash = pb.Cash.FromString(state.data)
-            if owner is None or bytes(cash.owner) == owner:
-                rows.append((ref, cash))
-        return rows
+    def _cash(self, height: int, owner: bytes, limit: int | None = None) -> list[tuple[IndexedState, pb.Cash]]:
+        return [(row, row.cash) for row in self._unconsumed((CASH, owner), height, limit) if row.cash is not None]
 
     def _client_state(self, args: dict[str, Any], height: int) -> dict[str, Any]:
         """What a counterparty needs to create a corda client of this chain at ``height``."""
@@ -600,7 +700,7 @@ class CordaApp:
                 totals[cash.issuer.hex()] = totals.get(cash.issuer.hex(), 0) + cash.amount
             return {"owner": args["owner"], "by_issuer": totals}
         if query == "cash_states":
-            rows = self._cash(height, self._key_arg(args, "owner"))[:MAX_QUERY_ROWS]
+            rows = self._cash(height, self._key_arg(args, "owner"), MAX_QUERY_ROWS)
             return [
                 {"txid": ref.txid.hex(), "index": ref.index, "issuer": c.issuer.hex(), "owner": c.owner.hex(),
                  "amount": c.amount}
@@ -608,11 +708,10 @@ class CordaApp:
             ]
         if query == "holders":
             out: dict[str, Any] = {}
-            for ref, state in self._unconsumed(height):
-                if state.contract == ADMISSION:
-                    adm = pb.Admission.FromString(state.data)
-                    out[adm.issuer.hex()] = {"admission": {"txid": ref.txid.hex(), "index": ref.index},
-                                             "holders": [bytes(h).hex() for h in adm.holders]}
+            for row in self._unconsumed((ADMISSION, b""), height):
+                adm = pb.Admission.FromString(row.state.data)
+                out[adm.issuer.hex()] = {"admission": {"txid": row.txid.hex(), "index": row.index},
+                                         "holders": [bytes(h).hex() for h in adm.holders]}
             return out
         if query in ("bank_balance", "escrow"):
             denom = self._str_arg(args, "denom")

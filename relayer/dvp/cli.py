@@ -37,7 +37,7 @@ from relayer.dvp.feed import lines_of, mqtt_messages, run_feed
 from relayer.dvp.keys import KeyMaterialError, KeyRing
 from relayer.dvp.ledgers import LedgerError, Ledgers
 from relayer.dvp.record import RecordError, TradeRecord
-from relayer.dvp.trade import TradeError, load_trade
+from relayer.dvp.trade import TradeError, load_trade, parse_trade
 from relayer.keystore import Keystore, passphrase_from_env_or_prompt
 from relayer.logs import configure_logging
 from relayer.telemetry import Telemetry
@@ -311,6 +311,38 @@ def cmd_feed(ns: argparse.Namespace) -> None:
 # --- parser ------------------------------------------------------------------------------
 
 
+def cmd_example(ns: argparse.Namespace) -> None:
+    """A trade between the local testnet's demo accounts, ready for ``dvp precheck|settle``.
+
+    Why a command: a trade names raw account identifiers (EVM addresses, Ed25519 keys) that the
+    testnet generated, so writing one by hand means digging through node homes.
+    """
+    from relayer import testnet
+    from relayer.demo_dvp import Accounts
+
+    root = Path(ns.testnet)
+    evm_home, corda_home = root / "evm", root / "corda"
+    if not (evm_home / "genesis.json").is_file() or not (corda_home / "genesis.json").is_file():
+        raise DvpCliError(f"{root} is not a testnet home; run `kakehashi testnet up --home {root}` first")
+    acc = Accounts(evm_home, corda_home)
+    try:
+        doc: dict[str, Any] = {
+            "trade_id": ns.trade_id or f"T-{os.urandom(4).hex()}",
+            "st_quantity": ns.st, "sc_amount": ns.sc,
+            "seller": {"evm": "0x" + acc.evm_address(ns.seller).hex(), "corda": acc.corda_party(ns.payee).hex()},
+            "buyer": {"evm": "0x" + acc.evm_address(ns.buyer).hex(), "corda": acc.corda_party(ns.payer).hex()},
+            "deadline_s": ns.deadline_s, "timeout_s": ns.timeout_s,
+        }
+    except (OSError, ValueError) as exc:
+        raise DvpCliError(f"demo account keys: {exc}") from None
+    corda_id = dict((kind, chain_id) for kind, chain_id, *_ in testnet.CHAINS)["corda"]
+    for ch in testnet.status(root).channels:
+        if ch.get("a_port") == "dvp":
+            doc["channel"] = ch["a_channel"] if ch.get("a_chain") == corda_id else ch["b_channel"]
+    parse_trade(doc)  # what we print must load
+    print(json.dumps(doc, indent=2))
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``dvp`` and its commands to the ``kakehashi`` parser."""
     dcommon = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -333,6 +365,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--no-follow", action="store_true", help="return once both legs are locked")
     s.add_argument("--wait", type=float, help="seconds to follow (default: until the timeout + 60 s)")
     s.set_defaults(func=_one_line(cmd_settle))
+    ex = dvp.add_parser("example", help="print a trade between the local testnet's demo accounts")
+    ex.add_argument("--testnet", default=".testnet", help="testnet home (default .testnet)")
+    ex.add_argument("--trade-id", help="default: T-<random hex>")
+    ex.add_argument("--st", type=int, default=10, help="ST quantity (default 10)")
+    ex.add_argument("--sc", type=int, default=1000, help="SC amount (default 1000)")
+    ex.add_argument("--seller", default="alice", help="EVM demo account delivering the ST (default alice)")
+    ex.add_argument("--buyer", default="bob", help="EVM demo account receiving the ST (default bob)")
+    ex.add_argument("--payer", default="firm-b", help="Corda demo holder paying the SC (default firm-b)")
+    ex.add_argument("--payee", default="firm-a", help="Corda demo holder receiving the SC (default firm-a)")
+    ex.add_argument("--deadline-s", type=int, default=120, help="ST escrow deadline, seconds from now (default 120)")
+    ex.add_argument("--timeout-s", type=int, default=60, help="packet timeout, seconds from now (default 60)")
+    ex.set_defaults(func=_one_line(cmd_example))
     st = dvp.add_parser("status", parents=[dcommon], help="a trade as both chains see it")
     st.add_argument("trade_id", metavar="TRADE_ID")
     st.set_defaults(func=_one_line(cmd_status))
