@@ -215,7 +215,7 @@ def cmd_settle(ns: argparse.Namespace) -> None:
         with console.status(f"{trade.trade_id}: pre-check and locks") as shown:
             def progress(s: Settlement) -> None:
                 shown.update(f"{trade.trade_id}: [bold]{s.state}[/] (waiting for the relayer and both chains)")
-                console.log(f"{trade.trade_id}: {s.state}")
+                console.print(f"{trade.trade_id}: {s.state}")
 
             return await client.settle(trade, seller, buyer, follow=not ns.no_follow, wait_s=ns.wait,
                                        progress=progress)
@@ -304,7 +304,8 @@ def cmd_feed(ns: argparse.Namespace) -> None:
     for outcome, n in sorted(doc["outcomes"].items()):
         table.add_row(outcome, str(n))
     table.add_row("received", str(doc["received"]))
-    table.add_row("p50 / p99 latency", f"{doc['latency_p50_s']} / {doc['latency_p99_s']} s")
+    p50, p99 = doc["latency_p50_s"], doc["latency_p99_s"]
+    table.add_row("p50 / p99 latency", "-" if p50 is None else f"{p50:.2f} / {p99:.2f} s")
     _print(ns, doc, table)
 
 
