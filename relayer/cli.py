@@ -170,7 +170,7 @@ def cmd_testnet_up(ns: argparse.Namespace) -> None:
     _out(ns, tn.to_json(), _testnet_tables(tn))
     if not ns.json:
         print(f"created: {', '.join(tn.created)}" if tn.created else "clients, connection and channels: already open")
-        print(f"stop it with: kakehashi testnet down --home {ns.home}")
+        print(f"stop it with: {testnet.cli_command()} testnet down --home {ns.home}")
 
 
 def cmd_testnet_down(ns: argparse.Namespace) -> None:
@@ -244,21 +244,21 @@ def cmd_create_channel(ns: argparse.Namespace) -> None:
 def cmd_query_client(ns: argparse.Namespace) -> None:
     from relayer import commands
 
-    doc = _run(commands.query_client(_config(ns), passphrase_from_env_or_prompt(), ns.chain, ns.client))
+    doc = _run(commands.query_client(_config(ns), ns.chain, ns.client))
     _out(ns, doc, _rows(doc))
 
 
 def cmd_query_connection(ns: argparse.Namespace) -> None:
     from relayer import commands
 
-    doc = _run(commands.query_connection(_config(ns), passphrase_from_env_or_prompt(), ns.chain, ns.connection))
+    doc = _run(commands.query_connection(_config(ns), ns.chain, ns.connection))
     _out(ns, doc, _rows(doc))
 
 
 def cmd_query_channel(ns: argparse.Namespace) -> None:
     from relayer import commands
 
-    doc = _run(commands.query_channel(_config(ns), passphrase_from_env_or_prompt(), ns.chain, ns.port, ns.channel))
+    doc = _run(commands.query_channel(_config(ns), ns.chain, ns.port, ns.channel))
     _out(ns, doc, _rows(doc))
 
 
@@ -274,7 +274,7 @@ def _pending_table(doc: dict[str, Any]) -> Table:
 def cmd_query_packet_pending(ns: argparse.Namespace) -> None:
     from relayer import commands
 
-    doc = _run(commands.pending_packets(_config(ns), passphrase_from_env_or_prompt(), ns.chain, ns.port,
+    doc = _run(commands.pending_packets(_config(ns), ns.chain, ns.port,
                                         ns.channel))
     _out(ns, doc, _pending_table(doc))
 

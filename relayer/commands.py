@@ -153,17 +153,18 @@ async def create_channel(config: Config, passphrase: str, a_id: str, a_conn: str
 # --- queries -----------------------------------------------------------------------------
 
 
-async def query_client(config: Config, passphrase: str, chain: str, client_id: str) -> dict[str, Any]:
-    async with opened(config, passphrase, chain) as (c,):
+async def query_client(config: Config, chain: str, client_id: str) -> dict[str, Any]:
+    async with opened(config, None, chain) as (c,):
         raw = (await c.handle.query(paths.client_state(client_id), prove=False)).value
         if raw is None:
             raise DaemonError(f"chain {chain}: no client {client_id}")
-        return {"chain": chain, "client_id": client_id, "client_type": c.handle.light_client().client_type,
+        # ICS-24 client identifiers are "{client-type}-{n}"; the host's own type is the wrong one
+        return {"chain": chain, "client_id": client_id, "client_type": client_id.rsplit("-", 1)[0],
                 "client_state": raw.hex()}
 
 
-async def query_connection(config: Config, passphrase: str, chain: str, connection_id: str) -> dict[str, Any]:
-    async with opened(config, passphrase, chain) as (c,):
+async def query_connection(config: Config, chain: str, connection_id: str) -> dict[str, Any]:
+    async with opened(config, None, chain) as (c,):
         end = await connection_end(c.handle, connection_id)
         if end is None:
             raise DaemonError(f"chain {chain}: no connection {connection_id}")
@@ -172,8 +173,8 @@ async def query_connection(config: Config, passphrase: str, chain: str, connecti
                 "counterparty_connection_id": end.counterparty.connection_id}
 
 
-async def query_channel(config: Config, passphrase: str, chain: str, port: str, channel: str) -> dict[str, Any]:
-    async with opened(config, passphrase, chain) as (c,):
+async def query_channel(config: Config, chain: str, port: str, channel: str) -> dict[str, Any]:
+    async with opened(config, None, chain) as (c,):
         end = await channel_end(c.handle, port, channel)
         if end is None:
             raise DaemonError(f"chain {chain}: no channel {port}/{channel}")
@@ -192,11 +193,11 @@ async def _pending_one_way(src: ChainHandle, src_port: str, src_chan: str, dst: 
     return {"unreceived_packets": unreceived, "unreceived_acks": awaiting_ack}
 
 
-async def pending_packets(config: Config, passphrase: str, chain: str, port: str, channel: str) -> dict[str, Any]:
+async def pending_packets(config: Config, chain: str, port: str, channel: str) -> dict[str, Any]:
     other = [c.id for c in config.chains if c.id != config.chain(chain).id]
     if len(other) != 1:
         raise DaemonError("the config must name exactly two chains")
-    async with opened(config, passphrase, chain, other[0]) as (a, b):
+    async with opened(config, None, chain, other[0]) as (a, b):
         end = await channel_end(a.handle, port, channel)
         if end is None:
             raise DaemonError(f"chain {chain}: no channel {port}/{channel}")

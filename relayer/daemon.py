@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -69,9 +70,15 @@ def signer_secret(config: Config, chain: ChainConfig, passphrase: str, key_name:
         raise DaemonError(f"chain {chain.id}: {exc}") from None
 
 
-async def open_chain(config: Config, chain: ChainConfig, passphrase: str, key_name: str | None = None) -> OpenChain:
-    """A handle on one configured chain, signing with its key (or ``key_name``)."""
-    secret = signer_secret(config, chain, passphrase, key_name)
+async def open_chain(config: Config, chain: ChainConfig, passphrase: str | None,
+                     key_name: str | None = None) -> OpenChain:
+    """A handle on one configured chain, signing with its key (or ``key_name``).
+
+    ``passphrase=None`` opens it read-only: queries need no key, so an operator can inspect
+    a path without unlocking the keystore. The codec then holds a fresh random key that owns
+    nothing, so whatever it might sign could never pass for the relayer's.
+    """
+    secret = os.urandom(32) if passphrase is None else signer_secret(config, chain, passphrase, key_name)
     client = node_client(chain)
     try:
         await probe(client, chain.id)
@@ -97,7 +104,7 @@ def pair(config: Config) -> tuple[ChainConfig, ChainConfig]:
 
 
 @contextlib.asynccontextmanager
-async def opened(config: Config, passphrase: str, *chain_ids: str,
+async def opened(config: Config, passphrase: str | None, *chain_ids: str,
                  key_name: str | None = None) -> AsyncIterator[list[OpenChain]]:
     """Open the named chains (all configured ones if none), closing every channel afterwards."""
     wanted = [config.chain(c) for c in chain_ids] if chain_ids else list(config.chains)

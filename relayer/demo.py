@@ -398,9 +398,11 @@ def main(argv: list[str] | None = None) -> int:
     if ns.json:
         print(json.dumps({"ok": ok, "failures": ctx.failures, **ctx.report}, indent=2, sort_keys=True))
     else:
-        print_report(ctx, Console())
+        # a log file or a pipe gets the whole table, not rich's 80-column fallback
+        print_report(ctx, Console() if sys.stdout.isatty() else Console(width=160))
     if not ns.down:
-        ctx.console.print(f"the testnet is still running; stop it with: kakehashi testnet down --home {ns.home}")
+        ctx.console.print(f"the testnet is still running; stop it with: {testnet.cli_command()} testnet down "
+                          f"--home {ns.home}", soft_wrap=True)
     for reason in ctx.failures:
         ctx.console.print(f"[red]FAILED[/]: {reason}")
     if ok:

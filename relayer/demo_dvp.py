@@ -347,6 +347,10 @@ async def _delisted(run: DvpRun, trade: DemoTrade) -> None:
     if reasons:
         raise DvpError(f"{trade.trade_id}: pre-check failed with the buyer listed: {reasons}")
     started = time.monotonic()
+    record = run.client.record
+    if record is not None:  # locked by hand here, not through settle(): record it the same way
+        record.create(trade.trade_id, "locking", terms=rt.terms, timeout_ns=rt.timeout_ns, channel=rt.channel,
+                      locked_s=time.time(), error=None)
     try:
         evm = await run.client.lock_evm(rt, acc.evm_key("alice"))
         if evm.status != node_pb2.TX_STATUS_COMMITTED:
@@ -451,7 +455,8 @@ async def phase_dvp(ctx: DemoContext) -> None:
     trades = plan_trades(acc, n_ok, secrets.token_hex(3))  # fresh ids on a reused testnet
     oks = [t for t in trades if t.kind == "ok"]
     fails = {t.kind: t for t in trades if t.kind != "ok"}
-    record = TradeRecord(ctx.home / "dvp-demo.sqlite")
+    # the record `kakehashi dvp list -c HOME/relayer/relayer.toml` reads (dvp.sqlite beside the config)
+    record = TradeRecord(ctx.home / "relayer" / "dvp.sqlite")
     started = time.monotonic()
     try:
         async with await Ledgers.connect(ctx.address("evm"), ctx.address("corda"), chan["b_channel"]) as led:
@@ -535,9 +540,10 @@ def print_report(report: dict[str, Any], out: Console) -> None:
     """The DvP part of `make run`'s report (from ``ctx.report["dvp"]``)."""
     counts, lat = report["counts"], report["latency_s"]
     table = Table("trade", "kind", "ST", "SC", "evm", "corda", "state", "latency", "ok",
-                  title=f"DvP trades ({report['seconds']} s): {counts['settled']} settled, {counts['rejected']} "
-                        f"rejected, {counts['refunded_error']} refunded on error, {counts['refunded_timeout']} "
-                        f"refunded on timeout, {counts['reclaimed']} reclaimed; settlement latency p50 "
+                  title=f"DvP trades ({report['seconds']} s): {counts['total']} trades: {counts['settled']} settled, "
+                        f"{counts['rejected']} rejected by the pre-check, {counts['refunded_error']} SC refunded on "
+                        f"error and {counts['refunded_timeout']} on timeout (ST reclaimed by the seller in "
+                        f"{counts['reclaimed']} of those); settlement latency p50 "
                         f"{fmt(lat['p50'])} p99 {fmt(lat['p99'])} (n={lat['n']})")
     for t in report["trades"]:
         table.add_row(t["trade_id"], t["kind"], str(t["st_quantity"]), str(t["sc_amount"]), t["evm_status"],

@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,6 +45,19 @@ from kakehashi.ibc.v1 import connection_pb2 as cpb
 from relayer.chain import ChainHandle
 from relayer.config import Config, ConfigError, load_config
 from relayer.keystore import KIND_FOR_CHAIN, PASSPHRASE_ENV, Keystore, KeystoreError
+
+
+def cli_command() -> str:
+    """How a user at this shell runs ``kakehashi``: the bare name when PATH finds this very
+    install, else its path (``.venv/bin/kakehashi`` after ``make run`` without an activated venv)."""
+    here = Path(sys.executable).parent / "kakehashi"
+    found = shutil.which("kakehashi")
+    if found is not None and Path(found).resolve() == here.resolve():
+        return "kakehashi"
+    with contextlib.suppress(ValueError):
+        return str(here.relative_to(Path.cwd()))
+    return str(here)
+
 
 # (kind, chain id, default block period). EVM blocks must be >= 1 s: its block time advances
 # in whole seconds, so a shorter period runs chain time ahead of the wall clock.

@@ -137,6 +137,9 @@ class _Setup:
     @contextlib.asynccontextmanager
     async def client(self, telemetry: Telemetry | None = None) -> AsyncIterator[DvpClient]:
         if self.evm_addr is None or self.corda_addr is None:
+            if self.config is None:
+                raise DvpCliError(f"cannot read config file {self.ns.config}: no such file (pass -c RELAYER.toml, "
+                                  f"or both --evm and --corda)")
             raise DvpCliError(f"no node addresses: {self.ns.config} names no evm/corda chain; pass --evm and --corda")
         ledgers = await Ledgers.connect(self.evm_addr, self.corda_addr, self.ns.channel, evm_tls=self.evm_tls,
                                         corda_tls=self.corda_tls)
@@ -228,7 +231,11 @@ def cmd_settle(ns: argparse.Namespace) -> None:
 
 def cmd_status(ns: argparse.Namespace) -> None:
     async def body(setup: _Setup, client: DvpClient) -> Settlement:
-        return await client.status(ns.trade_id)
+        got = await client.status(ns.trade_id)
+        if got.state == "none" and (client.record is None or client.record.get(ns.trade_id) is None):
+            raise DvpCliError(f"unknown trade {ns.trade_id!r}: neither chain holds a lock for it and the "
+                              f"record {setup.db} has no entry")
+        return got
 
     got = _run(ns, body)
     _print(ns, got.to_json(), _settlement_table(got))
@@ -236,6 +243,8 @@ def cmd_status(ns: argparse.Namespace) -> None:
 
 def cmd_list(ns: argparse.Namespace) -> None:
     setup = _Setup(ns)
+    if setup.config is None and not ns.db:
+        raise DvpCliError(f"cannot read config file {ns.config}: no such file (pass -c RELAYER.toml or --db FILE)")
     record = TradeRecord(setup.db)
     try:
         rows = record.all()
@@ -303,7 +312,7 @@ def cmd_feed(ns: argparse.Namespace) -> None:
     table = Table("outcome", "trades")
     for outcome, n in sorted(doc["outcomes"].items()):
         table.add_row(outcome, str(n))
-    table.add_row("received", str(doc["received"]))
+    table.add_row("trades read from the feed", str(doc["received"]))
     p50, p99 = doc["latency_p50_s"], doc["latency_p99_s"]
     table.add_row("p50 / p99 latency", "-" if p50 is None else f"{p50:.2f} / {p99:.2f} s")
     _print(ns, doc, table)
@@ -335,7 +344,10 @@ def cmd_example(ns: argparse.Namespace) -> None:
             "deadline_s": ns.deadline_s, "timeout_s": ns.timeout_s,
         }
     except (OSError, ValueError) as exc:
-        raise DvpCliError(f"demo account keys: {exc}") from None
+        evm_names = sorted(p.stem for p in (evm_home / "keys").glob("*.key"))
+        corda_names = sorted(p.stem.removeprefix("holder-") for p in (corda_home / "keys").glob("holder-*.key"))
+        raise DvpCliError(f"demo account keys: {exc}; EVM accounts (--seller/--buyer): {', '.join(evm_names)}; "
+                          f"Corda parties (--payer/--payee): {', '.join(corda_names)}") from None
     corda_id = dict((kind, chain_id) for kind, chain_id, *_ in testnet.CHAINS)["corda"]
     for ch in testnet.status(root).channels:
         if ch.get("a_port") == "dvp":

@@ -125,7 +125,9 @@ class ResolvedTrade:
 
 
 def _uint(doc: dict[str, Any], name: str, *, positive: bool = True) -> int:
-    value = doc.get(name)
+    if name not in doc:
+        raise TradeError(name, "missing (an integer is required)")
+    value = doc[name]
     if isinstance(value, bool) or not isinstance(value, int):
         raise TradeError(name, f"expected an integer, got {value!r}")
     if not (1 if positive else 0) <= value < U64:

@@ -138,6 +138,13 @@ def test_demo_end_to_end_on_a_fresh_testnet(tmp_path: Path) -> None:
                              "--json"], capture_output=True, text=True, timeout=60)
         doc = json.loads(st.stdout)
         assert all(n["pid"] is None for n in doc["nodes"]) and doc["relayer"]["pid"] is None
+        # every demo trade, the hand-locked failures included, is in the record `dvp list -c` reads
+        listed = subprocess.run([str(ROOT / ".venv" / "bin" / "kakehashi"), "dvp", "list", "-c",
+                                 str(home / "relayer" / "relayer.toml"), "--json"],
+                                capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        rows = {r["trade_id"]: r["state"] for r in json.loads(listed.stdout)}
+        assert rows == {t["trade_id"]: t["state"] for t in report["dvp"]["trades"]}, rows
     finally:
         subprocess.run([str(ROOT / ".venv" / "bin" / "kakehashi"), "testnet", "down", "--home", str(home)],
                        capture_output=True, timeout=60)

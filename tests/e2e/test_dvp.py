@@ -552,6 +552,12 @@ async def test_precheck_failures_lock_nothing(net: Net, client: DvpClient, tmp_p
     assert out.returncode == 1 and not doc["ok"]
     assert {r.split(":")[0] for r in doc["reasons"]} >= {"buyer.evm", "buyer.corda"}
     assert await final_on_both(led, "T-cli-bad") == ("none", "none")
+    # a trade id neither chain nor the record knows, and a config path that does not exist
+    unknown = kh("dvp", "status", "T-never-seen", "-c", str(net.cfg), "--db", str(tmp_path / "none.sqlite"),
+                 check=False)
+    assert unknown.returncode == 1 and "unknown trade" in unknown.stderr and len(unknown.stderr.splitlines()) == 1
+    nocfg = kh("dvp", "precheck", str(trade), "-c", str(tmp_path / "missing.toml"), check=False)
+    assert nocfg.returncode == 1 and "cannot read config file" in nocfg.stderr, nocfg.stderr
     # a feed file with a trade that fails pre-check and a line that is no trade: reported, not fatal
     feed = tmp_path / "trades.jsonl"
     feed.write_text(json.dumps(trade_doc(net, "T-file-bad", buyer="carol")) + "\n{\"trade_id\": 5}\n")

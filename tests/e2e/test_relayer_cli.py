@@ -208,9 +208,17 @@ def test_cli_creates_a_path_sends_and_the_daemon_relays(tmp_path: Path, procs: l
     assert all(not pending[side][k] for side in ("src", "dst") for k in ("unreceived_packets", "unreceived_acks"))
     client = kj("query", "client", "-c", str(cfg), "--chain", "evm-cli", "--client", conn["a_client"])
     assert client["client_id"] == conn["a_client"] and client["client_state"]
+    assert client["client_type"] == "11-corda"  # the EVM chain's client of the Corda chain
+    # queries are read-only: they work without the keystore passphrase
+    no_pass = {k: v for k, v in _env().items() if k != "KAKEHASHI_KEYSTORE_PASSPHRASE"}
+    read_only = subprocess.run([str(BIN), "query", "client", "-c", str(cfg), "--chain", "corda-cli", "--client",
+                                conn["b_client"], "--json"], capture_output=True, text=True, timeout=60, env=no_pass,
+                               stdin=subprocess.DEVNULL)
+    assert read_only.returncode == 0, read_only.stderr
+    assert json.loads(read_only.stdout)["client_type"] == "10-qbft"
 
     # operator mistakes: one line on stderr, exit 1
-    wrong = subprocess.run([str(BIN), "query", "channel", "-c", str(cfg), "--chain", "evm-cli", "--port", "transfer",
+    wrong = subprocess.run([str(BIN), "clear", "packets", "-c", str(cfg), "--chain", "evm-cli", "--port", "transfer",
                             "--channel", chan["a_channel"]], capture_output=True, text=True, timeout=60,
                            env={**_env(), "KAKEHASHI_KEYSTORE_PASSPHRASE": "not the passphrase"})
     assert wrong.returncode == 1 and "wrong passphrase" in wrong.stderr and len(wrong.stderr.splitlines()) == 1
