@@ -40,11 +40,15 @@ from lightclients.interface import (
     consensus_state_key,
 )
 from relayer import packets as planner
-from relayer.chain import ChainHandle, TxOutcome
+from relayer.chain import ChainHandle, QueryResult, TxOutcome
 from relayer.config import PacketFilter
 from relayer.telemetry import Telemetry
 
 log = structlog.get_logger("kakehashi.workers")
+
+# Proof queries one relaying pass keeps in flight to one node: enough to hide the round trip,
+# few enough not to starve the node's other clients.
+PROOF_QUERY_CONCURRENCY = 16
 
 
 class EventPublisher(Protocol):
@@ -343,8 +347,9 @@ class PacketWorker(Worker):
         height = (await src.chain.latest()).height
         msgs: list[Message] = []
         sent: list[chpb.Packet] = []
-        for p in pkts:
-            res = await src.chain.query(paths.packet_commitment(p.source_port, p.source_channel, p.sequence), height)
+        proofs = await query_all(src.chain, [paths.packet_commitment(p.source_port, p.source_channel, p.sequence)
+                                             for p in pkts], height)
+        for p, res in zip(pkts, proofs, strict=True):
             if res.value is None:
                 continue  # acked or timed out since we looked
             msgs.append(planner.recv_msg(p, res.proof, height, signer))
@@ -378,9 +383,9 @@ class PacketWorker(Worker):
         groups: list[tuple[str, list[Message], list[chpb.Packet]]] = []
         ack_msgs: list[Message] = []
         ack_pkts: list[chpb.Packet] = []
-        for p, ack in acks:
-            res = await dst.chain.query(paths.packet_ack(p.destination_port, p.destination_channel, p.sequence),
-                                        height)
+        proofs = await query_all(dst.chain, [paths.packet_ack(p.destination_port, p.destination_channel, p.sequence)
+                                             for p, _ in acks], height)
+        for (p, ack), res in zip(acks, proofs, strict=True):
             if res.value is not None:
                 ack_msgs.append(planner.ack_msg(p, ack, res.proof, height, signer))
                 ack_pkts.append(p)
@@ -410,6 +415,23 @@ class PacketWorker(Worker):
             if msgs:
                 outcomes = await self._submit(src.chain, kind, update, msgs, dst.chain.chain_id)
                 self._announce(outcomes, done, src.chain.chain_id, src.port, src.channel, kind)
+
+
+async def query_all(chain: ChainHandle, keys: Sequence[bytes], height: Height) -> list[QueryResult]:
+    """Proofs for one batch at one height, fetched concurrently (in order).
+
+    Why: one round trip per packet in turn made a batch of N packets cost N node latencies,
+    and under load (hundreds of packets in flight) that dominated a relaying pass.
+    """
+    if not keys:
+        return []
+    slots = asyncio.Semaphore(PROOF_QUERY_CONCURRENCY)
+
+    async def one(key: bytes) -> QueryResult:
+        async with slots:
+            return await chain.query(key, height)
+
+    return list(await asyncio.gather(*(one(k) for k in keys)))
 
 
 class ClientWorker(Worker):

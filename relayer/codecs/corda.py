@@ -15,9 +15,11 @@ packet is left out of the tx: on chain it could only make the whole tx fail.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 
@@ -58,6 +60,8 @@ from relayer.codecs.common import (
 )
 
 KIND = "corda"
+# dvp_lock queries one batch of acks keeps in flight (see dvp_exits)
+LOCK_QUERY_CONCURRENCY = 16
 
 
 def fresh_salt() -> bytes:
@@ -109,15 +113,29 @@ async def dvp_exits(node: NodeClient, msgs: Sequence[Message], notary: bytes) ->
     exits = DvpExits(msgs)
     admissions: dict[bytes, pb.StateRef] = {}
     taken: set[tuple[bytes, int]] = set()
+    trade_ids: dict[int, str] = {}
+    for i, (_kind, packet) in found:
+        try:
+            trade_ids[i] = dvp.decode_packet_data(bytes(packet.data)).trade_id
+        except InvalidMessage:
+            exits.dropped.add(i)
+    slots = asyncio.Semaphore(LOCK_QUERY_CONCURRENCY)
+
+    async def lock_of(trade_id: str) -> Any:
+        async with slots:
+            return await node.query_app("dvp_lock", trade_id=trade_id)
+
     try:
-        holders = await node.query_app("holders")
+        # one round trip per lock in turn cost a batch of N acks N node latencies: ask at once
+        holders, *answers = await asyncio.gather(node.query_app("holders"),
+                                                 *(lock_of(t) for t in trade_ids.values()))
+        locks = dict(zip(trade_ids, answers, strict=True))
         for i, (kind, packet) in found:
-            try:
-                trade_id = dvp.decode_packet_data(bytes(packet.data)).trade_id
-            except InvalidMessage:
-                exits.dropped.add(i)
+            if i not in locks:
                 continue
-            got = await node.query_app("dvp_lock", trade_id=trade_id)
+            got = locks[i]
+            if not isinstance(got, dict):
+                raise CodecError(f"the node answered dvp_lock with {got!r}")
             if (got.get("status") != "locked" or got.get("channel_id") != packet.source_channel
                     or got.get("sequence") != packet.sequence):
                 exits.dropped.add(i)
