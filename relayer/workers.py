@@ -316,10 +316,17 @@ class PacketWorker(Worker):
         acks_raw = await dst.chain.packet_events(ev.WRITE_ACKNOWLEDGEMENT, dst.port, dst.channel, received)
         acks = {q: (p, e.get("ack") or b"") for q, e in acks_raw.items() if (p := e.packet()) is not None}
         ack_plan = planner.plan_acks(acks, received, flt, s.clear_limit)
+        # The recv tx goes to dst and the ack/timeout tx to src: two signers, two chains, so they
+        # are in flight together and a pass costs the slower chain's confirmation, not the sum.
+        legs = []
         if plan.recv:
-            await self._relay_recv(plan.recv)
+            legs.append(self._relay_recv(plan.recv))
         if ack_plan or plan.timeout or plan.timeout_on_close:
-            await self._relay_back(d_status.height, ack_plan, plan, ch.ordering)
+            legs.append(self._relay_back(d_status.height, ack_plan, plan, ch.ordering))
+        # both legs run to their end before the pass reports, so no tx outlives its pass
+        errors = [r for r in await asyncio.gather(*legs, return_exceptions=True) if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
         return bool(plan.pending() or ack_plan)
 
     async def _submit(self, chain: ChainHandle, kind: str, update: Message | None,
