@@ -60,6 +60,36 @@ def packet_commitments(store: IbcStore, port_id: str, channel_id: str, up_to: in
     return [s for s in range(1, last + 1) if store.get(paths.packet_commitment(port_id, channel_id, s)) is not None]
 
 
+class CommitmentIndex:
+    """A channel's live packet commitments, kept current by probing only what can have changed.
+
+    Why: the store has no range scan, so :func:`packet_commitments` probes every sequence
+    ever sent, and a relayer asks every pass: at 10,000 packets that held a node's event
+    loop for hundreds of milliseconds a time. A sequence's commitment is written once, when
+    the sequence is allocated, and deleted once (ack or timeout), never written again; so the
+    live set is the sequences allocated since the last look plus those still live then, each
+    re-checked. Feed it only the newest state, in order: a host's latest height.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], int] = {}  # highest sequence already probed
+        self._live: dict[tuple[str, str], set[int]] = {}
+
+    def commitments(self, store: IbcStore, port_id: str, channel_id: str) -> list[int]:
+        key = (port_id, channel_id)
+        last = next_sequence_send(store, port_id, channel_id) - 1
+        seen = self._seen.get(key, 0)
+        live = self._live.setdefault(key, set())
+        if last < seen:  # a counter never goes back; an older state was fed: start over
+            live.clear()
+            seen = 0
+        live.update(range(seen + 1, last + 1))
+        live.difference_update([q for q in live
+                                if store.get(paths.packet_commitment(port_id, channel_id, q)) is None])
+        self._seen[key] = last
+        return sorted(live)
+
+
 def unreceived_packets(store: IbcStore, port_id: str, channel_id: str, sequences: Iterable[int]) -> list[int]:
     """On the receiving chain: which of the counterparty's committed sequences are not received."""
     ch = channel(store, port_id, channel_id)

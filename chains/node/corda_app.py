@@ -439,6 +439,7 @@ class CordaApp:
         self.chain_id = genesis.chain_id
         self.db = db
         self._committed = 0
+        self._commitments = queries.CommitmentIndex()  # fed the latest height's state only
         self._open()
 
     # --- building and restoring the ledger -------------------------------------------
@@ -628,6 +629,8 @@ class CordaApp:
 
     def packet_commitment_sequences(self, port_id: str, channel_id: str, height: int) -> list[int]:
         try:
+            if height == self.latest_height():
+                return self._commitments.commitments(self._view(height), port_id, channel_id)
             return queries.packet_commitments(self._view(height), port_id, channel_id)
         except (IbcError, SmtError, ValueError) as exc:
             raise QueryError(str(exc)) from None

@@ -269,6 +269,7 @@ class EvmNodeApp:
         self.revision_number = genesis.revision_number
         self.db = db
         self.store: NodeStore = db.nodes
+        self._commitments = queries.CommitmentIndex()  # fed the latest height's state only
         signers = {eth_address(secp256k1_public_key(k)) for k in validator_keys}
         held = signers.intersection(genesis.validators)
         if 3 * len(held) <= 2 * len(genesis.validators):
@@ -454,6 +455,8 @@ class EvmNodeApp:
         return result
 
     def packet_commitment_sequences(self, port_id: str, channel_id: str, height: int) -> list[int]:
+        if height == self.latest_height():
+            return self._ibc_query(height, lambda s: self._commitments.commitments(s, port_id, channel_id))
         return self._ibc_query(height, lambda s: queries.packet_commitments(s, port_id, channel_id))
 
     def unreceived_packets(self, port_id: str, channel_id: str, sequences: Sequence[int], height: int) -> list[int]:
