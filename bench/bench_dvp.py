@@ -21,14 +21,15 @@ Why the buyer's cash is split first: a lock spends whole Cash states, so one sta
 every lock wait for the previous lock's change; splitting it into ``concurrency`` states
 lets the locks proceed in parallel as a real buyer's many states would.
 
-Where the time goes (measured at 1,000 trades, concurrency 256): the machine stays about
-40 % idle, so neither the nodes nor the relayer are CPU-bound; throughput is concurrency over
-the time a trade holds its slot (Little's law): the pre-check's node queries (p50 0.85 s under
-this load), the two locks (each waits for its block) and lock -> exit (p50 about 9 s against a
-2.4 s floor). The relayer's share of that is its pass: one tx per chain at a time, the recv
-tx on the EVM chain then the ack tx on the Corda chain, so a packet waits for the pass in
-flight and then a whole pass. The Corda node's balance queries read an unconsumed-state index
-(flat cost; ``corda_balances_query_ms`` checks it stays flat). Each size has a time budget for
+Where the time goes: the machine stays partly idle, so throughput is concurrency over the
+time a trade holds its slot (Little's law): the pre-check's node queries, the two locks (each
+waits for its block) and lock -> exit. The relayer's pass sends the recv tx (EVM) and the
+ack tx (Corda) together, so a packet waits for the pass in flight and then one pass. Two
+costs that grew with history are gone and stay checked here: the Corda node's balance
+queries read an unconsumed-state index (``corda_balances_query_ms``, before and after each
+size, stays flat), and both nodes list a channel's packet commitments from an index instead
+of probing every sequence ever sent (which at 10,000 trades held the Corda node's event loop
+for hundreds of milliseconds per relayer pass). Each size has a time budget for
 feeding trades; a size that does not finish within it reports what it settled and
 ``truncated: true`` with the reason.
 """
