@@ -40,15 +40,12 @@ from lightclients.interface import (
     consensus_state_key,
 )
 from relayer import packets as planner
+from relayer.bounded import gather_bounded
 from relayer.chain import ChainHandle, QueryResult, TxOutcome
 from relayer.config import PacketFilter
 from relayer.telemetry import Telemetry
 
 log = structlog.get_logger("kakehashi.workers")
-
-# Proof queries one relaying pass keeps in flight to one node: enough to hide the round trip,
-# few enough not to starve the node's other clients.
-PROOF_QUERY_CONCURRENCY = 16
 
 
 class EventPublisher(Protocol):
@@ -425,20 +422,8 @@ class PacketWorker(Worker):
 
 
 async def query_all(chain: ChainHandle, keys: Sequence[bytes], height: Height) -> list[QueryResult]:
-    """Proofs for one batch at one height, fetched concurrently (in order).
-
-    Why: one round trip per packet in turn made a batch of N packets cost N node latencies,
-    and under load (hundreds of packets in flight) that dominated a relaying pass.
-    """
-    if not keys:
-        return []
-    slots = asyncio.Semaphore(PROOF_QUERY_CONCURRENCY)
-
-    async def one(key: bytes) -> QueryResult:
-        async with slots:
-            return await chain.query(key, height)
-
-    return list(await asyncio.gather(*(one(k) for k in keys)))
+    """Proofs for one batch at one height, fetched concurrently (in order)."""
+    return await gather_bounded(chain.query(k, height) for k in keys)
 
 
 class ClientWorker(Worker):

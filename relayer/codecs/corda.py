@@ -50,6 +50,7 @@ from lightclients.interface import (
     LightClientModule,
     consensus_state_key,
 )
+from relayer.bounded import gather_bounded
 from relayer.chain import ChainHandle
 from relayer.codecs.common import (
     DEFAULT_DRIFT_NS,
@@ -60,8 +61,6 @@ from relayer.codecs.common import (
 )
 
 KIND = "corda"
-# dvp_lock queries one batch of acks keeps in flight (see dvp_exits)
-LOCK_QUERY_CONCURRENCY = 16
 
 
 def fresh_salt() -> bytes:
@@ -119,17 +118,10 @@ async def dvp_exits(node: NodeClient, msgs: Sequence[Message], notary: bytes) ->
             trade_ids[i] = dvp.decode_packet_data(bytes(packet.data)).trade_id
         except InvalidMessage:
             exits.dropped.add(i)
-    slots = asyncio.Semaphore(LOCK_QUERY_CONCURRENCY)
-
-    async def lock_of(trade_id: str) -> Any:
-        async with slots:
-            return await node.query_app("dvp_lock", trade_id=trade_id)
-
     try:
-        # one round trip per lock in turn cost a batch of N acks N node latencies: ask at once
-        holders, *answers = await asyncio.gather(node.query_app("holders"),
-                                                 *(lock_of(t) for t in trade_ids.values()))
-        locks = dict(zip(trade_ids, answers, strict=True))
+        holders, answers = await asyncio.gather(node.query_app("holders"), gather_bounded(
+            node.query_app("dvp_lock", trade_id=t) for t in trade_ids.values()))
+        locks: dict[int, Any] = dict(zip(trade_ids, answers, strict=True))
         for i, (kind, packet) in found:
             if i not in locks:
                 continue
