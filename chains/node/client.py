@@ -50,10 +50,18 @@ class RetryPolicy:
     timeout_s: float = 10.0
 
 
+# Unary calls one client keeps in flight to its node. gRPC servers cancel what exceeds their
+# pending-request limit (1,000 by default), so a client with thousands of reads in flight (a
+# DvP feed at high concurrency) lost some as CANCELLED; beyond this bound they wait here.
+MAX_IN_FLIGHT = 256
+
+
 class NodeClient:
-    def __init__(self, address: str, *, tls: ClientTls | None = None, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, address: str, *, tls: ClientTls | None = None, retry: RetryPolicy | None = None,
+                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self.address = address
         self.retry = retry or RetryPolicy()
+        self._in_flight = asyncio.Semaphore(max_in_flight)
         options = [
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
@@ -82,7 +90,8 @@ class NodeClient:
         backoff = self.retry.initial_backoff_s
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                return await fn(timeout_s or self.retry.timeout_s)
+                async with self._in_flight:
+                    return await fn(timeout_s or self.retry.timeout_s)
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
                 if code not in RETRYABLE or attempt == self.retry.attempts:

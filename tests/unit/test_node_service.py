@@ -155,3 +155,15 @@ async def test_retained_heights_bound_queries_but_not_blocks(tmp_path: Path) -> 
         await client.close()
         await server.stop(None)
         db.close()
+
+
+async def test_a_flood_of_concurrent_queries_is_queued_not_cancelled(
+        node: tuple[NodeClient, NodeRuntime, str]) -> None:
+    """gRPC servers cancel calls beyond their pending-request limit (1,000 by default); a
+    client with thousands of reads in flight (a DvP feed at high concurrency) must queue them
+    instead of losing some as CANCELLED."""
+    client, _rt, _addr = node
+    n = 2 * 1024
+    got = await asyncio.gather(*(client.status() for _ in range(n)), return_exceptions=True)
+    failed = [g for g in got if isinstance(g, BaseException)]
+    assert not failed, f"{len(failed)} of {n} failed, e.g. {failed[0]!r}"
