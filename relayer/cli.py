@@ -15,12 +15,12 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rich.console import Console
 from rich.table import Table
 
 from chains.node.client import NodeError
 from chains.node.config import NodeConfigError
 from relayer.config import Config, ConfigError, load_config, parse_duration
+from relayer.console import stdout_console
 from relayer.daemon import DaemonError
 from relayer.keystore import (
     KIND_FOR_CHAIN,
@@ -39,16 +39,11 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
-def _console() -> Console:
-    # Piped output must not be wrapped or truncated at 80 columns: identities get copied.
-    return Console() if sys.stdout.isatty() else Console(width=400, soft_wrap=True)
-
-
 def _out(ns: argparse.Namespace, doc: Any, table: Table | str | None = None) -> None:
     if ns.json:
         print(json.dumps(doc, indent=2, sort_keys=True, default=str))
     else:
-        _console().print(table if table is not None else doc)
+        stdout_console().print(table if table is not None else doc)
 
 
 def _keystore(ns: argparse.Namespace) -> Keystore:

@@ -45,6 +45,7 @@ from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_publi
 from relayer import testnet
 from relayer.chain import GrpcChainHandle
 from relayer.codecs import codec_for
+from relayer.console import stdout_console
 from relayer.demo_dvp import DEFAULT_TRADES, phase_dvp
 from relayer.demo_dvp import print_report as print_dvp_report
 
@@ -398,8 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.json:
         print(json.dumps({"ok": ok, "failures": ctx.failures, **ctx.report}, indent=2, sort_keys=True))
     else:
-        # a log file or a pipe gets the whole table, not rich's 80-column fallback
-        print_report(ctx, Console() if sys.stdout.isatty() else Console(width=160))
+        print_report(ctx, stdout_console())
     if not ns.down:
         ctx.console.print(f"the testnet is still running; stop it with: {testnet.cli_command()} testnet down "
                           f"--home {ns.home}", soft_wrap=True)

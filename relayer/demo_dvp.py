@@ -347,10 +347,7 @@ async def _delisted(run: DvpRun, trade: DemoTrade) -> None:
     if reasons:
         raise DvpError(f"{trade.trade_id}: pre-check failed with the buyer listed: {reasons}")
     started = time.monotonic()
-    record = run.client.record
-    if record is not None:  # locked by hand here, not through settle(): record it the same way
-        record.create(trade.trade_id, "locking", terms=rt.terms, timeout_ns=rt.timeout_ns, channel=rt.channel,
-                      locked_s=time.time(), error=None)
+    run.client.begin(rt)  # locked by hand here, not through settle()
     try:
         evm = await run.client.lock_evm(rt, acc.evm_key("alice"))
         if evm.status != node_pb2.TX_STATUS_COMMITTED:

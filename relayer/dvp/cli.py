@@ -31,6 +31,7 @@ from rich.table import Table
 
 from chains.node.client import ClientTls
 from relayer.config import ConfigError, load_config
+from relayer.console import stdout_console
 from relayer.dvp.client import DvpClient, DvpError, Settlement
 from relayer.dvp.events import DvpEvents, DvpPublisher
 from relayer.dvp.feed import lines_of, mqtt_messages, run_feed
@@ -64,15 +65,11 @@ def _one_line(func: Callable[[argparse.Namespace], None]) -> Callable[[argparse.
     return run
 
 
-def _console() -> Console:
-    return Console() if sys.stdout.isatty() else Console(width=400, soft_wrap=True)
-
-
 def _print(ns: argparse.Namespace, doc: Any, human: Any) -> None:
     if ns.json:
         print(json.dumps(doc, indent=2, sort_keys=True, default=str))
     else:
-        _console().print(human)
+        stdout_console().print(human)
 
 
 def _hostport(text: str, flag: str) -> tuple[str, int]:
@@ -294,7 +291,7 @@ def cmd_feed(ns: argparse.Namespace) -> None:
 
         def progress(s: Settlement) -> None:
             if not ns.json:
-                _console().print(f"{s.trade_id}: [bold]{s.state}[/]" + (f" ({s.error})" if s.error else "")
+                stdout_console().print(f"{s.trade_id}: [bold]{s.state}[/]" + (f" ({s.error})" if s.error else "")
                                  + (f" ({'; '.join(s.reasons)})" if s.reasons else ""))
 
         stop = asyncio.Event()

@@ -372,12 +372,9 @@ class DvpClient:
             self._st_inflight[seller] += t.st_quantity
             self._sc_inflight[sc_key] += t.sc_amount
             self._inflight_ids.add(t.trade_id)
-        started = self._locked_s[t.trade_id] = time.time()
         st_held = True
         try:
-            if self.record is not None:
-                self.record.create(t.trade_id, "locking", terms=t, timeout_ns=rt.timeout_ns, channel=rt.channel,
-                                   locked_s=started, error=None)
+            self.begin(rt)
             try:
                 evm = await self.lock_evm(rt, seller_key)
             except NodeError as exc:
@@ -411,6 +408,14 @@ class DvpClient:
         if wait_s is None:
             wait_s = max(0.0, (rt.timeout_ns - await self.ledgers.evm_time_ns()) / SEC_NS) + DEFAULT_FOLLOW_SLACK_S
         return await self.follow(t.trade_id, wait_s, progress)
+
+    def begin(self, rt: ResolvedTrade) -> None:
+        """Start the trade's clock and its record row, just before its first lock (``settle``
+        does this; a caller locking by hand calls it so status, latency and events follow)."""
+        started = self._locked_s[rt.trade_id] = time.time()
+        if self.record is not None:
+            self.record.create(rt.trade_id, "locking", terms=rt.terms, timeout_ns=rt.timeout_ns, channel=rt.channel,
+                               locked_s=started, error=None)
 
     def _lock_failed(self, trade_id: str, error: str) -> Settlement:
         if self.record is not None:
