@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 
 from kakehashi.node.v1 import node_pb2, node_pb2_grpc
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+It = TypeVar("It")
+R = TypeVar("R")
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
@@ -54,6 +57,100 @@ class RetryPolicy:
 # pending-request limit (1,000 by default), so a client with thousands of reads in flight (a
 # DvP feed at high concurrency) lost some as CANCELLED; beyond this bound they wait here.
 MAX_IN_FLIGHT = 256
+# Items one coalesced batch carries at most (the node's own cap is 4,096).
+MAX_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """One tx of a SubmitTxs call: its hash when admitted, else the refusal."""
+
+    tx_hash: bytes
+    code: grpc.StatusCode
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.code == grpc.StatusCode.OK)
+
+
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def status_code(value: int) -> grpc.StatusCode:
+    return _CODES.get(value, grpc.StatusCode.UNKNOWN)
+
+
+class Coalescer(Generic[K, It, R]):
+    """Merges the calls made in one event-loop turn into one batched RPC per key.
+
+    Why: a settlement client or relayer with hundreds of trades in flight asks a node the same
+    kinds of question hundreds of times per block; one gRPC call per question made the
+    per-call cost (on both ends) the largest cost of a trade. Callers keep their one-item API;
+    the items of a turn (up to ``max_items``) travel together, grouped by ``key`` (the height
+    they must be answered at). ``ordered`` keeps one batch of a key in flight at a time, so
+    the node sees items in the order they were given (tx submission: nonces in order).
+    """
+
+    def __init__(self, flush: Callable[[K, list[It]], Awaitable[Sequence[R | BaseException]]], *,
+                 max_items: int = MAX_BATCH, ordered: bool = False) -> None:
+        self._flush = flush
+        self._max = max_items
+        self._ordered = ordered
+        self._queues: dict[K, list[tuple[It, asyncio.Future[R]]]] = {}
+        self._scheduled: set[K] = set()
+        self._busy: set[K] = set()
+        self.batches = 0
+        self.items = 0
+
+    async def call(self, key: K, item: It) -> R:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[R] = loop.create_future()
+        queue = self._queues.setdefault(key, [])
+        queue.append((item, fut))
+        if key not in self._scheduled and key not in self._busy:
+            self._scheduled.add(key)
+            loop.call_soon(self._kick, key)
+        return await fut
+
+    def _kick(self, key: K) -> None:
+        self._scheduled.discard(key)
+        queue = self._queues.get(key)
+        if not queue or key in self._busy:
+            return
+        while queue and not (self._ordered and key in self._busy):
+            batch, self._queues[key] = queue[: self._max], queue[self._max:]
+            queue = self._queues[key]
+            if self._ordered:
+                self._busy.add(key)
+            asyncio.get_running_loop().create_task(self._run(key, batch))
+
+    async def _run(self, key: K, batch: list[tuple[It, asyncio.Future[R]]]) -> None:
+        self.batches += 1
+        self.items += len(batch)
+        try:
+            results = await self._flush(key, [item for item, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"batched call answered {len(results)} items for {len(batch)}")
+        except BaseException as exc:  # the whole call failed: every caller sees why
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for (_, fut), res in zip(batch, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(res, BaseException):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)
+        finally:
+            if self._ordered:
+                self._busy.discard(key)
+                if self._queues.get(key):
+                    self._kick(key)
 
 
 class NodeClient:
@@ -76,6 +173,9 @@ class NodeClient:
             )
             self._channel = grpc.aio.secure_channel(address, creds, options=options)
         self.stub = node_pb2_grpc.NodeStub(self._channel)
+        self._app_batches: Coalescer[int, node_pb2.AppQuery, Any] = Coalescer(self._flush_app)
+        self._ibc_batches: Coalescer[tuple[int, bool], str, node_pb2.QueryIbcResponse] = Coalescer(self._flush_ibc)
+        self._submits: Coalescer[int, bytes, SubmitOutcome] = Coalescer(self._flush_submits, ordered=True)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -114,8 +214,20 @@ class NodeClient:
         )
 
     async def submit(self, tx: bytes) -> bytes:
-        res = await self._call("SubmitTx", lambda t: self.stub.SubmitTx(node_pb2.SubmitTxRequest(tx=tx), timeout=t))
-        return bytes(res.tx_hash)
+        """Admit one tx; concurrent submissions travel together in one SubmitTxs, in call order."""
+        got = await self._submits.call(0, tx)
+        if not got.ok:
+            raise NodeError("SubmitTxs", got.code, got.reason)
+        return got.tx_hash
+
+    async def submit_many(self, txs: Sequence[bytes]) -> list[SubmitOutcome]:
+        """Admit ``txs`` in order in one call; each outcome says admitted or why not."""
+        req = node_pb2.SubmitTxsRequest(txs=list(txs))
+        res = await self._call("SubmitTxs", lambda t: self.stub.SubmitTxs(req, timeout=t))
+        return [SubmitOutcome(bytes(o.tx_hash), status_code(o.code), o.reason) for o in res.outcomes]
+
+    async def _flush_submits(self, _key: int, txs: list[bytes]) -> list[SubmitOutcome]:
+        return await self.submit_many(txs)
 
     async def tx_result(self, tx_hash: bytes) -> node_pb2.TxResult:
         return await self._call(
@@ -127,8 +239,20 @@ class NodeClient:
         return await self._call("SubmitTxAndWait", lambda t: self.stub.SubmitTxAndWait(req, timeout=t), wait_s + 5)
 
     async def query_ibc(self, path: str, height: int = 0, prove: bool = True) -> node_pb2.QueryIbcResponse:
-        req = node_pb2.QueryIbcRequest(path=path, height=height, prove=prove)
-        return await self._call("QueryIbc", lambda t: self.stub.QueryIbc(req, timeout=t))
+        """One path; concurrent reads at one height travel together in one QueryIbcBatch."""
+        return await self._ibc_batches.call((height, prove), path)
+
+    async def query_ibc_batch(self, paths: Sequence[str], height: int = 0,
+                              mode: node_pb2.ProofMode = node_pb2.PROOF_MODE_EACH) -> node_pb2.QueryIbcBatchResponse:
+        """Every path at ONE height (0 = latest) in one call, proven per ``mode``."""
+        req = node_pb2.QueryIbcBatchRequest(paths=list(paths), height=height, proof_mode=mode)
+        return await self._call("QueryIbcBatch", lambda t: self.stub.QueryIbcBatch(req, timeout=t))
+
+    async def _flush_ibc(self, key: tuple[int, bool], paths: list[str]) -> list[node_pb2.QueryIbcResponse]:
+        height, prove = key
+        res = await self.query_ibc_batch(paths, height, node_pb2.PROOF_MODE_EACH if prove else node_pb2.PROOF_MODE_NONE)
+        return [node_pb2.QueryIbcResponse(value=e.value, found=e.found, proof=e.proof, proof_height=res.proof_height,
+                                          revision_number=res.revision_number) for e in res.entries]
 
     async def packet_commitments(self, port_id: str, channel_id: str, height: int = 0) -> list[int]:
         req = node_pb2.QueryPacketCommitmentsRequest(port_id=port_id, channel_id=channel_id, height=height)
@@ -146,13 +270,35 @@ class NodeClient:
         return list(res.sequences)
 
     async def query_app(self, query: str, height: int = 0, **args: Any) -> Any:
-        req = node_pb2.QueryAppRequest(query=query, args_json=json.dumps(args), height=height)
-        res = await self._call("QueryApp", lambda t: self.stub.QueryApp(req, timeout=t))
-        return json.loads(res.result_json)
+        """One application query; concurrent ones at one height travel in one QueryAppBatch."""
+        return await self._app_batches.call(height, node_pb2.AppQuery(query=query, args_json=json.dumps(args)))
 
-    async def stream_blocks(self, from_height: int) -> AsyncIterator[node_pb2.Block]:
-        """Blocks from ``from_height``; the caller reconnects (see relayer event sources)."""
-        call = self.stub.StreamBlocks(node_pb2.StreamBlocksRequest(from_height=from_height))
+    async def query_app_batch(self, queries: Sequence[tuple[str, dict[str, Any]]],
+                              height: int = 0) -> tuple[int, list[Any]]:
+        """(height, answers): every query answered at ONE height; a refused query's slot holds
+        its NodeError instead of an answer."""
+        items = [node_pb2.AppQuery(query=q, args_json=json.dumps(a)) for q, a in queries]
+        height, answers = await self._query_app_batch(height, items)
+        return height, answers
+
+    async def _query_app_batch(self, height: int, items: list[node_pb2.AppQuery]) -> tuple[int, list[Any]]:
+        req = node_pb2.QueryAppBatchRequest(queries=items, height=height)
+        res = await self._call("QueryAppBatch", lambda t: self.stub.QueryAppBatch(req, timeout=t))
+        out: list[Any] = []
+        for q, a in zip(items, res.answers, strict=True):
+            if a.code:
+                out.append(NodeError(f"QueryApp {q.query}", status_code(a.code), a.reason))
+            else:
+                out.append(json.loads(a.result_json))
+        return int(res.height), out
+
+    async def _flush_app(self, height: int, items: list[node_pb2.AppQuery]) -> list[Any]:
+        return (await self._query_app_batch(height, items))[1]
+
+    async def stream_blocks(self, from_height: int, *, results_only: bool = False) -> AsyncIterator[node_pb2.Block]:
+        """Blocks from ``from_height``; the caller reconnects (see relayer event sources).
+        ``results_only`` leaves the raw txs out (outcomes and events stay)."""
+        call = self.stub.StreamBlocks(node_pb2.StreamBlocksRequest(from_height=from_height, results_only=results_only))
         try:
             async for blk in call:
                 yield blk

@@ -627,6 +627,9 @@ class CordaApp:
             raise QueryError(f"cannot read {path!r} at height {height}: {exc}") from None
         return IbcQueryResult(value, proof, height)
 
+    def query_ibc_multi(self, paths: Sequence[str], height: int) -> tuple[list[bytes | None], bytes]:
+        raise QueryError("multiproofs are not served by this node yet (use proof_mode EACH)")
+
     def packet_commitment_sequences(self, port_id: str, channel_id: str, height: int) -> list[int]:
         try:
             if height == self.latest_height():

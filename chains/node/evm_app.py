@@ -447,6 +447,9 @@ class EvmNodeApp:
             raise QueryError(f"cannot read {path!r} at height {height}: {exc}") from None
         return IbcQueryResult(value, proof, height)
 
+    def query_ibc_multi(self, paths: Sequence[str], height: int) -> tuple[list[bytes | None], bytes]:
+        raise QueryError("multiproofs are not served by this node yet (use proof_mode EACH)")
+
     def _ibc_query(self, height: int, fn: Any) -> list[int]:
         try:
             result: list[int] = fn(self.ibc_store_at(height))

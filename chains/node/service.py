@@ -28,6 +28,9 @@ from kakehashi.node.v1 import node_pb2, node_pb2_grpc
 log = structlog.get_logger("kakehashi.node")
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# Items one batched call may carry: enough for a block's worth of trades or packets, few
+# enough that one call cannot hold the event loop for long.
+MAX_BATCH_ITEMS = 4096
 SERVICE_NAME = node_pb2.DESCRIPTOR.services_by_name["Node"].full_name
 
 
@@ -96,6 +99,8 @@ class NodeService(node_pb2_grpc.NodeServicer):
         self, request: node_pb2.StreamBlocksRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[node_pb2.Block]:
         async for blk in self.rt.stream_blocks(request.from_height):
+            if request.results_only:
+                del blk.txs[:]
             yield blk
 
     async def SubmitTx(self, request: node_pb2.SubmitTxRequest, context: grpc.aio.ServicerContext) -> node_pb2.SubmitTxResponse:
@@ -112,6 +117,28 @@ class NodeService(node_pb2_grpc.NodeServicer):
         except MempoolFull as exc:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         raise AssertionError("unreachable")
+
+    async def SubmitTxs(
+        self, request: node_pb2.SubmitTxsRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.SubmitTxsResponse:
+        """Admit each tx in order; a refusal is reported in its slot and the rest go on."""
+        if len(request.txs) > MAX_BATCH_ITEMS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"at most {MAX_BATCH_ITEMS} transactions per call, got {len(request.txs)}")
+        out = node_pb2.SubmitTxsResponse()
+        for tx in request.txs:
+            item = out.outcomes.add()
+            if not tx:
+                item.code, item.reason = grpc.StatusCode.INVALID_ARGUMENT.value[0], "empty transaction"
+                continue
+            try:
+                item.tx_hash = self.rt.submit(tx)
+            except TxRejected as exc:
+                item.code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+                item.reason = f"transaction rejected: {exc}"
+            except MempoolFull as exc:
+                item.code, item.reason = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], str(exc)
+        return out
 
     async def GetTxResult(self, request: node_pb2.GetTxResultRequest, context: grpc.aio.ServicerContext) -> node_pb2.TxResult:
         if len(request.tx_hash) != 32:
@@ -139,6 +166,61 @@ class NodeService(node_pb2_grpc.NodeServicer):
             proof_height=res.height,
             revision_number=self.rt.app.revision_number,
         )
+
+    async def QueryIbcBatch(
+        self, request: node_pb2.QueryIbcBatchRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.QueryIbcBatchResponse:
+        paths = list(request.paths)
+        if not paths or len(paths) > MAX_BATCH_ITEMS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"paths must hold 1..{MAX_BATCH_ITEMS} entries")
+        if any(not p or len(p) > 512 for p in paths):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "every path must be 1..512 characters")
+        mode = request.proof_mode
+        if mode not in node_pb2.ProofMode.values():
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown proof_mode {mode}")
+        try:
+            height = self._height(request.height)
+            out = node_pb2.QueryIbcBatchResponse(proof_height=height, revision_number=self.rt.app.revision_number)
+            if mode == node_pb2.PROOF_MODE_MULTI:
+                values, out.multiproof = self.rt.app.query_ibc_multi(paths, height)
+                for path, value in zip(paths, values, strict=True):
+                    out.entries.add(path=path, found=value is not None, value=value or b"")
+            else:
+                for path in paths:
+                    res = self.rt.app.query_ibc(path, height, mode == node_pb2.PROOF_MODE_EACH)
+                    out.entries.add(path=path, found=res.value is not None, value=res.value or b"", proof=res.proof)
+        except QueryError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return out
+
+    async def QueryAppBatch(
+        self, request: node_pb2.QueryAppBatchRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.QueryAppBatchResponse:
+        """Every query at one height; a bad query fails its own slot only."""
+        if len(request.queries) > MAX_BATCH_ITEMS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"at most {MAX_BATCH_ITEMS} queries per call, got {len(request.queries)}")
+        try:
+            height = self._height(request.height)
+        except QueryError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        out = node_pb2.QueryAppBatchResponse(height=height)
+        bad = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        for q in request.queries:
+            item = out.answers.add()
+            try:
+                args: Any = json.loads(q.args_json) if q.args_json else {}
+            except ValueError as exc:
+                item.code, item.reason = bad, f"args_json is not valid JSON: {exc}"
+                continue
+            if not isinstance(args, dict):
+                item.code, item.reason = bad, "args_json must be a JSON object"
+                continue
+            try:
+                item.result_json = json.dumps(self.rt.app.query_app(q.query, args, height), sort_keys=True)
+            except QueryError as exc:
+                item.code, item.reason = bad, str(exc)
+        return out
 
     async def QueryPacketCommitments(
         self, request: node_pb2.QueryPacketCommitmentsRequest, context: grpc.aio.ServicerContext

@@ -24,15 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ckakehashi/node/v1/node.proto\x12\x11kakehashi.node.v1\"\x0f\n\rStatusRequest\"\xd0\x01\n\x0eStatusResponse\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x15\n\rlatest_height\x18\x03 \x01(\x04\x12\x16\n\x0elatest_time_ns\x18\x04 \x01(\x04\x12\x13\n\x0blatest_hash\x18\x05 \x01(\x0c\x12\x12\n\nvalidators\x18\x06 \x03(\x0c\x12\x17\n\x0frevision_number\x18\x07 \x01(\x04\x12\x17\n\x0f\x65\x61rliest_height\x18\x08 \x01(\x04\x12\x14\n\x0cmempool_size\x18\t \x01(\x04\"\"\n\x10GetHeaderRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"f\n\x0eHeaderResponse\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x0f\n\x07time_ns\x18\x02 \x01(\x04\x12\x0c\n\x04hash\x18\x03 \x01(\x0c\x12\x0e\n\x06header\x18\x04 \x01(\x0c\x12\x15\n\rclient_header\x18\x05 \x01(\x0c\"!\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"\'\n\tAttribute\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"G\n\x05\x45vent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x30\n\nattributes\x18\x02 \x03(\x0b\x32\x1c.kakehashi.node.v1.Attribute\"\xaf\x01\n\x08TxResult\x12\x0f\n\x07tx_hash\x18\x01 \x01(\x0c\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.kakehashi.node.v1.TxStatus\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12(\n\x06\x65vents\x18\x05 \x03(\x0b\x32\x18.kakehashi.node.v1.Event\x12\x0c\n\x04\x63ost\x18\x06 \x01(\x04\x12\r\n\x05index\x18\x07 \x01(\r\"\x81\x01\n\x05\x42lock\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x0f\n\x07time_ns\x18\x02 \x01(\x04\x12\x0c\n\x04hash\x18\x03 \x01(\x0c\x12\x0e\n\x06header\x18\x04 \x01(\x0c\x12\x0b\n\x03txs\x18\x05 \x03(\x0c\x12,\n\x07results\x18\x06 \x03(\x0b\x32\x1b.kakehashi.node.v1.TxResult\"*\n\x13StreamBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\"\x1d\n\x0fSubmitTxRequest\x12\n\n\x02tx\x18\x01 \x01(\x0c\"#\n\x10SubmitTxResponse\x12\x0f\n\x07tx_hash\x18\x01 \x01(\x0c\"%\n\x12GetTxResultRequest\x12\x0f\n\x07tx_hash\x18\x01 \x01(\x0c\"8\n\x16SubmitTxAndWaitRequest\x12\n\n\x02tx\x18\x01 \x01(\x0c\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\">\n\x0fQueryIbcRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\r\n\x05prove\x18\x03 \x01(\x08\"n\n\x10QueryIbcResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05proof\x18\x03 \x01(\x0c\x12\x14\n\x0cproof_height\x18\x04 \x01(\x04\x12\x17\n\x0frevision_number\x18\x05 \x01(\x04\"T\n\x1dQueryPacketCommitmentsRequest\x12\x0f\n\x07port_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\x0e\n\x06height\x18\x03 \x01(\x04\"_\n\x15QuerySequencesRequest\x12\x0f\n\x07port_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\x11\n\tsequences\x18\x03 \x03(\x04\x12\x0e\n\x06height\x18\x04 \x01(\x04\"6\n\x11SequencesResponse\x12\x11\n\tsequences\x18\x01 \x03(\x04\x12\x0e\n\x06height\x18\x02 \x01(\x04\"C\n\x0fQueryAppRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\targs_json\x18\x02 \x01(\t\x12\x0e\n\x06height\x18\x03 \x01(\x04\"7\n\x10QueryAppResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x04*g\n\x08TxStatus\x12\x15\n\x11TX_STATUS_UNKNOWN\x10\x00\x12\x15\n\x11TX_STATUS_PENDING\x10\x01\x12\x17\n\x13TX_STATUS_COMMITTED\x10\x02\x12\x14\n\x10TX_STATUS_FAILED\x10\x03\x32\xb8\x08\n\x04Node\x12M\n\x06Status\x12 .kakehashi.node.v1.StatusRequest\x1a!.kakehashi.node.v1.StatusResponse\x12S\n\tGetHeader\x12#.kakehashi.node.v1.GetHeaderRequest\x1a!.kakehashi.node.v1.HeaderResponse\x12H\n\x08GetBlock\x12\".kakehashi.node.v1.GetBlockRequest\x1a\x18.kakehashi.node.v1.Block\x12R\n\x0cStreamBlocks\x12&.kakehashi.node.v1.StreamBlocksRequest\x1a\x18.kakehashi.node.v1.Block0\x01\x12S\n\x08SubmitTx\x12\".kakehashi.node.v1.SubmitTxRequest\x1a#.kakehashi.node.v1.SubmitTxResponse\x12Q\n\x0bGetTxResult\x12%.kakehashi.node.v1.GetTxResultRequest\x1a\x1b.kakehashi.node.v1.TxResult\x12Y\n\x0fSubmitTxAndWait\x12).kakehashi.node.v1.SubmitTxAndWaitRequest\x1a\x1b.kakehashi.node.v1.TxResult\x12S\n\x08QueryIbc\x12\".kakehashi.node.v1.QueryIbcRequest\x1a#.kakehashi.node.v1.QueryIbcResponse\x12p\n\x16QueryPacketCommitments\x12\x30.kakehashi.node.v1.QueryPacketCommitmentsRequest\x1a$.kakehashi.node.v1.SequencesResponse\x12h\n\x16QueryUnreceivedPackets\x12(.kakehashi.node.v1.QuerySequencesRequest\x1a$.kakehashi.node.v1.SequencesResponse\x12\x65\n\x13QueryUnreceivedAcks\x12(.kakehashi.node.v1.QuerySequencesRequest\x1a$.kakehashi.node.v1.SequencesResponse\x12S\n\x08QueryApp\x12\".kakehashi.node.v1.QueryAppRequest\x1a#.kakehashi.node.v1.QueryAppResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ckakehashi/node/v1/node.proto\x12\x11kakehashi.node.v1\"\x0f\n\rStatusRequest\"\xd0\x01\n\x0eStatusResponse\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x15\n\rlatest_height\x18\x03 \x01(\x04\x12\x16\n\x0elatest_time_ns\x18\x04 \x01(\x04\x12\x13\n\x0blatest_hash\x18\x05 \x01(\x0c\x12\x12\n\nvalidators\x18\x06 \x03(\x0c\x12\x17\n\x0frevision_number\x18\x07 \x01(\x04\x12\x17\n\x0f\x65\x61rliest_height\x18\x08 \x01(\x04\x12\x14\n\x0cmempool_size\x18\t \x01(\x04\"\"\n\x10GetHeaderRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"f\n\x0eHeaderResponse\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x0f\n\x07time_ns\x18\x02 \x01(\x04\x12\x0c\n\x04hash\x18\x03 \x01(\x0c\x12\x0e\n\x06header\x18\x04 \x01(\x0c\x12\x15\n\rclient_header\x18\x05 \x01(\x0c\"!\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"\'\n\tAttribute\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"G\n\x05\x45vent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x30\n\nattributes\x18\x02 \x03(\x0b\x32\x1c.kakehashi.node.v1.Attribute\"\xaf\x01\n\x08TxResult\x12\x0f\n\x07tx_hash\x18\x01 \x01(\x0c\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.kakehashi.node.v1.TxStatus\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12(\n\x06\x65vents\x18\x05 \x03(\x0b\x32\x18.kakehashi.node.v1.Event\x12\x0c\n\x04\x63ost\x18\x06 \x01(\x04\x12\r\n\x05index\x18\x07 \x01(\r\"\x81\x01\n\x05\x42lock\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x0f\n\x07time_ns\x18\x02 \x01(\x04\x12\x0c\n\x04hash\x18\x03 \x01(\x0c\x12\x0e\n\x06header\x18\x04 \x01(\x0c\x12\x0b\n\x03txs\x18\x05 \x03(\x0c\x12,\n\x07results\x18\x06 \x03(\x0b\x32\x1b.kakehashi.node.v1.TxResult\"@\n\x13StreamBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\x14\n\x0cresults_only\x18\x02 \x01(\x08\"\x1d\n\x0fSubmitTxRequest\x12\n\n\x02tx\x18\x01 \x01(\x0c\"#\n\x10SubmitTxResponse\x12\x0f\n\x07tx_hash\x18\x01 \x01(\x0c\"%\n\x12GetTxResultRequest\x12\x0f\n\x07tx_hash\x18\x01 \x01(\x0c\"8\n\x16SubmitTxAndWaitRequest\x12\n\n\x02tx\x18\x01 \x01(\x0c\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\">\n\x0fQueryIbcRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\r\n\x05prove\x18\x03 \x01(\x08\"n\n\x10QueryIbcResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05proof\x18\x03 \x01(\x0c\x12\x14\n\x0cproof_height\x18\x04 \x01(\x04\x12\x17\n\x0frevision_number\x18\x05 \x01(\x04\"T\n\x1dQueryPacketCommitmentsRequest\x12\x0f\n\x07port_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\x0e\n\x06height\x18\x03 \x01(\x04\"_\n\x15QuerySequencesRequest\x12\x0f\n\x07port_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\x11\n\tsequences\x18\x03 \x03(\x04\x12\x0e\n\x06height\x18\x04 \x01(\x04\"6\n\x11SequencesResponse\x12\x11\n\tsequences\x18\x01 \x03(\x04\x12\x0e\n\x06height\x18\x02 \x01(\x04\"C\n\x0fQueryAppRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\targs_json\x18\x02 \x01(\t\x12\x0e\n\x06height\x18\x03 \x01(\x04\"7\n\x10QueryAppResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x04\"\x1f\n\x10SubmitTxsRequest\x12\x0b\n\x03txs\x18\x01 \x03(\x0c\">\n\rSubmitOutcome\x12\x0f\n\x07tx_hash\x18\x01 \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0e\n\x06reason\x18\x03 \x01(\t\"G\n\x11SubmitTxsResponse\x12\x32\n\x08outcomes\x18\x01 \x03(\x0b\x32 .kakehashi.node.v1.SubmitOutcome\"g\n\x14QueryIbcBatchRequest\x12\r\n\x05paths\x18\x01 \x03(\t\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x30\n\nproof_mode\x18\x03 \x01(\x0e\x32\x1c.kakehashi.node.v1.ProofMode\"J\n\rIbcBatchEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\r\n\x05proof\x18\x04 \x01(\x0c\"\x8d\x01\n\x15QueryIbcBatchResponse\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .kakehashi.node.v1.IbcBatchEntry\x12\x14\n\x0cproof_height\x18\x02 \x01(\x04\x12\x17\n\x0frevision_number\x18\x03 \x01(\x04\x12\x12\n\nmultiproof\x18\x04 \x01(\x0c\",\n\x08\x41ppQuery\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\targs_json\x18\x02 \x01(\t\">\n\tAppAnswer\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0e\n\x06reason\x18\x03 \x01(\t\"T\n\x14QueryAppBatchRequest\x12,\n\x07queries\x18\x01 \x03(\x0b\x32\x1b.kakehashi.node.v1.AppQuery\x12\x0e\n\x06height\x18\x02 \x01(\x04\"V\n\x15QueryAppBatchResponse\x12-\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x1c.kakehashi.node.v1.AppAnswer\x12\x0e\n\x06height\x18\x02 \x01(\x04*g\n\x08TxStatus\x12\x15\n\x11TX_STATUS_UNKNOWN\x10\x00\x12\x15\n\x11TX_STATUS_PENDING\x10\x01\x12\x17\n\x13TX_STATUS_COMMITTED\x10\x02\x12\x14\n\x10TX_STATUS_FAILED\x10\x03*K\n\tProofMode\x12\x13\n\x0fPROOF_MODE_NONE\x10\x00\x12\x13\n\x0fPROOF_MODE_EACH\x10\x01\x12\x14\n\x10PROOF_MODE_MULTI\x10\x02\x32\xd8\n\n\x04Node\x12M\n\x06Status\x12 .kakehashi.node.v1.StatusRequest\x1a!.kakehashi.node.v1.StatusResponse\x12S\n\tGetHeader\x12#.kakehashi.node.v1.GetHeaderRequest\x1a!.kakehashi.node.v1.HeaderResponse\x12H\n\x08GetBlock\x12\".kakehashi.node.v1.GetBlockRequest\x1a\x18.kakehashi.node.v1.Block\x12R\n\x0cStreamBlocks\x12&.kakehashi.node.v1.StreamBlocksRequest\x1a\x18.kakehashi.node.v1.Block0\x01\x12S\n\x08SubmitTx\x12\".kakehashi.node.v1.SubmitTxRequest\x1a#.kakehashi.node.v1.SubmitTxResponse\x12Q\n\x0bGetTxResult\x12%.kakehashi.node.v1.GetTxResultRequest\x1a\x1b.kakehashi.node.v1.TxResult\x12Y\n\x0fSubmitTxAndWait\x12).kakehashi.node.v1.SubmitTxAndWaitRequest\x1a\x1b.kakehashi.node.v1.TxResult\x12S\n\x08QueryIbc\x12\".kakehashi.node.v1.QueryIbcRequest\x1a#.kakehashi.node.v1.QueryIbcResponse\x12p\n\x16QueryPacketCommitments\x12\x30.kakehashi.node.v1.QueryPacketCommitmentsRequest\x1a$.kakehashi.node.v1.SequencesResponse\x12h\n\x16QueryUnreceivedPackets\x12(.kakehashi.node.v1.QuerySequencesRequest\x1a$.kakehashi.node.v1.SequencesResponse\x12\x65\n\x13QueryUnreceivedAcks\x12(.kakehashi.node.v1.QuerySequencesRequest\x1a$.kakehashi.node.v1.SequencesResponse\x12S\n\x08QueryApp\x12\".kakehashi.node.v1.QueryAppRequest\x1a#.kakehashi.node.v1.QueryAppResponse\x12V\n\tSubmitTxs\x12#.kakehashi.node.v1.SubmitTxsRequest\x1a$.kakehashi.node.v1.SubmitTxsResponse\x12\x62\n\rQueryIbcBatch\x12\'.kakehashi.node.v1.QueryIbcBatchRequest\x1a(.kakehashi.node.v1.QueryIbcBatchResponse\x12\x62\n\rQueryAppBatch\x12\'.kakehashi.node.v1.QueryAppBatchRequest\x1a(.kakehashi.node.v1.QueryAppBatchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kakehashi.node.v1.node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TXSTATUS']._serialized_start=1628
-  _globals['_TXSTATUS']._serialized_end=1731
+  _globals['_TXSTATUS']._serialized_start=2429
+  _globals['_TXSTATUS']._serialized_end=2532
+  _globals['_PROOFMODE']._serialized_start=2534
+  _globals['_PROOFMODE']._serialized_end=2609
   _globals['_STATUSREQUEST']._serialized_start=51
   _globals['_STATUSREQUEST']._serialized_end=66
   _globals['_STATUSRESPONSE']._serialized_start=69
@@ -52,29 +54,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BLOCK']._serialized_start=747
   _globals['_BLOCK']._serialized_end=876
   _globals['_STREAMBLOCKSREQUEST']._serialized_start=878
-  _globals['_STREAMBLOCKSREQUEST']._serialized_end=920
-  _globals['_SUBMITTXREQUEST']._serialized_start=922
-  _globals['_SUBMITTXREQUEST']._serialized_end=951
-  _globals['_SUBMITTXRESPONSE']._serialized_start=953
-  _globals['_SUBMITTXRESPONSE']._serialized_end=988
-  _globals['_GETTXRESULTREQUEST']._serialized_start=990
-  _globals['_GETTXRESULTREQUEST']._serialized_end=1027
-  _globals['_SUBMITTXANDWAITREQUEST']._serialized_start=1029
-  _globals['_SUBMITTXANDWAITREQUEST']._serialized_end=1085
-  _globals['_QUERYIBCREQUEST']._serialized_start=1087
-  _globals['_QUERYIBCREQUEST']._serialized_end=1149
-  _globals['_QUERYIBCRESPONSE']._serialized_start=1151
-  _globals['_QUERYIBCRESPONSE']._serialized_end=1261
-  _globals['_QUERYPACKETCOMMITMENTSREQUEST']._serialized_start=1263
-  _globals['_QUERYPACKETCOMMITMENTSREQUEST']._serialized_end=1347
-  _globals['_QUERYSEQUENCESREQUEST']._serialized_start=1349
-  _globals['_QUERYSEQUENCESREQUEST']._serialized_end=1444
-  _globals['_SEQUENCESRESPONSE']._serialized_start=1446
-  _globals['_SEQUENCESRESPONSE']._serialized_end=1500
-  _globals['_QUERYAPPREQUEST']._serialized_start=1502
-  _globals['_QUERYAPPREQUEST']._serialized_end=1569
-  _globals['_QUERYAPPRESPONSE']._serialized_start=1571
-  _globals['_QUERYAPPRESPONSE']._serialized_end=1626
-  _globals['_NODE']._serialized_start=1734
-  _globals['_NODE']._serialized_end=2814
+  _globals['_STREAMBLOCKSREQUEST']._serialized_end=942
+  _globals['_SUBMITTXREQUEST']._serialized_start=944
+  _globals['_SUBMITTXREQUEST']._serialized_end=973
+  _globals['_SUBMITTXRESPONSE']._serialized_start=975
+  _globals['_SUBMITTXRESPONSE']._serialized_end=1010
+  _globals['_GETTXRESULTREQUEST']._serialized_start=1012
+  _globals['_GETTXRESULTREQUEST']._serialized_end=1049
+  _globals['_SUBMITTXANDWAITREQUEST']._serialized_start=1051
+  _globals['_SUBMITTXANDWAITREQUEST']._serialized_end=1107
+  _globals['_QUERYIBCREQUEST']._serialized_start=1109
+  _globals['_QUERYIBCREQUEST']._serialized_end=1171
+  _globals['_QUERYIBCRESPONSE']._serialized_start=1173
+  _globals['_QUERYIBCRESPONSE']._serialized_end=1283
+  _globals['_QUERYPACKETCOMMITMENTSREQUEST']._serialized_start=1285
+  _globals['_QUERYPACKETCOMMITMENTSREQUEST']._serialized_end=1369
+  _globals['_QUERYSEQUENCESREQUEST']._serialized_start=1371
+  _globals['_QUERYSEQUENCESREQUEST']._serialized_end=1466
+  _globals['_SEQUENCESRESPONSE']._serialized_start=1468
+  _globals['_SEQUENCESRESPONSE']._serialized_end=1522
+  _globals['_QUERYAPPREQUEST']._serialized_start=1524
+  _globals['_QUERYAPPREQUEST']._serialized_end=1591
+  _globals['_QUERYAPPRESPONSE']._serialized_start=1593
+  _globals['_QUERYAPPRESPONSE']._serialized_end=1648
+  _globals['_SUBMITTXSREQUEST']._serialized_start=1650
+  _globals['_SUBMITTXSREQUEST']._serialized_end=1681
+  _globals['_SUBMITOUTCOME']._serialized_start=1683
+  _globals['_SUBMITOUTCOME']._serialized_end=1745
+  _globals['_SUBMITTXSRESPONSE']._serialized_start=1747
+  _globals['_SUBMITTXSRESPONSE']._serialized_end=1818
+  _globals['_QUERYIBCBATCHREQUEST']._serialized_start=1820
+  _globals['_QUERYIBCBATCHREQUEST']._serialized_end=1923
+  _globals['_IBCBATCHENTRY']._serialized_start=1925
+  _globals['_IBCBATCHENTRY']._serialized_end=1999
+  _globals['_QUERYIBCBATCHRESPONSE']._serialized_start=2002
+  _globals['_QUERYIBCBATCHRESPONSE']._serialized_end=2143
+  _globals['_APPQUERY']._serialized_start=2145
+  _globals['_APPQUERY']._serialized_end=2189
+  _globals['_APPANSWER']._serialized_start=2191
+  _globals['_APPANSWER']._serialized_end=2253
+  _globals['_QUERYAPPBATCHREQUEST']._serialized_start=2255
+  _globals['_QUERYAPPBATCHREQUEST']._serialized_end=2339
+  _globals['_QUERYAPPBATCHRESPONSE']._serialized_start=2341
+  _globals['_QUERYAPPBATCHRESPONSE']._serialized_end=2427
+  _globals['_NODE']._serialized_start=2612
+  _globals['_NODE']._serialized_end=3980
 # @@protoc_insertion_point(module_scope)

@@ -13,10 +13,19 @@ class TxStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TX_STATUS_PENDING: _ClassVar[TxStatus]
     TX_STATUS_COMMITTED: _ClassVar[TxStatus]
     TX_STATUS_FAILED: _ClassVar[TxStatus]
+
+class ProofMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROOF_MODE_NONE: _ClassVar[ProofMode]
+    PROOF_MODE_EACH: _ClassVar[ProofMode]
+    PROOF_MODE_MULTI: _ClassVar[ProofMode]
 TX_STATUS_UNKNOWN: TxStatus
 TX_STATUS_PENDING: TxStatus
 TX_STATUS_COMMITTED: TxStatus
 TX_STATUS_FAILED: TxStatus
+PROOF_MODE_NONE: ProofMode
+PROOF_MODE_EACH: ProofMode
+PROOF_MODE_MULTI: ProofMode
 
 class StatusRequest(_message.Message):
     __slots__ = ()
@@ -121,10 +130,12 @@ class Block(_message.Message):
     def __init__(self, height: _Optional[int] = ..., time_ns: _Optional[int] = ..., hash: _Optional[bytes] = ..., header: _Optional[bytes] = ..., txs: _Optional[_Iterable[bytes]] = ..., results: _Optional[_Iterable[_Union[TxResult, _Mapping]]] = ...) -> None: ...
 
 class StreamBlocksRequest(_message.Message):
-    __slots__ = ("from_height",)
+    __slots__ = ("from_height", "results_only")
     FROM_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_ONLY_FIELD_NUMBER: _ClassVar[int]
     from_height: int
-    def __init__(self, from_height: _Optional[int] = ...) -> None: ...
+    results_only: bool
+    def __init__(self, from_height: _Optional[int] = ..., results_only: _Optional[bool] = ...) -> None: ...
 
 class SubmitTxRequest(_message.Message):
     __slots__ = ("tx",)
@@ -223,3 +234,93 @@ class QueryAppResponse(_message.Message):
     result_json: str
     height: int
     def __init__(self, result_json: _Optional[str] = ..., height: _Optional[int] = ...) -> None: ...
+
+class SubmitTxsRequest(_message.Message):
+    __slots__ = ("txs",)
+    TXS_FIELD_NUMBER: _ClassVar[int]
+    txs: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, txs: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class SubmitOutcome(_message.Message):
+    __slots__ = ("tx_hash", "code", "reason")
+    TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    tx_hash: bytes
+    code: int
+    reason: str
+    def __init__(self, tx_hash: _Optional[bytes] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SubmitTxsResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[SubmitOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[SubmitOutcome, _Mapping]]] = ...) -> None: ...
+
+class QueryIbcBatchRequest(_message.Message):
+    __slots__ = ("paths", "height", "proof_mode")
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PROOF_MODE_FIELD_NUMBER: _ClassVar[int]
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    height: int
+    proof_mode: ProofMode
+    def __init__(self, paths: _Optional[_Iterable[str]] = ..., height: _Optional[int] = ..., proof_mode: _Optional[_Union[ProofMode, str]] = ...) -> None: ...
+
+class IbcBatchEntry(_message.Message):
+    __slots__ = ("path", "found", "value", "proof")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    found: bool
+    value: bytes
+    proof: bytes
+    def __init__(self, path: _Optional[str] = ..., found: _Optional[bool] = ..., value: _Optional[bytes] = ..., proof: _Optional[bytes] = ...) -> None: ...
+
+class QueryIbcBatchResponse(_message.Message):
+    __slots__ = ("entries", "proof_height", "revision_number", "multiproof")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    PROOF_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    MULTIPROOF_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[IbcBatchEntry]
+    proof_height: int
+    revision_number: int
+    multiproof: bytes
+    def __init__(self, entries: _Optional[_Iterable[_Union[IbcBatchEntry, _Mapping]]] = ..., proof_height: _Optional[int] = ..., revision_number: _Optional[int] = ..., multiproof: _Optional[bytes] = ...) -> None: ...
+
+class AppQuery(_message.Message):
+    __slots__ = ("query", "args_json")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    ARGS_JSON_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    args_json: str
+    def __init__(self, query: _Optional[str] = ..., args_json: _Optional[str] = ...) -> None: ...
+
+class AppAnswer(_message.Message):
+    __slots__ = ("result_json", "code", "reason")
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    result_json: str
+    code: int
+    reason: str
+    def __init__(self, result_json: _Optional[str] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class QueryAppBatchRequest(_message.Message):
+    __slots__ = ("queries", "height")
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[AppQuery]
+    height: int
+    def __init__(self, queries: _Optional[_Iterable[_Union[AppQuery, _Mapping]]] = ..., height: _Optional[int] = ...) -> None: ...
+
+class QueryAppBatchResponse(_message.Message):
+    __slots__ = ("answers", "height")
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[AppAnswer]
+    height: int
+    def __init__(self, answers: _Optional[_Iterable[_Union[AppAnswer, _Mapping]]] = ..., height: _Optional[int] = ...) -> None: ...

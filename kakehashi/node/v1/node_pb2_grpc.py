@@ -94,6 +94,21 @@ class NodeStub:
                 request_serializer=kakehashi_dot_node_dot_v1_dot_node__pb2.QueryAppRequest.SerializeToString,
                 response_deserializer=kakehashi_dot_node_dot_v1_dot_node__pb2.QueryAppResponse.FromString,
                 _registered_method=True)
+        self.SubmitTxs = channel.unary_unary(
+                '/kakehashi.node.v1.Node/SubmitTxs',
+                request_serializer=kakehashi_dot_node_dot_v1_dot_node__pb2.SubmitTxsRequest.SerializeToString,
+                response_deserializer=kakehashi_dot_node_dot_v1_dot_node__pb2.SubmitTxsResponse.FromString,
+                _registered_method=True)
+        self.QueryIbcBatch = channel.unary_unary(
+                '/kakehashi.node.v1.Node/QueryIbcBatch',
+                request_serializer=kakehashi_dot_node_dot_v1_dot_node__pb2.QueryIbcBatchRequest.SerializeToString,
+                response_deserializer=kakehashi_dot_node_dot_v1_dot_node__pb2.QueryIbcBatchResponse.FromString,
+                _registered_method=True)
+        self.QueryAppBatch = channel.unary_unary(
+                '/kakehashi.node.v1.Node/QueryAppBatch',
+                request_serializer=kakehashi_dot_node_dot_v1_dot_node__pb2.QueryAppBatchRequest.SerializeToString,
+                response_deserializer=kakehashi_dot_node_dot_v1_dot_node__pb2.QueryAppBatchResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServicer:
@@ -183,6 +198,30 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitTxs(self, request, context):
+        """The batched hot path: a batch of N items costs one round trip, not N.
+        Many signed transactions admitted in order in one call; each gets its hash or its refusal,
+        and one refusal does not stop the others.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryIbcBatch(self, request, context):
+        """Many ICS-24 paths read at ONE height in one call, unproven, proven one by one, or proven
+        together by one multiproof that shares its upper nodes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryAppBatch(self, request, context):
+        """Many application queries answered at ONE height in one call; each answer or error apart.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -245,6 +284,21 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.QueryApp,
                     request_deserializer=kakehashi_dot_node_dot_v1_dot_node__pb2.QueryAppRequest.FromString,
                     response_serializer=kakehashi_dot_node_dot_v1_dot_node__pb2.QueryAppResponse.SerializeToString,
+            ),
+            'SubmitTxs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitTxs,
+                    request_deserializer=kakehashi_dot_node_dot_v1_dot_node__pb2.SubmitTxsRequest.FromString,
+                    response_serializer=kakehashi_dot_node_dot_v1_dot_node__pb2.SubmitTxsResponse.SerializeToString,
+            ),
+            'QueryIbcBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryIbcBatch,
+                    request_deserializer=kakehashi_dot_node_dot_v1_dot_node__pb2.QueryIbcBatchRequest.FromString,
+                    response_serializer=kakehashi_dot_node_dot_v1_dot_node__pb2.QueryIbcBatchResponse.SerializeToString,
+            ),
+            'QueryAppBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryAppBatch,
+                    request_deserializer=kakehashi_dot_node_dot_v1_dot_node__pb2.QueryAppBatchRequest.FromString,
+                    response_serializer=kakehashi_dot_node_dot_v1_dot_node__pb2.QueryAppBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -571,6 +625,87 @@ class Node:
             '/kakehashi.node.v1.Node/QueryApp',
             kakehashi_dot_node_dot_v1_dot_node__pb2.QueryAppRequest.SerializeToString,
             kakehashi_dot_node_dot_v1_dot_node__pb2.QueryAppResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitTxs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kakehashi.node.v1.Node/SubmitTxs',
+            kakehashi_dot_node_dot_v1_dot_node__pb2.SubmitTxsRequest.SerializeToString,
+            kakehashi_dot_node_dot_v1_dot_node__pb2.SubmitTxsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryIbcBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kakehashi.node.v1.Node/QueryIbcBatch',
+            kakehashi_dot_node_dot_v1_dot_node__pb2.QueryIbcBatchRequest.SerializeToString,
+            kakehashi_dot_node_dot_v1_dot_node__pb2.QueryIbcBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryAppBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kakehashi.node.v1.Node/QueryAppBatch',
+            kakehashi_dot_node_dot_v1_dot_node__pb2.QueryAppBatchRequest.SerializeToString,
+            kakehashi_dot_node_dot_v1_dot_node__pb2.QueryAppBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
