@@ -9,8 +9,16 @@ ratios to baselines measured in the same run, because the machine is shared:
   block, minus an empty block, per tx; over one secp256k1 address recovery (every tx needs
   one for its sender).
 - query_proof_us: QueryIbc with prove=True on a present key, over a Status round trip.
-- replay_us_per_tx: reopening the database (the ledger is rebuilt by re-importing every
-  committed block: seal checks + re-execution), per committed tx.
+- replay_us_per_tx: reopening the database after the production run, per committed tx.
+- dvp (in process, bench/evm_node_world.py: the node app over SQLite with a Corda counterparty
+  and an open dvp channel): ``escrows`` trades locked by 250-lock blocks, then
+  check_us_per_lock / produce_ms_per_250_locks (check_tx, then produce + persist),
+  relay_250_ms (one relayer tx: a Corda client update + 250 MsgRecvPacket with ICS-23 proofs,
+  each delivering an escrow), and query costs at the latest height (unproved: dvp_escrow,
+  security_token with a holder, account, an IBC value; proved: an IBC commitment) and at an
+  old height (the historic path).
+- restart: ``txs`` committed ST transfers (500 per block), then a fresh process opens the
+  database; open_s is the time to a served latest height and rss_mb the process's peak RSS.
 """
 
 from __future__ import annotations
@@ -26,9 +34,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import evm_node_world as world
 from bench.timing import per_call_us
 from chains.evm import SECURITY_TOKEN_ADDRESS, Message, make_tx
 from chains.evm.contracts import encode_amount
+from chains.ibc import paths
 from chains.node.client import NodeClient, RetryPolicy
 from chains.node.config import load_node_config
 from chains.node.db import NodeDatabase
@@ -165,6 +175,105 @@ def _produce(home: Path, n: int) -> dict[str, Any]:
     }
 
 
+def _timed_us(fn: Any, items: list[Any]) -> float:
+    fn(items[0])
+    start = time.perf_counter()
+    for item in items:
+        fn(item)
+    return (time.perf_counter() - start) / len(items) * 1e6
+
+
+def _dvp(escrows: int) -> dict[str, Any]:
+    """Lock ``escrows`` trades, relay one 250-packet tx, then time queries (see module doc)."""
+    with tempfile.TemporaryDirectory(prefix="bench-evm-dvp-") as tmp:
+        w = world.DvpWorld(Path(tmp) / "node.db")
+        checks, produces = [], []
+        old_height = 0
+        while len(w.locked) < escrows:
+            check_s, produce_s, _ = w.lock(min(250, escrows - len(w.locked)))
+            checks.append(check_s)
+            produces.append(produce_s)
+            if not old_height and len(w.locked) >= escrows // 2:
+                old_height = w.app.latest_height()
+        tail = max(1, len(produces) // 4)  # the last quarter: the state is at its largest
+        check_us = sum(checks[-tail:]) / (250 * tail) * 1e6
+        produce_ms = sum(produces[-tail:]) / tail * 1e3
+        tx = w.relay_tx(w.locked[:250])
+        relay_check_s, relay_s, block = w.run_block([tx])
+        assert block.results[0].ok and w.packets_in(block) == 250, block.results[0].reason
+        app, latest = w.app, w.app.latest_height()
+        ids = [f"T-{(i * 7919) % escrows}" for i in range(500)]
+        holder = "0x" + world.SELLER.hex()
+        path = paths.channel("dvp", w.chan_evm).decode()
+        commitment = paths.packet_receipt("dvp", w.chan_evm, 1).decode()
+        queries = {
+            "dvp_escrow_us": _timed_us(lambda t: app.query_app("dvp_escrow", {"trade_id": t}, latest), ids),
+            "dvp_escrow_old_height_us": _timed_us(
+                lambda t: app.query_app("dvp_escrow", {"trade_id": t}, old_height), ids),
+            "security_token_us": _timed_us(
+                lambda _: app.query_app("security_token", {"holder": holder}, latest), ids),
+            "account_us": _timed_us(lambda _: app.query_app("account", {"address": holder}, latest), ids),
+            "ibc_value_us": _timed_us(lambda _: app.query_ibc(path, latest, False), ids),
+            "ibc_proof_us": _timed_us(lambda _: app.query_ibc(commitment, latest, True), ids[:200]),
+        }
+        w.db.close()
+    key = crypto.keccak256(b"bench")
+    digest = crypto.keccak256(b"m")
+    sig = crypto.secp256k1_sign(key, digest)
+    recover_us = per_call_us(lambda: crypto.secp256k1_recover_address(digest, sig))
+    return {
+        "escrows": escrows,
+        "check_us_per_lock": round(check_us, 1),
+        "produce_ms_per_250_locks": round(produce_ms, 1),
+        "check_and_execute_us_per_lock": round(check_us + produce_ms * 1e3 / 250, 1),
+        "relay_250_check_ms": round(relay_check_s * 1e3, 1),
+        "relay_250_ms": round(relay_s * 1e3, 1),
+        "secp256k1_recover_us": round(recover_us, 1),
+        **{k: round(v, 1) for k, v in queries.items()},
+    }
+
+
+_PROBE = """
+import json, resource, sys, time
+from pathlib import Path
+t = time.perf_counter()
+from bench import evm_node_world as world
+imported = time.perf_counter()
+app, db = world.open_app(Path(sys.argv[1]))
+opened = time.perf_counter()
+assert app.latest_height() == int(sys.argv[2]), app.latest_height()
+app.query_app("account", {"address": "0x" + world.ALICE.hex()}, app.latest_height())
+print(json.dumps({"open_s": opened - imported, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _restart(txs: int) -> dict[str, Any]:
+    """Commit ``txs`` ST transfers, then time a fresh process opening the database."""
+    per_block = 500
+    with tempfile.TemporaryDirectory(prefix="bench-evm-restart-") as tmp:
+        path = Path(tmp) / "node.db"
+        app, db = world.open_app(path)
+        t = app.header(0).time_ns
+        chain_id = app.genesis.evm_chain_id
+        for first in range(0, txs, per_block):
+            batch = [make_tx(world.ALICE_KEY if i % 2 == 0 else world.BOB_KEY, chain_id, i // 2,
+                             [Message(SECURITY_TOKEN_ADDRESS, "transfer",
+                                      (world.BOB if i % 2 == 0 else world.ALICE, encode_amount(1)))]).encode()
+                     for i in range(first, min(txs, first + per_block))]
+            t += NS
+            block = world.commit(app, db, batch, t)
+            assert all(r.ok for r in block.results)
+        height = app.latest_height()
+        db.close()
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        done = subprocess.run([sys.executable, "-c", _PROBE, str(path), str(height)],
+                              check=True, capture_output=True, text=True, timeout=3600, env=env)
+        probe = json.loads(done.stdout.strip().splitlines()[-1])
+        db_mb = path.stat().st_size / 2**20
+    return {"txs": txs, "heights": height, "open_s": round(probe["open_s"], 3),
+            "rss_mb": round(probe["rss_mb"], 1), "db_mb": round(db_mb, 1)}
+
+
 def run(quick: bool) -> dict[str, Any]:
     n_grpc, n_block, queries = (200, 100, 100) if quick else (2000, 500, 1000)
     with tempfile.TemporaryDirectory(prefix="bench-node-evm-") as tmp:
@@ -179,4 +288,6 @@ def run(quick: bool) -> dict[str, Any]:
         finally:
             os.kill(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
-    return {"grpc": grpc_numbers, "production": produce}
+    dvp = _dvp(1_000 if quick else 10_000)
+    restart = [_restart(n) for n in ((500, 2_000) if quick else (10_000, 100_000))]
+    return {"grpc": grpc_numbers, "production": produce, "dvp": dvp, "restart": restart}
