@@ -146,7 +146,7 @@ def _produce(home: Path, n: int) -> dict[str, Any]:
         block = app.produce_block(txs, t)
         proto = block_to_proto(block)
         db.commit_height(block.height, block.hash, proto.SerializeToString(deterministic=True),
-                         [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results], block.meta)
+                         [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results], block.meta, block.state)
         app.commit_block(block)
         return time.perf_counter() - start
 

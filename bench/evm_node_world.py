@@ -74,7 +74,7 @@ def commit(app: EvmNodeApp, db: NodeDatabase, txs: Sequence[bytes], time_ns: int
     block = app.produce_block(list(txs), time_ns)
     proto = block_to_proto(block)
     db.commit_height(block.height, block.hash, proto.SerializeToString(deterministic=True),
-                     [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results], block.meta)
+                     [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results], block.meta, block.state)
     app.commit_block(block)
     return block
 

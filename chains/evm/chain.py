@@ -11,15 +11,20 @@ Tendermint's app hash), so a proof at height H is checked against header H itsel
 Validator-set changes go by QBFT-style votes: each block's proposer may vote to add or
 drop one address; once more than half of the current validators have voted the same way
 the change applies from the next block on. Header H carries the validators that seal H.
+
+Memory does not grow with history when ``retain_blocks`` is set: only the genesis and the
+newest blocks stay in ``blocks``; older headers come from the ``headers`` look-up the host
+provides (the node reads them from its database). A chain can also resume at a committed
+tip from its state root and its small consensus state (:meth:`EvmChain.resume`), which is
+how a node restarts without re-executing its history.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import rlp
-
+from chains.evm import rlp_fast
 from chains.evm.contracts import (
     CallContext,
     Contract,
@@ -31,8 +36,8 @@ from chains.evm.contracts import (
 from chains.evm.dvp import DVP_ESCROW_ADDRESS, DvpEscrow
 from chains.evm.ibc_contract import IbcHandlerContract
 from chains.evm.state import AccountProof, WorldState
-from chains.evm.tx import Transaction, TxError, decode_tx
-from chains.store.mpt import EMPTY_ROOT, MerklePatriciaTrie, NodeStore
+from chains.evm.tx import SignedTx, TxError, admit_tx
+from chains.store.mpt import EMPTY_ROOT, MemoryNodeStore, MerklePatriciaTrie, NodeStore
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.qbft.v1 import lightclient_pb2 as qbft_pb
 from lightclients.crypto import eth_address, keccak256, secp256k1_public_key, secp256k1_sign
@@ -45,7 +50,7 @@ SECURITY_TOKEN_ADDRESS = builtin_address("security-token")
 
 # QBFT's fixed mixHash ("ctical byzantine fault tolerance") and the empty ommers hash.
 QBFT_MIX_HASH = bytes.fromhex("63746963616c2062797a616e74696e65206661756c7420746f6c6572616e6365")
-EMPTY_OMMERS_HASH = keccak256(bytes(rlp.encode([])))
+EMPTY_OMMERS_HASH = keccak256(rlp_fast.encode([]))
 GAS_LIMIT = 30_000_000
 TX_BASE_COST = 21_000
 _NS = 1_000_000_000
@@ -64,8 +69,15 @@ class Receipt:
     cost: int
 
     def encode(self) -> bytes:
-        logs = [[log.address, log.name.encode(), [[k.encode(), v] for k, v in log.attributes]] for log in self.logs]
-        return bytes(rlp.encode([1 if self.success else 0, self.cost, self.reason.encode(), logs]))
+        """rlp([status, cost, reason, [[address, name, [[key, value], ...]], ...]])."""
+        enc, lst = rlp_fast.encode_bytes, rlp_fast.encode_list_payload
+        logs = b"".join([
+            lst(enc(log.address) + enc(log.name.encode())
+                + lst(b"".join([lst(enc(k.encode()) + enc(v)) for k, v in log.attributes])))
+            for log in self.logs
+        ])
+        return lst(rlp_fast.encode_uint(1 if self.success else 0) + rlp_fast.encode_uint(self.cost)
+                   + enc(self.reason.encode()) + lst(logs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +102,19 @@ def seal_header(header: QbftHeader, keys: Sequence[bytes]) -> QbftHeader:
     return header.with_seals([secp256k1_sign(k, digest) for k in keys])
 
 
-def _index_root(store: NodeStore, items: Sequence[bytes]) -> bytes:
-    trie = MerklePatriciaTrie(store)
+def index_root(items: Sequence[bytes]) -> bytes:
+    """transactionsRoot / receiptsRoot: trie of rlp(index) -> item.
+
+    Built in a throwaway store: nothing serves tx or receipt proofs, so persisting these
+    nodes would only add to every height's database write.
+    """
+    trie = MerklePatriciaTrie(MemoryNodeStore())
     for i, item in enumerate(items):
-        trie.set(bytes(rlp.encode(i)), item)
+        trie.set(rlp_fast.encode_uint(i), item)
     return trie.commit()
+
+
+ConsensusState = tuple[list[bytes], dict[tuple[bytes, bool], set[bytes]]]
 
 
 class EvmChain:
@@ -108,11 +128,17 @@ class EvmChain:
         clients: Mapping[str, LightClientModule] | None = None,
         store: NodeStore | None = None,
         revision: int = 0,
+        retain_blocks: int | None = None,
+        headers: Callable[[int], QbftHeader | None] | None = None,
     ) -> None:
         if not validators or len(set(validators)) != len(validators) or any(len(v) != 20 for v in validators):
             raise ValueError("validators must be distinct 20-byte addresses")
+        if retain_blocks is not None and retain_blocks < 2:
+            raise ValueError("retain_blocks must keep at least the tip and its parent")
         self.chain_id = chain_id
         self.revision = revision
+        self.retain_blocks = retain_blocks
+        self._header_source = headers
         self.state = WorldState(store)
         self.validators: list[bytes] = list(validators)
         self._tally: dict[tuple[bytes, bool], set[bytes]] = {}
@@ -143,18 +169,65 @@ class EvmChain:
             mix_hash=QBFT_MIX_HASH,
             nonce=bytes(8),
         )
-        self.blocks: list[Block] = [Block(genesis, (), (), ())]
+        # Height -> block: the genesis, then every block or (retain_blocks) the newest ones.
+        self.blocks: dict[int, Block] = {0: Block(genesis, (), (), ())}
+        self._height = 0
 
     # --- reading ------------------------------------------------------------------------
 
     @property
     def height(self) -> int:
-        return len(self.blocks) - 1
+        return self._height
+
+    @property
+    def tip(self) -> Block:
+        return self.blocks[self._height]
 
     def header(self, height: int) -> QbftHeader:
-        if not 0 <= height < len(self.blocks):
+        if isinstance(height, bool) or not isinstance(height, int) or not 0 <= height <= self._height:
             raise KeyError(f"no block at height {height}")
-        return self.blocks[height].header
+        block = self.blocks.get(height)
+        if block is not None:
+            return block.header
+        header = self._header_source(height) if self._header_source is not None else None
+        if header is None or header.number != height:
+            raise KeyError(f"no block at height {height}")
+        return header
+
+    def consensus_state(self) -> ConsensusState:
+        """Validators for the next block and the open vote tally (copies)."""
+        return list(self.validators), {k: set(v) for k, v in self._tally.items()}
+
+    def _append(self, block: Block) -> None:
+        self._height = block.number
+        self.blocks[block.number] = block
+        if self.retain_blocks is not None:
+            old = block.number - self.retain_blocks
+            if old > 0:
+                self.blocks.pop(old, None)
+
+    def rewind(self, height: int, consensus: ConsensusState) -> None:
+        """Drop blocks above ``height`` (not yet committed by the host) and their state."""
+        if not 0 <= height <= self._height or height not in self.blocks:
+            raise BlockError(f"cannot rewind to height {height}")
+        for h in range(height + 1, self._height + 1):
+            self.blocks.pop(h, None)
+        self._height = height
+        self.validators, self._tally = consensus[0], consensus[1]
+        self.state.reset(self.blocks[height].header.state_root)
+
+    def resume(self, tip: Block, consensus: ConsensusState) -> None:
+        """Continue from a committed ``tip`` whose state root's nodes are in the store.
+
+        The caller vouches for ``tip`` (the node checks it against its database); the genesis
+        stays, blocks in between come from the ``headers`` look-up.
+        """
+        if tip.number < 1:
+            raise BlockError("resume needs a tip above the genesis")
+        self.state.reset(tip.header.state_root)  # raises MissingNode when the root is not stored
+        self.blocks = {0: self.blocks[0], tip.number: tip}
+        self._height = tip.number
+        self.validators, self._tally = list(consensus[0]), {k: set(v) for k, v in consensus[1].items()}
 
     def nonce(self, address: bytes) -> int:
         return self.state.account(address).nonce
@@ -202,17 +275,17 @@ class EvmChain:
 
     # --- execution ----------------------------------------------------------------------
 
-    def _admit(self, raw: bytes) -> tuple[Transaction, bytes]:
-        tx = decode_tx(raw)
+    def _admit(self, item: bytes | SignedTx) -> SignedTx:
+        stx = item if isinstance(item, SignedTx) else admit_tx(item)
+        tx = stx.tx
         if tx.chain_id != self.chain_id:
             raise TxError(f"wrong chain id {tx.chain_id}, this chain is {self.chain_id}")
-        sender = tx.sender()
-        expected = self.state.account(sender).nonce
+        expected = self.state.account(stx.sender).nonce
         if tx.nonce < expected:
             raise TxError(f"nonce {tx.nonce} already used (replay); next nonce is {expected}")
         if tx.nonce > expected:
             raise TxError(f"nonce {tx.nonce} is ahead; next nonce is {expected}")
-        return tx, sender
+        return stx
 
     def check_tx(self, raw: bytes) -> str | None:
         """Why a tx would be rejected outright against the current state, or None."""
@@ -222,11 +295,11 @@ class EvmChain:
             return str(exc)
         return None
 
-    def _execute(self, tx: Transaction, sender: bytes, height: int, time_ns: int) -> Receipt:
-        self.state.account(sender).nonce += 1
+    def _execute(self, stx: SignedTx, height: int, time_ns: int) -> Receipt:
+        self.state.account(stx.sender).nonce += 1
         snap = self.state.snapshot()
-        ctx = CallContext(self.state, sender, height, time_ns, cost=TX_BASE_COST)
-        for i, msg in enumerate(tx.messages):
+        ctx = CallContext(self.state, stx.sender, height, time_ns, cost=TX_BASE_COST)
+        for i, msg in enumerate(stx.tx.messages):
             contract = self.contracts.get(msg.to)
             try:
                 if contract is None:
@@ -234,8 +307,8 @@ class EvmChain:
                 contract.call(ctx, msg.method, msg.args)
             except ValueError as exc:  # ContractError, and bad values caught by the tries
                 self.state.revert(snap)
-                return Receipt(tx.hash(), False, f"message {i}: {exc}", (), ctx.cost)
-        return Receipt(tx.hash(), True, "", tuple(ctx.logs), ctx.cost)
+                return Receipt(stx.hash, False, f"message {i}: {exc}", (), ctx.cost)
+        return Receipt(stx.hash, True, "", tuple(ctx.logs), ctx.cost)
 
     def _apply_vote(self, proposer: bytes, vote: Vote) -> None:
         if len(vote.recipient) != 20:
@@ -253,19 +326,23 @@ class EvmChain:
                 del self._tally[key]
 
     def _run_txs(
-        self, txs: Sequence[bytes], number: int, time_ns: int
+        self, txs: Sequence[bytes | SignedTx], number: int, time_ns: int
     ) -> tuple[list[bytes], list[Receipt], list[tuple[bytes, str]]]:
         included: list[bytes] = []
         receipts: list[Receipt] = []
         rejected: list[tuple[bytes, str]] = []
-        for raw in txs:
+        for item in txs:
             try:
-                tx, sender = self._admit(raw)
+                stx = self._admit(item)
             except TxError as exc:
-                rejected.append((keccak256(bytes(raw)) if isinstance(raw, bytes | bytearray) else b"", str(exc)))
+                if isinstance(item, SignedTx):
+                    tx_hash = item.hash
+                else:
+                    tx_hash = keccak256(bytes(item)) if isinstance(item, bytes | bytearray) else b""
+                rejected.append((tx_hash, str(exc)))
                 continue
-            receipts.append(self._execute(tx, sender, number, time_ns))
-            included.append(bytes(raw))
+            receipts.append(self._execute(stx, number, time_ns))
+            included.append(stx.raw)
         return included, receipts, rejected
 
     def import_block(self, header: QbftHeader, txs: Sequence[bytes]) -> Block:
@@ -275,7 +352,7 @@ class EvmChain:
         seals, include only admissible txs, and match the re-executed roots exactly;
         otherwise BlockError and the chain is as before.
         """
-        parent = self.blocks[-1].header
+        parent = self.tip.header
         if header.number != parent.number + 1 or header.parent_hash != parent.block_hash():
             raise BlockError("block does not extend the current tip")
         if header.timestamp <= parent.timestamp:
@@ -299,8 +376,8 @@ class EvmChain:
             for name, ok in (
                 ("a tx is not admissible", not rejected),
                 ("stateRoot", state_root == header.state_root),
-                ("transactionsRoot", _index_root(self.state.store, included) == header.tx_root),
-                ("receiptsRoot", _index_root(self.state.store, [r.encode() for r in receipts]) == header.receipts_root),
+                ("transactionsRoot", index_root(included) == header.tx_root),
+                ("receiptsRoot", index_root([r.encode() for r in receipts]) == header.receipts_root),
                 ("gasUsed", sum(r.cost for r in receipts) == header.gas_used),
             )
             if not ok
@@ -309,14 +386,14 @@ class EvmChain:
             self.state.reset(parent.state_root)
             raise BlockError(f"block does not re-execute to its header: {', '.join(problems)}")
         block = Block(header, tuple(included), tuple(receipts), ())
-        self.blocks.append(block)
+        self._append(block)
         if vote is not None:
             self._apply_vote(header.coinbase, vote)
         return block
 
     def produce_block(
         self,
-        txs: Sequence[bytes],
+        txs: Sequence[bytes | SignedTx],
         time_ns: int,
         validator_keys: Sequence[bytes],
         *,
@@ -329,7 +406,7 @@ class EvmChain:
         second-resolution timestamp forward and the keys must be more than 2/3 of the
         current validators; otherwise BlockError and the chain is as before.
         """
-        parent = self.blocks[-1].header
+        parent = self.tip.header
         timestamp = time_ns // _NS
         if timestamp <= parent.timestamp:
             raise BlockError(f"block time {timestamp}s does not advance past the parent's {parent.timestamp}s")
@@ -351,8 +428,8 @@ class EvmChain:
             ommers_hash=EMPTY_OMMERS_HASH,
             coinbase=proposer,
             state_root=state_root,
-            tx_root=_index_root(self.state.store, included),
-            receipts_root=_index_root(self.state.store, [r.encode() for r in receipts]),
+            tx_root=index_root(included),
+            receipts_root=index_root([r.encode() for r in receipts]),
             bloom=bytes(256),
             difficulty=1,
             number=number,
@@ -364,7 +441,7 @@ class EvmChain:
             nonce=bytes(8),
         )
         block = Block(seal_header(header, keys), tuple(included), tuple(receipts), tuple(rejected))
-        self.blocks.append(block)
+        self._append(block)
         if vote is not None:
             self._apply_vote(proposer, vote)
         return block

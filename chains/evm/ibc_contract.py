@@ -53,12 +53,12 @@ class ContractIbcStore:
 
     def set(self, key: bytes, value: bytes) -> None:
         self.writes += 1
-        self.state.blobs(self.address).set(key, bytes(value))
+        self.state.set_blob(self.address, key, bytes(value))
         self.state.set_storage(self.address, commitment_slot(key), keccak256(bytes(value)))
 
     def delete(self, key: bytes) -> None:
         self.writes += 1
-        self.state.blobs(self.address).delete(key)
+        self.state.delete_blob(self.address, key)
         self.state.set_storage(self.address, commitment_slot(key), 0)
 
 

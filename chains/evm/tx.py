@@ -5,6 +5,10 @@ is over keccak256(rlp([chain_id, nonce, messages])), so the chain id is inside w
 signed (EIP-155's purpose: a tx for one chain cannot be replayed on another), and the
 sender is recovered from the signature rather than carried, as in Ethereum.
 A tx carries one or more messages and succeeds or fails as a whole.
+
+Admission (:func:`admit_tx`) decodes a tx, checks its encoding is canonical and recovers
+its sender once; the result (:class:`SignedTx`) is what a node keeps from ``check_tx`` and
+hands to block production, so a tx's signature is recovered once, not once per stage.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 import rlp
 from rlp.exceptions import DecodingError
 
+from chains.evm import rlp_fast
 from lightclients.crypto import CryptoError, keccak256, secp256k1_recover_address, secp256k1_sign
 
 MAX_MESSAGES = 64
@@ -36,6 +41,13 @@ class Message:
     def _items(self) -> list[object]:
         return [self.to, self.method.encode("ascii"), list(self.args)]
 
+    def _encoded(self) -> bytes:
+        enc = rlp_fast.encode_bytes
+        return rlp_fast.encode_list_payload(
+            enc(self.to) + enc(self.method.encode("ascii"))
+            + rlp_fast.encode_list_payload(b"".join([enc(a) for a in self.args]))
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Transaction:
@@ -44,10 +56,16 @@ class Transaction:
     messages: tuple[Message, ...]
     signature: bytes = b""
 
-    def signing_hash(self) -> bytes:
-        return keccak256(
-            bytes(rlp.encode([self.chain_id, self.nonce, [m._items() for m in self.messages]]))
+    def _body(self) -> bytes:
+        """The encoded [chain_id, nonce, messages] items, without the list header."""
+        return (
+            rlp_fast.encode_uint(self.chain_id)
+            + rlp_fast.encode_uint(self.nonce)
+            + rlp_fast.encode_list_payload(b"".join([m._encoded() for m in self.messages]))
         )
+
+    def signing_hash(self) -> bytes:
+        return keccak256(rlp_fast.encode_list_payload(self._body()))
 
     def sign(self, private_key: bytes) -> Transaction:
         return Transaction(
@@ -55,11 +73,7 @@ class Transaction:
         )
 
     def encode(self) -> bytes:
-        return bytes(
-            rlp.encode(
-                [self.chain_id, self.nonce, [m._items() for m in self.messages], self.signature]
-            )
-        )
+        return rlp_fast.encode_list_payload(self._body() + rlp_fast.encode_bytes(self.signature))
 
     def hash(self) -> bytes:
         return keccak256(self.encode())
@@ -113,6 +127,25 @@ def decode_tx(data: bytes) -> Transaction:
     if not isinstance(sig, bytes) or len(sig) != 65:
         raise TxError("signature must be 65 bytes r||s||v")
     return Transaction(chain_id, nonce, messages, sig)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    """An admitted tx: decoded, canonical, with its hash and recovered sender."""
+
+    raw: bytes
+    tx: Transaction
+    hash: bytes
+    sender: bytes
+
+
+def admit_tx(data: bytes) -> SignedTx:
+    """Decode strictly, require the canonical encoding, recover the sender (TxError otherwise)."""
+    tx = decode_tx(data)
+    raw = bytes(data)
+    if tx.encode() != raw:
+        raise TxError("transaction encoding is not canonical")
+    return SignedTx(raw, tx, keccak256(raw), tx.sender())
 
 
 def make_tx(

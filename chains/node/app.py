@@ -55,6 +55,12 @@ class ProducedBlock:
     txs: tuple[bytes, ...]
     results: tuple[TxOutcome, ...]
     meta: dict[str, bytes] = field(default_factory=dict)  # what restore() needs, persisted atomically
+    # Changes to the node's flat index of latest state (key -> value, None deletes), persisted
+    # in the height's transaction (NodeDatabase.commit_height ``state``).
+    state: dict[bytes, bytes | None] = field(default_factory=dict)
+    # Hashes of batch txs left out for now that stay in the mempool for a later block (e.g. a
+    # nonce whose predecessor has not landed yet); every other batch tx leaves the mempool.
+    deferred: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,10 @@ class ChainApp(Protocol):
         ...
 
     def query_ibc(self, path: str, height: int, prove: bool) -> IbcQueryResult: ...
+
+    def query_ibc_many(self, paths: Sequence[str], height: int, prove: bool) -> list[IbcQueryResult]:
+        """``query_ibc`` of each path at one height, sharing one view of the store."""
+        ...
 
     def query_ibc_multi(self, paths: Sequence[str], height: int) -> tuple[list[bytes | None], bytes]:
         """Values at ``paths`` and ONE multiproof of all of them at ``height`` (shared upper

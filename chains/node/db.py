@@ -12,13 +12,23 @@ WAL mode lets the gRPC query path read a consistent snapshot while the block loo
 committed transaction; only an OS crash or power loss can drop the last transactions, which
 is the trade every SQLite-backed chain node makes for throughput. ``durable=True`` selects
 ``synchronous=FULL`` for operators who want power-loss safety too.
+
+Reads of trie/SMT nodes go through a shared LRU cache bounded in bytes. Nodes are stored
+under their own hash and never rewritten, so a cached entry can never be stale: the only
+value a hash can ever name is the one already cached. Only nodes read from, or committed
+to, the database enter it, so a height that failed to commit leaves nothing behind.
+
+The ``state`` table is a flat key -> value copy of an app's latest state (what the EVM
+node answers unproved queries at its latest height from), written in the height's
+transaction so it always matches the committed trie root of the last committed height.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,11 +39,56 @@ CREATE TABLE IF NOT EXISTS txs     (hash BLOB PRIMARY KEY, height INTEGER NOT NU
                                     data BLOB NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS txs_by_height ON txs (height, idx);
 CREATE TABLE IF NOT EXISTS meta    (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state   (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 """
+
+DEFAULT_NODE_CACHE_BYTES = 64 << 20
+DEFAULT_SQLITE_CACHE_BYTES = 64 << 20
+# Per-entry bookkeeping (dict slot, key object, list links) counted against the byte bound.
+_ENTRY_OVERHEAD = 120
 
 
 class DatabaseError(RuntimeError):
     """The node database is unreadable or inconsistent."""
+
+
+class NodeCache:
+    """Least-recently-used map of node hash -> encoding, bounded by the bytes it holds.
+
+    Safe without invalidation because the store is content-addressed (see module doc).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError("node cache size must be >= 0")
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: bytes) -> bytes | None:
+        hit = self._entries.get(key)
+        if hit is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return hit
+
+    def add(self, key: bytes, value: bytes) -> None:
+        cost = len(key) + len(value) + _ENTRY_OVERHEAD
+        if cost > self.max_bytes or key in self._entries:
+            return
+        self._entries[key] = value
+        self.bytes += cost
+        entries = self._entries
+        while self.bytes > self.max_bytes:
+            old_key, old = entries.popitem(last=False)
+            self.bytes -= len(old_key) + len(old) + _ENTRY_OVERHEAD
 
 
 class BufferedNodeStore:
@@ -65,14 +120,25 @@ class BufferedNodeStore:
 
 
 class NodeDatabase:
-    def __init__(self, path: Path, *, durable: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        durable: bool = False,
+        node_cache_bytes: int = DEFAULT_NODE_CACHE_BYTES,
+        sqlite_cache_bytes: int = DEFAULT_SQLITE_CACHE_BYTES,
+    ) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._conn.execute("PRAGMA foreign_keys=ON")
+        # Node inserts land at random keys of a large B-tree: SQLite's default 2 MB page
+        # cache made each height's commit re-read the pages it was about to update.
+        self._conn.execute(f"PRAGMA cache_size={-max(1, sqlite_cache_bytes >> 10)}")
         self._conn.executescript(SCHEMA)
+        self.node_cache = NodeCache(node_cache_bytes)
         self.nodes = BufferedNodeStore(self)
 
     def close(self) -> None:
@@ -94,8 +160,34 @@ class NodeDatabase:
 
     def get_node(self, key: bytes) -> bytes | None:
         with self._lock:
+            hit = self.node_cache.get(key)
+            if hit is not None:
+                return hit
             row = self._conn.execute("SELECT data FROM nodes WHERE hash = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            data = bytes(row[0])
+            self.node_cache.add(bytes(key), data)
+        return data
+
+    def get_state(self, key: bytes) -> bytes | None:
+        """The latest committed value of a flat-state key (see module doc)."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def get_states(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """Several flat-state values in one statement, in the order of ``keys``."""
+        if not keys:
+            return []
+        found: dict[bytes, bytes] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start:start + 500])
+                marks = ",".join("?" * len(chunk))
+                for k, v in self._conn.execute(f"SELECT key, value FROM state WHERE key IN ({marks})", chunk):
+                    found[bytes(k)] = bytes(v)
+        return [found.get(bytes(k)) for k in keys]
 
     def get_meta(self, key: str) -> bytes | None:
         with self._lock:
@@ -110,6 +202,11 @@ class NodeDatabase:
     def get_block(self, height: int) -> bytes | None:
         with self._lock:
             row = self._conn.execute("SELECT data FROM blocks WHERE height = ?", (height,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def get_block_hash(self, height: int) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute("SELECT hash FROM blocks WHERE height = ?", (height,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def get_tx(self, tx_hash: bytes) -> tuple[int, int, bytes] | None:
@@ -135,8 +232,10 @@ class NodeDatabase:
         block: bytes,
         txs: Iterable[tuple[bytes, bytes]] = (),
         meta: dict[str, bytes] | None = None,
+        state: Mapping[bytes, bytes | None] | None = None,
     ) -> None:
-        """Persist a height atomically: buffered nodes, the block, its tx results, metadata."""
+        """Persist a height atomically: buffered nodes, the block, its tx results, metadata,
+        and the height's changes to the flat state (None deletes a key)."""
         latest = self.latest_height()
         if latest and height != latest + 1:
             raise DatabaseError(f"height {height} does not follow the last committed height {latest}")
@@ -157,11 +256,46 @@ class NodeDatabase:
                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                         meta.items(),
                     )
+                if state:
+                    self._write_state(c, state)
         except sqlite3.Error as exc:
             # Put the nodes back so a retry of the same height finds them.
             for k, v in nodes.items():
                 self.nodes.put(k, v)
             raise DatabaseError(f"could not commit height {height}: {exc}") from exc
+        with self._lock:
+            add = self.node_cache.add
+            for k, v in nodes.items():
+                add(k, v)
+
+    @staticmethod
+    def _write_state(c: sqlite3.Connection, state: Mapping[bytes, bytes | None]) -> None:
+        c.executemany(
+            "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [(k, v) for k, v in state.items() if v is not None],
+        )
+        c.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in state.items() if v is None])
+
+    def write_state(self, state: Mapping[bytes, bytes | None], meta: dict[str, bytes] | None = None) -> None:
+        """Flat-state changes (and metadata) outside a height: an app (re)building its index.
+
+        Buffered nodes are persisted too, so the index never names a root that is not on disk.
+        """
+        nodes = self.nodes.drain()
+        try:
+            with self._tx() as c:
+                c.executemany("INSERT OR IGNORE INTO nodes (hash, data) VALUES (?, ?)", nodes.items())
+                self._write_state(c, state)
+                if meta:
+                    c.executemany(
+                        "INSERT INTO meta (key, value) VALUES (?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        meta.items(),
+                    )
+        except sqlite3.Error as exc:
+            for k, v in nodes.items():
+                self.nodes.put(k, v)
+            raise DatabaseError(f"could not write the state index: {exc}") from exc
 
     def set_meta(self, key: str, value: bytes) -> None:
         with self._tx() as c:

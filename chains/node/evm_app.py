@@ -1,13 +1,24 @@
 """The EVM-style ledger (chains/evm) behind the generic node: genesis, keys, restore, queries.
 
-Persistence is by replay. Every trie node the ledger writes goes through ``db.nodes`` and so
-lands in the same SQLite transaction as its height, but :class:`EvmChain` also keeps
-in-memory chain data (the block list, validator set, vote tally) that only its own
-``import_block`` can rebuild. So on open the app rebuilds the genesis state, then re-imports
-every persisted block through ``import_block``, which re-verifies the seals and re-executes
-the txs to the roots in each header. A node killed at any instant therefore comes back at
-its last committed height with identical state, or refuses to start if the database does
-not re-execute to its own headers (stored ``evm/state_root`` is checked too).
+Persistence: every trie node the ledger writes goes through ``db.nodes`` and so lands in the
+same SQLite transaction as its height, together with a small snapshot of the ledger's
+in-memory consensus state (``evm/snapshot``: the tip's hash and state root, the validators
+for the next block and the open vote tally) and the height's changes to the flat index of
+latest state (``NodeDatabase`` ``state`` table). So a restart resumes at the last committed
+height from the stored state root and that snapshot, in time that does not grow with
+history: the tip block must hash to what the database recorded, carry a quorum of seals of
+its validators, match its stored tx root and state root, and descend from this genesis;
+anything else refuses to start. A database written before snapshots existed is replayed
+once (every block re-imported, seals checked, txs re-executed) and then indexed.
+
+Unproved reads at the latest height (balances, nonces, whitelist, escrows, IBC values) come
+from the flat index, which each commit updates with exactly what the block changed in the
+tries; reads at older heights and every proof walk the tries at that height's root.
+
+Admission: ``check_tx`` decodes the tx and recovers its sender once; block production reuses
+that, orders each sender's txs by nonce, and keeps a tx whose nonce is still ahead of the
+account's in the mempool for up to ``defer_blocks`` blocks (its predecessor may arrive later
+or land in the next block) before recording it FAILED.
 
 Block time: the ledger needs each header's whole-second timestamp to advance, while the
 node may produce blocks faster than once a second under load (it wakes as soon as a full
@@ -21,7 +32,8 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +41,21 @@ import rlp
 import structlog
 from rlp.exceptions import DecodingError
 
+from chains.evm import rlp_fast
 from chains.evm.chain import (
     IBC_HANDLER_ADDRESS,
     SECURITY_TOKEN_ADDRESS,
     Block,
     BlockError,
+    ConsensusState,
     EvmChain,
+    index_root,
 )
 from chains.evm.contracts import SecurityToken, mapping_slot
-from chains.evm.dvp import DVP_ESCROW_ADDRESS, read_escrow
+from chains.evm.dvp import DVP_ESCROW_ADDRESS, escrow_slots, read_escrow
 from chains.evm.ibc_contract import account_of
-from chains.evm.state import BLOB_ROOT_SLOT
-from chains.evm.tx import TxError, decode_tx
+from chains.evm.state import BLOB_ROOT_SLOT, account_key, blob_key, slot_key
+from chains.evm.tx import SignedTx, TxError, admit_tx
 from chains.ibc import queries
 from chains.ibc.apps.bank import StoreBank
 from chains.ibc.apps.transfer import escrow_account
@@ -56,20 +71,30 @@ from chains.node.app import (
 )
 from chains.node.config import NodeConfig
 from chains.node.db import DatabaseError, NodeDatabase
-from chains.store.mpt import EMPTY_ROOT, MerklePatriciaTrie, NodeStore
+from chains.store.mpt import EMPTY_ROOT, MerklePatriciaTrie, MissingNode, NodeStore, TrieError
 from kakehashi.node.v1 import node_pb2
+from kakehashi.qbft.v1 import lightclient_pb2 as qbft_pb
 from lightclients.corda.client import CordaLightClient
 from lightclients.crypto import CryptoError, eth_address, keccak256, secp256k1_public_key
 from lightclients.interface import LightClientModule
 from lightclients.mpt import MptProofError, decode_account
 from lightclients.qbft.client import CLIENT_TYPE as QBFT_CLIENT_TYPE
-from lightclients.qbft.client import QbftClient
-from lightclients.qbft.header import HeaderError, decode_header
+from lightclients.qbft.client import QbftClient, commitment_slot, verify_seals
+from lightclients.qbft.header import HeaderError, QbftHeader, decode_header
 
 log = structlog.get_logger("kakehashi.node.evm")
 
 _NS = 1_000_000_000
 STATE_ROOT_META = "evm/state_root"
+SNAPSHOT_META = "evm/snapshot"
+SNAPSHOT_VERSION = 1
+# Blocks (with their txs and receipts) the ledger keeps in memory; older headers are read
+# from the database on demand through a small cache.
+RETAIN_BLOCKS = 8
+HEADER_CACHE = 256
+DEFAULT_DEFER_BLOCKS = 20
+# Flat-index entry naming the height the index reflects (the other keys start with a/s/b).
+FLAT_HEIGHT_KEY = b"h"
 # Demo accounts written at init: (name, native balance, ST whitelisted, ST balance, bank balances).
 DEMO_ACCOUNTS: tuple[tuple[str, int, bool, int, dict[str, int]], ...] = (
     ("alice", 10**21, True, 1_000_000, {"stake": 1_000_000_000}),
@@ -216,7 +241,13 @@ def light_clients() -> dict[str, LightClientModule]:
     return {QBFT_CLIENT_TYPE: qbft, CordaLightClient.client_type: corda}
 
 
-def build_genesis_chain(genesis: EvmGenesis, store: NodeStore | None = None) -> EvmChain:
+def build_genesis_chain(
+    genesis: EvmGenesis,
+    store: NodeStore | None = None,
+    *,
+    retain_blocks: int | None = None,
+    headers: Callable[[int], QbftHeader | None] | None = None,
+) -> EvmChain:
     """The chain at height 0 with the genesis allocations folded into the genesis state.
 
     The ledger's constructor seals an empty genesis; the allocations are written straight
@@ -231,6 +262,8 @@ def build_genesis_chain(genesis: EvmGenesis, store: NodeStore | None = None) -> 
         clients=light_clients(),
         store=store,
         revision=genesis.revision_number,
+        retain_blocks=retain_blocks,
+        headers=headers,
     )
     if not genesis.accounts:
         return chain
@@ -263,12 +296,21 @@ class EvmNodeApp:
 
     kind = "evm"
 
-    def __init__(self, genesis: EvmGenesis, validator_keys: Sequence[bytes], db: NodeDatabase) -> None:
+    def __init__(
+        self,
+        genesis: EvmGenesis,
+        validator_keys: Sequence[bytes],
+        db: NodeDatabase,
+        *,
+        defer_blocks: int = DEFAULT_DEFER_BLOCKS,
+        admitted_cache: int = 20_000,
+    ) -> None:
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.revision_number = genesis.revision_number
         self.db = db
         self.store: NodeStore = db.nodes
+        self.defer_blocks = defer_blocks
         self._commitments = queries.CommitmentIndex()  # fed the latest height's state only
         signers = {eth_address(secp256k1_public_key(k)) for k in validator_keys}
         held = signers.intersection(genesis.validators)
@@ -278,14 +320,108 @@ class EvmNodeApp:
                 "it needs more than 2/3 to seal blocks"
             )
         self.keys = [k for k in validator_keys if eth_address(secp256k1_public_key(k)) in held]
-        self.chain = build_genesis_chain(genesis, self.store)
+        self._headers: OrderedDict[int, QbftHeader] = OrderedDict()
+        # check_tx results by tx hash, so a tx's signature is recovered once (bounded).
+        self._admitted: OrderedDict[bytes, SignedTx] = OrderedDict()
+        self._admitted_max = admitted_cache
+        self._deferred_since: dict[bytes, int] = {}  # tx hash -> height it was first left out
+        self._pending: tuple[ConsensusState, dict[bytes, int]] | None = None
+        self.chain = build_genesis_chain(genesis, self.store, retain_blocks=RETAIN_BLOCKS,
+                                         headers=self._stored_header)
         self._committed = 0
+        self._flat_ok = True
         self._restore()
 
     # --- restore ------------------------------------------------------------------------
 
+    def _stored_header(self, height: int) -> QbftHeader | None:
+        """A committed header from the database (blocks older than the in-memory window)."""
+        hit = self._headers.get(height)
+        if hit is not None:
+            self._headers.move_to_end(height)
+            return hit
+        raw = self.db.get_block(height)
+        if raw is None:
+            return None
+        try:
+            header = decode_header(node_pb2.Block.FromString(raw).header)
+        except (HeaderError, ValueError) as exc:
+            raise DatabaseError(f"stored block {height} has an unreadable header: {exc}") from None
+        self._headers[height] = header
+        if len(self._headers) > HEADER_CACHE:
+            self._headers.popitem(last=False)
+        return header
+
+    def _snapshot(self, block: Block) -> bytes:
+        validators, tally = self.chain.consensus_state()
+        votes = [[recipient, 1 if add else 0, sorted(voters)] for (recipient, add), voters in sorted(tally.items())]
+        return rlp_fast.encode([SNAPSHOT_VERSION, block.number, block.hash, block.header.state_root,
+                                list(validators), votes])
+
     def _restore(self) -> None:
         latest = self.db.latest_height()
+        if latest == 0:
+            # Genesis nodes and flat entries stay buffered: block 1 persists them.
+            log.info("evm ledger restored", chain_id=self.chain_id, height=0)
+            return
+        snapshot = self.db.get_meta(SNAPSHOT_META)
+        if snapshot is None:
+            self._restore_by_replay(latest)
+        else:
+            self.db.nodes.discard()  # the genesis build's nodes are on disk since height 1
+            self._resume(latest, snapshot)
+        self._committed = latest
+        log.info("evm ledger restored", chain_id=self.chain_id, height=latest,
+                 replayed=snapshot is None)
+
+    def _resume(self, latest: int, snapshot: bytes) -> None:
+        """Continue at ``latest`` from its snapshot, after cheap integrity checks."""
+        try:
+            items = rlp.decode(snapshot)
+            version, height, block_hash, state_root, validators, votes = items
+            if int.from_bytes(version, "big") != SNAPSHOT_VERSION:
+                raise ValueError(f"unknown snapshot version {int.from_bytes(version, 'big')}")
+            tally = {(bytes(r), add == b"\x01"): {bytes(v) for v in voters} for r, add, voters in votes}
+            consensus: ConsensusState = ([bytes(v) for v in validators], tally)
+        except (DecodingError, ValueError, TypeError) as exc:
+            raise DatabaseError(f"the stored evm snapshot is unreadable: {exc}") from None
+        if int.from_bytes(height, "big") != latest:
+            raise DatabaseError(f"the evm snapshot is of height {int.from_bytes(height, 'big')}, "
+                                f"the last committed block is {latest}")
+        raw = self.db.get_block(latest)
+        if raw is None:
+            raise DatabaseError(f"block {latest} is missing")
+        try:
+            blk = node_pb2.Block.FromString(raw)
+            header = decode_header(blk.header)
+        except (HeaderError, ValueError) as exc:
+            raise DatabaseError(f"stored block {latest} is unreadable: {exc}") from None
+        problems = [
+            what for what, ok in (
+                ("block hash", blk.hash == header.block_hash() == block_hash == self.db.get_block_hash(latest)),
+                ("height", header.number == blk.height == latest),
+                ("state root", header.state_root == state_root == self.db.get_meta(STATE_ROOT_META)),
+                ("transactions root", index_root(list(blk.txs)) == header.tx_root),
+            ) if not ok
+        ]
+        if problems:
+            raise DatabaseError(f"stored block {latest} does not match its snapshot: {', '.join(problems)}")
+        try:
+            verify_seals(header.commit_hash(), header.extra.seals, header.extra.validators, header.extra.validators)
+        except HeaderError as exc:
+            raise DatabaseError(f"stored block {latest} is not final: {exc}") from None
+        if self.db.get_state(FLAT_HEIGHT_KEY) != latest.to_bytes(8, "big"):
+            raise DatabaseError(f"the flat state index is not at the last committed height {latest}")
+        first = self._stored_header(1)
+        if first is None or first.parent_hash != self.chain.header(0).block_hash():
+            raise DatabaseError("the database does not descend from this genesis")
+        try:
+            self.chain.resume(Block(header, tuple(blk.txs), (), ()), consensus)
+        except (MissingNode, TrieError, BlockError) as exc:
+            raise DatabaseError(f"state of block {latest} is not in the database: {exc}") from None
+
+    def _restore_by_replay(self, latest: int) -> None:
+        """A database without snapshots: re-import every block, then write the index."""
         for height in range(1, latest + 1):
             raw = self.db.get_block(height)
             if raw is None:
@@ -299,38 +435,75 @@ class EvmNodeApp:
             # Every node the replay writes (genesis ones included) already landed on disk
             # with its height, so the buffer need not hold the whole history.
             self.db.nodes.discard()
-        if latest:
-            want = self.db.get_meta(STATE_ROOT_META)
-            if want is not None and want != self.chain.header(latest).state_root:
-                raise DatabaseError("replayed state root differs from the one recorded at the last commit")
-        self._committed = latest
-        log.info("evm ledger restored", chain_id=self.chain_id, height=latest)
+        want = self.db.get_meta(STATE_ROOT_META)
+        if want is not None and want != self.chain.header(latest).state_root:
+            raise DatabaseError("replayed state root differs from the one recorded at the last commit")
+        # Every key written since genesis: the flat index of the latest state, in full.
+        changes = self.chain.state.take_changes()
+        changes[FLAT_HEIGHT_KEY] = latest.to_bytes(8, "big")
+        self.db.write_state(changes, {SNAPSHOT_META: self._snapshot(self.chain.tip)})
 
     # --- block lifecycle ----------------------------------------------------------------
 
-    def check_tx(self, tx: bytes) -> bytes:
+    def _admit(self, tx: bytes) -> SignedTx:
         try:
-            decoded = decode_tx(tx)
-            if decoded.encode() != bytes(tx):
-                raise TxError("transaction encoding is not canonical")
-            if decoded.chain_id != self.genesis.evm_chain_id:
-                raise TxError(f"wrong chain id {decoded.chain_id}, this chain is {self.genesis.evm_chain_id}")
-            sender = decoded.sender()
+            stx = admit_tx(tx)
+            if stx.tx.chain_id != self.genesis.evm_chain_id:
+                raise TxError(f"wrong chain id {stx.tx.chain_id}, this chain is {self.genesis.evm_chain_id}")
         except TxError as exc:
             raise TxRejected(str(exc)) from None
-        used = self._account_at(sender, self._committed)[0]
-        if decoded.nonce < used:
-            raise TxRejected(f"nonce {decoded.nonce} already used; next nonce is {used}")
-        return keccak256(bytes(tx))
+        return stx
+
+    def check_tx(self, tx: bytes) -> bytes:
+        stx = self._admit(tx)
+        used = self._account_at(stx.sender, self._committed)[0]
+        if stx.tx.nonce < used:
+            raise TxRejected(f"nonce {stx.tx.nonce} already used; next nonce is {used}")
+        self._admitted[stx.hash] = stx
+        self._admitted.move_to_end(stx.hash)
+        while len(self._admitted) > self._admitted_max:
+            self._admitted.popitem(last=False)
+        return stx.hash
+
+    def _batch(self, txs: Sequence[bytes]) -> list[SignedTx | bytes]:
+        """The batch as admitted txs (recovered once, in check_tx), each sender's by nonce.
+
+        A sender's txs keep the batch positions they arrived in but fill them in nonce
+        order, so a later nonce that reached the mempool first does not fail or wait a block.
+        """
+        out: list[SignedTx | bytes] = []
+        admitted: dict[int, SignedTx] = {}
+        slots: dict[bytes, list[int]] = {}
+        for raw in txs:
+            stx = self._admitted.get(keccak256(bytes(raw)))
+            if stx is None or stx.raw != bytes(raw):
+                try:
+                    stx = self._admit(raw)
+                except TxRejected:
+                    out.append(bytes(raw))  # refused again by the chain, with its reason
+                    continue
+            slots.setdefault(stx.sender, []).append(len(out))
+            admitted[len(out)] = stx
+            out.append(stx)
+        for positions in slots.values():
+            if len(positions) > 1:
+                mine = sorted((admitted[i] for i in positions), key=lambda t: t.tx.nonce)
+                for i, ordered in zip(positions, mine, strict=True):
+                    out[i] = ordered
+        return out
 
     def produce_block(self, txs: Sequence[bytes], time_ns: int) -> ProducedBlock:
         parent = self.chain.header(self._committed)
         time_ns = max(time_ns, (parent.timestamp + 1) * _NS)
+        consensus = self.chain.consensus_state()
+        batch = self._batch(txs)
         try:
-            block = self.chain.produce_block(txs, time_ns, self.keys)
+            block = self.chain.produce_block(batch, time_ns, self.keys)
         except BaseException:
-            self._rewind()
+            self.chain.rewind(self._committed, consensus)
             raise
+        changes = self.chain.state.take_changes()
+        changes[FLAT_HEIGHT_KEY] = block.number.to_bytes(8, "big")
         results = [
             TxOutcome(
                 r.tx_hash,
@@ -341,7 +514,9 @@ class EvmNodeApp:
             )
             for r in block.receipts
         ]
-        results += self._final_rejections(txs, block)
+        left_out, deferred, since = self._left_out(batch, block)
+        results += left_out
+        self._pending = (consensus, since)
         header = block.header
         return ProducedBlock(
             height=header.number,
@@ -350,40 +525,67 @@ class EvmNodeApp:
             header=header.encode(),
             txs=block.txs,
             results=tuple(results),
-            meta={STATE_ROOT_META: header.state_root},
+            meta={STATE_ROOT_META: header.state_root, SNAPSHOT_META: self._snapshot(block)},
+            state=changes,
+            deferred=tuple(deferred),
         )
 
-    def _final_rejections(self, txs: Sequence[bytes], block: Block) -> list[TxOutcome]:
-        """Failed results for left-out txs whose nonce is used up, so their waiters get an answer.
+    def _left_out(
+        self, batch: Sequence[SignedTx | bytes], block: Block
+    ) -> tuple[list[TxOutcome], list[bytes], dict[bytes, int]]:
+        """Outcomes for batch txs the block left out, and which of them wait for a later block.
 
-        A tx left out for a nonce that is still ahead is not recorded: it may become valid
-        once its predecessor lands, and a recorded hash could never be submitted again.
+        A used-up nonce can never be included: FAILED. A nonce still ahead of the account's
+        waits (deferred) while its predecessor may still come, for at most ``defer_blocks``
+        blocks; then FAILED too, so its submitter gets an answer and can resubmit the gap.
         """
         rejected = dict(block.rejected)
-        out = []
-        for raw in txs:
-            tx_hash = keccak256(bytes(raw))
-            if tx_hash not in rejected:
+        if not rejected:
+            return [], [], {}
+        out: list[TxOutcome] = []
+        deferred: list[bytes] = []
+        since: dict[bytes, int] = {}
+        for item in batch:
+            tx_hash = item.hash if isinstance(item, SignedTx) else keccak256(item)
+            reason = rejected.pop(tx_hash, None)
+            if reason is None:
                 continue
-            try:
-                tx = decode_tx(raw)
-                nonce_after = self._account_at(tx.sender(), block.number)[0]
-            except TxError:
+            if not isinstance(item, SignedTx):
+                out.append(TxOutcome(tx_hash, False, f"not included: {reason}"))
                 continue
-            if tx.nonce < nonce_after:
-                out.append(TxOutcome(tx_hash, False, f"not included: {rejected.pop(tx_hash)}"))
-        return out
-
-    def _rewind(self) -> None:
-        while self.chain.height > self._committed:
-            self.chain.blocks.pop()
-        self.chain.state.reset(self.chain.header(self._committed).state_root)
+            nonce_after = self.chain.state.account(item.sender).nonce
+            if item.tx.nonce < nonce_after:
+                out.append(TxOutcome(tx_hash, False, f"not included: {reason}"))
+                continue
+            first = self._deferred_since.get(tx_hash, block.number)
+            if block.number - first + 1 >= self.defer_blocks:
+                out.append(TxOutcome(tx_hash, False, (
+                    f"not included: nonce {item.tx.nonce} stayed ahead of the account's next nonce "
+                    f"{nonce_after} for {self.defer_blocks} blocks; submit the missing nonces first")))
+                continue
+            deferred.append(tx_hash)
+            since[tx_hash] = first
+        return out, deferred, since
 
     def commit_block(self, block: ProducedBlock) -> None:
         self._committed = block.height
+        if self._flat_ok and self.db.get_state(FLAT_HEIGHT_KEY) != block.height.to_bytes(8, "big"):
+            # The block was persisted without its ``state`` changes: answer from the tries.
+            self._flat_ok = False
+            log.error("the flat state index was not persisted with the block; reads walk the tries",
+                      height=block.height)
+        since = self._pending[1] if self._pending is not None else {}
+        self._pending = None
+        for r in block.results:
+            self._admitted.pop(r.tx_hash, None)
+            self._deferred_since.pop(r.tx_hash, None)
+        self._deferred_since.update(since)
 
     def discard_block(self, block: ProducedBlock) -> None:
-        self._rewind()
+        if self._pending is None:
+            raise ValueError("no produced block to discard")
+        self.chain.rewind(self._committed, self._pending[0])
+        self._pending = None
 
     # --- reads --------------------------------------------------------------------------
 
@@ -407,18 +609,24 @@ class EvmNodeApp:
         client_header = self.chain.light_client_header(height, 0).SerializeToString(deterministic=True)
         return HeaderInfo(height, h.timestamp * _NS, h.block_hash(), h.encode(), client_header)
 
+    def _flat(self, height: int) -> bool:
+        """Whether ``height`` is answered from the flat index (the latest committed height)."""
+        return height == self._committed and height > 0 and self._flat_ok
+
     def _account_at(self, address: bytes, height: int) -> tuple[int, int, bytes]:
         """(nonce, balance, storage root) of ``address`` in the state after block ``height``."""
-        root = self.chain.header(height).state_root
-        raw = MerklePatriciaTrie(self.store, root, secure=True).get(address)
+        if self._flat(height):
+            raw = self.db.get_state(account_key(address))
+        else:
+            root = self.chain.header(height).state_root
+            raw = MerklePatriciaTrie(self.store, root, secure=True).get(address)
         if raw is None:
             return 0, 0, EMPTY_ROOT
         body = decode_account(raw)
         return body.nonce, body.balance, body.storage_root
 
-    def _storage_at(self, address: bytes, slot: bytes, height: int) -> int:
-        storage_root = self._account_at(address, height)[2]
-        raw = MerklePatriciaTrie(self.store, storage_root, secure=True).get(slot)
+    @staticmethod
+    def _word(raw: bytes | None, slot: bytes) -> int:
         if raw is None:
             return 0
         value = rlp.decode(raw)
@@ -426,26 +634,63 @@ class EvmNodeApp:
             raise QueryError(f"storage slot 0x{slot.hex()} is not a word")
         return int.from_bytes(value, "big")
 
-    def ibc_store_at(self, height: int) -> _HistoricIbcStore:
+    def _storage_many(self, address: bytes, slots: Sequence[bytes], height: int) -> list[int]:
+        if self._flat(height):
+            raws = self.db.get_states([slot_key(address, s) for s in slots])
+        else:
+            storage_root = self._account_at(address, height)[2]
+            trie = MerklePatriciaTrie(self.store, storage_root, secure=True)
+            raws = [trie.get(s) for s in slots]
+        return [self._word(raw, s) for raw, s in zip(raws, slots, strict=True)]
+
+    def _storage_at(self, address: bytes, slot: bytes, height: int) -> int:
+        return self._storage_many(address, [slot], height)[0]
+
+    def ibc_store_at(self, height: int) -> _FlatIbcStore | _HistoricIbcStore:
         self._check_height(height)
+        if self._flat(height):
+            return _FlatIbcStore(self.db.get_state, IBC_HANDLER_ADDRESS)
         blob_root = self._storage_at(IBC_HANDLER_ADDRESS, BLOB_ROOT_SLOT, height)
         trie = MerklePatriciaTrie(self.store, blob_root.to_bytes(32, "big") if blob_root else EMPTY_ROOT)
         return _HistoricIbcStore(trie)
 
-    def query_ibc(self, path: str, height: int, prove: bool) -> IbcQueryResult:
-        self._check_height(height)
+    @staticmethod
+    def _key(path: str) -> bytes:
         try:
             key = path.encode()
         except UnicodeEncodeError as exc:
             raise QueryError(f"path is not valid text: {exc}") from None
         if not key:
             raise QueryError("path must not be empty")
+        return key
+
+    def query_ibc(self, path: str, height: int, prove: bool) -> IbcQueryResult:
+        return self.query_ibc_many([path], height, prove)[0]
+
+    def query_ibc_many(self, paths: Sequence[str], height: int, prove: bool) -> list[IbcQueryResult]:
+        """Values (and storage proofs) of several paths at one height from one store view
+        and, when proving, one account proof walk shared by every slot."""
+        self._check_height(height)
+        keys = [self._key(p) for p in paths]
         try:
-            value = self.ibc_store_at(height).get(key)
-            proof = self.chain.ibc_proof(key, height) if prove else b""
+            view = self.ibc_store_at(height)
+            values = [view.get(k) for k in keys]
+            if not prove:
+                return [IbcQueryResult(v, b"", height) for v in values]
+            slots = [commitment_slot(k) for k in keys]
+            proof = self.chain.prove(IBC_HANDLER_ADDRESS, slots, height)
+            return [
+                IbcQueryResult(
+                    v,
+                    qbft_pb.StorageProof(proof=proof.storage_proofs[s]).SerializeToString(deterministic=True),
+                    height,
+                )
+                for v, s in zip(values, slots, strict=True)
+            ]
         except (MptProofError, DecodingError, KeyError, ValueError) as exc:
-            raise QueryError(f"cannot read {path!r} at height {height}: {exc}") from None
-        return IbcQueryResult(value, proof, height)
+            if isinstance(exc, QueryError):
+                raise
+            raise QueryError(f"cannot read {', '.join(map(repr, paths))[:200]} at height {height}: {exc}") from None
 
     def query_ibc_multi(self, paths: Sequence[str], height: int) -> tuple[list[bytes | None], bytes]:
         raise QueryError("multiproofs are not served by this node yet (use proof_mode EACH)")
@@ -501,20 +746,20 @@ class EvmNodeApp:
         return {"address": "0x" + addr.hex(), "nonce": nonce, "balance": balance}
 
     def _q_security_token(self, args: dict[str, Any], height: int) -> Any:
+        holder = _arg_address(args, "holder") if "holder" in args else None
+        slots = [SecurityToken.SUPPLY_SLOT]
+        if holder is not None:
+            slots += [mapping_slot(holder, SecurityToken.BALANCES), mapping_slot(holder, SecurityToken.WHITELIST)]
+        words = self._storage_many(SECURITY_TOKEN_ADDRESS, slots, height)
         out: dict[str, Any] = {
             "address": "0x" + SECURITY_TOKEN_ADDRESS.hex(),
             "issuer": "0x" + self.genesis.token_issuer.hex(),
-            "total_supply": self._storage_at(SECURITY_TOKEN_ADDRESS, SecurityToken.SUPPLY_SLOT, height),
+            "total_supply": words[0],
         }
-        if "holder" in args:
-            holder = _arg_address(args, "holder")
+        if holder is not None:
             out["holder"] = "0x" + holder.hex()
-            out["balance"] = self._storage_at(
-                SECURITY_TOKEN_ADDRESS, mapping_slot(holder, SecurityToken.BALANCES), height
-            )
-            out["whitelisted"] = (
-                self._storage_at(SECURITY_TOKEN_ADDRESS, mapping_slot(holder, SecurityToken.WHITELIST), height) == 1
-            )
+            out["balance"] = words[1]
+            out["whitelisted"] = words[2] == 1
         return out
 
     def _q_bank_balance(self, args: dict[str, Any], height: int) -> Any:
@@ -538,8 +783,9 @@ class EvmNodeApp:
         trade_id = _arg_str(args, "trade_id")
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", trade_id):
             raise QueryError("argument 'trade_id': expected 1-64 characters of [A-Za-z0-9._-]")
-        record = read_escrow(lambda slot: self._storage_at(DVP_ESCROW_ADDRESS, slot, height), trade_id)
-        return record.to_json()
+        slots = escrow_slots(trade_id)
+        words = dict(zip(slots, self._storage_many(DVP_ESCROW_ADDRESS, slots, height), strict=True))
+        return read_escrow(words.__getitem__, trade_id).to_json()
 
     def _q_client_state(self, args: dict[str, Any], height: int) -> Any:
         """What a counterparty needs to create a qbft client of this chain at ``height``."""
@@ -554,6 +800,23 @@ class EvmNodeApp:
             "client_state": self.chain.qbft_client_state(height, trusting, drift).hex(),
             "consensus_state": self.chain.qbft_consensus_state(height).hex(),
         }
+
+
+class _FlatIbcStore:
+    """Read-only IbcStore over the flat index: the IBC handler's blob values at the latest height."""
+
+    def __init__(self, read: Callable[[bytes], bytes | None], address: bytes) -> None:
+        self._read = read
+        self._address = address
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._read(blob_key(self._address, key))
+
+    def set(self, key: bytes, value: bytes) -> None:
+        raise QueryError("the latest IBC store view is read-only")
+
+    def delete(self, key: bytes) -> None:
+        raise QueryError("the latest IBC store view is read-only")
 
 
 class _HistoricIbcStore:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -80,6 +81,7 @@ class NodeRuntime:
         self._new_block = asyncio.Condition()
         self._wake = asyncio.Event()
         self._stopping = False
+        self._latest_block: node_pb2.Block | None = None
         latest = self.block(self.db.latest_height()) if self.db.latest_height() else None
         self.last_time_ns = latest.time_ns if latest is not None else 0
 
@@ -134,8 +136,25 @@ class NodeRuntime:
     # --- blocks --------------------------------------------------------------------
 
     def block(self, height: int) -> node_pb2.Block | None:
+        latest = self._latest_block
+        if latest is not None and latest.height == height:
+            out = node_pb2.Block()
+            out.CopyFrom(latest)  # callers may edit what they get (StreamBlocks drops txs)
+            return out
         data = self.db.get_block(height)
         return None if data is None else node_pb2.Block.FromString(data)
+
+    def latest_header(self) -> tuple[int, int, bytes]:
+        """(height, time_ns, hash) of the newest committed block, without decoding it again."""
+        latest = self._latest_block
+        if latest is None:
+            height = self.db.latest_height()
+            blk = self.block(height) if height else None
+            if blk is None:
+                return 0, 0, b""
+            self._latest_block = blk
+            latest = blk
+        return latest.height, latest.time_ns, latest.hash
 
     async def stream_blocks(self, from_height: int) -> AsyncIterator[node_pb2.Block]:
         """Committed blocks from ``from_height`` on, then each new one as it commits."""
@@ -155,7 +174,7 @@ class NodeRuntime:
 
     def produce_once(self) -> ProducedBlock:
         """Produce, persist and commit one block from the mempool head (synchronous)."""
-        batch = list(self._mempool.items())[: self.config.max_block_txs]
+        batch = list(itertools.islice(self._mempool.items(), self.config.max_block_txs))
         now = max(self.clock(), self.last_time_ns + 1)
         block = self.app.produce_block([tx for _, tx in batch], now)
         proto = block_to_proto(block)
@@ -166,14 +185,18 @@ class NodeRuntime:
                 proto.SerializeToString(deterministic=True),
                 [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results],
                 block.meta,
+                block.state,
             )
         except DatabaseError:
             self.app.discard_block(block)
             raise
         self.app.commit_block(block)
         self.last_time_ns = block.time_ns
+        self._latest_block = proto
+        deferred = set(block.deferred)
         for tx_hash, _ in batch:
-            self._mempool.pop(tx_hash, None)
+            if tx_hash not in deferred:
+                self._mempool.pop(tx_hash, None)
         return block
 
     async def _announce(self) -> None:

@@ -8,6 +8,7 @@ while transactions stream in and checks that everything it reported committed su
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -355,7 +356,7 @@ def _commit(app: EvmNodeApp, db: NodeDatabase, txs: list[bytes], time_ns: int) -
     block = app.produce_block(txs, time_ns)
     proto = block_to_proto(block)
     db.commit_height(block.height, block.hash, proto.SerializeToString(deterministic=True),
-                     [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results], block.meta)
+                     [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results], block.meta, block.state)
     app.commit_block(block)
     return block
 
@@ -411,26 +412,76 @@ def test_discard_rewinds_and_left_out_txs_get_final_answers_only_when_stale(home
     db.close()
 
 
-def test_restore_replays_and_refuses_a_database_that_does_not(home: Path) -> None:
+def _corrupt(home: Path, name: str, *sql: tuple[str, tuple[Any, ...]]) -> None:
+    """A copy of node.db as data/NAME with the statements applied."""
+    src = sqlite3.connect(home / "data" / "node.db")
+    conn = sqlite3.connect(home / "data" / name)
+    src.backup(conn)  # the WAL's content included
+    src.close()
+    for stmt, args in sql:
+        conn.execute(stmt, args)
+    conn.commit()
+    conn.close()
+
+
+def test_restore_resumes_from_the_snapshot_and_refuses_a_corrupted_database(home: Path) -> None:
     genesis = json.loads((home / "genesis.json").read_text())
     app, db = _open(home)
-    _commit(app, db, [st_transfer(genesis, key_of(home, "alice"), 0, account(genesis, "bob"), 7)], T0 + NS)
-    _commit(app, db, [], T0 + 2 * NS)
+    alice, bob = key_of(home, "alice"), account(genesis, "bob")
+    _commit(app, db, [st_transfer(genesis, alice, 0, bob, 7)], T0 + NS)
+    _commit(app, db, [st_transfer(genesis, alice, 1, bob, 5)], T0 + 2 * NS)
     root = app.chain.header(2).state_root
+    holder = {"holder": "0x" + bob.hex()}
+    answers = [app.query_app("security_token", holder, h) for h in (0, 1, 2)]
     db.close()
     app, db = _open(home)
     assert app.latest_height() == 2 and app.chain.header(2).state_root == root
+    assert [app.query_app("security_token", holder, h) for h in (0, 1, 2)] == answers
+    assert app.chain.height == 2 and set(app.chain.blocks) == {0, 2}  # resumed, nothing re-executed
+    _commit(app, db, [st_transfer(genesis, alice, 2, bob, 1)], T0 + 3 * NS)  # and it goes on
     db.close()
-    # a stored block whose txs no longer re-execute to its header
-    conn = sqlite3.connect(home / "data" / "node.db")
-    raw = conn.execute("SELECT data FROM blocks WHERE height = 1").fetchone()[0]
-    blk = node_pb2.Block.FromString(raw)
-    del blk.txs[:]
-    conn.execute("UPDATE blocks SET data = ? WHERE height = 1", (blk.SerializeToString(),))
-    conn.commit()
-    conn.close()
+
+    with contextlib.closing(sqlite3.connect(home / "data" / "node.db")) as conn:
+        raw = conn.execute("SELECT data FROM blocks WHERE height = 3").fetchone()[0]
+        raw1 = conn.execute("SELECT data FROM blocks WHERE height = 1").fetchone()[0]
+    tip = node_pb2.Block.FromString(raw)
+    no_txs = node_pb2.Block()
+    no_txs.CopyFrom(tip)
+    del no_txs.txs[:]
+    unsealed = node_pb2.Block()
+    unsealed.CopyFrom(tip)
+    unsealed.header = decode_header(tip.header).with_seals([]).encode()
+    state_root = decode_header(tip.header).state_root
+    update_tip = "UPDATE blocks SET data = ? WHERE height = 3"
+    cases: list[tuple[str, tuple[str, tuple[Any, ...]], str]] = [
+        ("txs.db", (update_tip, (no_txs.SerializeToString(),)), "transactions root"),
+        ("seals.db", (update_tip, (unsealed.SerializeToString(),)), "not final"),
+        ("hash.db", ("UPDATE blocks SET hash = ? WHERE height = 3", (b"\x01" * 32,)), "block hash"),
+        ("root.db", ("UPDATE meta SET value = ? WHERE key = 'evm/state_root'", (b"\x02" * 32,)), "state root"),
+        ("snap.db", ("UPDATE meta SET value = ? WHERE key = 'evm/snapshot'", (b"\xc1\x05",)), "unreadable"),
+        ("node.db2", ("DELETE FROM nodes WHERE hash = ?", (state_root,)), "not in the database"),
+        ("flat.db", ("UPDATE state SET value = ? WHERE key = ?", ((2).to_bytes(8, "big"), b"h")), "flat state index"),
+    ]
+    for name, stmt, why in cases:
+        _corrupt(home, name, stmt)
+        with pytest.raises(DatabaseError, match=why):  # case: {name}
+            _open(home, name)
+
+    # A database from before snapshots is replayed once, then indexed and resumed like any other.
+    _corrupt(home, "legacy.db", ("DELETE FROM meta WHERE key = 'evm/snapshot'", ()), ("DELETE FROM state", ()))
+    app, db = _open(home, "legacy.db")
+    assert app.latest_height() == 3 and app.query_app("security_token", holder, 3)["balance"] == 500_013
+    db.close()
+    app, db = _open(home, "legacy.db")
+    assert app.db.get_meta("evm/snapshot") is not None and app.chain.height == 3
+    db.close()
+    # ... and a legacy database whose blocks do not re-execute still refuses to start.
+    b1 = node_pb2.Block.FromString(raw1)
+    del b1.txs[:]
+    _corrupt(home, "bad-legacy.db", ("DELETE FROM meta WHERE key = 'evm/snapshot'", ()),
+             ("UPDATE blocks SET data = ? WHERE height = 1", (b1.SerializeToString(),)))
     with pytest.raises(DatabaseError, match="stored block 1 does not replay"):
-        _open(home)
+        _open(home, "bad-legacy.db")
 
 
 def test_genesis_and_key_errors_name_the_key(home: Path) -> None:
