@@ -627,6 +627,18 @@ class CordaApp:
             raise QueryError(f"cannot read {path!r} at height {height}: {exc}") from None
         return IbcQueryResult(value, proof, height)
 
+    def query_ibc_many(self, paths: Sequence[str], height: int, prove: bool) -> list[IbcQueryResult]:
+        """``query_ibc`` of each path over one view of the SMT at ``height``."""
+        view = self._view(height)
+        out = []
+        for path in paths:
+            key = path.encode()
+            try:
+                out.append(IbcQueryResult(view.get(key), view.prove_bytes(key) if prove else b"", height))
+            except SmtError as exc:
+                raise QueryError(f"cannot read {path!r} at height {height}: {exc}") from None
+        return out
+
     def query_ibc_multi(self, paths: Sequence[str], height: int) -> tuple[list[bytes | None], bytes]:
         raise QueryError("multiproofs are not served by this node yet (use proof_mode EACH)")
 

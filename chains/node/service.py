@@ -64,14 +64,13 @@ class NodeService(node_pb2_grpc.NodeServicer):
 
     async def Status(self, request: node_pb2.StatusRequest, context: grpc.aio.ServicerContext) -> node_pb2.StatusResponse:
         app = self.rt.app
-        latest = app.latest_height()
-        blk = self.rt.block(latest) if latest else None
+        latest, latest_time_ns, latest_hash = self.rt.latest_header()
         return node_pb2.StatusResponse(
             chain_id=app.chain_id,
             kind=app.kind,
             latest_height=latest,
-            latest_time_ns=blk.time_ns if blk else 0,
-            latest_hash=blk.hash if blk else b"",
+            latest_time_ns=latest_time_ns,
+            latest_hash=latest_hash,
             validators=app.validators(),
             revision_number=app.revision_number,
             earliest_height=self.rt.earliest_height(),
@@ -186,8 +185,8 @@ class NodeService(node_pb2_grpc.NodeServicer):
                 for path, value in zip(paths, values, strict=True):
                     out.entries.add(path=path, found=value is not None, value=value or b"")
             else:
-                for path in paths:
-                    res = self.rt.app.query_ibc(path, height, mode == node_pb2.PROOF_MODE_EACH)
+                results = self.rt.app.query_ibc_many(paths, height, mode == node_pb2.PROOF_MODE_EACH)
+                for path, res in zip(paths, results, strict=True):
                     out.entries.add(path=path, found=res.value is not None, value=res.value or b"", proof=res.proof)
         except QueryError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

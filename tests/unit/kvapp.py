@@ -82,6 +82,9 @@ class KvApp:
         v = self.state.get(path)
         return IbcQueryResult(None if v is None else v.encode(), b"proof" if prove else b"", height)
 
+    def query_ibc_many(self, paths: Sequence[str], height: int, prove: bool) -> list[IbcQueryResult]:
+        return [self.query_ibc(p, height, prove) for p in paths]
+
     def packet_commitment_sequences(self, port_id: str, channel_id: str, height: int) -> list[int]:
         return []
 
