@@ -33,7 +33,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS nodes   (hash BLOB PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+-- Nodes land in rowid order with a separate hash index: random 32-byte keys over rows of up
+-- to ~500 bytes made a WITHOUT ROWID table split and rebalance large leaf pages on every
+-- insert (a height's commit took twice as long). Databases made before keep their layout;
+-- both answer the same statements.
+CREATE TABLE IF NOT EXISTS nodes   (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks  (height INTEGER PRIMARY KEY, hash BLOB NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS txs     (hash BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL,
                                     data BLOB NOT NULL) WITHOUT ROWID;

@@ -93,6 +93,10 @@ SNAPSHOT_VERSION = 1
 RETAIN_BLOCKS = 8
 HEADER_CACHE = 256
 DEFAULT_DEFER_BLOCKS = 20
+# Every this many blocks the ledger drops the trie nodes it decoded while executing (they
+# are all committed) and continues from the state root: memory then holds a bounded
+# working set instead of converging to a copy of the whole state.
+STATE_RELOAD_BLOCKS = 16
 # Flat-index entry naming the height the index reflects (the other keys start with a/s/b).
 FLAT_HEIGHT_KEY = b"h"
 # Demo accounts written at init: (name, native balance, ST whitelisted, ST balance, bank balances).
@@ -580,6 +584,8 @@ class EvmNodeApp:
             self._admitted.pop(r.tx_hash, None)
             self._deferred_since.pop(r.tx_hash, None)
         self._deferred_since.update(since)
+        if block.height % STATE_RELOAD_BLOCKS == 0:
+            self.chain.state.reset(self.chain.header(block.height).state_root)
 
     def discard_block(self, block: ProducedBlock) -> None:
         if self._pending is None:

@@ -30,7 +30,13 @@ from chains.evm.contracts import encode_amount
 from chains.evm.state import BLOB_ROOT_SLOT
 from chains.node.app import QueryError
 from chains.node.db import NodeCache, NodeDatabase
-from chains.node.evm_app import RETAIN_BLOCKS, Allocation, EvmGenesis, EvmNodeApp
+from chains.node.evm_app import (
+    RETAIN_BLOCKS,
+    STATE_RELOAD_BLOCKS,
+    Allocation,
+    EvmGenesis,
+    EvmNodeApp,
+)
 from chains.node.runtime import NodeRuntime, RuntimeConfig
 from chains.store.mpt import EMPTY_ROOT, MerklePatriciaTrie
 from kakehashi.ibc.v1 import client_pb2
@@ -282,9 +288,17 @@ def test_a_nonce_gap_never_filled_fails_after_defer_blocks(tmp_path: Path) -> No
 
 
 def test_memory_keeps_a_window_of_blocks_and_old_headers_come_from_the_database(node: Node) -> None:
-    for _ in range(RETAIN_BLOCKS + 5):
-        node.block()
+    key = USERS[0][0]
+    bob = USERS[1][1]
+    for _ in range(max(RETAIN_BLOCKS, STATE_RELOAD_BLOCKS) + 3):
+        node.submit(node.tx(key, [transfer(bob, 1)]))
+        block = node.block()
+        assert block.results[0].ok
+        if block.height % STATE_RELOAD_BLOCKS == 0:  # decoded state dropped, continued from the root
+            assert not node.app.chain.state._accounts
     latest = node.app.latest_height()
+    holder = node.app.query_app("security_token", {"holder": "0x" + bob.hex()}, latest)
+    assert holder["balance"] == 1_000 + latest
     assert len(node.app.chain.blocks) <= RETAIN_BLOCKS + 1  # the window plus the genesis
     assert 1 not in node.app.chain.blocks
     first = node.app.header(1)
