@@ -229,7 +229,7 @@ class DvpEscrow:
         have = token.balance_of(state, seller)
         if have < quantity:
             raise ContractError(f"lock: insufficient balance: have {have}, need {quantity}")
-        if self.record(state, terms.trade_id).status != NONE:
+        if state.get_storage(self.address, escrow_slot(terms.trade_id, FIELD_STATUS)) != NONE:
             raise ContractError(f"lock: trade id {terms.trade_id!r} was already used on this chain")
         if terms.deadline_ns <= ctx.time_ns:
             raise ContractError(f"lock: deadline {terms.deadline_ns} is not after block time {ctx.time_ns}")
