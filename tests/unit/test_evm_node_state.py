@@ -41,8 +41,10 @@ from chains.node.runtime import NodeRuntime, RuntimeConfig
 from chains.store.mpt import EMPTY_ROOT, MerklePatriciaTrie
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.node.v1 import node_pb2
-from lightclients.crypto import eth_address, secp256k1_public_key, sha256
-from lightclients.mpt import decode_account
+from kakehashi.qbft.v1 import lightclient_pb2 as qbft_pb
+from lightclients.crypto import eth_address, keccak256, secp256k1_public_key, sha256
+from lightclients.mpt import decode_account, verify_storage_proof
+from lightclients.qbft.client import commitment_slot
 
 SEC = 1_000_000_000
 T0 = 1_800_000_000 * SEC
@@ -305,3 +307,26 @@ def test_memory_keeps_a_window_of_blocks_and_old_headers_come_from_the_database(
     assert first.height == 1 and first.hash == node.db.get_block_hash(1)
     assert node.app.header(latest).hash == node.db.get_block_hash(latest)
     assert json.loads(json.dumps(node.app.query_app("chain_info", {}, 1)))["validators"]
+
+
+def test_query_ibc_many_equals_query_ibc_per_path_and_its_proofs_verify(node: Node) -> None:
+    key = USERS[0][0]
+    node.block()
+    node.submit(node.tx(key, [create_client(node)]))
+    node.block()
+    latest = node.app.latest_height()
+    paths = ["clients/10-qbft-0/clientType", "clients/10-qbft-0/clientState", "clients/none/clientState",
+             f"bank/balances/0x{USERS[0][1].hex()}/stake"]
+    for height in (latest, latest - 1):
+        for prove in (False, True):
+            many = node.app.query_ibc_many(paths, height, prove)
+            assert many == [node.app.query_ibc(p, height, prove) for p in paths]
+    storage_root = node.app.chain.prove(IBC_HANDLER_ADDRESS, [], latest).storage_root
+    for path, res in zip(paths, node.app.query_ibc_many(paths, latest, True), strict=True):
+        proof = qbft_pb.StorageProof.FromString(res.proof)
+        got = verify_storage_proof(storage_root, commitment_slot(path.encode()), list(proof.proof))
+        assert (got is None) == (res.value is None)
+        if res.value is not None:
+            assert got == keccak256(res.value).lstrip(b"\x00")
+    with pytest.raises(QueryError):
+        node.app.query_ibc_many(["ok", ""], latest, False)
