@@ -54,6 +54,7 @@ class ChainWatch:
         self._listeners: list[BlockListener] = []
         self._task: asyncio.Task[None] | None = None
         self._head_changed = asyncio.Event()
+        self._floor = 0  # a height this process knows is committed (read-your-writes)
         self.blocks_seen = 0
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -86,14 +87,25 @@ class ChainWatch:
     # --- answers -------------------------------------------------------------------------
 
     async def current(self) -> Head:
-        """The newest block seen on the stream (starting the stream if needed)."""
+        """The newest block seen on the stream (starting the stream if needed), never below a
+        height :meth:`saw` was told of: a caller's own committed write is always visible."""
         if self.head is None or self._task is None:
-            return await self.start()
+            await self.start()
+        assert self.head is not None
+        if self.head.height < self._floor:
+            return await self.next_block(self._floor - 1, timeout_s=30.0)
         return self.head
+
+    def saw(self, height: int) -> None:
+        """A tx of this process committed at ``height`` (learnt outside the stream)."""
+        self._floor = max(self._floor, height)
 
     async def next_block(self, after: int, timeout_s: float | None = None) -> Head:
         """Wait until a block above height ``after`` has been seen."""
-        head = await self.current()
+        if self.head is None or self._task is None:
+            await self.start()
+        assert self.head is not None
+        head = self.head
         loop = asyncio.get_running_loop()
         limit = None if timeout_s is None else loop.time() + timeout_s
         while head.height <= after:
@@ -102,7 +114,7 @@ class ChainWatch:
             if left is not None and left <= 0:
                 raise TimeoutError(f"no block above {after} within {timeout_s} s")
             await asyncio.wait_for(self._head_changed.wait(), left)
-            head = await self.current()
+            head = self.head
         return head
 
     async def wait_tx(self, tx_hash: bytes, timeout_s: float = 60.0) -> node_pb2.TxResult:

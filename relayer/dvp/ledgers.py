@@ -26,6 +26,7 @@ from chains.ibc import paths
 from chains.node.client import ClientTls, NodeClient, NodeError, RetryPolicy
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import connection_pb2 as cpb
+from kakehashi.node.v1 import node_pb2
 from lightclients.corda.client import CordaLightClient
 from lightclients.interface import (
     CLIENT_STATE_KEY,
@@ -115,6 +116,18 @@ class Ledgers:
 
     def watch(self, on_evm: bool) -> ChainWatch:
         return self.evm_watch if on_evm else self.corda_watch
+
+    async def submit_and_wait(self, on_evm: bool, tx: bytes) -> node_pb2.TxResult:
+        """Submit a tx outside the settlement flow (a whitelist change, a hand-made lock) and
+        wait for its block; later reads of this object see its effect."""
+        node = self.evm if on_evm else self.corda
+        try:
+            result = await node.submit_and_wait(tx)
+        except NodeError as exc:
+            raise LedgerError(f"{'EVM' if on_evm else 'Corda'} node at {node.address}: {exc.details or exc}") from None
+        if result.height:
+            self.watch(on_evm).saw(int(result.height))
+        return result
 
     async def at_head(self, on_evm: bool, key: Hashable, fetch: Callable[[int], Awaitable[T]]) -> tuple[T, int]:
         """(``fetch(height)``, height) at the chain's current head, shared by every caller that
