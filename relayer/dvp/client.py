@@ -24,6 +24,7 @@ the same free balance or pick the same input, and unrelated trades never wait fo
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import os
 import time
@@ -135,38 +136,57 @@ class Holds:
     fails. The free amount at a read height is the chain balance there minus the holds that had
     not landed by then, which is exact whatever height the read was answered at. Holds landed at
     or below the chain head minus ``keep`` are pruned; a read older than the pruned heights
-    (``floor``) is stale and must be made again.
+    (``floor``) is stale and must be made again. Sums are kept per landing height, so a check
+    costs O(recent heights), not O(trades in flight).
     """
 
     def __init__(self, keep: int = 8) -> None:
         self.keep = keep
-        self._held: dict[Hashable, dict[str, list[int | None]]] = defaultdict(dict)
+        self._trades: dict[Hashable, dict[str, tuple[int, int | None]]] = defaultdict(dict)
+        self._unlanded: dict[Hashable, int] = defaultdict(int)
+        self._landed: dict[Hashable, dict[int, int]] = defaultdict(dict)
+        self._landed_ids: dict[Hashable, dict[int, set[str]]] = defaultdict(dict)
         self.floor: dict[Hashable, int] = defaultdict(int)
 
     def held(self, key: Hashable, height: int) -> int:
-        return sum(int(a or 0) for a, at in self._held[key].values() if at is None or at > height)
+        return self._unlanded[key] + sum(v for at, v in self._landed[key].items() if at > height)
 
     def fresh(self, key: Hashable, height: int) -> bool:
         return height >= self.floor[key]
 
     def take(self, key: Hashable, trade_id: str, amount: int) -> None:
-        self._held[key][trade_id] = [amount, None]
+        self.release(key, trade_id)
+        self._trades[key][trade_id] = (amount, None)
+        self._unlanded[key] += amount
 
     def landed(self, key: Hashable, trade_id: str, height: int, head: int) -> None:
-        entry = self._held[key].get(trade_id)
-        if entry is not None:
-            entry[1] = height
+        entry = self._trades[key].get(trade_id)
+        if entry is not None and entry[1] is None:
+            amount = entry[0]
+            self._unlanded[key] -= amount
+            self._landed[key][height] = self._landed[key].get(height, 0) + amount
+            self._landed_ids[key].setdefault(height, set()).add(trade_id)
+            self._trades[key][trade_id] = (amount, height)
         self.prune(key, head)
 
     def release(self, key: Hashable, trade_id: str) -> None:
-        self._held[key].pop(trade_id, None)
+        entry = self._trades[key].pop(trade_id, None)
+        if entry is None:
+            return
+        amount, at = entry
+        if at is None:
+            self._unlanded[key] -= amount
+        else:
+            self._landed[key][at] -= amount
+            self._landed_ids[key][at].discard(trade_id)
 
     def prune(self, key: Hashable, head: int) -> None:
         limit = head - self.keep
-        holds = self._held[key]
-        for tid in [t for t, (_, at) in holds.items() if at is not None and at <= limit]:
-            floor = holds.pop(tid)[1]
-            self.floor[key] = max(self.floor[key], int(floor or 0))
+        for at in [h for h in self._landed[key] if h <= limit]:
+            del self._landed[key][at]
+            for tid in self._landed_ids[key].pop(at, set()):
+                self._trades[key].pop(tid, None)
+            self.floor[key] = max(self.floor[key], at)
 
 
 class _Picked(list[tuple[pb.StateRef, pb.Cash]]):
@@ -191,6 +211,9 @@ class DvpClient:
         self._sc_holds = Holds()  # key: (buyer Corda key, cash issuer)
         # Cash inputs of locks in flight: buyer -> state ref -> Corda height its lock landed at (None: not yet)
         self._inputs: dict[bytes, dict[tuple[str, int], int | None]] = defaultdict(dict)
+        self._cash_views: dict[tuple[bytes, bytes], tuple[int, list[dict[str, Any]]]] = {}
+        self._spent: dict[bytes, dict[int, list[tuple[str, int]]]] = defaultdict(dict)  # by landing height
+        self._inputs_floor: dict[bytes, int] = defaultdict(int)
         self._changed: dict[str, asyncio.Event] = {}
         self._watching = False
         # Corda channel end -> EVM channel end; an open channel's counterparty never changes.
@@ -367,16 +390,17 @@ class DvpClient:
         reserved = self._inputs[buyer]
         while True:
             rows, height = await self.ledgers.cash_at(buyer)
-            rows = [r for r in rows if r["issuer"] == issuer.hex() and (r["txid"], int(r["index"])) not in reserved]
-            rows.sort(key=lambda r: -int(r["amount"]))
+            if height < self._inputs_floor[buyer]:
+                continue  # older than inputs already forgotten as spent: read again at the head
+            free = self._free_cash(buyer, issuer, rows, height)
             chosen, total = [], 0
-            for r in rows:
-                if total >= amount:
-                    break
+            while free and total < amount:
+                r = free.pop()  # largest first
                 chosen.append(r)
                 total += int(r["amount"])
             if total >= amount:
                 break
+            free.extend(reversed(chosen))  # not enough: put them back
             if not any(at is None or at > height for at in reserved.values()):
                 raise DvpError(f"buyer {buyer.hex()[:16]}.. has only {total} SC of this issuer; needs {amount}")
             await self.ledgers.corda_watch.next_block(height)  # a lock in flight returns change when it lands
@@ -388,15 +412,35 @@ class DvpClient:
         try:
             yield picked
         finally:
+            spent = self._spent[buyer]
+            view = self._cash_views.get((buyer, issuer))
+            if picked.landed_at is None and view is not None:  # the lock failed: free again
+                for r in chosen:
+                    bisect.insort(view[1], r, key=lambda x: int(x["amount"]))
             for k in keys:
                 if picked.landed_at is None:
-                    reserved.pop(k, None)  # the lock failed: the input is unspent and free again
+                    reserved.pop(k, None)
                 else:
                     reserved[k] = picked.landed_at
+                    spent.setdefault(picked.landed_at, []).append(k)
             head = self.ledgers.corda_watch.head
-            if head is not None:  # spent inputs no reader can see unspent any more
-                for k in [k for k, at in reserved.items() if at is not None and at <= head.height - 8]:
-                    reserved.pop(k, None)
+            if head is not None:  # spent inputs a read at the head can no longer show unspent
+                for at in [h for h in spent if h <= head.height - 8]:
+                    for k in spent.pop(at):
+                        reserved.pop(k, None)
+                    self._inputs_floor[buyer] = max(self._inputs_floor[buyer], at)
+
+    def _free_cash(self, buyer: bytes, issuer: bytes, rows: list[dict[str, Any]], height: int) -> list[dict[str, Any]]:
+        """The buyer's Cash of ``issuer`` not reserved by a lock in flight, smallest first (so
+        the largest pops first), built once per Corda height and consumed as inputs are taken."""
+        view = self._cash_views.get((buyer, issuer))
+        if view is not None and view[0] >= height:
+            return view[1]
+        reserved = self._inputs[buyer]
+        free = sorted((r for r in rows if r["issuer"] == issuer.hex() and (r["txid"], int(r["index"])) not in reserved),
+                      key=lambda r: int(r["amount"]))
+        self._cash_views[(buyer, issuer)] = (height, free)
+        return free
 
     async def lock_corda(self, rt: ResolvedTrade, buyer_seed: bytes) -> node_pb2.TxResult:
         """The buyer's SC lock, which also sends the DvP packet."""

@@ -215,7 +215,7 @@ class Ledgers:
         async def fetch(height: int) -> Any:
             return await _ask(self.corda, "Corda", "cash_states", height=height, owner=owner.hex())
         rows, height = await self.at_head(False, ("cash_states", owner), fetch)
-        return [dict(r) for r in rows], height
+        return rows, height  # shared by every caller at this head: read, never change
 
     async def sc_balance(self, owner: bytes, issuer: bytes) -> int:
         return (await self.sc_balance_at(owner, issuer))[0]
