@@ -251,6 +251,10 @@ class Worker(abc.ABC):
             self.dirty = True
         self._wake.set()
 
+    def rescan(self) -> None:
+        """Events may have been missed: the next pass reads everything from the chains."""
+        self.wake(force=True)
+
     def start(self) -> None:
         self.services.telemetry.workers.labels(type=self.kind).inc()
         self._task = asyncio.create_task(self._run(), name=self.name)
@@ -308,24 +312,44 @@ class PacketWorker(Worker):
         # everything from the chains again)
         self.inflight: set[tuple[str, int]] = set()
         self._outcomes: set[asyncio.Task[None]] = set()
+        # The pending set, followed from block events between full scans of both chains (at
+        # start, after a stream reconnect, every ``clear_interval`` blocks): sequences still
+        # committed on src, and those of them known received on dst. A pass then asks the
+        # chains only about what is new, not about every live sequence. A missed event costs
+        # a delay until the next scan, never a wrong message: proofs are read fresh.
+        self.live: set[int] = set()
+        self.received: set[int] = set()
+        self.need_scan = True
+
+    def rescan(self) -> None:
+        self.need_scan = True
+        self.wake(force=True)
 
     def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
-        """Whether the block concerns this path; every SendPacket in it is counted and announced
-        (a block may carry many, so the scan does not stop at the first match)."""
+        """Whether the block concerns this path; follows the pending set from its events, and
+        counts and announces every SendPacket (a block may carry many, so the scan does not
+        stop at the first match)."""
         hit = False
         for e in events:
             p = e.packet()
             if p is not None and chain_id == self.src.chain.chain_id and (
                     p.source_port, p.source_channel) == (self.src.port, self.src.channel):
                 if e.type == ev.SEND_PACKET:
+                    self.live.add(p.sequence)
                     self.services.telemetry.send_packet_events.labels(
                         chain=chain_id, port=self.src.port, channel=self.src.channel).inc()
                     self._publish(chain_id, self.src.port, self.src.channel, "send", p)
+                elif e.type in (ev.ACKNOWLEDGE_PACKET, ev.TIMEOUT_PACKET):
+                    self.live.discard(p.sequence)
+                    self.received.discard(p.sequence)
                 hit = True
             elif chain_id == self.dst.chain.chain_id:
                 here = ((p.destination_port, p.destination_channel) if p is not None
                         else (e.text("port_id"), e.text("channel_id")) if e.type == ev.CHANNEL_CLOSE else None)
-                hit = hit or here == (self.dst.port, self.dst.channel)
+                if here == (self.dst.port, self.dst.channel):
+                    hit = True
+                    if p is not None and e.type in (ev.RECV_PACKET, ev.WRITE_ACKNOWLEDGEMENT):
+                        self.received.add(p.sequence)
         return hit
 
     def _publish(self, chain: str, port: str, channel: str, event: str, packet: chpb.Packet, **extra: object) -> None:
@@ -340,10 +364,24 @@ class PacketWorker(Worker):
         # Both clients must be usable, or nothing on this path can be proven.
         await require_active(dst.chain, dst.client_id, src.chain.light_client())
         await require_active(src.chain, src.client_id, dst.chain.light_client())
-        committed = await src.chain.packet_commitments(src.port, src.channel)
+        # What queued txs already carry is left to them (it comes back if their tx fails), so
+        # it neither goes twice nor takes a place under clear_limit.
+        busy_out = {q for k, q in self.inflight if k != "ack"}
+        busy_back = {q for k, q in self.inflight if k == "ack"}
+        if self.need_scan:
+            self.need_scan = False
+            scanned = await src.chain.packet_commitments(src.port, src.channel)
+            not_there = set(await dst.chain.unreceived_packets(dst.port, dst.channel, scanned)) if scanned else set()
+            self.live, self.received = set(scanned), {q for q in scanned if q not in not_there}
+        else:
+            # only sequences not yet known received (and not in flight) are asked about
+            ask = sorted(q for q in self.live if q not in self.received and q not in busy_out)
+            not_there = set(await dst.chain.unreceived_packets(dst.port, dst.channel, ask)) if ask else set()
+            self.received |= {q for q in ask if q not in not_there}
+        committed = sorted(self.live)
         labels = {"chain": src.chain.chain_id, "port": src.port, "channel": src.channel}
         tel.backlog_size.labels(**labels).set(len(committed))
-        tel.backlog_oldest_sequence.labels(**labels).set(min(committed) if committed else 0)
+        tel.backlog_oldest_sequence.labels(**labels).set(committed[0] if committed else 0)
         if not committed:
             return False
         ch = await channel_end(dst.chain, dst.port, dst.channel)
@@ -351,14 +389,8 @@ class PacketWorker(Worker):
             return True
         d_status = await dst.chain.latest()
         nsr = await next_sequence_recv(dst.chain, dst.port, dst.channel, d_status.height)
-        unreceived = await dst.chain.unreceived_packets(dst.port, dst.channel, committed)
-        unreceived_set = set(unreceived)
-        # What queued txs already carry is left to them (it comes back if their tx fails), so
-        # it neither goes twice nor takes a place under clear_limit.
-        busy_out = {q for k, q in self.inflight if k != "ack"}
-        busy_back = {q for k, q in self.inflight if k == "ack"}
-        received = [q for q in committed if q not in unreceived_set and q not in busy_back]
-        todo = [q for q in unreceived if q not in busy_out]
+        received = [q for q in committed if q in self.received and q not in busy_back]
+        todo = [q for q in committed if q not in self.received and q not in busy_out]
         sends = await src.chain.packet_events(ev.SEND_PACKET, src.port, src.channel, todo)
         view = planner.DestinationView(d_status.height, d_status.time_ns, ch.state, ch.ordering, nsr,
                                        s.time_margin_ns)
