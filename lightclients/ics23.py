@@ -10,7 +10,9 @@ Rules chosen beyond the reference implementation (all make verification stricter
   byte encodings, and flipping a byte could leave verification unchanged.
 - ``NonExistenceProof.key`` must equal the queried key, or its comparison form (the prehashed
   key) when the spec compares prehashed keys; the reference ignores the field.
-- Batch and compressed proofs are not supported; they decode to "no proof" and fail clearly.
+- ``verify_membership`` / ``verify_non_membership`` take single proofs only; a batch or
+  compressed batch proof is opened with :func:`verify_batch`, which verifies every entry once
+  and then answers lookups (see "batches" below for its rules).
 Everything wrong with a proof raises :class:`Ics23Error` in the low-level functions and
 makes ``verify_membership`` / ``verify_non_membership`` return False.
 """
@@ -20,6 +22,9 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import NamedTuple, Protocol
 
 from google.protobuf.message import DecodeError
 
@@ -33,9 +38,24 @@ LeafOp = pb.LeafOp
 InnerOp = pb.InnerOp
 ProofSpec = pb.ProofSpec
 InnerSpec = pb.InnerSpec
+BatchProof = pb.BatchProof
+CompressedBatchProof = pb.CompressedBatchProof
 
 # Go's verifier falls back to this depth when a spec leaves max_depth unset.
 DEFAULT_MAX_DEPTH = 128
+
+
+class InnerLike(Protocol):
+    """An inner step as the checks read it: a protobuf InnerOp or a batch's plain tuple."""
+
+    @property
+    def hash(self) -> int: ...
+
+    @property
+    def prefix(self) -> bytes: ...
+
+    @property
+    def suffix(self) -> bytes: ...
 
 
 class Ics23Error(ValueError):
@@ -161,7 +181,7 @@ def calculate_root(proof: CommitmentProof) -> bytes:
         if ne.HasField("right"):
             return calculate_existence_root(ne.right)
         raise Ics23Error("non-existence proof has neither a left nor a right neighbour")
-    raise Ics23Error("commitment proof holds no exist or nonexist proof")
+    raise Ics23Error("commitment proof holds no exist or nonexist proof (a batch has no single root)")
 
 
 # --- spec checks ------------------------------------------------------------------------
@@ -257,7 +277,7 @@ def check_leaf(op: LeafOp, spec: ProofSpec) -> None:
         raise Ics23Error(f"leaf prefix does not start with {ls.prefix.hex()}")
 
 
-def check_inner(op: InnerOp, spec: ProofSpec, layer: int) -> None:
+def check_inner(op: InnerLike, spec: ProofSpec, layer: int) -> None:
     """An inner op must hash like the spec and have room for exactly its siblings."""
     if not spec.HasField("inner_spec") or not spec.HasField("leaf_spec"):
         raise Ics23Error("spec needs both a leaf spec and an inner spec")
@@ -327,12 +347,12 @@ def _padding(spec: InnerSpec, branch: int) -> tuple[int, int, int]:
     return prefix + spec.min_prefix_length, prefix + spec.max_prefix_length, suffix
 
 
-def _has_padding(op: InnerOp, padding: tuple[int, int, int]) -> bool:
+def _has_padding(op: InnerLike, padding: tuple[int, int, int]) -> bool:
     lo, hi, suffix = padding
     return lo <= len(op.prefix) <= hi and len(op.suffix) == suffix
 
 
-def order_from_padding(spec: InnerSpec, op: InnerOp) -> int:
+def order_from_padding(spec: InnerSpec, op: InnerLike) -> int:
     """Which child slot the proven node occupies, read off the prefix/suffix lengths."""
     for branch in range(len(spec.child_order)):
         if _has_padding(op, _padding(spec, branch)):
@@ -340,7 +360,7 @@ def order_from_padding(spec: InnerSpec, op: InnerOp) -> int:
     raise Ics23Error("inner op fits no child slot of the spec")
 
 
-def left_branches_are_empty(spec: InnerSpec, op: InnerOp) -> bool:
+def left_branches_are_empty(spec: InnerSpec, op: InnerLike) -> bool:
     """True when every sibling left of the node is the empty child (a placeholder step)."""
     try:
         idx = order_from_padding(spec, op)
@@ -358,7 +378,7 @@ def left_branches_are_empty(spec: InnerSpec, op: InnerOp) -> bool:
     return True
 
 
-def right_branches_are_empty(spec: InnerSpec, op: InnerOp) -> bool:
+def right_branches_are_empty(spec: InnerSpec, op: InnerLike) -> bool:
     """True when every sibling right of the node is the empty child."""
     try:
         idx = order_from_padding(spec, op)
@@ -374,18 +394,18 @@ def right_branches_are_empty(spec: InnerSpec, op: InnerOp) -> bool:
     return True
 
 
-def is_left_most(spec: InnerSpec, path: Sequence[InnerOp]) -> bool:
+def is_left_most(spec: InnerSpec, path: Sequence[InnerLike]) -> bool:
     """No key can sit left of this path: every step is leftmost or has only empty left siblings."""
     padding = _padding(spec, 0)
     return all(_has_padding(s, padding) or left_branches_are_empty(spec, s) for s in path)
 
 
-def is_right_most(spec: InnerSpec, path: Sequence[InnerOp]) -> bool:
+def is_right_most(spec: InnerSpec, path: Sequence[InnerLike]) -> bool:
     padding = _padding(spec, len(spec.child_order) - 1)
     return all(_has_padding(s, padding) or right_branches_are_empty(spec, s) for s in path)
 
 
-def is_left_neighbor(spec: InnerSpec, left: Sequence[InnerOp], right: Sequence[InnerOp]) -> bool:
+def is_left_neighbor(spec: InnerSpec, left: Sequence[InnerLike], right: Sequence[InnerLike]) -> bool:
     """True when no leaf can sit between the two paths (they split at adjacent slots)."""
     li, ri = len(left) - 1, len(right) - 1
     while (
@@ -446,7 +466,7 @@ def verify_non_existence(
 
 
 def decode_commitment_proof(data: bytes) -> CommitmentProof:
-    """Parse a canonical CommitmentProof holding an exist or nonexist proof."""
+    """Parse a canonical CommitmentProof (exist, nonexist, batch or compressed batch)."""
     if not isinstance(data, (bytes, bytearray)):
         raise Ics23Error(f"proof must be bytes, got {type(data).__name__}")
     msg = CommitmentProof()
@@ -455,9 +475,7 @@ def decode_commitment_proof(data: bytes) -> CommitmentProof:
     except (DecodeError, RuntimeError, ValueError) as exc:
         raise Ics23Error(f"malformed commitment proof: {exc}") from exc
     if msg.WhichOneof("proof") is None:
-        raise Ics23Error(
-            "commitment proof holds no exist or nonexist proof (batch and compressed proofs are not supported)"
-        )
+        raise Ics23Error("commitment proof holds no proof (none of exist, nonexist, batch, compressed)")
     # Unknown fields survive re-serialization, so drop them before comparing.
     msg.DiscardUnknownFields()
     if msg.SerializeToString(deterministic=True) != bytes(data):
@@ -507,6 +525,331 @@ def verify_non_membership(
     except Ics23Error:
         return False
     return True
+
+
+# --- batches ------------------------------------------------------------------------------
+#
+# A batch (CommitmentProof.batch) or compressed batch (CommitmentProof.compressed) proves
+# several keys under one root. ``verify_batch`` checks every entry once and returns a
+# :class:`VerifiedBatch` that answers membership / non-membership by lookup. Rules beyond
+# the reference implementation, so that one batch has one encoding and carries nothing
+# unverified:
+# - the canonical-bytes rule of single proofs (checked by decode_commitment_proof);
+# - at least one entry; entries strictly ascending by the key they carry (ExistenceProof.key,
+#   NonExistenceProof.key), so no key appears twice;
+# - compressed: every path index names an entry of lookup_inners; the table lists each
+#   distinct inner step once, in the order the entries first use it (entries in order;
+#   a non-existence entry's left path before its right), and holds no unused step;
+# - a non-existence entry's neighbours are verified and adjacent when the batch is opened;
+#   the key it proves absent is checked against them at lookup (the key must equal the
+#   entry's key or its prehash, as for single proofs).
+# Hashing is memoised by preimage: an inner step hashes prefix || child || suffix, and the
+# verifier keeps one table per batch from that input to its digest, so an input met on
+# several entries' paths is hashed once. In a binary tree the input of a node is the same
+# (0x01 || left || right in the SMT) whichever child's path reaches it, so every node on the
+# union of the entries' paths is hashed exactly once; leaves are distinct and hashed once
+# each. Spec checks are memoised the same way, per distinct step (and layer for IAVL).
+
+
+class _Inner(NamedTuple):
+    hash: int
+    prefix: bytes
+    suffix: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Exist:
+    key: bytes
+    value: bytes
+    leaf: LeafOp
+    path: tuple[_Inner, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Absent:
+    key: bytes
+    left: _Exist | None
+    right: _Exist | None
+
+
+def _inner(op: InnerOp) -> _Inner:
+    return _Inner(int(op.hash), bytes(op.prefix), bytes(op.suffix))
+
+
+def _plain_exist(p: ExistenceProof) -> _Exist:
+    if not p.HasField("leaf"):
+        raise Ics23Error("existence proof needs a leaf op")
+    return _Exist(bytes(p.key), bytes(p.value), p.leaf, tuple(_inner(op) for op in p.path))
+
+
+def _plain_entries(batch: BatchProof) -> list[_Exist | _Absent]:
+    out: list[_Exist | _Absent] = []
+    for i, entry in enumerate(batch.entries):
+        kind = entry.WhichOneof("proof")
+        if kind == "exist":
+            out.append(_plain_exist(entry.exist))
+        elif kind == "nonexist":
+            ne = entry.nonexist
+            out.append(_Absent(
+                bytes(ne.key),
+                _plain_exist(ne.left) if ne.HasField("left") else None,
+                _plain_exist(ne.right) if ne.HasField("right") else None,
+            ))
+        else:
+            raise Ics23Error(f"batch entry {i} holds no exist or nonexist proof")
+    return out
+
+
+class _Lookup:
+    """Resolves a compressed path's indexes and checks the table's canonical order."""
+
+    def __init__(self, table: Sequence[InnerOp]) -> None:
+        self.table = [_inner(op) for op in table]
+        if len(set(self.table)) != len(self.table):
+            raise Ics23Error("compressed batch lists one inner step twice in lookup_inners")
+        self.first_unused = 0
+
+    def path(self, indexes: Sequence[int]) -> tuple[_Inner, ...]:
+        out = []
+        for i in indexes:
+            if not 0 <= i < len(self.table):
+                raise Ics23Error(f"compressed path index {i} is outside lookup_inners")
+            if i > self.first_unused:
+                raise Ics23Error("lookup_inners is not in the order the entries first use it")
+            if i == self.first_unused:
+                self.first_unused += 1
+            out.append(self.table[i])
+        return tuple(out)
+
+    def exist(self, p: pb.CompressedExistenceProof) -> _Exist:
+        if not p.HasField("leaf"):
+            raise Ics23Error("existence proof needs a leaf op")
+        return _Exist(bytes(p.key), bytes(p.value), p.leaf, self.path(p.path))
+
+    def finish(self) -> None:
+        if self.first_unused != len(self.table):
+            raise Ics23Error(
+                f"lookup_inners has {len(self.table) - self.first_unused} step(s) no entry uses"
+            )
+
+
+def _compressed_entries(batch: CompressedBatchProof) -> list[_Exist | _Absent]:
+    lookup = _Lookup(batch.lookup_inners)
+    out: list[_Exist | _Absent] = []
+    for i, entry in enumerate(batch.entries):
+        kind = entry.WhichOneof("proof")
+        if kind == "exist":
+            out.append(lookup.exist(entry.exist))
+        elif kind == "nonexist":
+            ne = entry.nonexist
+            left = lookup.exist(ne.left) if ne.HasField("left") else None
+            right = lookup.exist(ne.right) if ne.HasField("right") else None
+            out.append(_Absent(bytes(ne.key), left, right))
+        else:
+            raise Ics23Error(f"compressed batch entry {i} holds no exist or nonexist proof")
+    lookup.finish()
+    return out
+
+
+class _BatchChecker:
+    """Verifies a batch's entries under one root with shared hashing and spec checks."""
+
+    def __init__(self, spec: ProofSpec, root: bytes) -> None:
+        if not spec.HasField("inner_spec") or not spec.HasField("leaf_spec"):
+            raise Ics23Error("spec needs both a leaf spec and an inner spec")
+        self.spec = spec
+        self.root = root
+        self.iavl = _is_iavl(spec)
+        self.max_depth = spec.max_depth or DEFAULT_MAX_DEPTH
+        self.child_size = spec.inner_spec.child_size
+        self.digests: dict[bytes, bytes] = {}
+        self.inner_ok: set[tuple[_Inner, int]] = set()
+        self.leaf_ok: set[tuple[int, int, int, int, bytes]] = set()
+        self.inner_hashes = 0  # inner steps actually hashed: the memo's effect, for tests
+
+    def _check_shape(self, e: _Exist) -> None:
+        leaf = e.leaf
+        leaf_key = (int(leaf.hash), int(leaf.prehash_key), int(leaf.prehash_value), int(leaf.length),
+                    bytes(leaf.prefix))
+        if leaf_key not in self.leaf_ok:
+            check_leaf(leaf, self.spec)
+            self.leaf_ok.add(leaf_key)
+        depth = len(e.path)
+        if self.spec.min_depth > 0 and depth < self.spec.min_depth:
+            raise Ics23Error(f"proof depth {depth} below min_depth {self.spec.min_depth}")
+        if depth > self.max_depth:
+            raise Ics23Error(f"proof depth {depth} above max_depth {self.max_depth}")
+        for layer, op in enumerate(e.path, start=1):
+            # Only IAVL's prefix rules depend on the layer.
+            memo_key = (op, layer if self.iavl else 0)
+            if memo_key not in self.inner_ok:
+                check_inner(op, self.spec, layer)
+                self.inner_ok.add(memo_key)
+
+    def existence(self, e: _Exist) -> None:
+        self._check_shape(e)
+        node = apply_leaf(e.leaf, e.key, e.value)
+        digests = self.digests
+        for op in e.path:
+            # Every op passed check_inner, so all share the spec's inner hash: the preimage
+            # alone names the digest.
+            pre = op.prefix + node + op.suffix
+            digest = digests.get(pre)
+            if digest is None:
+                digest = do_hash(op.hash, pre)
+                digests[pre] = digest
+                self.inner_hashes += 1
+            node = digest
+            if self.child_size >= 32 and len(node) > self.child_size:
+                raise Ics23Error(f"inner hash of {len(node)} bytes exceeds child_size {self.child_size}")
+        if node != self.root:
+            raise Ics23Error(f"entry for key {e.key.hex()} does not lead to the root")
+
+    def absence(self, a: _Absent) -> tuple[bytes | None, bytes | None]:
+        """Verify the neighbours and their adjacency; their comparison keys bound the gap."""
+        if a.left is None and a.right is None:
+            raise Ics23Error("non-existence proof has neither a left nor a right neighbour")
+        inner = self.spec.inner_spec
+        left_key = right_key = None
+        if a.left is not None:
+            self.existence(a.left)
+            left_key = key_for_comparison(self.spec, a.left.key)
+        if a.right is not None:
+            self.existence(a.right)
+            right_key = key_for_comparison(self.spec, a.right.key)
+        if a.left is None:
+            assert a.right is not None
+            if not is_left_most(inner, a.right.path):
+                raise Ics23Error("left neighbour missing but the right one is not left-most")
+        elif a.right is None:
+            if not is_right_most(inner, a.left.path):
+                raise Ics23Error("right neighbour missing but the left one is not right-most")
+        else:
+            assert left_key is not None and right_key is not None
+            if left_key >= right_key:
+                raise Ics23Error("non-existence neighbours are not in key order")
+            if not is_left_neighbor(inner, a.left.path, a.right.path):
+                raise Ics23Error("left and right proofs are not adjacent")
+        return left_key, right_key
+
+
+class VerifiedBatch:
+    """What a verified batch proves under its root; answers lookups without hashing."""
+
+    __slots__ = ("_absent", "_present", "_spec", "entries", "inner_hashes")
+
+    def __init__(
+        self,
+        spec: ProofSpec,
+        present: dict[bytes, bytes],
+        absent: dict[bytes, tuple[bytes | None, bytes | None]],
+        inner_hashes: int,
+    ) -> None:
+        self._spec = spec
+        self._present = present
+        self._absent = absent
+        self.entries = len(present) + len(absent)
+        self.inner_hashes = inner_hashes
+
+    def _gap(self, key: bytes) -> tuple[bytes, tuple[bytes | None, bytes | None]] | None:
+        cmp_key = key_for_comparison(self._spec, key)
+        gap = self._absent.get(key)
+        if gap is None:
+            gap = self._absent.get(cmp_key)
+        return None if gap is None else (cmp_key, gap)
+
+    def covers(self, key: bytes) -> bool:
+        """True when the batch holds an entry for ``key`` (present or absent)."""
+        return key in self._present or self._gap(key) is not None
+
+    def check_membership(self, key: bytes, value: bytes) -> None:
+        proven = self._present.get(bytes(key))
+        if proven is None:
+            if self._gap(bytes(key)) is not None:
+                raise Ics23Error("the batch proves this key absent")
+            raise Ics23Error("the batch holds no entry for this key")
+        if proven != bytes(value):
+            raise Ics23Error("the batch proves another value for this key")
+
+    def check_non_membership(self, key: bytes) -> None:
+        found = self._gap(bytes(key))
+        if found is None:
+            if bytes(key) in self._present:
+                raise Ics23Error("the batch proves this key present")
+            raise Ics23Error("the batch holds no entry for this key")
+        cmp_key, (left, right) = found
+        if left is not None and cmp_key <= left:
+            raise Ics23Error("key is not right of the left neighbour")
+        if right is not None and cmp_key >= right:
+            raise Ics23Error("key is not left of the right neighbour")
+
+
+def verify_batch(spec: ProofSpec, root: bytes, proof: CommitmentProof | bytes) -> VerifiedBatch:
+    """Verify every entry of a batch or compressed batch proof under ``root``, once."""
+    if not isinstance(spec, ProofSpec):
+        raise Ics23Error("spec must be a ProofSpec")
+    if not isinstance(root, (bytes, bytearray)):
+        raise Ics23Error("root must be bytes")
+    msg = _as_proof(proof)
+    kind = msg.WhichOneof("proof")
+    if kind == "batch":
+        entries = _plain_entries(msg.batch)
+    elif kind == "compressed":
+        entries = _compressed_entries(msg.compressed)
+    else:
+        raise Ics23Error(f"a {kind} proof is not a batch")
+    if not entries:
+        raise Ics23Error("batch proof has no entries")
+    keys = [e.key for e in entries]
+    for a, b in pairwise(keys):
+        if a >= b:
+            raise Ics23Error("batch entries must be strictly ascending by key (sorted, no repeats)")
+    checker = _BatchChecker(spec, bytes(root))
+    present: dict[bytes, bytes] = {}
+    absent: dict[bytes, tuple[bytes | None, bytes | None]] = {}
+    for e in entries:
+        if isinstance(e, _Exist):
+            checker.existence(e)
+            present[e.key] = e.value
+        else:
+            absent[e.key] = checker.absence(e)
+    return VerifiedBatch(spec, present, absent, checker.inner_hashes)
+
+
+def compress_batch(batch: BatchProof) -> CompressedBatchProof:
+    """The canonical compressed form of a batch: each distinct inner step once, in the order
+    the entries first use it (what verify_batch accepts)."""
+    table: dict[_Inner, int] = {}
+    out = CompressedBatchProof()
+
+    def indexes(path: Sequence[InnerOp]) -> list[int]:
+        idx = []
+        for op in path:
+            key = _inner(op)
+            i = table.get(key)
+            if i is None:
+                i = table[key] = len(table)
+                out.lookup_inners.add(hash=op.hash, prefix=op.prefix, suffix=op.suffix)
+            idx.append(i)
+        return idx
+
+    def exist(src: ExistenceProof, dst: pb.CompressedExistenceProof) -> None:
+        dst.key, dst.value = src.key, src.value
+        dst.leaf.CopyFrom(src.leaf)
+        dst.path.extend(indexes(src.path))
+
+    for entry in batch.entries:
+        ce = out.entries.add()
+        if entry.WhichOneof("proof") == "exist":
+            exist(entry.exist, ce.exist)
+        else:
+            ne = entry.nonexist
+            ce.nonexist.key = ne.key
+            if ne.HasField("left"):
+                exist(ne.left, ce.nonexist.left)
+            if ne.HasField("right"):
+                exist(ne.right, ce.nonexist.right)
+    return out
 
 
 # --- public specs -----------------------------------------------------------------------

@@ -23,10 +23,12 @@ Writes are buffered and hashed once per :meth:`SparseMerkleTree.commit`.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from typing import Protocol
 
 from kakehashi.ics23.v1 import proofs_pb2 as pb
 from lightclients.crypto import sha256
+from lightclients.ics23 import compress_batch
 
 EMPTY_ROOT = bytes(32)
 _LEAF = b"\x00"
@@ -233,6 +235,28 @@ class SparseMerkleTree:
 
     def prove_bytes(self, key: bytes) -> bytes:
         return self.prove(key).SerializeToString(deterministic=True)
+
+    def prove_many(self, keys: Sequence[bytes]) -> pb.CommitmentProof:
+        """One compressed ICS-23 batch proof of ``keys`` (each present or absent).
+
+        Entries are sorted by the key they carry and repeated keys are proven once, the
+        form ``lightclients.ics23.verify_batch`` requires; the inner steps the keys' paths
+        share are written once (``compress_batch``).
+        """
+        entries: dict[bytes, pb.BatchEntry] = {}
+        for key in keys:
+            proof = self.prove(key)
+            if proof.WhichOneof("proof") == "exist":
+                entries[proof.exist.key] = pb.BatchEntry(exist=proof.exist)
+            else:
+                entries[proof.nonexist.key] = pb.BatchEntry(nonexist=proof.nonexist)
+        if not entries:
+            raise SmtError("a batch proof needs at least one key")
+        batch = pb.BatchProof(entries=[entries[k] for k in sorted(entries)])
+        return pb.CommitmentProof(compressed=compress_batch(batch))
+
+    def prove_many_bytes(self, keys: Sequence[bytes]) -> bytes:
+        return self.prove_many(keys).SerializeToString(deterministic=True)
 
     def at(self, root: bytes) -> SparseMerkleTree:
         """Read-only view of a committed root in the same store (older versions stay provable)."""
