@@ -551,10 +551,21 @@ def verify_non_membership(
 # each. Spec checks are memoised the same way, per distinct step (and layer for IAVL).
 
 
+# An inner step as (hash op, prefix, suffix): a plain tuple is built and hashed in C, which
+# matters when a batch holds thousands of steps.
+_Op = tuple[int, bytes, bytes]
+
+
 class _Inner(NamedTuple):
+    """A step with the attribute names the neighbour rules read (non-existence entries)."""
+
     hash: int
     prefix: bytes
     suffix: bytes
+
+
+def _named(path: Sequence[_Op]) -> list[_Inner]:
+    return [_Inner(*op) for op in path]
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,7 +573,7 @@ class _Exist:
     key: bytes
     value: bytes
     leaf: LeafOp
-    path: tuple[_Inner, ...]
+    path: list[_Op]
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,14 +583,14 @@ class _Absent:
     right: _Exist | None
 
 
-def _inner(op: InnerOp) -> _Inner:
-    return _Inner(int(op.hash), bytes(op.prefix), bytes(op.suffix))
+def _inner(op: InnerOp) -> _Op:
+    return (int(op.hash), bytes(op.prefix), bytes(op.suffix))
 
 
 def _plain_exist(p: ExistenceProof) -> _Exist:
     if not p.HasField("leaf"):
         raise Ics23Error("existence proof needs a leaf op")
-    return _Exist(bytes(p.key), bytes(p.value), p.leaf, tuple(_inner(op) for op in p.path))
+    return _Exist(bytes(p.key), bytes(p.value), p.leaf, [_inner(op) for op in p.path])
 
 
 def _plain_entries(batch: BatchProof) -> list[_Exist | _Absent]:
@@ -609,17 +620,17 @@ class _Lookup:
             raise Ics23Error("compressed batch lists one inner step twice in lookup_inners")
         self.first_unused = 0
 
-    def path(self, indexes: Sequence[int]) -> tuple[_Inner, ...]:
-        out = []
-        for i in indexes:
-            if not 0 <= i < len(self.table):
-                raise Ics23Error(f"compressed path index {i} is outside lookup_inners")
-            if i > self.first_unused:
-                raise Ics23Error("lookup_inners is not in the order the entries first use it")
-            if i == self.first_unused:
+    def path(self, indexes: Sequence[int]) -> list[_Op]:
+        idx = list(indexes)
+        if idx and (min(idx) < 0 or max(idx) >= len(self.table)):
+            raise Ics23Error("a compressed path index is outside lookup_inners")
+        for i in idx:
+            if i >= self.first_unused:
+                if i > self.first_unused:
+                    raise Ics23Error("lookup_inners is not in the order the entries first use it")
                 self.first_unused += 1
-            out.append(self.table[i])
-        return tuple(out)
+        table = self.table
+        return [table[i] for i in idx]
 
     def exist(self, p: pb.CompressedExistenceProof) -> _Exist:
         if not p.HasField("leaf"):
@@ -661,11 +672,33 @@ class _BatchChecker:
         self.root = root
         self.iavl = _is_iavl(spec)
         self.max_depth = spec.max_depth or DEFAULT_MAX_DEPTH
-        self.child_size = spec.inner_spec.child_size
+        inner = spec.inner_spec
+        self.child_size = inner.child_size
+        if self.child_size <= 0:
+            raise Ics23Error("spec child_size must be positive")
+        self.inner_hash = int(inner.hash)
+        self.leaf_prefix = bytes(spec.leaf_spec.prefix)
+        self.min_prefix = inner.min_prefix_length
+        self.max_prefix = inner.max_prefix_length + (len(inner.child_order) - 1) * inner.child_size
+        self.digest = _fast_hash(self.inner_hash)
         self.digests: dict[bytes, bytes] = {}
-        self.inner_ok: set[tuple[_Inner, int]] = set()
+        self.inner_ok: set[tuple[object, ...]] = set()
         self.leaf_ok: set[tuple[int, int, int, int, bytes]] = set()
         self.inner_hashes = 0  # inner steps actually hashed: the memo's effect, for tests
+
+    def _check_new_inner(self, op: _Op) -> None:
+        """``check_inner``'s rules for a non-IAVL spec, with the spec read once per batch."""
+        hash_op, prefix, suffix = op
+        if hash_op != self.inner_hash:
+            raise Ics23Error(f"inner hash op {hash_op} does not match spec {self.inner_hash}")
+        if prefix.startswith(self.leaf_prefix):
+            raise Ics23Error("inner prefix starts with the leaf prefix")
+        if len(prefix) < self.min_prefix:
+            raise Ics23Error(f"inner prefix too short ({len(prefix)})")
+        if len(prefix) > self.max_prefix:
+            raise Ics23Error(f"inner prefix too long ({len(prefix)})")
+        if len(suffix) % self.child_size:
+            raise Ics23Error("inner suffix is not a whole number of children")
 
     def _check_shape(self, e: _Exist) -> None:
         leaf = e.leaf
@@ -679,29 +712,33 @@ class _BatchChecker:
             raise Ics23Error(f"proof depth {depth} below min_depth {self.spec.min_depth}")
         if depth > self.max_depth:
             raise Ics23Error(f"proof depth {depth} above max_depth {self.max_depth}")
-        for layer, op in enumerate(e.path, start=1):
-            # Only IAVL's prefix rules depend on the layer.
-            memo_key = (op, layer if self.iavl else 0)
-            if memo_key not in self.inner_ok:
-                check_inner(op, self.spec, layer)
-                self.inner_ok.add(memo_key)
+        ok = self.inner_ok
+        if self.iavl:  # IAVL prefixes are checked per layer
+            for layer, op in enumerate(e.path, start=1):
+                if (op, layer) not in ok:
+                    check_inner(_Inner(*op), self.spec, layer)
+                    ok.add((op, layer))
+            return
+        for op in e.path:  # each distinct step is checked once per batch
+            if op not in ok:
+                self._check_new_inner(op)
+                ok.add(op)
 
     def existence(self, e: _Exist) -> None:
         self._check_shape(e)
         node = apply_leaf(e.leaf, e.key, e.value)
-        digests = self.digests
-        for op in e.path:
-            # Every op passed check_inner, so all share the spec's inner hash: the preimage
+        digests, digest, child_size = self.digests, self.digest, self.child_size
+        for _, prefix, suffix in e.path:
+            # Every step passed check_inner, so all use the spec's inner hash: the preimage
             # alone names the digest.
-            pre = op.prefix + node + op.suffix
-            digest = digests.get(pre)
-            if digest is None:
-                digest = do_hash(op.hash, pre)
-                digests[pre] = digest
+            pre = prefix + node + suffix
+            got = digests.get(pre)
+            if got is None:
+                got = digests[pre] = digest(pre)
                 self.inner_hashes += 1
-            node = digest
-            if self.child_size >= 32 and len(node) > self.child_size:
-                raise Ics23Error(f"inner hash of {len(node)} bytes exceeds child_size {self.child_size}")
+            node = got
+            if child_size >= 32 and len(node) > child_size:
+                raise Ics23Error(f"inner hash of {len(node)} bytes exceeds child_size {child_size}")
         if node != self.root:
             raise Ics23Error(f"entry for key {e.key.hex()} does not lead to the root")
 
@@ -719,18 +756,26 @@ class _BatchChecker:
             right_key = key_for_comparison(self.spec, a.right.key)
         if a.left is None:
             assert a.right is not None
-            if not is_left_most(inner, a.right.path):
+            if not is_left_most(inner, _named(a.right.path)):
                 raise Ics23Error("left neighbour missing but the right one is not left-most")
         elif a.right is None:
-            if not is_right_most(inner, a.left.path):
+            if not is_right_most(inner, _named(a.left.path)):
                 raise Ics23Error("right neighbour missing but the left one is not right-most")
         else:
             assert left_key is not None and right_key is not None
             if left_key >= right_key:
                 raise Ics23Error("non-existence neighbours are not in key order")
-            if not is_left_neighbor(inner, a.left.path, a.right.path):
+            if not is_left_neighbor(inner, _named(a.left.path), _named(a.right.path)):
                 raise Ics23Error("left and right proofs are not adjacent")
         return left_key, right_key
+
+
+def _fast_hash(op: int) -> Callable[[bytes], bytes]:
+    """The digest function of a hash op, without do_hash's per-call checks (the batch path
+    has checked every step's op against the spec before hashing)."""
+    if op == pb.SHA256:
+        return lambda data: hashlib.sha256(data).digest()
+    return lambda data: do_hash(op, data)
 
 
 class VerifiedBatch:
@@ -819,7 +864,7 @@ def verify_batch(spec: ProofSpec, root: bytes, proof: CommitmentProof | bytes) -
 def compress_batch(batch: BatchProof) -> CompressedBatchProof:
     """The canonical compressed form of a batch: each distinct inner step once, in the order
     the entries first use it (what verify_batch accepts)."""
-    table: dict[_Inner, int] = {}
+    table: dict[_Op, int] = {}
     out = CompressedBatchProof()
 
     def indexes(path: Sequence[InnerOp]) -> list[int]:

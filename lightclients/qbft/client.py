@@ -19,10 +19,13 @@ hash, so the same block sealed in two rounds is not a conflict), or time not inc
 with height. Evidence comes either as a Misbehaviour message or as a header that conflicts
 with what the client already stores.
 
-One header check per height: a header whose block hash and derived consensus state equal
-what the client stores at its height adds nothing, so ``verify_client_message`` accepts it
-without recovering seals and ``update_state`` reports it as a duplicate. Any other header
-at a stored height is fully verified and is misbehaviour evidence.
+One header check per height: the client keeps the commit hash (keccak of ``header_rlp``,
+all the seals sign) of every header it stored, under ``meta/commitHash/{hash}``. A header
+with the same signed bytes commits to exactly the stored consensus state and adds nothing,
+so ``verify_client_message`` accepts it without recovering a seal or walking the account
+proof, and ``update_state`` reports it as a duplicate. Any other header at a stored height
+(another round of the same block included) is fully verified, and is misbehaviour evidence
+when it is another block.
 
 Multiproofs: ``StorageProof.multiproof`` proves several slots at one height with each trie
 node listed once (lightclients/mpt.py ``verify_storage_multiproof``); ``open_batch``
@@ -70,6 +73,11 @@ _FROZEN = Height(0, 1)
 def commitment_slot(path: bytes) -> bytes:
     """Storage slot of ICS-24 path ``path`` in the IBC handler contract."""
     return keccak256(keccak256(path) + _SLOT0)
+
+
+def _commit_hash_key(commit_hash: bytes) -> str:
+    """Index of the headers this client verified and stored, by the hash their seals sign."""
+    return f"meta/commitHash/{commit_hash.hex()}"
 
 
 def _block_hash_key(height: Height) -> str:
@@ -401,24 +409,17 @@ class QbftClient:
         return VerifiedHeader(height, decoded, consensus)
 
     def _already_stored(self, store: ClientStore, header: pb.Header) -> bool:
-        """True when ``header`` is the block stored at its height and yields exactly the
-        consensus state stored there: same round-free block hash, same time, validators and
-        (through a valid account proof) IBC storage root."""
-        try:
-            new = self._verified_unchecked(store, header)
-        except (HeaderError, MptProofError, InvalidClientMessage):
-            return False  # full verification names what is wrong
-        if new.header.extra.seals:
-            return False
-        stored_hash = store.get(_block_hash_key(new.height))
-        if stored_hash is None or stored_hash != new.block_hash:
-            return False
-        return self._consensus(store, new.height) == new.consensus
+        """True when ``header_rlp`` (every field the seals sign) is that of a header this
+        client verified and stored: it commits to exactly the stored consensus state, so
+        neither its seals nor its account proof can add anything. One keccak, one read."""
+        return store.get(_commit_hash_key(keccak256(header.header_rlp))) is not None
 
     def check_for_misbehaviour(self, store: ClientStore, message: bytes) -> bool:
         msg = _parse_message(message)
         if msg.WhichOneof("message") == "misbehaviour":
             return True
+        if self._already_stored(store, msg.header):
+            return False
         try:
             new = self._verified_unchecked(store, msg.header)
         except (HeaderError, MptProofError, InvalidClientMessage):
@@ -441,12 +442,15 @@ class QbftClient:
         msg = _parse_message(message)
         if msg.WhichOneof("message") != "header":
             raise InvalidClientMessage("update_state takes a header")
+        if self._already_stored(store, msg.header):
+            return []
         new = self._verified_unchecked(store, msg.header)
         if store.get(_block_hash_key(new.height)) == new.block_hash:
             return []
         cs = self._client_state(store)
         store.set(consensus_state_key(new.height), _ser(new.consensus))
         store.set(_block_hash_key(new.height), new.block_hash)
+        store.set(_commit_hash_key(keccak256(msg.header.header_rlp)), new.block_hash)
         record_height(store, new.height)
         if new.height > _height(cs.latest_height):
             cs.latest_height.CopyFrom(_to_pb(new.height))
