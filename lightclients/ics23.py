@@ -24,7 +24,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
 from google.protobuf.message import DecodeError
 
@@ -569,7 +569,9 @@ def _named(path: Sequence[_Op]) -> list[_Inner]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Exist:
+class BatchExist:
+    """One existence entry of a batch: its steps as (hash op, prefix, suffix), leaf first."""
+
     key: bytes
     value: bytes
     leaf: LeafOp
@@ -577,31 +579,33 @@ class _Exist:
 
 
 @dataclass(frozen=True, slots=True)
-class _Absent:
+class BatchAbsent:
+    """One non-existence entry: the key it proves absent and its neighbours."""
+
     key: bytes
-    left: _Exist | None
-    right: _Exist | None
+    left: BatchExist | None
+    right: BatchExist | None
 
 
 def _inner(op: InnerOp) -> _Op:
     return (int(op.hash), bytes(op.prefix), bytes(op.suffix))
 
 
-def _plain_exist(p: ExistenceProof) -> _Exist:
+def _plain_exist(p: ExistenceProof) -> BatchExist:
     if not p.HasField("leaf"):
         raise Ics23Error("existence proof needs a leaf op")
-    return _Exist(bytes(p.key), bytes(p.value), p.leaf, [_inner(op) for op in p.path])
+    return BatchExist(bytes(p.key), bytes(p.value), p.leaf, [_inner(op) for op in p.path])
 
 
-def _plain_entries(batch: BatchProof) -> list[_Exist | _Absent]:
-    out: list[_Exist | _Absent] = []
+def _plain_entries(batch: BatchProof) -> list[BatchExist | BatchAbsent]:
+    out: list[BatchExist | BatchAbsent] = []
     for i, entry in enumerate(batch.entries):
         kind = entry.WhichOneof("proof")
         if kind == "exist":
             out.append(_plain_exist(entry.exist))
         elif kind == "nonexist":
             ne = entry.nonexist
-            out.append(_Absent(
+            out.append(BatchAbsent(
                 bytes(ne.key),
                 _plain_exist(ne.left) if ne.HasField("left") else None,
                 _plain_exist(ne.right) if ne.HasField("right") else None,
@@ -632,10 +636,10 @@ class _Lookup:
         table = self.table
         return [table[i] for i in idx]
 
-    def exist(self, p: pb.CompressedExistenceProof) -> _Exist:
+    def exist(self, p: pb.CompressedExistenceProof) -> BatchExist:
         if not p.HasField("leaf"):
             raise Ics23Error("existence proof needs a leaf op")
-        return _Exist(bytes(p.key), bytes(p.value), p.leaf, self.path(p.path))
+        return BatchExist(bytes(p.key), bytes(p.value), p.leaf, self.path(p.path))
 
     def finish(self) -> None:
         if self.first_unused != len(self.table):
@@ -644,9 +648,9 @@ class _Lookup:
             )
 
 
-def _compressed_entries(batch: CompressedBatchProof) -> list[_Exist | _Absent]:
+def _compressed_entries(batch: CompressedBatchProof) -> list[BatchExist | BatchAbsent]:
     lookup = _Lookup(batch.lookup_inners)
-    out: list[_Exist | _Absent] = []
+    out: list[BatchExist | BatchAbsent] = []
     for i, entry in enumerate(batch.entries):
         kind = entry.WhichOneof("proof")
         if kind == "exist":
@@ -655,7 +659,7 @@ def _compressed_entries(batch: CompressedBatchProof) -> list[_Exist | _Absent]:
             ne = entry.nonexist
             left = lookup.exist(ne.left) if ne.HasField("left") else None
             right = lookup.exist(ne.right) if ne.HasField("right") else None
-            out.append(_Absent(bytes(ne.key), left, right))
+            out.append(BatchAbsent(bytes(ne.key), left, right))
         else:
             raise Ics23Error(f"compressed batch entry {i} holds no exist or nonexist proof")
     lookup.finish()
@@ -700,7 +704,7 @@ class _BatchChecker:
         if len(suffix) % self.child_size:
             raise Ics23Error("inner suffix is not a whole number of children")
 
-    def _check_shape(self, e: _Exist) -> None:
+    def _check_shape(self, e: BatchExist) -> None:
         leaf = e.leaf
         leaf_key = (int(leaf.hash), int(leaf.prehash_key), int(leaf.prehash_value), int(leaf.length),
                     bytes(leaf.prefix))
@@ -724,7 +728,7 @@ class _BatchChecker:
                 self._check_new_inner(op)
                 ok.add(op)
 
-    def existence(self, e: _Exist) -> None:
+    def existence(self, e: BatchExist) -> None:
         self._check_shape(e)
         node = apply_leaf(e.leaf, e.key, e.value)
         digests, digest, child_size = self.digests, self.digest, self.child_size
@@ -742,7 +746,7 @@ class _BatchChecker:
         if node != self.root:
             raise Ics23Error(f"entry for key {e.key.hex()} does not lead to the root")
 
-    def absence(self, a: _Absent) -> tuple[bytes | None, bytes | None]:
+    def absence(self, a: BatchAbsent) -> tuple[bytes | None, bytes | None]:
         """Verify the neighbours and their adjacency; their comparison keys bound the gap."""
         if a.left is None and a.right is None:
             raise Ics23Error("non-existence proof has neither a left nor a right neighbour")
@@ -853,7 +857,7 @@ def verify_batch(spec: ProofSpec, root: bytes, proof: CommitmentProof | bytes) -
     present: dict[bytes, bytes] = {}
     absent: dict[bytes, tuple[bytes | None, bytes | None]] = {}
     for e in entries:
-        if isinstance(e, _Exist):
+        if isinstance(e, BatchExist):
             checker.existence(e)
             present[e.key] = e.value
         else:
@@ -861,40 +865,39 @@ def verify_batch(spec: ProofSpec, root: bytes, proof: CommitmentProof | bytes) -
     return VerifiedBatch(spec, present, absent, checker.inner_hashes)
 
 
-def compress_batch(batch: BatchProof) -> CompressedBatchProof:
-    """The canonical compressed form of a batch: each distinct inner step once, in the order
-    the entries first use it (what verify_batch accepts)."""
+def compressed_batch(entries: Sequence[BatchExist | BatchAbsent]) -> CommitmentProof:
+    """The canonical compressed batch of ``entries`` (sorted by their keys, no repeats): each
+    distinct inner step once in ``lookup_inners``, in the order the entries first use it
+    (what verify_batch accepts)."""
     table: dict[_Op, int] = {}
-    out = CompressedBatchProof()
 
-    def indexes(path: Sequence[InnerOp]) -> list[int]:
+    def exist(e: BatchExist) -> pb.CompressedExistenceProof:
         idx = []
-        for op in path:
-            key = _inner(op)
-            i = table.get(key)
+        for op in e.path:
+            i = table.get(op)
             if i is None:
-                i = table[key] = len(table)
-                out.lookup_inners.add(hash=op.hash, prefix=op.prefix, suffix=op.suffix)
+                i = table[op] = len(table)
             idx.append(i)
-        return idx
+        return pb.CompressedExistenceProof(key=e.key, value=e.value, leaf=e.leaf, path=idx)
 
-    def exist(src: ExistenceProof, dst: pb.CompressedExistenceProof) -> None:
-        dst.key, dst.value = src.key, src.value
-        dst.leaf.CopyFrom(src.leaf)
-        dst.path.extend(indexes(src.path))
-
-    for entry in batch.entries:
-        ce = out.entries.add()
-        if entry.WhichOneof("proof") == "exist":
-            exist(entry.exist, ce.exist)
+    out = []
+    for entry in entries:
+        if isinstance(entry, BatchExist):
+            out.append(pb.CompressedBatchEntry(exist=exist(entry)))
         else:
-            ne = entry.nonexist
-            ce.nonexist.key = ne.key
-            if ne.HasField("left"):
-                exist(ne.left, ce.nonexist.left)
-            if ne.HasField("right"):
-                exist(ne.right, ce.nonexist.right)
-    return out
+            ne = pb.CompressedNonExistenceProof(key=entry.key)
+            if entry.left is not None:
+                ne.left.CopyFrom(exist(entry.left))
+            if entry.right is not None:
+                ne.right.CopyFrom(exist(entry.right))
+            out.append(pb.CompressedBatchEntry(nonexist=ne))
+    inners = [InnerOp(hash=cast(pb.HashOp, h), prefix=prefix, suffix=suffix) for h, prefix, suffix in table]
+    return CommitmentProof(compressed=CompressedBatchProof(entries=out, lookup_inners=inners))
+
+
+def compress_batch(batch: BatchProof) -> CompressedBatchProof:
+    """The canonical compressed form of a batch (see ``compressed_batch``)."""
+    return compressed_batch(_plain_entries(batch)).compressed
 
 
 # --- public specs -----------------------------------------------------------------------

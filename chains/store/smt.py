@@ -28,12 +28,13 @@ from typing import Protocol
 
 from kakehashi.ics23.v1 import proofs_pb2 as pb
 from lightclients.crypto import sha256
-from lightclients.ics23 import compress_batch
+from lightclients.ics23 import BatchAbsent, BatchExist, compressed_batch
 
 EMPTY_ROOT = bytes(32)
 _LEAF = b"\x00"
 _INNER = b"\x01"
 _BITS = 256
+_SHA256 = int(pb.SHA256)
 
 
 class SmtError(ValueError):
@@ -241,19 +242,45 @@ class SparseMerkleTree:
 
         Entries are sorted by the key they carry and repeated keys are proven once, the
         form ``lightclients.ics23.verify_batch`` requires; the inner steps the keys' paths
-        share are written once (``compress_batch``).
+        share are written once. The walk reads each tree node once for the whole batch.
         """
-        entries: dict[bytes, pb.BatchEntry] = {}
+        if self._root == EMPTY_ROOT:
+            raise SmtError("an empty tree has no neighbours to prove absence with")
+        view = _BatchView(self._store, self._root)
+        entries: dict[bytes, BatchExist | BatchAbsent] = {}
         for key in keys:
-            proof = self.prove(key)
-            if proof.WhichOneof("proof") == "exist":
-                entries[proof.exist.key] = pb.BatchEntry(exist=proof.exist)
+            kh = sha256(_bytes_arg("key", key))
+            walked = view._descend(kh)
+            terminal = walked[1]
+            if terminal != EMPTY_ROOT and view._node(terminal)[1] == kh:
+                entry: BatchExist | BatchAbsent = view._exist_entry(kh, walked)
             else:
-                entries[proof.nonexist.key] = pb.BatchEntry(nonexist=proof.nonexist)
+                left, right = view._neighbours(kh)
+                entry = BatchAbsent(
+                    kh,
+                    None if left is None else view._exist_entry(left),
+                    None if right is None else view._exist_entry(right),
+                )
+            entries[entry.key] = entry
         if not entries:
             raise SmtError("a batch proof needs at least one key")
-        batch = pb.BatchProof(entries=[entries[k] for k in sorted(entries)])
-        return pb.CommitmentProof(compressed=compress_batch(batch))
+        return compressed_batch([entries[k] for k in sorted(entries)])
+
+    def _exist_entry(
+        self, kh: bytes, walked: tuple[list[tuple[bytes, bytes, int]], bytes] | None = None
+    ) -> BatchExist:
+        """The existence proof of ``_existence`` as a batch entry (steps as plain tuples)."""
+        path, terminal = walked if walked is not None else self._descend(kh)
+        if terminal == EMPTY_ROOT:
+            raise SmtError("key is not in the tree")
+        _, leaf_kh, vh = self._node(terminal)
+        if leaf_kh != kh:
+            raise SmtError("key is not in the tree")
+        steps = [
+            (_SHA256, _INNER + left, b"") if bit else (_SHA256, _INNER, right)
+            for left, right, bit in reversed(path)
+        ]
+        return BatchExist(self._preimage(kh), self._preimage(vh), _SMT_LEAF_OP, steps)
 
     def prove_many_bytes(self, keys: Sequence[bytes]) -> bytes:
         return self.prove_many(keys).SerializeToString(deterministic=True)
@@ -379,3 +406,18 @@ class SparseMerkleTree:
         left = self._build(depth + 1, base, ints, leaves, lo, mid)
         right = self._build(depth + 1, split, ints, leaves, mid, hi)
         return self._pair(left, right)
+
+
+class _BatchView(SparseMerkleTree):
+    """A read-only view that reads and checks each node once: a batch proof walks the upper
+    nodes of the tree once per key."""
+
+    def __init__(self, store: NodeStore, root: bytes) -> None:
+        self._memo: dict[bytes, tuple[bytes, bytes, bytes]] = {}
+        super().__init__(store, root, read_only=True)
+
+    def _node(self, h: bytes) -> tuple[bytes, bytes, bytes]:
+        got = self._memo.get(h)
+        if got is None:
+            got = self._memo[h] = super()._node(h)
+        return got
