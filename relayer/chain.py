@@ -104,6 +104,10 @@ class ChainHandle(Protocol):
     async def query(self, path: bytes, height: Height | None = None, prove: bool = True) -> QueryResult:
         """Value and proof at ``path`` committed at ``height`` (None = latest)."""
 
+    async def query_multi(self, paths: Sequence[bytes], height: Height) -> tuple[list[bytes | None], bytes]:
+        """Values at ``paths`` at ``height`` and ONE multiproof of all of them (the
+        counterparty client opens it once; shared upper nodes are sent and hashed once)."""
+
     async def packet_commitments(self, port: str, channel: str) -> list[int]: ...
 
     async def unreceived_packets(self, port: str, channel: str, sequences: Sequence[int]) -> list[int]: ...
@@ -240,6 +244,11 @@ class GrpcChainHandle:
         res = await self.node.query_ibc(path.decode(), height.revision_height if height else 0, prove)
         return QueryResult(bytes(res.value) if res.found else None, bytes(res.proof),
                            _height(int(res.revision_number), int(res.proof_height)))
+
+    async def query_multi(self, paths: Sequence[bytes], height: Height) -> tuple[list[bytes | None], bytes]:
+        res = await self.node.query_ibc_batch([p.decode() for p in paths], height.revision_height,
+                                              node_pb2.PROOF_MODE_MULTI)
+        return [bytes(e.value) if e.found else None for e in res.entries], bytes(res.multiproof)
 
     async def packet_commitments(self, port: str, channel: str) -> list[int]:
         return await self.node.packet_commitments(port, channel)

@@ -149,6 +149,38 @@ def timeout_on_close_msg(packet: chpb.Packet, proof: bytes, proof_close: bytes, 
                                   signer=signer)
 
 
+# the field that carries a packet message's (multi)proof
+PROOF_FIELD = {"MsgRecvPacket": "proof_commitment", "MsgAcknowledgement": "proof_acked",
+               "MsgTimeout": "proof_unreceived"}
+
+
+def keep_messages(msgs: Sequence[Message], dropped: set[int]) -> list[Message]:
+    """``msgs`` without the ``dropped`` indices, keeping a multiproof in the tx.
+
+    The first message of a batch carries the multiproof and the rest an empty proof; when a
+    codec drops the carrier (a DvP exit another relayer already made), its proof moves to the
+    next kept message of the same kind that has none, or the rest could not be verified."""
+    out: list[Message] = []
+    orphan: tuple[str, bytes] | None = None  # (message type, proof) of a dropped carrier
+    for i, m in enumerate(msgs):
+        name = m.DESCRIPTOR.name
+        field = PROOF_FIELD.get(name)
+        proof = bytes(getattr(m, field)) if field else b""
+        if i in dropped:
+            if field and proof and (orphan is None or orphan[0] != name):
+                orphan = (name, proof)
+            continue
+        if field and orphan is not None and orphan[0] == name:
+            if not proof:
+                moved = type(m)()
+                moved.CopyFrom(m)
+                setattr(moved, field, orphan[1])
+                m = moved
+            orphan = None
+        out.append(m)
+    return out
+
+
 def update_msg(client_id: str, header: bytes) -> client_pb2.MsgUpdateClient:
     return client_pb2.MsgUpdateClient(client_id=client_id, client_message=header)
 

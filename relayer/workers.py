@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -74,6 +74,7 @@ class Settings:
     refresh_rate: float = 1 / 3
     trusting_period_ns: dict[str, int] = field(default_factory=dict)  # of clients OF chain id
     time_margin_ns: int = 10 * 10**9
+    multiproof: bool = True  # prove a tx's packets with one multiproof (QueryIbcBatch MULTI)
 
     def max_msgs(self, chain_id: str) -> int:
         return self.max_msg_num.get(chain_id, 30)
@@ -299,6 +300,17 @@ class Worker(abc.ABC):
         return False
 
 
+@dataclass(frozen=True)
+class TxGroup:
+    """The packet messages of one tx and their packets, in the same order."""
+
+    msgs: Sequence[Message]
+    pkts: Sequence[chpb.Packet]
+
+
+MessageMaker = Callable[[chpb.Packet, bytes], Message]
+
+
 class PacketWorker(Worker):
     """Packets sent on ``src``'s channel: recv on dst, ack back to src, timeouts on src."""
 
@@ -412,33 +424,70 @@ class PacketWorker(Worker):
             raise errors[0]
         return bool(plan.pending() or ack_plan)
 
-    async def _queue(self, chain: ChainHandle, kind: str, update: Message | None, msgs: Sequence[Message],
-                     pkts: Sequence[chpb.Packet], other: str, port: str, channel: str,
-                     heights: ClientHeights, height: Height) -> None:
-        """Queue the pass's txs to ``chain`` (call with ``heights.lock`` held); their outcomes
-        are followed in the background, and a failure wakes the worker to try again."""
+    async def _proven(self, chain: ChainHandle, kind: str, items: Sequence[tuple[chpb.Packet, bytes]],
+                      height: Height, make: MessageMaker, first_room: int) -> list[TxGroup]:
+        """Packet messages proven on ``chain`` at ``height``, grouped one group per tx (the
+        first group leaves room for an update); items whose proven value is gone are dropped.
+
+        A group of two or more is proven by ONE multiproof (QueryIbcBatch MULTI) carried by its
+        first message, the others carrying an empty proof the receiving core checks against
+        that opening; a lone message carries an ordinary proof (cheaper at batch size 1)."""
+        cap = self.services.settings.max_msgs(self._dest_of(chain).chain_id)
+        sizes, left, room = [], len(items), first_room
+        while left > 0:
+            take = min(left, room)
+            sizes.append(take)
+            left -= take
+            room = cap
+        groups: list[list[tuple[chpb.Packet, bytes]]] = []
+        at = 0
+        for n in sizes:
+            groups.append(list(items[at:at + n]))
+            at += n
+
+        async def one(group: list[tuple[chpb.Packet, bytes]]) -> TxGroup:
+            keys = [path for _, path in group]
+            if len(group) >= 2 and self.services.settings.multiproof:
+                values, multi = await chain.query_multi(keys, height)
+                kept = [p for (p, _), v in zip(group, values, strict=True) if v is not None]
+                return TxGroup([make(p, multi if i == 0 else b"") for i, p in enumerate(kept)], kept)
+            proofs = await query_all(chain, keys, height)
+            kept_proofs = [(p, r.proof) for (p, _), r in zip(group, proofs, strict=True) if r.value is not None]
+            return TxGroup([make(p, proof) for p, proof in kept_proofs], [p for p, _ in kept_proofs])
+
+        return list(await asyncio.gather(*(one(g) for g in groups)))
+
+    def _dest_of(self, proving: ChainHandle) -> ChainHandle:
+        """Where messages proven on ``proving`` go (its max_msg_num bounds their txs)."""
+        return self.dst.chain if proving is self.src.chain else self.src.chain
+
+    async def _queue(self, chain: ChainHandle, kind: str, update: Message | None, groups: Sequence[TxGroup],
+                     other: str, port: str, channel: str, heights: ClientHeights, height: Height) -> None:
+        """Queue one tx per group to ``chain`` (call with ``heights.lock`` held), ``update``
+        leading the first; their outcomes are followed in the background, and a failure wakes
+        the worker to try again."""
         tel = self.services.telemetry
-        per_tx = planner.batch(update, msgs, self.services.settings.max_msgs(chain.chain_id))
-        offset = 0
-        for i, tx in enumerate(per_tx):
-            n = len(tx) - (1 if i == 0 and update is not None else 0)
-            group = list(pkts[offset:offset + n])
-            offset += n
-            keys = {(kind, p.sequence) for p in group}
+        txs = [g for g in groups if g.msgs]
+        if not txs:
+            return
+        for i, group in enumerate(txs):
+            lead = i == 0 and update is not None
+            tx = ([update] if lead and update is not None else []) + list(group.msgs)
+            keys = {(kind, p.sequence) for p in group.pkts}
+            n = len(group.pkts)
             self.inflight |= keys
-            if i == 0 and update is not None:
+            if lead:
                 heights.promise(height)
             tel.packets_relayed.labels(src_chain=other, dst_chain=chain.chain_id, kind=kind).inc(n)
             try:
                 pending = await chain.submit_nowait(tx)
             except BaseException:
                 self.inflight -= keys
-                if i == 0 and update is not None:
+                if lead:
                     heights.settle(height)
                 raise
             task = asyncio.create_task(self._follow_tx(
-                chain, kind, pending, group, keys, other, port, channel,
-                (heights, height) if i == 0 and update is not None else None, n))
+                chain, kind, pending, group.pkts, keys, other, port, channel, (heights, height) if lead else None, n))
             self._outcomes.add(task)
             task.add_done_callback(self._outcomes.discard)
 
@@ -478,20 +527,15 @@ class PacketWorker(Worker):
     async def _relay_recv(self, pkts: Sequence[chpb.Packet]) -> None:
         src, dst, signer = self.src, self.dst, self.services.settings.signer
         heights = self.services.client_heights(dst.chain.chain_id, dst.client_id)
+        cap = self.services.settings.max_msgs(dst.chain.chain_id)
         async with heights.lock:
             height, update = await plan_proof_height(src.chain, dst.chain, dst.client_id, heights)
-            proofs = await query_all(src.chain, [paths.packet_commitment(p.source_port, p.source_channel, p.sequence)
-                                                 for p in pkts], height)
-            msgs: list[Message] = []
-            sent: list[chpb.Packet] = []
-            for p, res in zip(pkts, proofs, strict=True):
-                if res.value is None:
-                    continue  # acked or timed out since we looked
-                msgs.append(planner.recv_msg(p, res.proof, height, signer))
-                sent.append(p)
-            if msgs:
-                await self._queue(dst.chain, "recv", update, msgs, sent, src.chain.chain_id, dst.port, dst.channel,
-                                  heights, height)
+            items = [(p, paths.packet_commitment(p.source_port, p.source_channel, p.sequence)) for p in pkts]
+            groups = await self._proven(src.chain, "recv", items, height,
+                                        lambda p, proof: planner.recv_msg(p, proof, height, signer),
+                                        cap - (update is not None))
+            await self._queue(dst.chain, "recv", update, groups, src.chain.chain_id, dst.port, dst.channel,
+                              heights, height)
 
     async def _relay_back(self, height: Height, acks: Sequence[tuple[chpb.Packet, bytes]],
                           plan: planner.PacketPlan, ordering: int) -> None:
@@ -502,16 +546,18 @@ class PacketWorker(Worker):
             # Proofs at the newest height src's client holds or will hold (at least the pass's:
             # a packet timed out there is still unreceivable, and still timed out, later).
             proof_height, update = await plan_proof_height(dst.chain, src.chain, src.client_id, heights)
+            cap = self.services.settings.max_msgs(src.chain.chain_id)
+            ack_of = {p.sequence: ack for p, ack in acks}
+            ack_groups = await self._proven(
+                dst.chain, "ack", [(p, paths.packet_ack(p.destination_port, p.destination_channel, p.sequence))
+                                   for p, _ in acks], proof_height,
+                lambda p, proof: planner.ack_msg(p, ack_of[p.sequence], proof, proof_height, signer),
+                cap - (update is not None))
+            if any(g.msgs for g in ack_groups):
+                await self._queue(src.chain, "ack", update, ack_groups, dst.chain.chain_id, src.port, src.channel,
+                                  heights, proof_height)
+                update = None  # the first queued tx carries it; the rest run after it
             groups: list[tuple[str, list[Message], list[chpb.Packet]]] = []
-            ack_msgs: list[Message] = []
-            ack_pkts: list[chpb.Packet] = []
-            proofs = await query_all(dst.chain, [paths.packet_ack(p.destination_port, p.destination_channel, p.sequence)
-                                                 for p, _ in acks], proof_height)
-            for (p, ack), res in zip(acks, proofs, strict=True):
-                if res.value is not None:
-                    ack_msgs.append(planner.ack_msg(p, ack, res.proof, proof_height, signer))
-                    ack_pkts.append(p)
-            groups.append(("ack", ack_msgs, ack_pkts))
             nsr = await next_sequence_recv(dst.chain, dst.port, dst.channel, proof_height)
             for kind, pkts in (("timeout", plan.timeout), ("timeout_on_close", plan.timeout_on_close)):
                 msgs: list[Message] = []
@@ -536,9 +582,11 @@ class PacketWorker(Worker):
                 groups.append((kind, msgs, done))
             for kind, msgs, done in groups:
                 if msgs:
-                    await self._queue(src.chain, kind, update, msgs, done, dst.chain.chain_id, src.port, src.channel,
+                    # timeouts (rare) keep one ordinary proof per message
+                    per_tx = [TxGroup(msgs[i:i + cap], done[i:i + cap]) for i in range(0, len(msgs), cap)]
+                    await self._queue(src.chain, kind, update, per_tx, dst.chain.chain_id, src.port, src.channel,
                                       heights, proof_height)
-                    update = None  # the first queued tx carries it; the rest run after it
+                    update = None
 
 
 async def query_all(chain: ChainHandle, keys: Sequence[bytes], height: Height) -> list[QueryResult]:

@@ -59,6 +59,7 @@ from relayer.codecs.common import (
     client_init_at,
     fetch_client_header,
 )
+from relayer.packets import keep_messages
 
 KIND = "corda"
 
@@ -186,7 +187,7 @@ class CordaCodec:
         exits = prepared if isinstance(prepared, DvpExits) and prepared.msgs is msgs else None
         if exits is None and any(_dvp_packet(m) is not None for m in msgs):
             raise CodecError("a dvp ack/timeout needs its DvpLock exit: prepare_tx must run first")
-        keep = [m for i, m in enumerate(msgs) if exits is None or i not in exits.dropped]
+        keep = keep_messages(msgs, exits.dropped if exits is not None else set())
         commands = [ibc_command(m, [self.public_key]) for m in keep]
         inputs: tuple[pb.StateRef, ...] = ()
         outputs: tuple[pb.TransactionState, ...] = ()

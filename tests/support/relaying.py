@@ -58,6 +58,13 @@ class HostHandle:
         proof = store.prove(block.root, path) if prove else b""
         return QueryResult(value, proof, block.height)
 
+    async def query_multi(self, paths: Sequence[bytes], height: Height) -> tuple[list[bytes | None], bytes]:
+        block = self.host.blocks[height]
+        store = self.host.store
+        assert isinstance(store, SmtStore)
+        view = store.tree.at(block.root)
+        return [view.get(p) for p in paths], store.prove_many(block.root, list(paths))
+
     async def packet_commitments(self, port: str, channel: str) -> list[int]:
         return queries.packet_commitments(self.host.store, port, channel)
 

@@ -127,3 +127,16 @@ def test_batches_lead_with_one_update_and_hold_at_most_max_msg_num(n: int, max_m
     assert len(txs) == max(1, -(-(n + 1) // max_msg_num))
     plain = planner.batch(None, msgs, max_msg_num)
     assert [m for tx in plain for m in tx] == msgs and all(len(tx) <= max_msg_num for tx in plain)
+
+
+def test_a_dropped_multiproof_carrier_hands_its_proof_to_the_next_kept_message() -> None:
+    update = client_pb2.MsgUpdateClient(client_id="c-0", client_message=b"h")
+    acks = [chpb.MsgAcknowledgement(packet=pkt(i + 1), acknowledgement=b"a", proof_acked=b"MULTI" if i == 0 else b"")
+            for i in range(4)]
+    kept = planner.keep_messages([update, *acks], dropped={1, 3})
+    assert kept[0] is update
+    assert [(m.packet.sequence, m.proof_acked) for m in kept[1:]] == [(2, b"MULTI"), (4, b"")]
+    assert acks[1].proof_acked == b""  # the caller's messages are not changed
+    # nothing dropped: untouched; the carrier kept: nothing moves
+    assert planner.keep_messages(acks, set()) == acks
+    assert [m.proof_acked for m in planner.keep_messages(acks, {2})] == [b"MULTI", b"", b""]
