@@ -297,6 +297,12 @@ class GrpcChainHandle:
     async def build_misbehaviour(self, conflicting: bytes, target: Height) -> bytes:
         return await self.codec.build_misbehaviour(self.node, conflicting, target)
 
+    def header_identity(self, client_message: bytes) -> bytes | None:
+        """The bytes that name the block a client message carries (None: not a header), so two
+        headers of one block compare equal whatever their trusted height; see the codecs."""
+        ident = getattr(self.codec, "header_identity", None)
+        return ident(client_message) if ident is not None else None
+
     async def complete_view(self, host: ChainHandle, client_id: str, store: ClientStore) -> None:
         if isinstance(self.codec, ViewCompleter):
             await self.codec.complete_view(host, client_id, store)

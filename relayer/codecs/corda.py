@@ -228,6 +228,18 @@ class CordaCodec:
     async def build_header(self, node: NodeClient, trusted: Height, target: Height) -> bytes:
         return header_message(await self._header(node, trusted, target))
 
+    def header_identity(self, client_message: bytes) -> bytes | None:
+        """The checkpoint's bytes: what the notaries sign, so equal bytes name one height's
+        state (signatures, trusted height and the attached notary set may differ)."""
+        message = lc.ClientMessage()
+        try:
+            message.ParseFromString(client_message)
+        except DecodeError:
+            return None
+        if message.WhichOneof("message") != "header":
+            return None
+        return bytes(message.header.checkpoint.SerializeToString(deterministic=True))
+
     async def build_misbehaviour(self, node: NodeClient, conflicting: bytes, target: Height) -> bytes:
         message = lc.ClientMessage()
         try:

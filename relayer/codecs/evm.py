@@ -97,6 +97,16 @@ class EvmCodec:
     async def build_header(self, node: NodeClient, trusted: Height, target: Height) -> bytes:
         return encode_header_message(await self._header(node, trusted, target))
 
+    def header_identity(self, client_message: bytes) -> bytes | None:
+        """The header RLP without seals: exactly what the seals sign, so equal bytes name one
+        block (rounds, seals, trusted height and the account proof of that block may differ)."""
+        message = qbft_pb.ClientMessage()
+        try:
+            message.ParseFromString(client_message)
+        except DecodeError:
+            return None
+        return bytes(message.header.header_rlp) if message.WhichOneof("message") == "header" else None
+
     async def build_misbehaviour(self, node: NodeClient, conflicting: bytes, target: Height) -> bytes:
         message = qbft_pb.ClientMessage()
         try:
