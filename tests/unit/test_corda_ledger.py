@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chains.corda import merkle
+from chains.corda import merkle, transaction
 from chains.corda.cash import (
     ADMISSION,
     CASH,
@@ -223,6 +223,31 @@ def test_missing_required_signature_rejected() -> None:
         led.c.notarise(stx, clocks(led.c))
     issued = led.c.ledger.output(led.issue_id, 0)
     assert issued is not None and issued.consumed_by is None
+
+
+def test_signatures_are_verified_once_per_tx_not_per_member(monkeypatch: pytest.MonkeyPatch) -> None:
+    led = Ledger()
+    calls: list[bytes] = []
+    real = transaction.ed25519_verify
+
+    def counted(key: bytes, message: bytes, signature: bytes) -> bool:
+        calls.append(key)
+        return real(key, message, signature)
+
+    monkeypatch.setattr(transaction, "ed25519_verify", counted)
+    move = tx(inputs=[state_ref(led.issue_id, 0)], outputs=[cash_state(PK[ISSUER], PK[FIRM_B], 100, NOTARY_ID)],
+              commands=[cmd(CASH, "Move", FIRM_A)], references=[led.admission])
+    stx = SignedTransaction(move).sign(FIRM_A)
+    assert len(led.c.notarise(stx, clocks(led.c)).approvals) == 4
+    assert calls == [PK[FIRM_A]]  # one signature, one verification, for four members
+    # The verdict is kept for the signatures it was made for only: a forged one is checked anew.
+    other = tx(inputs=[state_ref(led.issue_id, 1)], outputs=[cash_state(PK[ISSUER], PK[FIRM_A], 50, NOTARY_ID)],
+               commands=[cmd(CASH, "Move", FIRM_B)], references=[led.admission])
+    forged = SignedTransaction(other).sign(FIRM_B)
+    forged.check_signatures()
+    forged.sigs[PK[FIRM_B]] = bytes(64)
+    with pytest.raises(NotaryError, match="invalid signature"):
+        led.c.notarise(forged, clocks(led.c))
 
 
 def test_owner_must_sign_even_if_command_omits_them() -> None:
