@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -511,6 +511,15 @@ class CordaApp:
         except SmtError as exc:
             raise QueryError(f"IBC store at height {height} is unreadable: {exc}") from None
 
+    def _reader(self, height: int) -> Callable[[bytes], bytes | None]:
+        """Unproved reads at ``height``: the head tree (its latest values cached) when it stands
+        exactly at that committed height with nothing pending, else a view walking the tree."""
+        view = self._view(height)
+        head = self.cluster.ibc_store
+        if height == self.cluster.height and not self.cluster.pending and head.root == view.root:
+            return head.get
+        return view.get
+
     def query_ibc(self, path: str, height: int, prove: bool) -> IbcQueryResult:
         view = self._view(height)
         key = path.encode()
@@ -669,9 +678,9 @@ class CordaApp:
 
     def _dvp_lock(self, trade_id: str, height: int) -> dict[str, Any]:
         """A trade's DvpLock at ``height``: where it is, what it holds, and how it ended."""
-        view = self._view(height)
+        read = self._reader(height)
         try:
-            sequence = trade_sequence(view.get, trade_id)
+            sequence = trade_sequence(read, trade_id)
         except SmtError as exc:
             raise QueryError(f"dvp_lock: {exc}") from None
         answer: dict[str, Any] = {
