@@ -14,7 +14,14 @@ from chains.corda.batch import (
     sign_batch,
     verify_notary_signature,
 )
-from chains.corda.cash import ADMISSION, CASH, AdmissionContract, CashContract, admission_state, cash_state
+from chains.corda.cash import (
+    ADMISSION,
+    CASH,
+    AdmissionContract,
+    CashContract,
+    admission_state,
+    cash_state,
+)
 from chains.corda.notary import NotaryCluster
 from chains.corda.transaction import SignedTransaction, WireTransaction
 from kakehashi.corda.v1 import ledger_pb2 as pb
