@@ -585,14 +585,14 @@ class CordaApp:
         }
 
     @staticmethod
-    def _key_arg(args: dict[str, Any], name: str) -> bytes:
+    def _key_arg(args: dict[str, Any], name: str, what: str = "Ed25519 public key") -> bytes:
         raw = args.get(name)
         try:
             key = bytes.fromhex(raw) if isinstance(raw, str) else b""
         except ValueError:
             key = b""
         if len(key) != 32:
-            raise QueryError(f"argument {name!r} must be a 32-byte Ed25519 public key in hex")
+            raise QueryError(f"argument {name!r} must be a 32-byte {what} in hex")
         return key
 
     @staticmethod
@@ -655,7 +655,7 @@ class CordaApp:
         if query == "dvp_lock":
             return self._dvp_lock(self._str_arg(args, "trade_id"), height)
         if query == "notarisation":
-            return self._notarisation(self._key_arg(args, "txid"), height)
+            return self._notarisation(self._key_arg(args, "txid", "txid"), height)
         raise QueryError(
             f"unknown query {query!r}; expected one of balances, bank_balance, cash_states, chain_info, "
             "client_state, dvp_lock, escrow, holders, notarisation"

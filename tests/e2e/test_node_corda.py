@@ -478,6 +478,13 @@ def test_restart_reads_the_snapshot_and_refuses_a_tampered_database(home: Home, 
     expected = app.query_app("balances", {"owner": b_key}, 3)
     headers = [app.header(h) for h in (1, 2, 3)]
     notarised = app.query_app("notarisation", {"txid": move.txid.hex()}, 3)
+    keys = app.validators()
+    check_notarised(move.txid, [pb.TxNotarySignature.FromString(bytes.fromhex(h)) for h in notarised["signatures"]],
+                    keys, quorum(len(keys)))
+    assert notarised["height"] == 2 and len(notarised["signatures"]) == 4
+    assert app.query_app("notarisation", {"txid": move.txid.hex()}, 1) == {
+        "txid": move.txid.hex(), "height": None, "signatures": []}
+    assert app.query_app("notarisation", {"txid": bad.txid.hex()}, 3)["signatures"] == []  # refused
     db.close()
 
     again, db = _open(home, tmp_path / "node.db")
@@ -538,6 +545,8 @@ def test_discard_rolls_back_and_refusals_are_typed(home: Home, tmp_path: Path) -
         lambda: app.query_app("balances", {"owner": "zz"}, 1),
         lambda: app.query_app("bank_balance", {"account": "", "denom": "jpy"}, 1),
         lambda: app.query_app("nope", {}, 1),
+        lambda: app.query_app("notarisation", {"txid": "00"}, 1),
+        lambda: app.query_app("notarisation", {"txid": "00" * 32}, 2),
         lambda: app.query_app("client_state", {"trusting_period_ns": -1}, 1),
         lambda: app.query_app("escrow", {"port_id": "transfer", "denom": "jpy"}, 1),
         lambda: app.unreceived_packets("transfer", "channel-9", [1], 1),
