@@ -164,7 +164,7 @@ async def split_cash(led: Ledgers, seed: bytes, owner: bytes, pieces: int) -> No
         commands=(pb.Command(contract=CASH, name="Move", signers=[owner]),),
         notary=led.notary, privacy_salt=fresh_salt(),
         references=(pb.StateRef(txid=bytes.fromhex(admission["txid"]), index=int(admission["index"])),))
-    res = await led.corda.submit_and_wait(SignedTransaction(wtx).sign(seed).encode())
+    res = await led.submit_and_wait(False, SignedTransaction(wtx).sign(seed).encode())
     if res.status != node_pb2.TX_STATUS_COMMITTED:
         raise RuntimeError(f"splitting the buyer's cash failed: {res.reason}")
 

@@ -163,8 +163,17 @@ def chunks(items: Sequence[T], max_msg_num: int) -> list[list[T]]:
 
 
 def batch(update: Message | None, msgs: Sequence[Message], max_msg_num: int) -> list[list[Message]]:
-    """Txs for one pass, each led by the same UpdateClient: every tx then stands alone (a
-    repeated update is a successful no-op on chain), so one failed tx cannot strand the
-    proofs of the next."""
-    lead: list[Message] = [update] if update is not None else []
-    return [lead + list(group) for group in chunks(msgs, max_msg_num)]
+    """Txs for one pass: the UpdateClient leads the FIRST tx only, the rest carry packet
+    messages alone (at most ``max_msg_num`` messages per tx either way).
+
+    Why once: the txs of a pass are queued in order from one signer, so the later ones run
+    after the first and find its consensus state; repeating the update made every tx pay a
+    header check on chain. If the first tx fails, the later ones fail on the missing consensus
+    state and their packets are relayed again by the next pass."""
+    if max_msg_num < 2:
+        raise ValueError(f"max_msg_num must be at least 2 (one update + one packet), got {max_msg_num}")
+    if update is None:
+        return [list(msgs[i:i + max_msg_num]) for i in range(0, len(msgs), max_msg_num)]
+    first: list[Message] = [update, *msgs[:max_msg_num - 1]]
+    rest = msgs[max_msg_num - 1:]
+    return [first] + [list(rest[i:i + max_msg_num]) for i in range(0, len(rest), max_msg_num)]

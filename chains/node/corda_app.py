@@ -531,7 +531,19 @@ class CordaApp:
         return IbcQueryResult(value, proof, height)
 
     def query_ibc_multi(self, paths: Sequence[str], height: int) -> tuple[list[bytes | None], bytes]:
-        raise QueryError("multiproofs are not served by this node yet (use proof_mode EACH)")
+        view = self._view(height)
+        keys = []
+        for path in paths:
+            try:
+                keys.append(path.encode())
+            except UnicodeEncodeError as exc:
+                raise QueryError(f"path is not valid text: {exc}") from None
+        try:
+            values = [view.get(key) for key in keys]
+            proof = view.prove_many_bytes(keys)
+        except SmtError as exc:
+            raise QueryError(f"cannot prove {len(keys)} paths at height {height}: {exc}") from None
+        return values, proof
 
     def packet_commitment_sequences(self, port_id: str, channel_id: str, height: int) -> list[int]:
         try:

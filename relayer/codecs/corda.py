@@ -174,20 +174,16 @@ class CordaCodec:
         self.notary = notary
         self.trusting_period_ns = trusting_period_ns
         self.max_clock_drift_ns = max_clock_drift_ns
-        self._exits: DvpExits | None = None
 
-    async def prepare_tx(self, node: NodeClient, msgs: Sequence[Message]) -> None:
-        """Look up the DvpLock exits the next ``encode_tx(msgs)`` must carry (signer lock held)."""
+    async def prepare_tx(self, node: NodeClient, msgs: Sequence[Message]) -> DvpExits | None:
+        """Look up the DvpLock exits ``encode_tx(msgs)`` must carry (a read: no signer lock)."""
         try:
-            self._exits = await dvp_exits(node, msgs, self.notary)
+            return await dvp_exits(node, msgs, self.notary)
         except NodeError as exc:
-            self._exits = None
             raise CodecError(f"cannot look up the DvP locks this tx must exit: {exc}") from None
 
-    def encode_tx(self, msgs: Sequence[Message], signer_state: object) -> bytes:
-        exits, self._exits = self._exits, None
-        if exits is not None and exits.msgs is not msgs:
-            exits = None
+    def encode_tx(self, msgs: Sequence[Message], prepared: object) -> bytes:
+        exits = prepared if isinstance(prepared, DvpExits) and prepared.msgs is msgs else None
         if exits is None and any(_dvp_packet(m) is not None for m in msgs):
             raise CodecError("a dvp ack/timeout needs its DvpLock exit: prepare_tx must run first")
         keep = [m for i, m in enumerate(msgs) if exits is None or i not in exits.dropped]

@@ -138,6 +138,11 @@ class CordaHost(ChainHost):
         proof: bytes = self.tree.at(root).prove_bytes(path)
         return proof
 
+    def prove_many(self, paths: list[bytes], height: Height | None = None) -> bytes:
+        root = self._signed(height or self.height).checkpoint.ibc_root
+        proof: bytes = self.tree.at(root).prove_many_bytes(paths)
+        return proof
+
     def _header(self, height: Height, trusted: Height) -> lc.Header:
         return self._signed(height).header(trusted.revision_height)
 

@@ -17,7 +17,7 @@ from chains.ibc import queries
 from chains.ibc.errors import IbcError
 from chains.ibc.events import Event
 from lightclients.interface import Height, LightClientModule
-from relayer.chain import BlockEvents, ChainStatus, QueryResult, TxOutcome
+from relayer.chain import BlockEvents, ChainStatus, PendingTx, QueryResult, TxOutcome
 from relayer.telemetry import Telemetry
 from relayer.workers import Services, Settings
 from tests.support import rootclient
@@ -103,6 +103,10 @@ class HostHandle:
                 self.failed.append(str(exc))
                 return TxOutcome(False, str(exc), (), self.host.height)
             return TxOutcome(True, "", tuple(self.host.events.at(self.host.height)), self.host.height)
+
+    async def submit_nowait(self, msgs: Sequence[Message]) -> PendingTx:
+        """A host tx is its own block: executed now, its outcome ready at once."""
+        return PendingTx.settled(await self.submit(msgs))
 
     def break_stream(self) -> None:
         self.stream_breaks += 1
