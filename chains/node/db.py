@@ -31,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 SCHEMA = """
 -- Nodes land in rowid order with a separate hash index: random 32-byte keys over rows of up
@@ -93,6 +94,19 @@ class NodeCache:
         while self.bytes > self.max_bytes:
             old_key, old = entries.popitem(last=False)
             self.bytes -= len(old_key) + len(old) + _ENTRY_OVERHEAD
+class HeightWriter(Protocol):
+    """An app's own rows that must land in the same SQLite transaction as its height.
+
+    Why: an app that keeps state beside the trie nodes (the Corda ledger's outputs and
+    checkpoints) must have it committed atomically with the block, or a crash between the two
+    would leave a height whose state is half there. ``pending_writes`` is read inside the
+    height's transaction (statements run in order with ``executemany``); ``written`` is called
+    only after that transaction committed, so a failed commit leaves the writes buffered.
+    """
+
+    def pending_writes(self) -> Sequence[tuple[str, Sequence[Sequence[object]]]]: ...
+
+    def written(self) -> None: ...
 
 
 class BufferedNodeStore:
@@ -144,6 +158,21 @@ class NodeDatabase:
         self._conn.executescript(SCHEMA)
         self.node_cache = NodeCache(node_cache_bytes)
         self.nodes = BufferedNodeStore(self)
+        self._writers: dict[str, HeightWriter] = {}
+
+    def attach(self, name: str, writer: HeightWriter) -> None:
+        """Commit ``writer``'s rows with every height from now on (replaces one of the same name)."""
+        self._writers[name] = writer
+
+    def ensure_schema(self, script: str) -> None:
+        """Create an app's own tables and indexes (idempotent DDL, run before any height commit)."""
+        with self._lock:
+            self._conn.executescript(script)
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one SELECT over the committed state (an app's own tables)."""
+        with self._lock:
+            return list(self._conn.execute(sql, params).fetchall())
 
     def close(self) -> None:
         with self._lock:
@@ -262,6 +291,9 @@ class NodeDatabase:
                     )
                 if state:
                     self._write_state(c, state)
+                for writer in self._writers.values():
+                    for sql, rows in writer.pending_writes():
+                        c.executemany(sql, rows)
         except sqlite3.Error as exc:
             # Put the nodes back so a retry of the same height finds them.
             for k, v in nodes.items():
@@ -271,6 +303,8 @@ class NodeDatabase:
             add = self.node_cache.add
             for k, v in nodes.items():
                 add(k, v)
+        for writer in self._writers.values():
+            writer.written()
 
     @staticmethod
     def _write_state(c: sqlite3.Connection, state: Mapping[bytes, bytes | None]) -> None:

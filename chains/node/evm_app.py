@@ -54,6 +54,7 @@ from chains.evm.chain import (
 from chains.evm.contracts import SecurityToken, mapping_slot
 from chains.evm.dvp import DVP_ESCROW_ADDRESS, escrow_slots, read_escrow
 from chains.evm.ibc_contract import account_of
+from chains.evm.ibc_proofs import ibc_multiproof
 from chains.evm.state import BLOB_ROOT_SLOT, account_key, blob_key, slot_key
 from chains.evm.tx import SignedTx, TxError, admit_tx
 from chains.ibc import queries
@@ -699,7 +700,23 @@ class EvmNodeApp:
             raise QueryError(f"cannot read {', '.join(map(repr, paths))[:200]} at height {height}: {exc}") from None
 
     def query_ibc_multi(self, paths: Sequence[str], height: int) -> tuple[list[bytes | None], bytes]:
-        raise QueryError("multiproofs are not served by this node yet (use proof_mode EACH)")
+        self._check_height(height)
+        keys = []
+        for path in paths:
+            try:
+                keys.append(path.encode())
+            except UnicodeEncodeError as exc:
+                raise QueryError(f"path is not valid text: {exc}") from None
+        if not keys or not all(keys):
+            raise QueryError("paths must be non-empty")
+        try:
+            store = self.ibc_store_at(height)
+            values = [store.get(key) for key in keys]
+            storage_root = self._account_at(IBC_HANDLER_ADDRESS, height)[2]
+            proof = ibc_multiproof(self.store, storage_root, keys)
+        except (MptProofError, DecodingError, KeyError, ValueError) as exc:
+            raise QueryError(f"cannot prove {len(keys)} paths at height {height}: {exc}") from None
+        return values, proof
 
     def _ibc_query(self, height: int, fn: Any) -> list[int]:
         try:
