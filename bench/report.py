@@ -138,8 +138,9 @@ def part_history(results: Path) -> str:
                 f"**{f['cpu_ratio']}x** CPU (goal <= 1.2x); throughput ratio {f['throughput_ratio']}x."]
     restart = res.get("restart")
     if restart:
-        out += ["", _table(["node", "txs in history", "restart s"],
-                           [[r["node"], f"{r['txs']:,}", r["restart_s"]] for r in restart])]
+        out += ["", "Restart with that history behind the nodes (SIGTERM, start, first answer):", "",
+                _table(["node", "trades settled", "height", "restart s"],
+                       [[r["node"], f"{r['trades']:,}", f"{r['height']:,}", r["restart_s"]] for r in restart])]
     if windows:
         out += ["", _chart_history(windows)]
     return "\n".join(out)

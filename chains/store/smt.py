@@ -18,6 +18,13 @@ preimages under their node hash, and the raw key and value under sha256(key) and
 sha256(value) (the hashes the leaf already holds), so neighbour proofs can name raw keys.
 Nothing is ever overwritten, so every committed root stays readable and provable.
 Writes are buffered and hashed once per :meth:`SparseMerkleTree.commit`.
+
+The writable tree (the head a host executes against) also keeps the latest value of the keys
+it has read or written, bounded: a host reads the same few keys (channel, connection, client
+and consensus states, the packet being acked) in every transaction, and each read would
+otherwise walk the tree through the node store. It is exact because the head's committed
+content changes only in :meth:`commit`, which records each written key's new value (or its
+absence). Read-only views (:meth:`at`) never use it; proofs always walk the tree.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ EMPTY_ROOT = bytes(32)
 _LEAF = b"\x00"
 _INNER = b"\x01"
 _BITS = 256
+VALUE_CACHE_SIZE = 1 << 16
 _SHA256 = int(pb.SHA256)
 
 
@@ -101,6 +109,8 @@ class SparseMerkleTree:
         self._pending: dict[bytes, tuple[bytes, bytes | None]] = {}
         # nodes made during a commit, written to the store when it finishes
         self._new: dict[bytes, bytes] = {}
+        # key hash -> value (None = absent) at the committed root; writable trees only
+        self._values: dict[bytes, bytes | None] = {}
         if self._root != EMPTY_ROOT:
             self._node(self._root)  # fail now, not at first read, on an unknown root
 
@@ -143,11 +153,22 @@ class SparseMerkleTree:
         pending = self._pending.get(kh)
         if pending is not None:
             return pending[1]
+        if not self._read_only and kh in self._values:
+            return self._values[kh]
         _, terminal = self._descend(kh)
-        if terminal == EMPTY_ROOT:
-            return None
-        _, leaf_kh, vh = self._node(terminal)
-        return self._preimage(vh) if leaf_kh == kh else None
+        value: bytes | None = None
+        if terminal != EMPTY_ROOT:
+            _, leaf_kh, vh = self._node(terminal)
+            value = self._preimage(vh) if leaf_kh == kh else None
+        if not self._read_only:
+            self._remember(kh, value)
+        return value
+
+    def _remember(self, kh: bytes, value: bytes | None) -> None:
+        values = self._values
+        values[kh] = value
+        while len(values) > VALUE_CACHE_SIZE:
+            del values[next(iter(values))]  # the oldest entry: a bounded cache, first in first out
 
     def _descend(self, kh: bytes) -> tuple[list[tuple[bytes, bytes, int]], bytes]:
         """Inner nodes on the way to kh as (left, right, bit), and the empty or leaf it ends at."""
@@ -333,6 +354,9 @@ class SparseMerkleTree:
                 self._store.put(h, data)
         finally:
             self._new = {}
+        for kh, (_, value) in self._pending.items():
+            self._values.pop(kh, None)
+            self._remember(kh, value)
         self._pending = {}
         self._root = root
         return root

@@ -246,7 +246,9 @@ def _corda() -> tuple[NotaryCluster, MemoryClientStore]:
 
 def test_corda_opening_answers_like_single_proofs() -> None:
     c, store = _corda()
-    view = c.ibc_store.at(c.checkpoints[1].checkpoint.ibc_root)
+    signed = c.signed_checkpoint(2)
+    assert signed is not None
+    view = c.ibc_store.at(signed.checkpoint.ibc_root)
     proof = view.prove_many_bytes(PATHS + ABSENT)
     h2, now = Height(0, 2), T0 + SEC
     assert LC.is_batch_proof(proof) and not LC.is_batch_proof(view.prove_bytes(PATHS[0]))
@@ -286,7 +288,8 @@ def test_corda_same_checkpoint_again_checks_no_signature(monkeypatch: pytest.Mon
 
 def test_corda_other_checkpoint_at_a_stored_height_is_fully_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     c, store = _corda()
-    honest = c.checkpoints[1]
+    honest = c.signed_checkpoint(2)
+    assert honest is not None
     sigs = Counter(monkeypatch, corda_checkpoint, "ed25519_verify")
     for field, value in (("tx_root", b"\x66" * 32), ("prev_hash", b"\x01" * 32), ("timestamp", T0 + SEC + 1)):
         changed = lc.Checkpoint()
