@@ -87,7 +87,7 @@ class Sizes:
 
 
 QUICK = Sizes(trades=20, corda_block=10, recv_tx=20, ack_tx=10, history=1, timed=1, empty=2, bare_seconds=0.01)
-FULL = Sizes(trades=250, corda_block=50, recv_tx=250, ack_tx=50, history=12, timed=2, empty=3, bare_seconds=0.1)
+FULL = Sizes(trades=250, corda_block=50, recv_tx=250, ack_tx=50, history=12, timed=3, empty=3, bare_seconds=0.1)
 
 
 def _groups(items: Sequence[Any], size: int) -> list[list[Any]]:
