@@ -270,8 +270,11 @@ class Net:
     def update(self, dst: Node, height: int | None = None) -> tuple[client_pb2.MsgUpdateClient, int]:
         """The UpdateClient taking dst's client to the other chain's ``height`` (latest)."""
         src = self.other(dst)
+        trusted = self.client_height(dst)
+        if height is None:
+            src.wait_height(trusted + 1)  # an update must move the client forward
         target = height or src.height()
-        header = self.client_header(src, target, self.client_height(dst))
+        header = self.client_header(src, target, trusted)
         return client_pb2.MsgUpdateClient(client_id=self.client_on(dst),
                                           client_message=self.header_msg(src, header)), target
 
