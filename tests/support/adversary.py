@@ -449,12 +449,15 @@ class Net:
         return out
 
 
+def sent_packets(res: node_pb2.TxResult) -> list[chpb.Packet]:
+    return [chpb.Packet.FromString(next(bytes(a.value) for a in e.attributes if a.key == "packet"))
+            for e in res.events if e.type == "send_packet"]
+
+
 def sent_packet(res: node_pb2.TxResult) -> chpb.Packet:
-    for e in res.events:
-        if e.type == "send_packet":
-            raw = next(bytes(a.value) for a in e.attributes if a.key == "packet")
-            return chpb.Packet.FromString(raw)
-    raise AssertionError(f"no send_packet event in {[e.type for e in res.events]}")
+    got = sent_packets(res)
+    assert got, f"no send_packet event in {[e.type for e in res.events]}"
+    return got[0]
 
 
 def event_attr(res: node_pb2.TxResult, event_type: str, key: str) -> bytes | None:
@@ -494,4 +497,4 @@ def stop_net(net: Net) -> None:
     net.procs.stop_all()
 
 
-__all__ = ["CASH", "Net", "Node", "cash_state", "event_attr", "sent_packet", "start_net", "stop_net"]
+__all__ = ["CASH", "Net", "Node", "cash_state", "event_attr", "sent_packet", "sent_packets", "start_net", "stop_net"]
