@@ -114,8 +114,8 @@ def test_qbft_seals_inside_extra_data(net: Net, attempt: Attempt) -> None:
         attempt.failed(res, "ClientFailure", "header RLP must have an empty seal list")
 
 
-@attack("QBFT header sealed by an impostor validator set", layer=QBFT, where=SEALS)
-def test_qbft_impostor_validators(net: Net, attempt: Attempt) -> None:
+@attack("QBFT validator rotation not signed by the old quorum", layer=QBFT, where=SEALS)
+def test_qbft_rotation_without_old_quorum(net: Net, attempt: Attempt) -> None:
     header = _evm_header(net)
     decoded = decode_header(header.header_rlp)
     keys = [sha256(f"impostor-{i}".encode()) for i in range(4)]
@@ -187,9 +187,8 @@ def test_corda_reordered_notary_set(net: Net, attempt: Attempt) -> None:
         attempt.failed(res, "ClientFailure", "header notary set does not hash to the checkpoint's notary_set_hash")
 
 
-@attack("checkpoint signed by a notary set the chain never committed", layer=CORDA, where=NOTARIES)
-def test_corda_impostor_notaries(net: Net, attempt: Attempt) -> None:
-    header = _corda_header(net)
+def _impostor_checkpoint(header: lc.Header) -> lc.Header:
+    """The genuine checkpoint re-signed by a notary set the chain never committed."""
     seeds = [sha256(f"impostor-notary-{i}".encode()) for i in range(4)]
     keys = [ed25519_public_key(s) for s in seeds]
     header.checkpoint.notary_set_hash = notary_set_hash(keys)
@@ -197,6 +196,21 @@ def test_corda_impostor_notaries(net: Net, attempt: Attempt) -> None:
     header.notary_set.public_keys.extend(keys)
     del header.signatures[:]
     header.signatures.extend(sign_checkpoint(s, header.checkpoint) for s in seeds)
+    return header
+
+
+@attack("notary rotation (skipping heights) not signed by the old quorum", layer=CORDA, where=NOTARIES)
+def test_corda_rotation_without_old_quorum(net: Net, attempt: Attempt) -> None:
+    header = _impostor_checkpoint(_corda_header(net))
     with attempt.watch(net.snapshot):
         res = _submit_update(net, net.evm, header)
         attempt.failed(res, "ClientFailure", "only 0 of 4 trusted notaries signed; more than 1/3 required")
+
+
+@attack("notary rotation (adjacent height) the previous checkpoint did not commit", layer=CORDA, where=NOTARIES)
+def test_corda_rotation_not_committed(net: Net, attempt: Attempt) -> None:
+    trusted = net.client_height(net.evm)
+    header = _impostor_checkpoint(net.client_header(net.corda, trusted + 1, trusted))
+    with attempt.watch(net.snapshot):
+        res = _submit_update(net, net.evm, header)
+        attempt.failed(res, "ClientFailure", "notary set rotation was not committed by the previous checkpoint")
