@@ -149,13 +149,24 @@ def declared() -> list[Row]:
     rows = []
     for path in sorted(HERE.glob("test_*.py")):
         tree = ast.parse(path.read_text())
+        consts = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                  and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+                  for t in n.targets if isinstance(t, ast.Name)}
+
+        def value(expr: ast.expr, consts: dict[str, str] = consts) -> str:
+            if isinstance(expr, ast.Name):
+                return consts[expr.id]
+            got = ast.literal_eval(expr)
+            assert isinstance(got, str), got
+            return got
+
         for node in tree.body:
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
             for deco in node.decorator_list:
                 if isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name) and deco.func.id == "attack":
-                    args = [ast.literal_eval(a) for a in deco.args]
-                    kw = {k.arg: ast.literal_eval(k.value) for k in deco.keywords}
+                    args = [value(a) for a in deco.args]
+                    kw = {str(k.arg): value(k.value) for k in deco.keywords}
                     rows.append(Row(args[0], kw["layer"], kw["where"], f"{path.stem}::{node.name}"))
     return rows
 
