@@ -88,8 +88,11 @@ class NodeService(node_pb2_grpc.NodeServicer):
         )
 
     async def GetBlock(self, request: node_pb2.GetBlockRequest, context: grpc.aio.ServicerContext) -> node_pb2.Block:
-        height = request.height or self.rt.app.latest_height()
-        blk = self.rt.block(height)
+        latest = self.rt.app.latest_height()
+        height = request.height or latest
+        # Above the head there is no block; checked first because SQLite cannot even look up
+        # a height past 2**63 - 1 (OverflowError, which would reach the client as UNKNOWN).
+        blk = self.rt.block(height) if height <= latest else None
         if blk is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no block at height {height}")
         assert blk is not None
@@ -210,7 +213,7 @@ class NodeService(node_pb2_grpc.NodeServicer):
             item = out.answers.add()
             try:
                 args: Any = json.loads(q.args_json) if q.args_json else {}
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 item.code, item.reason = bad, f"args_json is not valid JSON: {exc}"
                 continue
             if not isinstance(args, dict):
@@ -255,7 +258,7 @@ class NodeService(node_pb2_grpc.NodeServicer):
     async def QueryApp(self, request: node_pb2.QueryAppRequest, context: grpc.aio.ServicerContext) -> node_pb2.QueryAppResponse:
         try:
             args: Any = json.loads(request.args_json) if request.args_json else {}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"args_json is not valid JSON: {exc}")
         if not isinstance(args, dict):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "args_json must be a JSON object")
