@@ -4,8 +4,8 @@ were never sent, late or replayed relays, unknown routes and oversized data.
 Set up once per module with ICS-20 transfers: ``sent`` (EVM -> Corda, never relayed) is the
 target of the proof forgeries, received on Corda by nobody but the attacker; ``delivered``
 (EVM -> Corda) is received; ``acked`` (Corda -> EVM) is received and acknowledged; ``late``
-(Corda -> EVM, 4 s timeout) is never received and timed out honestly; ``raced`` (Corda -> EVM,
-4 s timeout) is received just before its timeout. Between the Corda client's consensus states
+(Corda -> EVM, 8 s timeout) is never received and timed out honestly; ``raced`` (Corda -> EVM,
+8 s timeout) is received before its timeout. Between the Corda client's consensus states
 at ``h_a`` and ``h_b`` the EVM IBC state changed, so a proof of one root fails at the other.
 """
 
@@ -68,9 +68,9 @@ def flows(net: Net) -> Flows:
     sent, delivered = _send(net, evm, [600, 600])
     _, _ = net.deliver(evm, delivered)  # Corda's client of the EVM chain now has h_a
     h_a = net.client_height(corda)
-    acked, late, raced = _send(net, corda, [600, 4, 4])
+    raced, late, acked = _send(net, corda, [8, 8, 600])
+    net.deliver(corda, raced)  # in time (first, with seconds to spare): the EVM chain stores its receipt
     _, acked_ack = net.deliver(corda, acked)
-    net.deliver(corda, raced)  # in time: the EVM chain stores its receipt
     update, h_b = net.update(corda)  # the EVM IBC state moved since h_a (two receipts)
     net.relay_ok(corda, [update, net.ack_msg(evm, acked, acked_ack, h_b)])
     deadline = time.monotonic() + 30
