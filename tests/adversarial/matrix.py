@@ -17,7 +17,7 @@ import difflib
 import json
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,6 @@ class Attempt:
     """One attack's bookkeeping; the assertions raise, the records feed the session summary."""
 
     outcome: Outcome
-    diffs: list[str] = field(default_factory=list)
 
     @contextlib.contextmanager
     def watch(self, read: Callable[[], Any]) -> Iterator[None]:

@@ -20,11 +20,9 @@ from chains.ibc import paths
 from chains.ibc.context import to_proto
 from chains.ibc.packets import MAX_PACKET_DATA
 from kakehashi.ibc.v1 import channel_pb2 as chpb
-from kakehashi.ibc.v1 import transfer_pb2
-from kakehashi.node.v1 import node_pb2
 from lightclients.interface import Height
 from tests.adversarial.matrix import Attempt, attack
-from tests.support.adversary import SEC, Net, Node, sent_packets
+from tests.support.adversary import SEC, Net
 
 CORE_CORDA = "IBC core on the Corda node (ICS-04)"
 CORE_EVM = "IBC core on the EVM node (ICS-04)"
@@ -44,31 +42,13 @@ class Flows:
     h_b: int
 
 
-def _send(net: Net, src: Node, timeouts_s: list[float]) -> list[chpb.Packet]:
-    """One tx of ICS-20 transfers from a demo account, one per timeout; their packets."""
-    other = net.other(src)
-    if src is net.evm:
-        acct = net.evm_account("alice")
-        spender, denom, chan, to = acct.hex, "stake", net.evm_transfer, net.corda_party("holder-firm-a").account
-    else:
-        party = net.corda_party("holder-firm-a")
-        spender, denom, chan, to = party.account, "jpy", net.corda_transfer, net.evm_account("bob").hex
-    now = other.time_ns()
-    msgs = [transfer_pb2.MsgTransfer(source_port="transfer", source_channel=chan, denom=denom, amount=str(i + 1),
-                                     sender=spender, receiver=to, timeout_timestamp=now + int(t * SEC))
-            for i, t in enumerate(timeouts_s)]
-    res = src.submit(acct.ibc_tx(msgs) if src is net.evm else party.ibc_tx(msgs))
-    assert res.status == node_pb2.TX_STATUS_COMMITTED, res.reason
-    return sent_packets(res)
-
-
 @pytest.fixture(scope="module")
 def flows(net: Net) -> Flows:
     evm, corda = net.evm, net.corda
-    sent, delivered = _send(net, evm, [600, 600])
+    sent, delivered = net.transfers(evm, [600, 600])
     _, _ = net.deliver(evm, delivered)  # Corda's client of the EVM chain now has h_a
     h_a = net.client_height(corda)
-    raced, late, acked = _send(net, corda, [8, 8, 600])
+    raced, late, acked = net.transfers(corda, [8, 8, 600])
     net.deliver(corda, raced)  # in time (first, with seconds to spare): the EVM chain stores its receipt
     _, acked_ack = net.deliver(corda, acked)
     update, h_b = net.update(corda)  # the EVM IBC state moved since h_a (two receipts)

@@ -43,7 +43,7 @@ from kakehashi.qbft.v1 import lightclient_pb2 as qpb
 from lightclients import ics23
 from lightclients.corda.client import CordaLightClient
 from lightclients.crypto import keccak256
-from lightclients.interface import ClientError, Height, MemoryClientStore
+from lightclients.interface import ClientError, MemoryClientStore
 from lightclients.mpt import MptProofError, verify_account_proof, verify_storage_proof
 from lightclients.qbft.client import QbftClient
 from lightclients.qbft.header import HeaderError, decode_extra_data, decode_header
@@ -411,4 +411,4 @@ def grpc_handlers(data: bytes) -> None:
         assert exc.code in CLEAN, f"{method.name} aborted with {exc}"
 
 
-__all__ = ["CLEAN", "TARGETS", "Height", "channel_pair", "client_pair", "join"]
+__all__ = ["CLEAN", "TARGETS", "channel_pair", "client_pair", "join"]

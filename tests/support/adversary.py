@@ -23,8 +23,8 @@ import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-from chains.corda.cash import CASH, DVP_ESCROW_OWNER, cash_state
-from chains.corda.dvp import lock_transaction
+from chains.corda.cash import DVP_ESCROW_OWNER
+from chains.corda.dvp import exit_parts, lock_transaction
 from chains.corda.ibc_host import account_of as corda_account
 from chains.corda.ibc_host import ibc_command
 from chains.corda.transaction import SignedTransaction, WireTransaction
@@ -320,25 +320,24 @@ class Net:
 
     # --- sending ---
 
-    def transfer(self, src: Node, amount: int = 1, timeout_s: float = 600, receiver: str | None = None,
-                 sender: str | None = None) -> chpb.Packet:
-        """An ICS-20 transfer of the chain's native bank denom from a demo account; the packet."""
-        if src is self.evm:
-            acct = self.evm_account(sender or "alice")
-            spender, denom, chan = acct.hex, "stake", self.evm_transfer
-            to = receiver or self.corda_party("holder-firm-a").account
-        else:
-            party = self.corda_party(sender or "holder-firm-a")
-            spender, denom, chan = party.account, "jpy", self.corda_transfer
-            to = receiver or self.evm_account("bob").hex
+    def transfers(self, src: Node, timeouts_s: list[float]) -> list[chpb.Packet]:
+        """One tx of ICS-20 transfers of src's bank denom from a demo account (alice on the EVM
+        chain, firm-a on Corda), one per timeout (seconds on the other chain's clock)."""
         other = self.other(src)
-        msg = transfer_pb2.MsgTransfer(source_port="transfer", source_channel=chan, denom=denom, amount=str(amount),
-                                       sender=spender, receiver=to,
-                                       timeout_timestamp=other.time_ns() + int(timeout_s * SEC))
-        tx = acct.ibc_tx([msg]) if src is self.evm else party.ibc_tx([msg])
-        res = src.submit(tx)
+        if src is self.evm:
+            acct = self.evm_account("alice")
+            spender, denom, chan, to = acct.hex, "stake", self.evm_transfer, self.corda_party("holder-firm-a").account
+        else:
+            party = self.corda_party("holder-firm-a")
+            spender, denom, chan, to = party.account, "jpy", self.corda_transfer, self.evm_account("bob").hex
+        now = other.time_ns()
+        msgs: list[Message] = [
+            transfer_pb2.MsgTransfer(source_port="transfer", source_channel=chan, denom=denom, amount=str(i + 1),
+                                     sender=spender, receiver=to, timeout_timestamp=now + int(t * SEC))
+            for i, t in enumerate(timeouts_s)]
+        res = src.submit(acct.ibc_tx(msgs) if src is self.evm else party.ibc_tx(msgs))
         assert res.status == node_pb2.TX_STATUS_COMMITTED, res.reason
-        return sent_packet(res)
+        return sent_packets(res)
 
     # --- DvP ---
 
@@ -401,8 +400,6 @@ class Net:
 
     def exit_tx(self, kind: str, trade_id: str, msgs: list[Message], signer: CordaParty | None = None) -> bytes:
         """A DvP exit of ``trade_id``'s lock carrying ``msgs`` (ack / timeout, or none)."""
-        from chains.corda.dvp import exit_parts
-
         got = self.lock(trade_id)
         lock_ref = lpb.StateRef(txid=bytes.fromhex(got["lock"]["txid"]), index=int(got["lock"]["index"]))
         cash_ref = lpb.StateRef(txid=bytes.fromhex(got["cash"]["txid"]), index=int(got["cash"]["index"]))
@@ -497,4 +494,4 @@ def stop_net(net: Net) -> None:
     net.procs.stop_all()
 
 
-__all__ = ["CASH", "Net", "Node", "cash_state", "event_attr", "sent_packet", "sent_packets", "start_net", "stop_net"]
+__all__ = ["Net", "Node", "event_attr", "sent_packet", "sent_packets", "start_net", "stop_net"]
