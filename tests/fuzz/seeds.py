@@ -120,6 +120,14 @@ def genuine() -> dict[str, list[bytes]]:
         path = paths.client_type_key(pair.client[host.chain_id])  # unchanged since the client was made
         proofs.append(join(host.prove(path, client_height), path, host.store.get(path) or b""))
     seeds["proof_verification"] = proofs
+    multi = []
+    for host, other in ((evm, corda), (corda, evm)):
+        client_height = pair.known[other.chain_id][-1]
+        wanted = [paths.client_type_key(pair.client[host.chain_id]), paths.client_state(pair.client[host.chain_id]),
+                  b"receipts/ports/transfer/channels/channel-0/sequences/1"]
+        multi.append(join(host.prove_many(wanted, client_height), wanted[0]))
+        multi.append(join(host.prove_many(wanted, client_height), wanted[2]))
+    seeds["multiproof"] = multi
     seeds["packet_data"] = [dvp_app.encode_packet_data(_terms()), dvp_app.encode_terms(_terms()),
                             FungibleTokenPacketData("stake", 10, "0x" + "11" * 20, "ed25519:" + "22" * 32).encode()]
     chan = channel_pair()

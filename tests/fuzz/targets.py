@@ -260,6 +260,30 @@ def proof_verification(data: bytes) -> None:
                 module.verify_non_membership(view, height, proof, pre, path, now)
 
 
+@target("multiproof")
+def multiproof(data: bytes) -> None:
+    """A multiproof (ICS-23 batch / MPT multiproof) opened by each real client, then asked
+    about a path: what a relayer's first message of a tx carries for the ones after it."""
+    from chains.evm import IBC_HANDLER_ADDRESS
+
+    proof, path = _split(data, 2)
+    for module, (store, prefix), now in _clients().values():
+        if not module.is_batch_proof(proof):
+            continue
+        view = ClientStoreView(store, prefix)
+        height = module.latest_height(view)
+        for pre in (b"ibc", IBC_HANDLER_ADDRESS):
+            try:
+                opening = module.open_batch(view, height, pre, proof, now)
+            except ClientError:
+                continue
+            if opening.covers(path):
+                with contextlib.suppress(ClientError):
+                    opening.verify_membership(path, b"v")
+                with contextlib.suppress(ClientError):
+                    opening.verify_non_membership(path)
+
+
 # --- packet data and IBC messages ------------------------------------------------------------------
 
 
