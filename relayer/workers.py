@@ -337,6 +337,16 @@ class PacketWorker(Worker):
         self.need_scan = True
         self.wake(force=True)
 
+    def _learn(self, kind: str, pkts: Sequence[chpb.Packet]) -> None:
+        """Our committed tx's effect on the pending set: received packets (recv, or a noop recv:
+        someone else delivered it) and finished ones (ack / timeout, done or already done)."""
+        done = {p.sequence for p in pkts}
+        if kind == "recv":
+            self.received |= done
+        else:
+            self.live -= done
+            self.received -= done
+
     def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
         """Whether the block concerns this path; follows the pending set from its events, and
         counts and announces every SendPacket (a block may carry many, so the scan does not
@@ -506,6 +516,8 @@ class PacketWorker(Worker):
                 promised[0].settle(promised[1])
         tel.tx_latency_confirmed.labels(chain=chain.chain_id).observe(time.monotonic() - started)
         if out.committed:
+            # what our own tx did is known now: a one-shot run follows no block stream
+            self._learn(kind, pkts)
             noop = {int(e.text("sequence")) for e in out.events if e.type == ev.NOOP and e.get("sequence")}
             noops = sum(1 for p in pkts if p.sequence in noop)
             tel.packets_noop.labels(dst_chain=chain.chain_id, kind=kind).inc(noops)

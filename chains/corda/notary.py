@@ -223,20 +223,36 @@ class NotaryCluster:
             if out is not None and out.consumed_by is not None:
                 raise DoubleSpend(ref_key(ref), out.consumed_by)
 
-    def _member_checks(self, stx: SignedTransaction, ltx: LedgerTransaction, resolved: Sequence[LedgerOutput],
-                       now_ns: int) -> None:
-        """What one member decides for itself: contracts, its own clock, uniqueness."""
+    def _shared_checks(self, stx: SignedTransaction, ltx: LedgerTransaction,
+                       resolved: Sequence[LedgerOutput]) -> NotaryError | None:
+        """Contracts and uniqueness: the same inputs give every member the same answer.
+
+        Why once: the members run here in one process over one ledger, so each would compute
+        exactly this result from exactly these inputs (contract code is deterministic and reads
+        only the tx, its resolved states and the IBC store as it was before the tx); running it
+        per member multiplied the cost of a tx by the cluster size and changed no decision. What
+        differs per member, its own clock, is still checked per member."""
         try:
             verify_ledger(ltx, self.contracts)
+            self.check_unique(stx, resolved)
         except ContractError as exc:
-            raise NotaryError(str(exc)) from None
+            return NotaryError(str(exc))
+        except NotaryError as exc:
+            return exc
+        return None
+
+    def _member_checks(self, stx: SignedTransaction, ltx: LedgerTransaction, resolved: Sequence[LedgerOutput],
+                       now_ns: int, shared: NotaryError | None = None) -> None:
+        """What one member decides for itself: contracts and uniqueness (computed once, see
+        ``_shared_checks``) and the time window on its own clock."""
+        if shared is not None:
+            raise shared
         check_time_window(stx.wtx.time_window, now_ns)
-        self.check_unique(stx, resolved)
 
     def validate(self, stx: SignedTransaction, now_ns: int) -> None:
         """What one member checks before approving; raises NotaryError naming the failed check."""
         ltx, resolved = self._prepare(stx)
-        self._member_checks(stx, ltx, resolved, now_ns)
+        self._member_checks(stx, ltx, resolved, now_ns, self._shared_checks(stx, ltx, resolved))
 
     def notarise(self, stx: SignedTransaction, clocks: Sequence[int]) -> NotarisedTx:
         """Run every member (member i reads ``clocks[i]``); commit on a >2/3 quorum.
@@ -248,11 +264,12 @@ class NotaryCluster:
         if len(clocks) != len(self.member_seeds):
             raise NotaryError("one clock reading per member is required")
         ltx, resolved = self._prepare(stx)
+        shared = self._shared_checks(stx, ltx, resolved)
         approvals: list[tuple[bytes, int]] = []
         refusals: list[NotaryError] = []
         for key, now in zip(self.members, clocks, strict=True):
             try:
-                self._member_checks(stx, ltx, resolved, now)
+                self._member_checks(stx, ltx, resolved, now, shared)
             except NotaryError as exc:
                 refusals.append(exc)
                 continue

@@ -250,6 +250,31 @@ def test_signatures_are_verified_once_per_tx_not_per_member(monkeypatch: pytest.
         led.c.notarise(forged, clocks(led.c))
 
 
+def test_contracts_run_once_per_tx_and_each_member_keeps_its_own_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chains.corda import notary
+
+    led = Ledger()
+    runs: list[bytes] = []
+    real = notary.verify_ledger
+
+    def counted(ltx: object, contracts: object) -> None:
+        runs.append(getattr(ltx, "txid", b""))
+        real(ltx, contracts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(notary, "verify_ledger", counted)
+    move = tx(inputs=[state_ref(led.issue_id, 0)], outputs=[cash_state(PK[ISSUER], PK[FIRM_B], 100, NOTARY_ID)],
+              commands=[cmd(CASH, "Move", FIRM_A)], references=[led.admission])
+    stx = SignedTransaction(move).sign(FIRM_A)
+    assert len(led.c.notarise(stx, clocks(led.c)).approvals) == 4
+    assert runs == [stx.txid]  # one contract run serves the four members
+    # a member whose clock is outside the time window still refuses on its own
+    later = tx(inputs=[state_ref(led.issue_id, 1)], outputs=[cash_state(PK[ISSUER], PK[FIRM_A], 50, NOTARY_ID)],
+               commands=[cmd(CASH, "Move", FIRM_B)], references=[led.admission],
+               time_window=pb.TimeWindow(from_ns=0, until_ns=T0 + 1000))
+    skewed = [T0 + 10**12, *clocks(led.c)[1:]]
+    assert len(led.c.notarise(SignedTransaction(later).sign(FIRM_B), skewed).approvals) == 3
+
+
 def test_owner_must_sign_even_if_command_omits_them() -> None:
     led = Ledger()
     move = tx(inputs=[state_ref(led.issue_id, 0)], outputs=[cash_state(PK[ISSUER], PK[FIRM_B], 100, NOTARY_ID)],
