@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export KAKEHASHI_TESTVECTORS ?= $(abspath ../shared/testvectors)
 
-.PHONY: test run lint proto bench clean venv system-deps
+.PHONY: test run lint proto bench fuzz clean venv system-deps
 
 venv: $(STAMP)
 
@@ -42,5 +42,16 @@ proto: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench $(if $(QUICK),--quick,)
 
+# Coverage-guided fuzzing under atheris (installed from the `fuzz` extra): every target in
+# tests/fuzz/targets.py, 1,000,000 inputs in total by default (`make fuzz RUNS=N` for another
+# total); prints inputs tried per target and keeps the corpus under tests/fuzz/corpus/.
+FUZZ_STAMP := $(VENV)/.fuzz-installed
+$(FUZZ_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,dev,fuzz]'
+	touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	$(PY) -m tests.fuzz.run $(if $(RUNS),--total $(RUNS),)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis tests/fuzz/crashes

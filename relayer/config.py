@@ -384,13 +384,21 @@ def parse_config(doc: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
     )
 
 
-def load_config(path: Path) -> Config:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+def config_from_toml(text: str, base_dir: Path, where: str = "config") -> Config:
+    """Parse and validate relayer.toml text; relative paths in it resolve against ``base_dir``."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_config(doc, Path(path).resolve().parent)
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib recurses per nesting level
+        raise ConfigError(f"{where}: not valid TOML: arrays or tables nest too deeply") from None
+    return parse_config(doc, base_dir)
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
+        raise ConfigError(f"cannot read config file {path}: {reason}") from exc
+    return config_from_toml(text, Path(path).resolve().parent, str(path))

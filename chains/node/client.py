@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 
+from chains.node.limits import MAX_BATCH_ITEMS
 from kakehashi.node.v1 import node_pb2, node_pb2_grpc
 
 T = TypeVar("T")
@@ -260,14 +261,30 @@ class NodeClient:
         return list(res.sequences)
 
     async def unreceived_packets(self, port_id: str, channel_id: str, sequences: list[int], height: int = 0) -> list[int]:
-        req = node_pb2.QuerySequencesRequest(port_id=port_id, channel_id=channel_id, sequences=sequences, height=height)
-        res = await self._call("QueryUnreceivedPackets", lambda t: self.stub.QueryUnreceivedPackets(req, timeout=t))
-        return list(res.sequences)
+        return await self._sequences("QueryUnreceivedPackets", port_id, channel_id, sequences, height)
 
     async def unreceived_acks(self, port_id: str, channel_id: str, sequences: list[int], height: int = 0) -> list[int]:
-        req = node_pb2.QuerySequencesRequest(port_id=port_id, channel_id=channel_id, sequences=sequences, height=height)
-        res = await self._call("QueryUnreceivedAcks", lambda t: self.stub.QueryUnreceivedAcks(req, timeout=t))
-        return list(res.sequences)
+        return await self._sequences("QueryUnreceivedAcks", port_id, channel_id, sequences, height)
+
+    async def _sequences(self, method: str, port_id: str, channel_id: str, sequences: list[int],
+                         height: int) -> list[int]:
+        """Asked MAX_BATCH_ITEMS sequences per call (the node's limit), every call at the height
+        the first one was answered at, so the answer is one view of the chain."""
+        out: list[int] = []
+        for i in range(0, max(len(sequences), 1), MAX_BATCH_ITEMS):
+            req = node_pb2.QuerySequencesRequest(port_id=port_id, channel_id=channel_id,
+                                                 sequences=sequences[i:i + MAX_BATCH_ITEMS], height=height)
+            call: Callable[..., Awaitable[node_pb2.SequencesResponse]] = getattr(self.stub, method)
+
+            def send(t: float, req: node_pb2.QuerySequencesRequest = req,
+                     call: Callable[..., Awaitable[node_pb2.SequencesResponse]] = call
+                     ) -> Awaitable[node_pb2.SequencesResponse]:
+                return call(req, timeout=t)
+
+            res = await self._call(method, send)
+            height = int(res.height)
+            out += res.sequences
+        return out
 
     async def query_app(self, query: str, height: int = 0, **args: Any) -> Any:
         """One application query; concurrent ones at one height travel in one QueryAppBatch."""

@@ -169,15 +169,26 @@ def parse_node_config(doc: Mapping[str, Any], home: Path) -> NodeConfig:
     )
 
 
+def node_config_from_toml(text: str, home: Path, where: str = "node.toml") -> NodeConfig:
+    """Parse and validate node.toml text for the node home ``home``."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise NodeConfigError(f"{where}: not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib recurses per nesting level
+        raise NodeConfigError(f"{where}: not valid TOML: arrays or tables nest too deeply") from None
+    return parse_node_config(doc, home)
+
+
 def load_node_config(home: Path) -> NodeConfig:
     path = Path(home) / "node.toml"
     try:
-        doc = tomllib.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise NodeConfigError(f"{path} not found: run `kakehashi node init --chain evm|corda --home {home}` first") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise NodeConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_node_config(doc, Path(home).resolve())
+    except UnicodeDecodeError as exc:
+        raise NodeConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    return node_config_from_toml(text, Path(home).resolve(), str(path))
 
 
 def render_node_config(chain_id: str, kind: str, grpc_address: str, block_period_s: float) -> str:

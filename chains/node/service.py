@@ -23,15 +23,12 @@ from grpc_reflection.v1alpha import reflection
 
 from chains.node.answers import encode_answer
 from chains.node.app import QueryError, TxRejected
+from chains.node.limits import MAX_BATCH_ITEMS, MAX_MESSAGE_BYTES, MAX_TX_BYTES
 from chains.node.runtime import MempoolFull, NodeRuntime
 from kakehashi.node.v1 import node_pb2, node_pb2_grpc
 
 log = structlog.get_logger("kakehashi.node")
 
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-# Items one batched call may carry: enough for a block's worth of trades or packets, few
-# enough that one call cannot hold the event loop for long.
-MAX_BATCH_ITEMS = 4096
 SERVICE_NAME = node_pb2.DESCRIPTOR.services_by_name["Node"].full_name
 
 
@@ -88,8 +85,11 @@ class NodeService(node_pb2_grpc.NodeServicer):
         )
 
     async def GetBlock(self, request: node_pb2.GetBlockRequest, context: grpc.aio.ServicerContext) -> node_pb2.Block:
-        height = request.height or self.rt.app.latest_height()
-        blk = self.rt.block(height)
+        latest = self.rt.app.latest_height()
+        height = request.height or latest
+        # Above the head there is no block; checked first because SQLite cannot even look up
+        # a height past 2**63 - 1 (OverflowError, which would reach the client as UNKNOWN).
+        blk = self.rt.block(height) if height <= latest else None
         if blk is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no block at height {height}")
         assert blk is not None
@@ -110,6 +110,8 @@ class NodeService(node_pb2_grpc.NodeServicer):
     async def _submit(self, tx: bytes, context: grpc.aio.ServicerContext) -> bytes:
         if not tx:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty transaction")
+        if len(tx) > MAX_TX_BYTES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _too_big(tx))
         try:
             return self.rt.submit(tx)
         except TxRejected as exc:
@@ -128,8 +130,9 @@ class NodeService(node_pb2_grpc.NodeServicer):
         out = node_pb2.SubmitTxsResponse()
         for tx in request.txs:
             item = out.outcomes.add()
-            if not tx:
-                item.code, item.reason = grpc.StatusCode.INVALID_ARGUMENT.value[0], "empty transaction"
+            if not tx or len(tx) > MAX_TX_BYTES:
+                item.code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+                item.reason = _too_big(tx) if tx else "empty transaction"
                 continue
             try:
                 item.tx_hash = self.rt.submit(tx)
@@ -210,7 +213,7 @@ class NodeService(node_pb2_grpc.NodeServicer):
             item = out.answers.add()
             try:
                 args: Any = json.loads(q.args_json) if q.args_json else {}
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 item.code, item.reason = bad, f"args_json is not valid JSON: {exc}"
                 continue
             if not isinstance(args, dict):
@@ -232,9 +235,16 @@ class NodeService(node_pb2_grpc.NodeServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return node_pb2.SequencesResponse(sequences=seqs, height=height)
 
+    @staticmethod
+    async def _check_sequences(request: node_pb2.QuerySequencesRequest, context: grpc.aio.ServicerContext) -> None:
+        if len(request.sequences) > MAX_BATCH_ITEMS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"at most {MAX_BATCH_ITEMS} sequences per call, got {len(request.sequences)}")
+
     async def QueryUnreceivedPackets(
         self, request: node_pb2.QuerySequencesRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.SequencesResponse:
+        await self._check_sequences(request, context)
         try:
             height = self._height(request.height)
             seqs = self.rt.app.unreceived_packets(request.port_id, request.channel_id, list(request.sequences), height)
@@ -245,6 +255,7 @@ class NodeService(node_pb2_grpc.NodeServicer):
     async def QueryUnreceivedAcks(
         self, request: node_pb2.QuerySequencesRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.SequencesResponse:
+        await self._check_sequences(request, context)
         try:
             height = self._height(request.height)
             seqs = self.rt.app.unreceived_acks(request.port_id, request.channel_id, list(request.sequences), height)
@@ -255,7 +266,7 @@ class NodeService(node_pb2_grpc.NodeServicer):
     async def QueryApp(self, request: node_pb2.QueryAppRequest, context: grpc.aio.ServicerContext) -> node_pb2.QueryAppResponse:
         try:
             args: Any = json.loads(request.args_json) if request.args_json else {}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"args_json is not valid JSON: {exc}")
         if not isinstance(args, dict):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "args_json must be a JSON object")
@@ -265,6 +276,10 @@ class NodeService(node_pb2_grpc.NodeServicer):
         except QueryError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return node_pb2.QueryAppResponse(result_json=encode_answer(result), height=height)
+
+
+def _too_big(tx: bytes) -> str:
+    return f"transaction is {len(tx)} bytes, more than the node's limit of {MAX_TX_BYTES}"
 
 
 async def _parse(cls: Any, raw: bytes, context: grpc.aio.ServicerContext) -> Any:

@@ -258,6 +258,10 @@ def decode_extra_data(data: bytes) -> ExtraData:
         rnd = _uint(round_raw, "round", _LEGACY_ROUND_LEN)
     if legacy and len(round_raw) != _LEGACY_ROUND_LEN:
         raise HeaderError("legacy extraData (0x80 vote) must carry a 4-byte round")
+    if legacy and vote is None and vote_raw != b"":
+        # A 4-byte round is the legacy form, whose "no vote" is 0x80; with [] the bytes would
+        # re-encode differently, i.e. a second encoding of the same header.
+        raise HeaderError("legacy extraData (4-byte round) writes no vote as 0x80, not as an empty list")
     if not isinstance(seals_raw, list):
         raise HeaderError("extraData seals must be a list")
     seals = tuple(_fixed(s, SEAL_LEN, "committed seal") for s in seals_raw)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import time
 from collections import Counter
@@ -28,7 +27,7 @@ import structlog
 from relayer.dvp.client import DvpClient, DvpError, Settlement
 from relayer.dvp.keys import KeyMaterialError, KeyRing
 from relayer.dvp.ledgers import LedgerError
-from relayer.dvp.trade import TradeError, parse_trade
+from relayer.dvp.trade import TradeError, trade_from_json
 
 log = structlog.get_logger("kakehashi.dvp.feed")
 
@@ -118,7 +117,7 @@ async def run_feed(client: DvpClient, source: AsyncIterator[bytes], keys: KeyRin
     async def one(raw: bytes) -> None:
         try:
             try:
-                trade = parse_trade(json.loads(raw))
+                trade = trade_from_json(raw, "feed message")
                 seller = keys.evm(trade.seller.evm)
                 buyer = keys.corda(trade.buyer.corda)
             except (TradeError, KeyMaterialError, ValueError) as exc:

@@ -211,14 +211,21 @@ def parse_trade(doc: Any) -> Trade:
     )
 
 
+def trade_from_json(raw: str | bytes, where: str = "trade") -> Trade:
+    """A trade from the bytes of a file or a feed message; anything malformed is a TradeError."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the stack
+        raise TradeError("trade", f"{where} is not JSON: {exc}") from None
+    return parse_trade(doc)
+
+
 def load_trade(path: Path) -> Trade:
     try:
-        doc = json.loads(Path(path).read_text())
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise TradeError("trade", f"cannot read {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise TradeError("trade", f"{path} is not JSON: {exc}") from None
-    return parse_trade(doc)
+    return trade_from_json(raw, str(path))
 
 
 def resolve(trade: Trade, *, evm_now_ns: int, security_token: bytes, cash_issuer: bytes,

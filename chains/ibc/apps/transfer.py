@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from chains.ibc import packets
 from chains.ibc.apps.bank import (
@@ -41,6 +43,26 @@ PORT_ID = "transfer"
 VERSION = "ics20-1"
 SUCCESS_ACK = b'{"result":"' + base64.b64encode(b"\x01") + b'"}'
 _FIELDS = ("amount", "denom", "memo", "receiver", "sender")
+MAX_JSON_DEPTH = 8
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _json(data: bytes) -> Any:
+    """Parse counterparty JSON (packet data, acks), refusing nesting deeper than MAX_JSON_DEPTH.
+
+    Why before parsing: Python's JSON parser recurses, so how deep it gets before a
+    RecursionError depends on the caller's stack. Two nodes, or a node and its own replay,
+    could then disagree on one packet; counting brackets outside strings first makes the
+    answer the same everywhere. Raises ValueError (UnicodeDecodeError, JSONDecodeError too).
+    """
+    text = data.decode("utf-8")
+    depth = 0
+    for bracket in _JSON_BRACKETS.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +81,8 @@ class FungibleTokenPacketData:
     @classmethod
     def decode(cls, data: bytes) -> FungibleTokenPacketData:
         try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            doc = _json(data)
+        except ValueError as exc:
             raise InvalidMessage("transfer packet data is not JSON") from exc
         if not isinstance(doc, dict):
             raise InvalidMessage("transfer packet data must be a JSON object")
@@ -89,8 +111,8 @@ def error_ack(reason: str) -> bytes:
 
 def ack_succeeded(ack: bytes) -> bool:
     try:
-        doc = json.loads(ack.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        doc = _json(ack)
+    except ValueError:
         return False
     return isinstance(doc, dict) and "result" in doc and "error" not in doc
 
