@@ -203,18 +203,18 @@ def part_multiproof(results: Path) -> str:
     if doc is None:
         return "_No `multiproof` result yet: run `python -m bench multiproof`._"
     res = doc["results"]
-    out = [_run_line(doc), ""]
     rows = []
-    for kind in ("qbft", "corda"):
-        r = res.get(kind) or {}
-        for size, v in sorted((r.get("per_batch") or {}).items(), key=lambda kv: int(kv[0])):
-            rows.append([kind, size, v.get("single_us_per_proof"), v.get("multi_us_per_proof"),
-                         v.get("single_bytes_per_path"), v.get("multi_bytes_per_path")])
-    if rows:
-        out.append(_table(["client", "batch", "single µs/proof", "multi µs/proof", "single bytes/path",
-                           "multi bytes/path"], rows))
-    else:
-        out.append("```\n" + json.dumps(res, indent=1)[:3000] + "\n```")
+    for label, key in (("qbft (MPT)", "qbft_mpt"), ("corda (ICS-23)", "corda_ics23")):
+        for r in res.get(key, []):
+            rows.append([label, r["batch"], r["single_verify_us_per_proof"], r["multi_verify_us_per_proof"],
+                         r["single_over_multi"], r["single_bytes_per_path"], r["multi_bytes_per_path"]])
+    out = [_run_line(doc), "", f"{res.get('keys', 0):,} keys in the tree.", "", _table(
+        ["client", "batch", "single µs/proof", "multi µs/proof", "single/multi", "single bytes/path",
+         "multi bytes/path"], rows)]
+    upd = res.get("update") or {}
+    if upd:
+        out += ["", _table(["client", "full header check µs", "repeated header (no-op) µs", "ratio"],
+                           [[k, v["full_update_us"], v["noop_update_us"], v["full_over_noop"]] for k, v in upd.items()])]
     return "\n".join(out)
 
 
