@@ -62,8 +62,8 @@ from lightclients.corda.client import CordaLightClient
 from lightclients.crypto import CryptoError, eth_address, keccak256, secp256k1_public_key
 from lightclients.interface import LightClientModule
 from lightclients.mpt import MptProofError, decode_account
-from lightclients.qbft.client import CLIENT_TYPE as QBFT_CLIENT_TYPE
 from lightclients.proxy.client import ProxyLightClient
+from lightclients.qbft.client import CLIENT_TYPE as QBFT_CLIENT_TYPE
 from lightclients.qbft.client import QbftClient
 from lightclients.qbft.header import HeaderError, decode_header
 

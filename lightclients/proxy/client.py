@@ -229,18 +229,17 @@ class ProxyLightClient:
 
     # --- updates ------------------------------------------------------------------------
 
-    def _registrations(self, store: ClientStore, cs: pb.ClientState, msg: pb.ClientMessage,
-                       now_ns: int) -> dict[bytes, KeyRecord]:
+    def _registrations(self, store: ClientStore, cs: pb.ClientState, msg: pb.ClientMessage) -> dict[bytes, KeyRecord]:
         out: dict[bytes, KeyRecord] = {}
         for reg in msg.registrations:
-            key, rec = verify_registration(cs, reg, now_ns, lambda k: self._record(store, k))
+            key, rec = verify_registration(cs, reg, lambda k: self._record(store, k))
             out[key] = rec
         return out
 
     def verify_client_message(self, store: ClientStore, message: bytes, now_ns: int) -> None:
         cs = self._require_active(store, now_ns)
         msg = decode_client_message(message)
-        extra = self._registrations(store, cs, msg, now_ns)
+        extra = self._registrations(store, cs, msg)
         up = _update_of(msg)
         prev, post = height(up.prev_height), height(up.post_height)
         if prev.is_zero():

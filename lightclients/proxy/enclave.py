@@ -145,7 +145,7 @@ class Enclave:
         self._keys[address] = _Key(bytes(secret), registration, int(report.attested_at))
         return address
 
-    def keys(self) -> list[tuple[bytes, int, pb.EnclaveKeyRegistration]]:
+    def attested_keys(self) -> list[tuple[bytes, int, pb.EnclaveKeyRegistration]]:
         """(address, attestation time, registration) of every attested key, oldest first."""
         return sorted(((a, k.attested_at, k.registration) for a, k in self._keys.items()), key=lambda t: t[1])
 
