@@ -26,6 +26,7 @@ from lightclients.interface import (
     Status,
     consensus_state_key,
 )
+from lightclients.proxy.client import ProxyLightClient
 from lightclients.qbft.client import QbftClient
 
 
@@ -52,6 +53,8 @@ def _module_for(client_id: str) -> LightClientModule:
         return QbftClient()
     if client_id.startswith(CordaLightClient.client_type + "-"):
         return CordaLightClient()
+    if client_id.startswith(ProxyLightClient.client_type + "-"):
+        return ProxyLightClient()
     raise LedgerError(f"client {client_id} is of an unknown type")
 
 
