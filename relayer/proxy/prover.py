@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -219,16 +219,6 @@ class ProxyChainHandle(GrpcChainHandle):
 
         signed, _ = await self._each(f"proof of {path.decode(errors='replace')} at {at}", one)
         return QueryResult(res.value, signed, at)
-
-    async def aggregate(self, updates: Sequence[bytes]) -> bytes:
-        """One client message for consecutive updates (each a client message of build_header)."""
-        signed = [decode_client_message(u).update for u in updates]
-
-        async def one(p: _Proxy) -> spb.SignedResponse:
-            return await self._call(p, lambda keys: p.client.aggregate(signed, keys))
-
-        _, message = await self._each("aggregate", one)
-        return message
 
 
 def proxy_handle(chain_id: str, node: NodeClient, codec: ChainCodec, config: ProxyConfig | None) -> ProxyChainHandle:

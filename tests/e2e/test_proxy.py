@@ -36,13 +36,13 @@ from tests.support.live import (
     create_path,
     free_port,
     http_get,
-    kj,
     metric,
     start_daemon,
     start_node,
     wait_ready,
     write_config,
 )
+from tests.support.proxylive import proxy_section, start_proxy, use_proxy
 
 EXE = str(ROOT / ".venv" / "bin" / "kakehashi")
 
@@ -159,33 +159,14 @@ def test_key_rotation_keeps_relaying_without_a_gap(tmp_path: Path) -> None:
     try:
         evm = start_node(tmp_path, "evm", "evm-rot", "1s", procs)
         corda = start_node(tmp_path, "corda", "corda-rot", "200ms", procs)
-        init = kj("proxy", "init", "--home", str(tmp_path / "proxy"))
-        proxy = procs.spawn("proxy", ["proxy", "start", "--home", str(tmp_path / "proxy")], tmp_path / "proxy.log")
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "proxy" / "proxy.json").exists() or not (tmp_path / "proxy" / "proxy.addr").exists():
-            assert proxy.alive() and time.monotonic() < deadline, proxy.tail()
-            time.sleep(0.05)
-        public = json.loads((tmp_path / "proxy" / "proxy.json").read_text())
+        proxy = start_proxy(tmp_path, procs)
         add_keys(tmp_path / "keys", [(evm, "carol"), (corda, "holder-firm-c")])
         port = free_port()
         cfg = write_config(tmp_path / "relayer.toml", [evm, corda], RelayerSetup(
             metrics_port=port, keys={evm.chain_id: f"{evm.chain_id}-carol",
                                      corda.chain_id: f"{corda.chain_id}-holder-firm-c"}))
         # both chains in proxy mode, keys living 30 s and renewed 15 s before they expire
-        section = f"""prover = "proxy"
-[chains.proxy]
-addr = "{init['listen']}"
-code_hash = "{public['code_hash']}"
-authority = "{init['authority']}"
-operators = ["{init['operator']}"]
-key_expiration = "30s"
-key_renew_before = "15s"
-allow_simulated = true
-"""
-        # each [[chains]] entry is a tail of the file, so its [chains.proxy] table goes at its end
-        blocks = cfg.read_text().split("[[chains]]")
-        text = blocks[0] + "".join("[[chains]]" + b + section for b in blocks[1:])
-        cfg.write_text(text)
+        use_proxy(cfg, proxy_section(proxy, key_expiration="30s", key_renew_before="15s"))
         path = create_path(cfg, evm, corda)
         assert path.a_client.startswith("12-proxy-") and path.b_client.startswith("12-proxy-")
         daemon = start_daemon(procs, cfg)
@@ -211,7 +192,7 @@ allow_simulated = true
         sent = asyncio.run(flow())
         _wait_balance(corda.addr, firm_a, voucher, sent, daemon.log, timeout_s=90)
 
-        info = json.loads(run("proxy", "info", "--addr", init["listen"], "--json").stdout)
+        info = json.loads(run("proxy", "info", "--addr", proxy.addr, "--json").stdout)
         keys = [k["address"] for k in info["enclave_keys"]]
         assert len(keys) >= 4, keys  # a new key about every 15 s
         on_evm = _records(evm.addr, path.a_client, keys)

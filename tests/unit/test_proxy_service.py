@@ -104,6 +104,16 @@ def test_service_end_to_end_over_grpc_and_restart_from_sealed_keys(tmp_path: Pat
             vm = await px.verify_membership("chain-b", chain.height, chain.prefix, path, b"\x11" * 32,
                                             chain.prove(path, chain.height), [bytes(key.address)])
             assert parse_membership(vm.signed.message).path == path
+            # two consecutive signed updates collapse into one from the first's trusted state
+            mid = chain.height
+            chain.idle()
+            up2 = await px.update_client("chain-b", chain.header(chain.height, mid), [bytes(key.address)])
+            merged = await px.aggregate([up.signed, up2.signed], [bytes(key.address)])
+            got = parse_update(merged.signed.message)
+            assert (got.prev_height.revision_height, got.post_height.revision_height) == \
+                (start.revision_height, chain.height.revision_height)
+            with pytest.raises(ProxyError, match="does not continue"):
+                await px.aggregate([up2.signed, up.signed], [bytes(key.address)])
             # malformed input: INVALID_ARGUMENT; unknown hosted client: NOT_FOUND
             with pytest.raises(ProxyError) as bad:
                 await px.create_client("../etc", "10-qbft", b"", b"")
