@@ -12,6 +12,7 @@ relayer daemon talking to it over gRPC.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -30,9 +31,12 @@ from lightclients.crypto import ed25519_public_key
 from lightclients.proxy.client import enclave_key_key
 from tests.conftest import ROOT
 from tests.support.live import (
+    NodeProc,
     Procs,
     RelayerSetup,
     add_keys,
+    block_events,
+    client,
     create_path,
     free_port,
     http_get,
@@ -69,6 +73,26 @@ def _records(addr: str, client_id: str, keys: list[str]) -> dict[str, pb.Enclave
         if raw is not None:
             out[k] = pb.EnclaveKeyRecord.FromString(raw)
     return out
+
+
+async def _first_registrations(node: NodeProc, client_id: str) -> dict[str, int]:
+    """Enclave key -> block time of the first update_client that registered it with ``client_id``."""
+    async with client(node) as c:
+        events = await block_events(c)
+    first: dict[str, int] = {}
+    for _, time_ns, e in events:
+        if e.type != "update_client" or e.text("client_id") != client_id:
+            continue
+        msg = pb.ClientMessage.FromString(e.get("header") or b"")
+        for reg in msg.registrations:
+            key = "0x" + bytes(pb.AttestationReport.FromString(reg.report).enclave_key).hex()
+            first.setdefault(key, time_ns)
+    return first
+
+
+async def _latest_time(node: NodeProc) -> int:
+    async with client(node) as c:
+        return int((await c.status()).latest_time_ns)
 
 
 def _balance(addr: str, account: str, denom: str) -> int:
@@ -172,7 +196,7 @@ def test_key_rotation_keeps_relaying_without_a_gap(tmp_path: Path) -> None:
         daemon = start_daemon(procs, cfg)
         wait_ready(daemon, port)
 
-        from tests.support.live import Sender, client, transfers
+        from tests.support.live import Sender, transfers
 
         firm_a = corda.account("holder-firm-a")
         voucher = f"transfer/{path.b_channel}/stake"
@@ -195,13 +219,17 @@ def test_key_rotation_keeps_relaying_without_a_gap(tmp_path: Path) -> None:
         info = json.loads(run("proxy", "info", "--addr", proxy.addr, "--json").stdout)
         keys = [k["address"] for k in info["enclave_keys"]]
         assert len(keys) >= 4, keys  # a new key about every 15 s
-        on_evm = _records(evm.addr, path.a_client, keys)
-        on_corda = _records(corda.addr, path.b_client, keys)
-        assert len(on_evm) >= 3 and len(on_corda) >= 3, (on_evm, on_corda)
-        async def evm_time() -> int:
-            async with NodeClient(evm.addr) as node:
-                return int((await node.status()).latest_time_ns)
-        assert min(r.expires_at for r in on_evm.values()) < asyncio.run(evm_time())  # the first key did expire
+        for node, client_id in ((evm, path.a_client), (corda, path.b_client)):
+            records = _records(node.addr, client_id, keys)
+            registered = asyncio.run(_first_registrations(node, client_id))
+            chained = [k for k in keys if k in registered]
+            assert len(chained) >= 3, (node.chain_id, registered)
+            # no gap: each new key was registered on chain (by an update it rode in on) before
+            # the key it replaces expired, judged by that chain's own block time
+            for old, new in itertools.pairwise(chained):
+                assert registered[new] < records[old].expires_at, (node.chain_id, old, new)
+            latest_time = asyncio.run(_latest_time(node))
+            assert records[chained[0]].expires_at < latest_time  # and the first key did expire
         code, text = http_get(port, "/metrics")
         assert code == 200
         assert metric(text, "kakehashi_tx_errors_total") == 0, daemon.tail()
