@@ -35,7 +35,7 @@ def cmd_init(ns: argparse.Namespace) -> None:
     from relayer.proxy.home import ProxyHomeError, init_home
 
     try:
-        home = init_home(Path(ns.home), ns.listen)
+        home = init_home(Path(ns.home), ns.listen, Path(ns.authority_key) if ns.authority_key else None)
     except ProxyHomeError as exc:
         raise ProxyCliError(str(exc)) from None
     doc = {"home": str(home.path), "listen": home.listen, "operator": "0x" + home.operator.hex(),
@@ -102,6 +102,8 @@ def register(sub: Any) -> None:
     i = px.add_parser("init", help="create a proxy home: secrets, operator key, simulated authority, listen port")
     i.add_argument("--home", required=True)
     i.add_argument("--listen", default="127.0.0.1:0", help="host:port (port 0: pick a free port now and keep it)")
+    i.add_argument("--authority-key", help="share this SIMULATED authority key file (another proxy's "
+                   "authority.key) so several operators' proxies are attested by one authority")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_init)
     s = px.add_parser("start", help="serve until SIGTERM/SIGINT (keys are unsealed from the home)")

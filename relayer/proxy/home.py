@@ -83,8 +83,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def init_home(path: Path, listen: str = "127.0.0.1:0") -> ProxyHome:
-    """Create a proxy home with fresh secrets; port 0 picks a free port now and keeps it."""
+def init_home(path: Path, listen: str = "127.0.0.1:0", authority_key: Path | None = None) -> ProxyHome:
+    """Create a proxy home with fresh secrets; port 0 picks a free port now and keeps it.
+
+    ``authority_key``: the SIMULATED attestation authority's key file to use instead of a new
+    one, so that several operators' proxies are attested by the one authority a client pins
+    (a real deployment has one authority for all: Intel's)."""
+    authority = _read_secret(Path(authority_key)) if authority_key is not None else os.urandom(32)
     path = Path(path)
     if (path / "proxy.toml").exists():
         raise ProxyHomeError(f"{path} already holds a proxy (proxy.toml exists); pick another --home")
@@ -95,8 +100,9 @@ def init_home(path: Path, listen: str = "127.0.0.1:0") -> ProxyHome:
         listen = f"{m.group('host')}:{free_port(m.group('host'))}"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     (path / "sealed").mkdir(exist_ok=True, mode=0o700)
-    for name in ("platform.secret", "operator.key", "authority.key"):
+    for name in ("platform.secret", "operator.key"):
         _write_secret(path / name, os.urandom(32))
+    _write_secret(path / "authority.key", authority)
     (path / "proxy.toml").write_text(
         "# kakehashi proxy: a SIMULATED enclave hosting the direct light clients (no real TEE).\n"
         f'listen = "{listen}"\n')

@@ -236,3 +236,54 @@ def test_key_rotation_keeps_relaying_without_a_gap(tmp_path: Path) -> None:
         assert daemon.alive()
     finally:
         procs.stop_all()
+
+
+@pytest.mark.slow
+def test_two_of_three_operators_sign_and_relaying_survives_one_proxy_down(tmp_path: Path) -> None:
+    procs = Procs()
+    try:
+        evm = start_node(tmp_path, "evm", "evm-k", "1s", procs)
+        corda = start_node(tmp_path, "corda", "corda-k", "200ms", procs)
+        first = start_proxy(tmp_path, procs, "proxy-a")
+        proxies = [first, start_proxy(tmp_path, procs, "proxy-b", authority_of=first),
+                   start_proxy(tmp_path, procs, "proxy-c", authority_of=first)]
+        assert len({p.operator for p in proxies}) == 3 and len({p.authority for p in proxies}) == 1
+        add_keys(tmp_path / "keys", [(evm, "carol"), (corda, "holder-firm-c")])
+        port = free_port()
+        cfg = write_config(tmp_path / "relayer.toml", [evm, corda], RelayerSetup(
+            metrics_port=port, keys={evm.chain_id: f"{evm.chain_id}-carol",
+                                     corda.chain_id: f"{corda.chain_id}-holder-firm-c"}))
+        use_proxy(cfg, proxy_section(proxies, threshold=2))
+        path = create_path(cfg, evm, corda)
+        daemon = start_daemon(procs, cfg)
+        wait_ready(daemon, port)
+        from tests.support.live import Sender, transfers
+
+        firm_a = corda.account("holder-firm-a")
+        voucher = f"transfer/{path.b_channel}/stake"
+
+        async def send(amount: int) -> None:
+            async with client(evm) as e:
+                sender = Sender(evm, "alice", e)
+                await sender.send(transfers("transfer", path.a_channel, "stake", sender.address, firm_a, [amount],
+                                            time.time_ns() + 3600 * 10**9))
+
+        asyncio.run(send(5))
+        _wait_balance(corda.addr, firm_a, voucher, 5, daemon.log)
+        # every update the Corda chain accepted for its proxy client of the EVM chain carries
+        # signatures of all three operators' enclaves (each proxy answered)
+        async def signer_counts() -> list[int]:
+            async with client(corda) as c:
+                events = await block_events(c)
+            return [len(pb.ClientMessage.FromString(e.get("header") or b"").update.signatures)
+                    for _, _, e in events if e.type == "update_client" and e.text("client_id") == path.b_client]
+        assert set(asyncio.run(signer_counts())) == {3}
+
+        proxies[2].proc.kill()  # one operator's proxy gone: 2 of 3 still meet k = 2
+        asyncio.run(send(6))
+        _wait_balance(corda.addr, firm_a, voucher, 11, daemon.log)
+        assert 2 in set(asyncio.run(signer_counts()))
+        code, text = http_get(port, "/metrics")
+        assert code == 200 and metric(text, "kakehashi_tx_errors_total") == 0, daemon.tail()
+    finally:
+        procs.stop_all()

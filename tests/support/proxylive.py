@@ -21,9 +21,11 @@ class ProxyProc:
     proc: Proc
 
 
-def start_proxy(root: Path, procs: Procs, name: str = "proxy") -> ProxyProc:
+def start_proxy(root: Path, procs: Procs, name: str = "proxy", authority_of: ProxyProc | None = None) -> ProxyProc:
+    """A proxy process; ``authority_of``: share that proxy's (simulated) attestation authority."""
     home = root / name
-    init = kj("proxy", "init", "--home", str(home))
+    shared = ["--authority-key", str(authority_of.home / "authority.key")] if authority_of is not None else []
+    init = kj("proxy", "init", "--home", str(home), *shared)
     proc = procs.spawn(name, ["proxy", "start", "--home", str(home), "--log-format", "json"], root / f"{name}.log")
     deadline = time.monotonic() + 30
     while not (home / "proxy.addr").exists():
@@ -33,14 +35,20 @@ def start_proxy(root: Path, procs: Procs, name: str = "proxy") -> ProxyProc:
     return ProxyProc(home, init["listen"], public["code_hash"], init["authority"], init["operator"], proc)
 
 
-def proxy_section(proxy: ProxyProc, key_expiration: str = "1d", key_renew_before: str | None = None) -> str:
+def proxy_section(proxy: ProxyProc | list[ProxyProc], key_expiration: str = "1d", key_renew_before: str | None = None,
+                  threshold: int | None = None) -> str:
+    """``[chains.proxy]`` for one proxy, or for several operators' proxies (k = ``threshold``)."""
+    proxies = proxy if isinstance(proxy, list) else [proxy]
     renew = f'key_renew_before = "{key_renew_before}"\n' if key_renew_before else ""
+    addrs = ", ".join(f'"{p.addr}"' for p in proxies)
+    operators = ", ".join(f'"{p.operator}"' for p in proxies)
     return f"""prover = "proxy"
 [chains.proxy]
-addr = "{proxy.addr}"
-code_hash = "{proxy.code_hash}"
-authority = "{proxy.authority}"
-operators = ["{proxy.operator}"]
+addrs = [{addrs}]
+code_hash = "{proxies[0].code_hash}"
+authority = "{proxies[0].authority}"
+operators = [{operators}]
+threshold = {threshold or len(proxies)}
 key_expiration = "{key_expiration}"
 {renew}allow_simulated = true
 """
