@@ -161,9 +161,6 @@ class Enclave:
         sealed = unseal(platform_secret, self.code_hash, blob)
         return self._adopt(bytes(sealed.secret), sealed.registration)
 
-    def forget_key(self, address: bytes) -> None:
-        self._keys.pop(bytes(address), None)
-
     def _sign(self, message: bytes, signers: Sequence[bytes]) -> Signed:
         sigs: list[bytes] = []
         regs: list[pb.EnclaveKeyRegistration] = []

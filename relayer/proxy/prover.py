@@ -69,7 +69,6 @@ class ProxyChainHandle(GrpcChainHandle):
         self.elc_id = chain_id
         self.clock = clock
         self.proxies = [_Proxy(ProxyServiceClient(a, timeout_s=config.rpc_timeout_s)) for a in config.addrs]
-        self.renewals = 0
 
     async def aclose(self) -> None:
         for p in self.proxies:
@@ -125,7 +124,6 @@ class ProxyChainHandle(GrpcChainHandle):
                 key = await p.client.new_enclave_key()
                 p.keys.append((bytes(key.address), int(key.attested_at)))
                 live.append(p.keys[-1])
-                self.renewals += 1
                 log.info("enclave key renewed", proxy=p.client.address, key=hex_address(key.address),
                          replaces=hex_address(live[-2][0]) if len(live) > 1 else None)
             return [a for a, _ in reversed(live[-MAX_SIGNING_KEYS:])]

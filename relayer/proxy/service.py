@@ -36,7 +36,7 @@ from lightclients.consensus_heights import stored_heights
 from lightclients.interface import ClientError, Height, Status, consensus_state_key
 from lightclients.proxy.attestation import SimulatedAuthority, operator_sign, registration
 from lightclients.proxy.enclave import Enclave, EnclaveError, MisbehaviourDetected, Signed
-from lightclients.proxy.messages import hex_address
+from lightclients.proxy.messages import height_pb, hex_address
 from lightclients.proxy.sealing import SealingError
 from relayer.proxy.home import ProxyHome, write_atomic, write_public
 from relayer.proxy.measure import code_hash as measure
@@ -60,12 +60,6 @@ class Refused(Exception):
 
 def _height(msg: Any) -> Height:
     return Height(int(msg.revision_number), int(msg.revision_height))
-
-
-def _height_pb(h: Height) -> Any:
-    from kakehashi.ibc.v1 import client_pb2
-
-    return client_pb2.Height(revision_number=h.revision_number, revision_height=h.revision_height)
 
 
 def _signed(out: Signed) -> spb.SignedResponse:
@@ -126,7 +120,7 @@ class ProxyCore:
             try:
                 clients.append(spb.HostedClient(
                     elc_client_id=cid, client_type=self.enclave.client_type(view),
-                    latest_height=_height_pb(self.enclave.latest_height(view)),
+                    latest_height=height_pb(self.enclave.latest_height(view)),
                     status=self.enclave.status(view, now).value))
             except (EnclaveError, ClientError) as exc:
                 clients.append(spb.HostedClient(elc_client_id=cid, status=f"unreadable: {exc}"))
@@ -166,7 +160,7 @@ class ProxyCore:
                 raise Refused(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
             view.commit()
             log.info("hosted client created", client=req.elc_client_id, type=info.client_type, height=str(info.height))
-        return spb.CreateClientResponse(client_type=info.client_type, height=_height_pb(info.height),
+        return spb.CreateClientResponse(client_type=info.client_type, height=height_pb(info.height),
                                         state_id=info.state_id, timestamp=info.timestamp,
                                         trusting_period=info.trusting_period, max_clock_drift=info.max_clock_drift,
                                         reused=reused)
@@ -175,9 +169,9 @@ class ProxyCore:
         view = self._client(req.elc_client_id)
         at = _height(req.height)
         below = [h for h in stored_heights(view) if h < at]
-        return spb.QueryClientResponse(latest_height=_height_pb(self.enclave.latest_height(view)),
+        return spb.QueryClientResponse(latest_height=height_pb(self.enclave.latest_height(view)),
                                        has_height=view.get(consensus_state_key(at)) is not None,
-                                       trusted_below=_height_pb(max(below) if below else Height.zero()))
+                                       trusted_below=height_pb(max(below) if below else Height.zero()))
 
     @staticmethod
     def _signers(raw: Any) -> list[bytes]:

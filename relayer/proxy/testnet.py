@@ -20,10 +20,6 @@ PROXY_DIR = "proxy"
 KEY_EXPIRATION = "1d"
 
 
-class ProxyProcessError(RuntimeError):
-    """The proxy could not be started or read; the message names the file to look at."""
-
-
 @dataclass(frozen=True)
 class ProxyProcInfo:
     home: Path
