@@ -20,7 +20,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description="run kakehashi benchmarks")
+    if sys.argv[1:2] == ["report"]:
+        from bench.report import main as report
+
+        report(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(prog="python -m bench", description="run kakehashi benchmarks (`report` rebuilds docs/PERFORMANCE.md)")
     parser.add_argument("names", nargs="*", help="benchmark names (default: all)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke runs")
     parser.add_argument("--out", type=Path, default=HERE / "results")

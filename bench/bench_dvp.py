@@ -59,6 +59,7 @@ from relayer.dvp import DvpClient, Ledgers, parse_trade
 from relayer.dvp.trade import ResolvedTrade
 from tests.support.live import (
     NodeProc,
+    Proc,
     Procs,
     RelayerSetup,
     add_keys,
@@ -81,9 +82,11 @@ RELAYER_KEYS = {"evm": "carol", "corda": "holder-firm-c"}
 QTY, AMOUNT = 1, 10  # ST and SC per trade
 DEADLINE_S = 600
 IDLE_BEFORE_QUERY_S = 5.0
-SIZES_FULL = (100, 1000, 10_000)
+SIZES_FULL = (1000, 10_000)
 SIZE_QUICK = 20
-CONCURRENCY_FULL, CONCURRENCY_QUICK = 256, 20
+# trades between lock and final at once: throughput = in flight / latency (Little's law), so
+# ~250/s at ~3 s needs ~750 in flight
+CONCURRENCY_FULL, CONCURRENCY_QUICK = 1024, 20
 # seconds of feeding per size before it is cut short (the in-flight trades then finish)
 BUDGET_S = {SIZE_QUICK: 40.0, 100: 60.0, 1000: 120.0, 10_000: 600.0}
 FINAL_WAIT_S = 120.0
@@ -164,7 +167,7 @@ async def split_cash(led: Ledgers, seed: bytes, owner: bytes, pieces: int) -> No
         commands=(pb.Command(contract=CASH, name="Move", signers=[owner]),),
         notary=led.notary, privacy_salt=fresh_salt(),
         references=(pb.StateRef(txid=bytes.fromhex(admission["txid"]), index=int(admission["index"])),))
-    res = await led.corda.submit_and_wait(SignedTransaction(wtx).sign(seed).encode())
+    res = await led.submit_and_wait(False, SignedTransaction(wtx).sign(seed).encode())
     if res.status != node_pb2.TX_STATUS_COMMITTED:
         raise RuntimeError(f"splitting the buyer's cash failed: {res.reason}")
 
@@ -174,6 +177,15 @@ class Net:
     evm: NodeProc
     corda: NodeProc
     channel: str  # the Corda end of the dvp channel
+    relayer: Proc | None = None
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each process of the run (this one is the DvP client)."""
+        out = {"evm_node": self.evm.proc.cpu_s(), "corda_node": self.corda.proc.cpu_s(),
+               "client": time.process_time()}
+        if self.relayer is not None:
+            out["relayer"] = self.relayer.cpu_s()
+        return out
 
 
 async def _holdings(led: Ledgers, net: Net) -> dict[str, int]:
@@ -196,6 +208,7 @@ async def _size(client: TimedClient, watch: ExitWatch, net: Net, n: int, concurr
                          "corda": ed25519_public_key(firm_b).hex()}}
     before = await _holdings(led, net)
     query_ms_before = await _query_ms(led, parties["buyer"]["corda"])
+    cpu_before = net.cpu()
     sem = asyncio.Semaphore(concurrency)
     feed_until = time.monotonic() + budget_s
     latencies: list[float] = []
@@ -232,6 +245,7 @@ async def _size(client: TimedClient, watch: ExitWatch, net: Net, n: int, concurr
 
     started = time.monotonic()
     await asyncio.gather(*(one(i) for i in range(n)))
+    cpu_used = {k: v - cpu_before[k] for k, v in net.cpu().items()}
     after = await _holdings(led, net)
     # right after the last exit the node still works off the tail (relayer clearing, late
     # polls): let it settle, then time the query the pre-check makes per trade
@@ -256,6 +270,11 @@ async def _size(client: TimedClient, watch: ExitWatch, net: Net, n: int, concurr
         # one Corda `balances` query (the pre-check asks it per trade) before and after this size
         # (after: once the node is idle again, so it shows the query's cost at this history)
         "corda_balances_query_ms": {"before": query_ms_before, "after": query_ms_after},
+        # CPU of each process over the size (first trade fed -> last exit seen), per settled trade
+        "cpu_s": {k: round(v, 2) for k, v in cpu_used.items()},
+        "cpu_ms_per_trade": ({k: round(v / settled * 1000, 3) for k, v in cpu_used.items()}
+                             | {"total": round(sum(cpu_used.values()) / settled * 1000, 3)}) if settled else None,
+        "cpu_cores_busy": round(sum(cpu_used.values()) / (time.monotonic() - started), 2),
     }
     if latencies:
         p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
@@ -299,7 +318,7 @@ def _setup(root: Path, procs: Procs, prover: str = "direct") -> tuple[Net, int, 
               "--a-port", dvp_app.PORT_ID, "--b-port", dvp_app.PORT_ID, "--channel-version", dvp_app.VERSION)
     daemon = start_daemon(procs, cfg)
     wait_ready(daemon, port)
-    return Net(evm, corda, chan["b_channel"]), port, daemon
+    return Net(evm, corda, chan["b_channel"], daemon), port, daemon
 
 
 def run(quick: bool, prover: str = "direct", sizes: Sequence[int] | None = None) -> dict[str, Any]:

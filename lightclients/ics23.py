@@ -10,7 +10,9 @@ Rules chosen beyond the reference implementation (all make verification stricter
   byte encodings, and flipping a byte could leave verification unchanged.
 - ``NonExistenceProof.key`` must equal the queried key, or its comparison form (the prehashed
   key) when the spec compares prehashed keys; the reference ignores the field.
-- Batch and compressed proofs are not supported; they decode to "no proof" and fail clearly.
+- ``verify_membership`` / ``verify_non_membership`` take single proofs only; a batch or
+  compressed batch proof is opened with :func:`verify_batch`, which verifies every entry once
+  and then answers lookups (see "batches" below for its rules).
 Everything wrong with a proof raises :class:`Ics23Error` in the low-level functions and
 makes ``verify_membership`` / ``verify_non_membership`` return False.
 """
@@ -20,6 +22,9 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import NamedTuple, Protocol, cast
 
 from google.protobuf.message import DecodeError
 
@@ -33,9 +38,24 @@ LeafOp = pb.LeafOp
 InnerOp = pb.InnerOp
 ProofSpec = pb.ProofSpec
 InnerSpec = pb.InnerSpec
+BatchProof = pb.BatchProof
+CompressedBatchProof = pb.CompressedBatchProof
 
 # Go's verifier falls back to this depth when a spec leaves max_depth unset.
 DEFAULT_MAX_DEPTH = 128
+
+
+class InnerLike(Protocol):
+    """An inner step as the checks read it: a protobuf InnerOp or a batch's plain tuple."""
+
+    @property
+    def hash(self) -> int: ...
+
+    @property
+    def prefix(self) -> bytes: ...
+
+    @property
+    def suffix(self) -> bytes: ...
 
 
 class Ics23Error(ValueError):
@@ -161,7 +181,7 @@ def calculate_root(proof: CommitmentProof) -> bytes:
         if ne.HasField("right"):
             return calculate_existence_root(ne.right)
         raise Ics23Error("non-existence proof has neither a left nor a right neighbour")
-    raise Ics23Error("commitment proof holds no exist or nonexist proof")
+    raise Ics23Error("commitment proof holds no exist or nonexist proof (a batch has no single root)")
 
 
 # --- spec checks ------------------------------------------------------------------------
@@ -257,7 +277,7 @@ def check_leaf(op: LeafOp, spec: ProofSpec) -> None:
         raise Ics23Error(f"leaf prefix does not start with {ls.prefix.hex()}")
 
 
-def check_inner(op: InnerOp, spec: ProofSpec, layer: int) -> None:
+def check_inner(op: InnerLike, spec: ProofSpec, layer: int) -> None:
     """An inner op must hash like the spec and have room for exactly its siblings."""
     if not spec.HasField("inner_spec") or not spec.HasField("leaf_spec"):
         raise Ics23Error("spec needs both a leaf spec and an inner spec")
@@ -327,12 +347,12 @@ def _padding(spec: InnerSpec, branch: int) -> tuple[int, int, int]:
     return prefix + spec.min_prefix_length, prefix + spec.max_prefix_length, suffix
 
 
-def _has_padding(op: InnerOp, padding: tuple[int, int, int]) -> bool:
+def _has_padding(op: InnerLike, padding: tuple[int, int, int]) -> bool:
     lo, hi, suffix = padding
     return lo <= len(op.prefix) <= hi and len(op.suffix) == suffix
 
 
-def order_from_padding(spec: InnerSpec, op: InnerOp) -> int:
+def order_from_padding(spec: InnerSpec, op: InnerLike) -> int:
     """Which child slot the proven node occupies, read off the prefix/suffix lengths."""
     for branch in range(len(spec.child_order)):
         if _has_padding(op, _padding(spec, branch)):
@@ -340,7 +360,7 @@ def order_from_padding(spec: InnerSpec, op: InnerOp) -> int:
     raise Ics23Error("inner op fits no child slot of the spec")
 
 
-def left_branches_are_empty(spec: InnerSpec, op: InnerOp) -> bool:
+def left_branches_are_empty(spec: InnerSpec, op: InnerLike) -> bool:
     """True when every sibling left of the node is the empty child (a placeholder step)."""
     try:
         idx = order_from_padding(spec, op)
@@ -358,7 +378,7 @@ def left_branches_are_empty(spec: InnerSpec, op: InnerOp) -> bool:
     return True
 
 
-def right_branches_are_empty(spec: InnerSpec, op: InnerOp) -> bool:
+def right_branches_are_empty(spec: InnerSpec, op: InnerLike) -> bool:
     """True when every sibling right of the node is the empty child."""
     try:
         idx = order_from_padding(spec, op)
@@ -374,18 +394,18 @@ def right_branches_are_empty(spec: InnerSpec, op: InnerOp) -> bool:
     return True
 
 
-def is_left_most(spec: InnerSpec, path: Sequence[InnerOp]) -> bool:
+def is_left_most(spec: InnerSpec, path: Sequence[InnerLike]) -> bool:
     """No key can sit left of this path: every step is leftmost or has only empty left siblings."""
     padding = _padding(spec, 0)
     return all(_has_padding(s, padding) or left_branches_are_empty(spec, s) for s in path)
 
 
-def is_right_most(spec: InnerSpec, path: Sequence[InnerOp]) -> bool:
+def is_right_most(spec: InnerSpec, path: Sequence[InnerLike]) -> bool:
     padding = _padding(spec, len(spec.child_order) - 1)
     return all(_has_padding(s, padding) or right_branches_are_empty(spec, s) for s in path)
 
 
-def is_left_neighbor(spec: InnerSpec, left: Sequence[InnerOp], right: Sequence[InnerOp]) -> bool:
+def is_left_neighbor(spec: InnerSpec, left: Sequence[InnerLike], right: Sequence[InnerLike]) -> bool:
     """True when no leaf can sit between the two paths (they split at adjacent slots)."""
     li, ri = len(left) - 1, len(right) - 1
     while (
@@ -446,7 +466,7 @@ def verify_non_existence(
 
 
 def decode_commitment_proof(data: bytes) -> CommitmentProof:
-    """Parse a canonical CommitmentProof holding an exist or nonexist proof."""
+    """Parse a canonical CommitmentProof (exist, nonexist, batch or compressed batch)."""
     if not isinstance(data, (bytes, bytearray)):
         raise Ics23Error(f"proof must be bytes, got {type(data).__name__}")
     msg = CommitmentProof()
@@ -455,9 +475,7 @@ def decode_commitment_proof(data: bytes) -> CommitmentProof:
     except (DecodeError, RuntimeError, ValueError) as exc:
         raise Ics23Error(f"malformed commitment proof: {exc}") from exc
     if msg.WhichOneof("proof") is None:
-        raise Ics23Error(
-            "commitment proof holds no exist or nonexist proof (batch and compressed proofs are not supported)"
-        )
+        raise Ics23Error("commitment proof holds no proof (none of exist, nonexist, batch, compressed)")
     # Unknown fields survive re-serialization, so drop them before comparing.
     msg.DiscardUnknownFields()
     if msg.SerializeToString(deterministic=True) != bytes(data):
@@ -507,6 +525,379 @@ def verify_non_membership(
     except Ics23Error:
         return False
     return True
+
+
+# --- batches ------------------------------------------------------------------------------
+#
+# A batch (CommitmentProof.batch) or compressed batch (CommitmentProof.compressed) proves
+# several keys under one root. ``verify_batch`` checks every entry once and returns a
+# :class:`VerifiedBatch` that answers membership / non-membership by lookup. Rules beyond
+# the reference implementation, so that one batch has one encoding and carries nothing
+# unverified:
+# - the canonical-bytes rule of single proofs (checked by decode_commitment_proof);
+# - at least one entry; entries strictly ascending by the key they carry (ExistenceProof.key,
+#   NonExistenceProof.key), so no key appears twice;
+# - compressed: every path index names an entry of lookup_inners; the table lists each
+#   distinct inner step once, in the order the entries first use it (entries in order;
+#   a non-existence entry's left path before its right), and holds no unused step;
+# - a non-existence entry's neighbours are verified and adjacent when the batch is opened;
+#   the key it proves absent is checked against them at lookup (the key must equal the
+#   entry's key or its prehash, as for single proofs).
+# Hashing is memoised by preimage: an inner step hashes prefix || child || suffix, and the
+# verifier keeps one table per batch from that input to its digest, so an input met on
+# several entries' paths is hashed once. In a binary tree the input of a node is the same
+# (0x01 || left || right in the SMT) whichever child's path reaches it, so every node on the
+# union of the entries' paths is hashed exactly once; leaves are distinct and hashed once
+# each. Spec checks are memoised the same way, per distinct step (and layer for IAVL).
+
+
+# An inner step as (hash op, prefix, suffix): a plain tuple is built and hashed in C, which
+# matters when a batch holds thousands of steps.
+_Op = tuple[int, bytes, bytes]
+
+
+class _Inner(NamedTuple):
+    """A step with the attribute names the neighbour rules read (non-existence entries)."""
+
+    hash: int
+    prefix: bytes
+    suffix: bytes
+
+
+def _named(path: Sequence[_Op]) -> list[_Inner]:
+    return [_Inner(*op) for op in path]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchExist:
+    """One existence entry of a batch: its steps as (hash op, prefix, suffix), leaf first."""
+
+    key: bytes
+    value: bytes
+    leaf: LeafOp
+    path: list[_Op]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchAbsent:
+    """One non-existence entry: the key it proves absent and its neighbours."""
+
+    key: bytes
+    left: BatchExist | None
+    right: BatchExist | None
+
+
+def _inner(op: InnerOp) -> _Op:
+    return (int(op.hash), bytes(op.prefix), bytes(op.suffix))
+
+
+def _plain_exist(p: ExistenceProof) -> BatchExist:
+    if not p.HasField("leaf"):
+        raise Ics23Error("existence proof needs a leaf op")
+    return BatchExist(bytes(p.key), bytes(p.value), p.leaf, [_inner(op) for op in p.path])
+
+
+def _plain_entries(batch: BatchProof) -> list[BatchExist | BatchAbsent]:
+    out: list[BatchExist | BatchAbsent] = []
+    for i, entry in enumerate(batch.entries):
+        kind = entry.WhichOneof("proof")
+        if kind == "exist":
+            out.append(_plain_exist(entry.exist))
+        elif kind == "nonexist":
+            ne = entry.nonexist
+            out.append(BatchAbsent(
+                bytes(ne.key),
+                _plain_exist(ne.left) if ne.HasField("left") else None,
+                _plain_exist(ne.right) if ne.HasField("right") else None,
+            ))
+        else:
+            raise Ics23Error(f"batch entry {i} holds no exist or nonexist proof")
+    return out
+
+
+class _Lookup:
+    """Resolves a compressed path's indexes and checks the table's canonical order."""
+
+    def __init__(self, table: Sequence[InnerOp]) -> None:
+        self.table = [_inner(op) for op in table]
+        if len(set(self.table)) != len(self.table):
+            raise Ics23Error("compressed batch lists one inner step twice in lookup_inners")
+        self.first_unused = 0
+
+    def path(self, indexes: Sequence[int]) -> list[_Op]:
+        idx = list(indexes)
+        if idx and (min(idx) < 0 or max(idx) >= len(self.table)):
+            raise Ics23Error("a compressed path index is outside lookup_inners")
+        for i in idx:
+            if i >= self.first_unused:
+                if i > self.first_unused:
+                    raise Ics23Error("lookup_inners is not in the order the entries first use it")
+                self.first_unused += 1
+        table = self.table
+        return [table[i] for i in idx]
+
+    def exist(self, p: pb.CompressedExistenceProof) -> BatchExist:
+        if not p.HasField("leaf"):
+            raise Ics23Error("existence proof needs a leaf op")
+        return BatchExist(bytes(p.key), bytes(p.value), p.leaf, self.path(p.path))
+
+    def finish(self) -> None:
+        if self.first_unused != len(self.table):
+            raise Ics23Error(
+                f"lookup_inners has {len(self.table) - self.first_unused} step(s) no entry uses"
+            )
+
+
+def _compressed_entries(batch: CompressedBatchProof) -> list[BatchExist | BatchAbsent]:
+    lookup = _Lookup(batch.lookup_inners)
+    out: list[BatchExist | BatchAbsent] = []
+    for i, entry in enumerate(batch.entries):
+        kind = entry.WhichOneof("proof")
+        if kind == "exist":
+            out.append(lookup.exist(entry.exist))
+        elif kind == "nonexist":
+            ne = entry.nonexist
+            left = lookup.exist(ne.left) if ne.HasField("left") else None
+            right = lookup.exist(ne.right) if ne.HasField("right") else None
+            out.append(BatchAbsent(bytes(ne.key), left, right))
+        else:
+            raise Ics23Error(f"compressed batch entry {i} holds no exist or nonexist proof")
+    lookup.finish()
+    return out
+
+
+class _BatchChecker:
+    """Verifies a batch's entries under one root with shared hashing and spec checks."""
+
+    def __init__(self, spec: ProofSpec, root: bytes) -> None:
+        if not spec.HasField("inner_spec") or not spec.HasField("leaf_spec"):
+            raise Ics23Error("spec needs both a leaf spec and an inner spec")
+        self.spec = spec
+        self.root = root
+        self.iavl = _is_iavl(spec)
+        self.max_depth = spec.max_depth or DEFAULT_MAX_DEPTH
+        inner = spec.inner_spec
+        self.child_size = inner.child_size
+        if self.child_size <= 0:
+            raise Ics23Error("spec child_size must be positive")
+        self.inner_hash = int(inner.hash)
+        self.leaf_prefix = bytes(spec.leaf_spec.prefix)
+        self.min_prefix = inner.min_prefix_length
+        self.max_prefix = inner.max_prefix_length + (len(inner.child_order) - 1) * inner.child_size
+        self.digest = _fast_hash(self.inner_hash)
+        self.digests: dict[bytes, bytes] = {}
+        self.inner_ok: set[tuple[object, ...]] = set()
+        self.leaf_ok: set[tuple[int, int, int, int, bytes]] = set()
+        self.inner_hashes = 0  # inner steps actually hashed: the memo's effect, for tests
+
+    def _check_new_inner(self, op: _Op) -> None:
+        """``check_inner``'s rules for a non-IAVL spec, with the spec read once per batch."""
+        hash_op, prefix, suffix = op
+        if hash_op != self.inner_hash:
+            raise Ics23Error(f"inner hash op {hash_op} does not match spec {self.inner_hash}")
+        if prefix.startswith(self.leaf_prefix):
+            raise Ics23Error("inner prefix starts with the leaf prefix")
+        if len(prefix) < self.min_prefix:
+            raise Ics23Error(f"inner prefix too short ({len(prefix)})")
+        if len(prefix) > self.max_prefix:
+            raise Ics23Error(f"inner prefix too long ({len(prefix)})")
+        if len(suffix) % self.child_size:
+            raise Ics23Error("inner suffix is not a whole number of children")
+
+    def _check_shape(self, e: BatchExist) -> None:
+        leaf = e.leaf
+        leaf_key = (int(leaf.hash), int(leaf.prehash_key), int(leaf.prehash_value), int(leaf.length),
+                    bytes(leaf.prefix))
+        if leaf_key not in self.leaf_ok:
+            check_leaf(leaf, self.spec)
+            self.leaf_ok.add(leaf_key)
+        depth = len(e.path)
+        if self.spec.min_depth > 0 and depth < self.spec.min_depth:
+            raise Ics23Error(f"proof depth {depth} below min_depth {self.spec.min_depth}")
+        if depth > self.max_depth:
+            raise Ics23Error(f"proof depth {depth} above max_depth {self.max_depth}")
+        ok = self.inner_ok
+        if self.iavl:  # IAVL prefixes are checked per layer
+            for layer, op in enumerate(e.path, start=1):
+                if (op, layer) not in ok:
+                    check_inner(_Inner(*op), self.spec, layer)
+                    ok.add((op, layer))
+            return
+        for op in e.path:  # each distinct step is checked once per batch
+            if op not in ok:
+                self._check_new_inner(op)
+                ok.add(op)
+
+    def existence(self, e: BatchExist) -> None:
+        self._check_shape(e)
+        node = apply_leaf(e.leaf, e.key, e.value)
+        digests, digest, child_size = self.digests, self.digest, self.child_size
+        for _, prefix, suffix in e.path:
+            # Every step passed check_inner, so all use the spec's inner hash: the preimage
+            # alone names the digest.
+            pre = prefix + node + suffix
+            got = digests.get(pre)
+            if got is None:
+                got = digests[pre] = digest(pre)
+                self.inner_hashes += 1
+            node = got
+            if child_size >= 32 and len(node) > child_size:
+                raise Ics23Error(f"inner hash of {len(node)} bytes exceeds child_size {child_size}")
+        if node != self.root:
+            raise Ics23Error(f"entry for key {e.key.hex()} does not lead to the root")
+
+    def absence(self, a: BatchAbsent) -> tuple[bytes | None, bytes | None]:
+        """Verify the neighbours and their adjacency; their comparison keys bound the gap."""
+        if a.left is None and a.right is None:
+            raise Ics23Error("non-existence proof has neither a left nor a right neighbour")
+        inner = self.spec.inner_spec
+        left_key = right_key = None
+        if a.left is not None:
+            self.existence(a.left)
+            left_key = key_for_comparison(self.spec, a.left.key)
+        if a.right is not None:
+            self.existence(a.right)
+            right_key = key_for_comparison(self.spec, a.right.key)
+        if a.left is None:
+            assert a.right is not None
+            if not is_left_most(inner, _named(a.right.path)):
+                raise Ics23Error("left neighbour missing but the right one is not left-most")
+        elif a.right is None:
+            if not is_right_most(inner, _named(a.left.path)):
+                raise Ics23Error("right neighbour missing but the left one is not right-most")
+        else:
+            assert left_key is not None and right_key is not None
+            if left_key >= right_key:
+                raise Ics23Error("non-existence neighbours are not in key order")
+            if not is_left_neighbor(inner, _named(a.left.path), _named(a.right.path)):
+                raise Ics23Error("left and right proofs are not adjacent")
+        return left_key, right_key
+
+
+def _fast_hash(op: int) -> Callable[[bytes], bytes]:
+    """The digest function of a hash op, without do_hash's per-call checks (the batch path
+    has checked every step's op against the spec before hashing)."""
+    if op == pb.SHA256:
+        return lambda data: hashlib.sha256(data).digest()
+    return lambda data: do_hash(op, data)
+
+
+class VerifiedBatch:
+    """What a verified batch proves under its root; answers lookups without hashing."""
+
+    __slots__ = ("_absent", "_present", "_spec", "entries", "inner_hashes")
+
+    def __init__(
+        self,
+        spec: ProofSpec,
+        present: dict[bytes, bytes],
+        absent: dict[bytes, tuple[bytes | None, bytes | None]],
+        inner_hashes: int,
+    ) -> None:
+        self._spec = spec
+        self._present = present
+        self._absent = absent
+        self.entries = len(present) + len(absent)
+        self.inner_hashes = inner_hashes
+
+    def _gap(self, key: bytes) -> tuple[bytes, tuple[bytes | None, bytes | None]] | None:
+        cmp_key = key_for_comparison(self._spec, key)
+        gap = self._absent.get(key)
+        if gap is None:
+            gap = self._absent.get(cmp_key)
+        return None if gap is None else (cmp_key, gap)
+
+    def covers(self, key: bytes) -> bool:
+        """True when the batch holds an entry for ``key`` (present or absent)."""
+        return key in self._present or self._gap(key) is not None
+
+    def check_membership(self, key: bytes, value: bytes) -> None:
+        proven = self._present.get(bytes(key))
+        if proven is None:
+            if self._gap(bytes(key)) is not None:
+                raise Ics23Error("the batch proves this key absent")
+            raise Ics23Error("the batch holds no entry for this key")
+        if proven != bytes(value):
+            raise Ics23Error("the batch proves another value for this key")
+
+    def check_non_membership(self, key: bytes) -> None:
+        found = self._gap(bytes(key))
+        if found is None:
+            if bytes(key) in self._present:
+                raise Ics23Error("the batch proves this key present")
+            raise Ics23Error("the batch holds no entry for this key")
+        cmp_key, (left, right) = found
+        if left is not None and cmp_key <= left:
+            raise Ics23Error("key is not right of the left neighbour")
+        if right is not None and cmp_key >= right:
+            raise Ics23Error("key is not left of the right neighbour")
+
+
+def verify_batch(spec: ProofSpec, root: bytes, proof: CommitmentProof | bytes) -> VerifiedBatch:
+    """Verify every entry of a batch or compressed batch proof under ``root``, once."""
+    if not isinstance(spec, ProofSpec):
+        raise Ics23Error("spec must be a ProofSpec")
+    if not isinstance(root, (bytes, bytearray)):
+        raise Ics23Error("root must be bytes")
+    msg = _as_proof(proof)
+    kind = msg.WhichOneof("proof")
+    if kind == "batch":
+        entries = _plain_entries(msg.batch)
+    elif kind == "compressed":
+        entries = _compressed_entries(msg.compressed)
+    else:
+        raise Ics23Error(f"a {kind} proof is not a batch")
+    if not entries:
+        raise Ics23Error("batch proof has no entries")
+    keys = [e.key for e in entries]
+    for a, b in pairwise(keys):
+        if a >= b:
+            raise Ics23Error("batch entries must be strictly ascending by key (sorted, no repeats)")
+    checker = _BatchChecker(spec, bytes(root))
+    present: dict[bytes, bytes] = {}
+    absent: dict[bytes, tuple[bytes | None, bytes | None]] = {}
+    for e in entries:
+        if isinstance(e, BatchExist):
+            checker.existence(e)
+            present[e.key] = e.value
+        else:
+            absent[e.key] = checker.absence(e)
+    return VerifiedBatch(spec, present, absent, checker.inner_hashes)
+
+
+def compressed_batch(entries: Sequence[BatchExist | BatchAbsent]) -> CommitmentProof:
+    """The canonical compressed batch of ``entries`` (sorted by their keys, no repeats): each
+    distinct inner step once in ``lookup_inners``, in the order the entries first use it
+    (what verify_batch accepts)."""
+    table: dict[_Op, int] = {}
+
+    def exist(e: BatchExist) -> pb.CompressedExistenceProof:
+        idx = []
+        for op in e.path:
+            i = table.get(op)
+            if i is None:
+                i = table[op] = len(table)
+            idx.append(i)
+        return pb.CompressedExistenceProof(key=e.key, value=e.value, leaf=e.leaf, path=idx)
+
+    out = []
+    for entry in entries:
+        if isinstance(entry, BatchExist):
+            out.append(pb.CompressedBatchEntry(exist=exist(entry)))
+        else:
+            ne = pb.CompressedNonExistenceProof(key=entry.key)
+            if entry.left is not None:
+                ne.left.CopyFrom(exist(entry.left))
+            if entry.right is not None:
+                ne.right.CopyFrom(exist(entry.right))
+            out.append(pb.CompressedBatchEntry(nonexist=ne))
+    inners = [InnerOp(hash=cast(pb.HashOp, h), prefix=prefix, suffix=suffix) for h, prefix, suffix in table]
+    return CommitmentProof(compressed=CompressedBatchProof(entries=out, lookup_inners=inners))
+
+
+def compress_batch(batch: BatchProof) -> CompressedBatchProof:
+    """The canonical compressed form of a batch (see ``compressed_batch``)."""
+    return compressed_batch(_plain_entries(batch)).compressed
 
 
 # --- public specs -----------------------------------------------------------------------

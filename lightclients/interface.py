@@ -16,6 +16,11 @@ Conventions every module follows:
   from a clock, so expiry and drift are testable in simulated time.
 - Failures raise a subclass of :class:`ClientError` whose message names the rule that
   failed. A failed call leaves the store untouched (modules validate before they write).
+- A module may also take multiproofs (:class:`BatchProofModule`): several paths proven at
+  one height by one proof whose shared nodes are hashed once. ``open_batch`` verifies it
+  against the consensus state once and returns a :class:`BatchOpening` that answers each
+  path by lookup. The opening holds no store reference: status (frozen, expired) is the
+  caller's to re-check before each use, as the IBC core does.
 """
 
 from __future__ import annotations
@@ -173,3 +178,40 @@ class LightClientModule(Protocol):
 
     def timestamp_at_height(self, store: ClientStore, height: Height) -> int:
         """Unix-ns timestamp of the consensus state at exactly ``height``."""
+
+
+class BatchOpening(Protocol):
+    """A multiproof verified once against the consensus state at one height and prefix.
+
+    Lookups raise :class:`InvalidProof` exactly where the module's single-proof
+    ``verify_membership`` / ``verify_non_membership`` would for the same path and value,
+    plus when the path is not one the multiproof covers.
+    """
+
+    def covers(self, path: bytes) -> bool:
+        """True when the multiproof proves something (presence or absence) about ``path``."""
+
+    def verify_membership(self, path: bytes, value: bytes) -> None: ...
+
+    def verify_non_membership(self, path: bytes) -> None: ...
+
+
+@runtime_checkable
+class BatchProofModule(Protocol):
+    """A light-client module whose proof encoding has a multiproof form."""
+
+    def is_batch_proof(self, proof: bytes) -> bool:
+        """Whether ``proof`` is in the module's multiproof form rather than its single form.
+
+        A look at the encoding only (nothing is verified); a proof that claims to be a
+        multiproof but is malformed is rejected by ``open_batch``.
+        """
+
+    def open_batch(
+        self, store: ClientStore, height: Height, prefix: bytes, proof: bytes, now_ns: int
+    ) -> BatchOpening:
+        """Verify a multiproof against the consensus state at exactly ``height``.
+
+        The same status, height and prefix checks as ``verify_membership`` run first and
+        raise the same errors; a multiproof that does not verify raises InvalidProof.
+        """

@@ -16,12 +16,17 @@ Rules the walk enforces (each failure is a :class:`MptProofError` naming the rul
   this key, and a proof that stops at a hash reference is incomplete;
 - absence is proven, not assumed: the key is absent only when the path reaches an empty
   branch slot, a leaf with another path, an extension that diverges, or the empty trie.
+
+A multiproof (:func:`verify_multiproof`) proves several keys at once with every node on
+their paths listed once; each node is hashed and decoded once however many paths cross it,
+and the same node rules apply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import rlp
 from rlp.codec import consume_length_prefix
@@ -173,55 +178,130 @@ def verify_proof(root: bytes, key: bytes, proof: Sequence[bytes]) -> bytes | Non
             node: _Node = b""  # the empty trie, proven by its one-byte encoding
         else:
             node = _decode_node(encoded, f"proof node {used - 1}")
-        # Follow embedded (inline) nodes until the path ends or needs the next hashed node.
-        while True:
-            if node == b"":
-                return _finish(proof, used, None)
-            assert isinstance(node, list)
-            if len(node) == 17:
-                if pos == len(path):
-                    value = node[16]
-                    if not isinstance(value, bytes):
-                        raise MptProofError("branch value is a list, not a byte string")
-                    return _finish(proof, used, value or None)
-                child = node[path[pos]]
-                pos += 1
-            else:
-                hp, second = node
-                if not isinstance(hp, bytes):
-                    raise MptProofError("leaf or extension path is a list, not a byte string")
-                try:
-                    segment, is_leaf = decode_hex_prefix(hp)
-                except ValueError as exc:
-                    raise MptProofError(str(exc)) from None
-                if is_leaf:
-                    if not isinstance(second, bytes) or not second:
-                        raise MptProofError("leaf value is empty or a list")
-                    found = path[pos:] == segment
-                    return _finish(proof, used, second if found else None)
-                if not segment:
-                    raise MptProofError("extension node has an empty path")
-                if path[pos : pos + len(segment)] != segment:
-                    return _finish(proof, used, None)
-                pos += len(segment)
-                child = second
-                if child == b"":
-                    raise MptProofError("extension node has no child")
-            if isinstance(child, list):
-                if len(rlp.encode(child)) >= 32:
-                    raise MptProofError(
-                        "embedded node encodes to 32 bytes or more; it must be hashed"
-                    )
-                if len(child) not in (2, 17):
-                    raise MptProofError("embedded node is not a 2-item or 17-item list")
-                node = child
-                continue
+        child, value, pos = _follow(node, path, pos)
+        if child is None:
+            return _finish(proof, used, value)
+        expected_hash = child
+
+
+def _follow(node: _Node, path: bytes, pos: int) -> tuple[bytes | None, bytes | None, int]:
+    """Walk ``node`` and the nodes embedded in it along ``path`` from nibble ``pos``.
+
+    Returns (None, value or None, pos) when the key's fate is decided inside this node, or
+    (child hash, None, pos) when the walk continues at a hashed child. Shared by the single
+    and the multi-key verifier so both apply exactly the same node rules.
+    """
+    while True:
+        if node == b"":
+            return None, None, pos
+        assert isinstance(node, list)
+        if len(node) == 17:
+            if pos == len(path):
+                value = node[16]
+                if not isinstance(value, bytes):
+                    raise MptProofError("branch value is a list, not a byte string")
+                return None, value or None, pos
+            child = node[path[pos]]
+            pos += 1
+        else:
+            hp, second = node
+            if not isinstance(hp, bytes):
+                raise MptProofError("leaf or extension path is a list, not a byte string")
+            try:
+                segment, is_leaf = decode_hex_prefix(hp)
+            except ValueError as exc:
+                raise MptProofError(str(exc)) from None
+            if is_leaf:
+                if not isinstance(second, bytes) or not second:
+                    raise MptProofError("leaf value is empty or a list")
+                found = path[pos:] == segment
+                return None, second if found else None, pos
+            if not segment:
+                raise MptProofError("extension node has an empty path")
+            if path[pos : pos + len(segment)] != segment:
+                return None, None, pos
+            pos += len(segment)
+            child = second
             if child == b"":
-                return _finish(proof, used, None)
-            if len(child) != 32:
-                raise MptProofError(f"child reference is {len(child)} bytes, not a 32-byte hash")
+                raise MptProofError("extension node has no child")
+        if isinstance(child, list):
+            if len(rlp.encode(child)) >= 32:
+                raise MptProofError(
+                    "embedded node encodes to 32 bytes or more; it must be hashed"
+                )
+            if len(child) not in (2, 17):
+                raise MptProofError("embedded node is not a 2-item or 17-item list")
+            node = child
+            continue
+        if child == b"":
+            return None, None, pos
+        if len(child) != 32:
+            raise MptProofError(f"child reference is {len(child)} bytes, not a 32-byte hash")
+        return child, None, pos
+
+
+def verify_multiproof(
+    root: bytes, keys: Sequence[bytes], nodes: Sequence[bytes]
+) -> list[bytes | None]:
+    """The values under ``keys`` (None when absent) in the trie with ``root``, from one
+    multiproof: the distinct hashed nodes on the keys' paths, each listed once.
+
+    The walk takes the keys in the given order, each from the root; a node seen before is
+    reused (it was hashed and decoded once), and a node not seen yet must be the next
+    entry of ``nodes``. So the list must be exactly the union of the paths in first-use
+    order: a node out of place fails its hash check, a repeated or unused node is left
+    over at the end, and every rule of :func:`verify_proof` applies to each node.
+    """
+    root = _need_bytes("root", root)
+    if len(root) != 32:
+        raise MptProofError(f"root must be 32 bytes, got {len(root)}")
+    for name, seq in (("keys", keys), ("nodes", nodes)):
+        if isinstance(seq, bytes | bytearray | str) or not isinstance(seq, Sequence):
+            raise MptProofError(f"multiproof {name} must be a sequence of byte strings")
+    if not keys:
+        raise MptProofError("multiproof covers no key")
+    paths = [key_nibbles(_need_bytes("key", k)) for k in keys]
+    if root == EMPTY_ROOT:
+        if nodes:
+            raise MptProofError("the empty trie has no nodes, but the multiproof lists some")
+        return [None] * len(keys)
+    seen: dict[bytes, _Node] = {}
+    used = 0
+    out: list[bytes | None] = []
+    for path in paths:
+        pos = 0
+        expected_hash = root
+        while True:
+            node = seen.get(expected_hash)
+            if node is None:
+                if used == len(nodes):
+                    raise MptProofError(
+                        f"multiproof is incomplete: node {expected_hash.hex()} is missing"
+                    )
+                encoded = _need_bytes(f"multiproof node {used}", nodes[used])
+                if keccak256(encoded) != expected_hash:
+                    raise MptProofError(
+                        f"multiproof node {used} is not the node the walk needs next "
+                        "(wrong node, wrong order, or a node the path does not reach)"
+                    )
+                if expected_hash != root and len(encoded) < 32:
+                    raise MptProofError(
+                        f"multiproof node {used} is under 32 bytes and must be embedded"
+                    )
+                node = _decode_node(encoded, f"multiproof node {used}")
+                seen[expected_hash] = node
+                used += 1
+            child, value, pos = _follow(node, path, pos)
+            if child is None:
+                out.append(value)
+                break
             expected_hash = child
-            break
+    if used != len(nodes):
+        raise MptProofError(
+            f"multiproof has {len(nodes) - used} node(s) that no key's path uses "
+            "(extra or repeated nodes)"
+        )
+    return out
 
 
 def _finish(proof: Sequence[bytes], used: int, value: bytes | None) -> bytes | None:
@@ -278,7 +358,10 @@ def verify_storage_proof(storage_root: bytes, slot: bytes, proof: Sequence[bytes
     slot = _need_bytes("slot", slot)
     if len(slot) != 32:
         raise MptProofError(f"storage slot must be 32 bytes, got {len(slot)}")
-    leaf = verify_proof(storage_root, keccak256(slot), proof)
+    return _storage_value(verify_proof(storage_root, keccak256(slot), proof))
+
+
+def _storage_value(leaf: bytes | None) -> bytes | None:
     if leaf is None:
         return None
     try:
@@ -288,6 +371,27 @@ def verify_storage_proof(storage_root: bytes, slot: bytes, proof: Sequence[bytes
     if not isinstance(value, bytes) or not 1 <= len(value) <= 32 or value[0] == 0:
         raise MptProofError("storage value is not a minimal big-endian word of 1..32 bytes")
     return value
+
+
+def verify_storage_multiproof(
+    storage_root: bytes, slots: Sequence[bytes], nodes: Sequence[bytes]
+) -> dict[bytes, bytes | None]:
+    """The values of several storage ``slots`` (strictly ascending, 32 bytes each) under
+    ``storage_root`` from one multiproof, as :func:`verify_storage_proof` gives each.
+
+    Ascending slots give a multiproof one encoding: the slot order fixes the node order.
+    """
+    if isinstance(slots, bytes | bytearray | str) or not isinstance(slots, Sequence):
+        raise MptProofError("multiproof slots must be a sequence of 32-byte slots")
+    checked = [_need_bytes("slot", s) for s in slots]
+    for slot in checked:
+        if len(slot) != 32:
+            raise MptProofError(f"storage slot must be 32 bytes, got {len(slot)}")
+    for a, b in pairwise(checked):
+        if a >= b:
+            raise MptProofError("multiproof slots must be strictly ascending (sorted, no repeats)")
+    leaves = verify_multiproof(storage_root, [keccak256(s) for s in checked], nodes)
+    return {slot: _storage_value(leaf) for slot, leaf in zip(checked, leaves, strict=True)}
 
 
 def storage_word(value: bytes | None) -> bytes:

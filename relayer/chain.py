@@ -12,7 +12,8 @@ parts are written once in :class:`GrpcChainHandle`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -23,6 +24,7 @@ from chains.ibc.events import Event
 from chains.node.client import NodeClient, NodeError
 from kakehashi.node.v1 import node_pb2
 from lightclients.interface import ClientStore, Height, LightClientModule
+from relayer.watch import ChainWatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,30 @@ class TxOutcome:
         return sum(1 for e in self.events if e.type == ev.NOOP)
 
 
+class PendingTx:
+    """A tx the node admitted (or refused) whose outcome is still to come.
+
+    Why apart from the outcome: a relayer that waited for each tx's block before building the
+    next one put at most one of its txs in each block per chain. Admission orders the tx (its
+    nonce is taken); the outcome arrives with its block while the next txs are built.
+    """
+
+    def __init__(self, outcome: Awaitable[TxOutcome]) -> None:
+        self._outcome = asyncio.ensure_future(outcome)
+
+    async def result(self) -> TxOutcome:
+        return await asyncio.shield(self._outcome)
+
+    def done(self) -> bool:
+        return self._outcome.done()
+
+    @classmethod
+    def settled(cls, outcome: TxOutcome) -> PendingTx:
+        fut: asyncio.Future[TxOutcome] = asyncio.get_running_loop().create_future()
+        fut.set_result(outcome)
+        return cls(fut)
+
+
 @dataclass(frozen=True, slots=True)
 class BlockEvents:
     height: Height
@@ -77,6 +103,10 @@ class ChainHandle(Protocol):
 
     async def query(self, path: bytes, height: Height | None = None, prove: bool = True) -> QueryResult:
         """Value and proof at ``path`` committed at ``height`` (None = latest)."""
+
+    async def query_multi(self, paths: Sequence[bytes], height: Height) -> tuple[list[bytes | None], bytes]:
+        """Values at ``paths`` at ``height`` and ONE multiproof of all of them (the
+        counterparty client opens it once; shared upper nodes are sent and hashed once)."""
 
     async def packet_commitments(self, port: str, channel: str) -> list[int]: ...
 
@@ -105,6 +135,10 @@ class ChainHandle(Protocol):
     async def submit(self, msgs: Sequence[Message]) -> TxOutcome:
         """All messages in one tx; waits for the result."""
 
+    async def submit_nowait(self, msgs: Sequence[Message]) -> PendingTx:
+        """All messages in one tx, queued for the node in call order; returns once the tx is
+        signed and on its way, before its block (``PendingTx.result`` waits for that)."""
+
     def blocks(self, from_height: int) -> AsyncIterator[BlockEvents]: ...
 
 
@@ -114,8 +148,9 @@ class ChainCodec(Protocol):
     kind: str
     prefix: bytes
 
-    def encode_tx(self, msgs: Sequence[Message], signer_state: object) -> bytes:
-        """Sign and encode IBC messages as one native tx (nonce / input selection inside)."""
+    def encode_tx(self, msgs: Sequence[Message], prepared: object) -> bytes:
+        """Sign and encode IBC messages as one native tx (nonce / input selection inside);
+        ``prepared`` is what ``prepare_tx`` returned for these messages (None without one)."""
 
     def light_client(self) -> LightClientModule: ...
 
@@ -130,8 +165,9 @@ class ChainCodec(Protocol):
 class SignerSync(Protocol):
     """Optional codec half for signer state that lives on chain (the EVM account nonce).
 
-    ``before_tx`` runs under the handle's signer lock before ``encode_tx``; ``after_tx`` gets the
-    node's result, or None when the submission raised, so the codec can resync next time.
+    ``before_tx`` runs under the handle's signer lock before ``encode_tx`` (which takes the next
+    nonce); it reads the chain only when the local count is unknown. ``after_tx`` gets the
+    node's result, or None when the tx was refused or lost, so the codec resyncs next time.
     """
 
     async def before_tx(self, node: NodeClient) -> None: ...
@@ -141,11 +177,11 @@ class SignerSync(Protocol):
 
 @runtime_checkable
 class TxPreparer(Protocol):
-    """Optional codec half: an async look-up the next ``encode_tx(msgs)`` needs (Corda: the
-    DvpLock states a dvp ack/timeout must consume). Runs under the signer lock, after
-    ``before_tx``, with the very ``msgs`` sequence that ``encode_tx`` then receives."""
+    """Optional codec half: an async look-up ``encode_tx(msgs)`` needs (Corda: the DvpLock
+    states a dvp ack/timeout must consume). Runs before the signer lock is taken (a read, no
+    signer state); what it returns is handed to ``encode_tx`` with the same ``msgs``."""
 
-    async def prepare_tx(self, node: NodeClient, msgs: Sequence[Message]) -> None: ...
+    async def prepare_tx(self, node: NodeClient, msgs: Sequence[Message]) -> object: ...
 
 
 @runtime_checkable
@@ -172,7 +208,7 @@ class GrpcChainHandle:
     node's blocks (the node keeps them all), so it is rebuilt from the chain after a restart.
     """
 
-    def __init__(self, chain_id: str, node: NodeClient, codec: ChainCodec) -> None:
+    def __init__(self, chain_id: str, node: NodeClient, codec: ChainCodec, *, watch: ChainWatch | None = None) -> None:
         self._chain_id = chain_id
         self.node = node
         self.codec = codec
@@ -181,6 +217,10 @@ class GrpcChainHandle:
         self._status_known = False
         self._index: dict[tuple[str, str, str, int], Event] = {}
         self._indexed_to = 0
+        self.watch = watch or ChainWatch(node)
+        self._inflight = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
 
     @property
     def chain_id(self) -> str:
@@ -204,6 +244,11 @@ class GrpcChainHandle:
         res = await self.node.query_ibc(path.decode(), height.revision_height if height else 0, prove)
         return QueryResult(bytes(res.value) if res.found else None, bytes(res.proof),
                            _height(int(res.revision_number), int(res.proof_height)))
+
+    async def query_multi(self, paths: Sequence[bytes], height: Height) -> tuple[list[bytes | None], bytes]:
+        res = await self.node.query_ibc_batch([p.decode() for p in paths], height.revision_height,
+                                              node_pb2.PROOF_MODE_MULTI)
+        return [bytes(e.value) if e.found else None for e in res.entries], bytes(res.multiproof)
 
     async def packet_commitments(self, port: str, channel: str) -> list[int]:
         return await self.node.packet_commitments(port, channel)
@@ -252,34 +297,69 @@ class GrpcChainHandle:
     async def build_misbehaviour(self, conflicting: bytes, target: Height) -> bytes:
         return await self.codec.build_misbehaviour(self.node, conflicting, target)
 
+    def header_identity(self, client_message: bytes) -> bytes | None:
+        """The bytes that name the block a client message carries (None: not a header), so two
+        headers of one block compare equal whatever their trusted height; see the codecs."""
+        ident = getattr(self.codec, "header_identity", None)
+        return ident(client_message) if ident is not None else None
+
     async def complete_view(self, host: ChainHandle, client_id: str, store: ClientStore) -> None:
         if isinstance(self.codec, ViewCompleter):
             await self.codec.complete_view(host, client_id, store)
 
     async def submit(self, msgs: Sequence[Message]) -> TxOutcome:
+        return await (await self.submit_nowait(msgs)).result()
+
+    async def submit_nowait(self, msgs: Sequence[Message]) -> PendingTx:
+        """Sign under the signer lock (local work only; the nonce is counted locally) and queue
+        the tx for the node in lock order; the outcome comes from this handle's block watch.
+
+        A refused or lost tx makes the codec resync its signer state, but only once this
+        handle's txs in flight have landed: reading the chain's nonce while some are pending
+        would hand their nonces out again."""
         sync = self.codec if isinstance(self.codec, SignerSync) else None
+        prepared = await self.codec.prepare_tx(self.node, msgs) if isinstance(self.codec, TxPreparer) else None
+        await self.watch.start()
         async with self._signer:
             if sync is not None:
+                while self._inflight and getattr(self.codec, "nonce", 0) is None:
+                    await self._drained.wait()
                 await sync.before_tx(self.node)
-            if isinstance(self.codec, TxPreparer):
-                await self.codec.prepare_tx(self.node, msgs)
-            tx = self.codec.encode_tx(msgs, self)
+            tx = self.codec.encode_tx(msgs, prepared)
+            self._inflight += 1
+            self._drained.clear()
+            admitted = asyncio.ensure_future(self.node.submit(tx))  # queued now, in lock order
+        return PendingTx(self._outcome(admitted, sync))
+
+    async def _outcome(self, admitted: Awaitable[bytes], sync: SignerSync | None) -> TxOutcome:
+        result: node_pb2.TxResult | None = None
+        try:
             try:
-                result = await self.node.submit_and_wait(tx)
-            except NodeError:
-                if sync is not None:
-                    sync.after_tx(None)
-                raise
+                tx_hash = await admitted
+            except NodeError as exc:
+                return TxOutcome(False, f"not admitted: {exc.details or exc}", (), None)
+            result = await self.watch.wait_tx(tx_hash)
+        finally:
+            self._inflight -= 1
             if sync is not None:
-                sync.after_tx(result)
+                final = result is not None and result.status in (node_pb2.TX_STATUS_COMMITTED,
+                                                                node_pb2.TX_STATUS_FAILED)
+                sync.after_tx(result if final else None)
+            if not self._inflight:
+                self._drained.set()
         committed = result.status == node_pb2.TX_STATUS_COMMITTED
         height = _height(self._revision, int(result.height)) if result.height else None
-        return TxOutcome(committed, result.reason, _events(result), height)
+        reason = result.reason or ("" if committed else f"tx status {node_pb2.TxStatus.Name(result.status)}")
+        return TxOutcome(committed, reason, _events(result), height)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.watch.close()
 
     async def blocks(self, from_height: int) -> AsyncIterator[BlockEvents]:
         if not self._status_known:
             await self.latest()  # heights carry the revision, which only Status reports
-        async for blk in self.node.stream_blocks(from_height):
+        async for blk in self.node.stream_blocks(from_height, results_only=True):
             events = tuple(e for r in blk.results for e in _events(r))
             for event in events:
                 self._remember(event)

@@ -282,7 +282,8 @@ async def clear_packets(config: Config, passphrase: str, chain: str, port: str, 
                 for w in ours:
                     if w.dirty:
                         w.wake()
-                return all(not w.running or (w.passes > 0 and not w.dirty) for w in ours)
+                return all(not w.running or (w.passes > 0 and not w.dirty and not getattr(w, "inflight", ()))
+                           for w in ours)
             await _until("the clearing pass", idle)
         finally:
             await sup.stop()
@@ -299,21 +300,24 @@ _RELAYED_EVENTS = {ev.RECV_PACKET: "recv", ev.ACKNOWLEDGE_PACKET: "ack", ev.TIME
 
 
 class _TxRecorder:
-    """Stands in for a handle's NodeClient and keeps every tx result, so a one-shot command
-    can print the hashes of the txs the (shared) worker code sent. Everything else passes
-    straight through to the real client."""
+    """Stands in for a handle's NodeClient and keeps every submitted tx's hash, so a one-shot
+    command can print the results of the txs the (shared) worker code sent. Everything else
+    passes straight through to the real client."""
 
     def __init__(self, node: NodeClient) -> None:
         self._node = node
-        self.results: list[node_pb2.TxResult] = []
+        self.hashes: list[bytes] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._node, name)
 
-    async def submit_and_wait(self, tx: bytes, wait_s: float = 30.0) -> node_pb2.TxResult:
-        result = await self._node.submit_and_wait(tx, wait_s)
-        self.results.append(result)
-        return result
+    async def submit(self, tx: bytes) -> bytes:
+        tx_hash = await self._node.submit(tx)
+        self.hashes.append(tx_hash)
+        return tx_hash
+
+    async def results(self) -> list[node_pb2.TxResult]:
+        return [await self._node.tx_result(h) for h in self.hashes]
 
 
 def _record(handle: ChainHandle) -> _TxRecorder | None:
@@ -417,13 +421,15 @@ async def relay_packets(config: Config, passphrase: str, kind: str, dst_chain: s
         while left:
             try:
                 await worker.step()
+                await worker.settle()  # every tx the pass queued is in a block (or failed)
             except WorkerStopped as exc:
                 raise DaemonError(str(exc)) from None
             now = await pending()
             if set(now) >= set(left):
                 break  # no progress: what is left waits (e.g. for a timeout to become provable)
             left = now
-    txs = [_tx_row(chain, r) for chain, rec in recorders.items() for r in rec.results]
+        results = {chain: await rec.results() for chain, rec in recorders.items()}
+    txs = [_tx_row(chain, r) for chain, rs in results.items() for r in rs]
     txs.sort(key=lambda t: (t["height"], t["chain"]))
     failed = [t for t in txs if not t["committed"]]
     if failed and set(left) == set(before):

@@ -119,6 +119,9 @@ async def opened(config: Config, passphrase: str | None, *chain_ids: str,
         yield done
     finally:
         for oc in done:
+            close = getattr(oc.handle, "close", None)
+            if close is not None:
+                await close()
             await oc.client.close()
             if (aclose := getattr(oc.handle, "aclose", None)) is not None:
                 await aclose()

@@ -281,7 +281,7 @@ async def whitelist(led: Ledgers, issuer_key: bytes, holder: bytes, allowed: boo
     sender = "0x" + eth_address(secp256k1_public_key(issuer_key)).hex()
     nonce = int((await led.evm.query_app("account", address=sender))["nonce"])
     call = EvmCall(led.security_token, "whitelist", (holder, b"\x01" if allowed else b""))
-    res = await led.evm.submit_and_wait(make_tx(issuer_key, led.evm_chain_id, nonce, [call]).encode())
+    res = await led.submit_and_wait(True, make_tx(issuer_key, led.evm_chain_id, nonce, [call]).encode())
     if res.status != node_pb2.TX_STATUS_COMMITTED:
         raise DvpError(f"whitelist(0x{holder.hex()}, {allowed}) failed: {res.reason}")
 

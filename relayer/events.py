@@ -31,6 +31,7 @@ class BlockSource:
         on_reconnect: Callable[[int], Awaitable[None]] | None = None,
         initial_backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
+        results_only: bool = False,
     ) -> None:
         self.client = client
         self.last_height = max(start_height - 1, 0)
@@ -38,6 +39,7 @@ class BlockSource:
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
         self.reconnects = 0
+        self.results_only = results_only
 
     async def blocks(self) -> AsyncIterator[node_pb2.Block]:
         backoff = self.initial_backoff_s
@@ -50,7 +52,7 @@ class BlockSource:
                     if self.on_reconnect is not None:
                         await self.on_reconnect(self.last_height)
                 first = False
-                async for blk in self.client.stream_blocks(self.last_height + 1):
+                async for blk in self.client.stream_blocks(self.last_height + 1, results_only=self.results_only):
                     backoff = self.initial_backoff_s
                     if blk.height <= self.last_height:
                         continue

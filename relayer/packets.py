@@ -149,6 +149,38 @@ def timeout_on_close_msg(packet: chpb.Packet, proof: bytes, proof_close: bytes, 
                                   signer=signer)
 
 
+# the field that carries a packet message's (multi)proof
+PROOF_FIELD = {"MsgRecvPacket": "proof_commitment", "MsgAcknowledgement": "proof_acked",
+               "MsgTimeout": "proof_unreceived"}
+
+
+def keep_messages(msgs: Sequence[Message], dropped: set[int]) -> list[Message]:
+    """``msgs`` without the ``dropped`` indices, keeping a multiproof in the tx.
+
+    The first message of a batch carries the multiproof and the rest an empty proof; when a
+    codec drops the carrier (a DvP exit another relayer already made), its proof moves to the
+    next kept message of the same kind that has none, or the rest could not be verified."""
+    out: list[Message] = []
+    orphan: tuple[str, bytes] | None = None  # (message type, proof) of a dropped carrier
+    for i, m in enumerate(msgs):
+        name = m.DESCRIPTOR.name
+        field = PROOF_FIELD.get(name)
+        proof = bytes(getattr(m, field)) if field else b""
+        if i in dropped:
+            if field and proof and (orphan is None or orphan[0] != name):
+                orphan = (name, proof)
+            continue
+        if field and orphan is not None and orphan[0] == name:
+            if not proof:
+                moved = type(m)()
+                moved.CopyFrom(m)
+                setattr(moved, field, orphan[1])
+                m = moved
+            orphan = None
+        out.append(m)
+    return out
+
+
 def update_msg(client_id: str, header: bytes) -> client_pb2.MsgUpdateClient:
     return client_pb2.MsgUpdateClient(client_id=client_id, client_message=header)
 
@@ -163,8 +195,17 @@ def chunks(items: Sequence[T], max_msg_num: int) -> list[list[T]]:
 
 
 def batch(update: Message | None, msgs: Sequence[Message], max_msg_num: int) -> list[list[Message]]:
-    """Txs for one pass, each led by the same UpdateClient: every tx then stands alone (a
-    repeated update is a successful no-op on chain), so one failed tx cannot strand the
-    proofs of the next."""
-    lead: list[Message] = [update] if update is not None else []
-    return [lead + list(group) for group in chunks(msgs, max_msg_num)]
+    """Txs for one pass: the UpdateClient leads the FIRST tx only, the rest carry packet
+    messages alone (at most ``max_msg_num`` messages per tx either way).
+
+    Why once: the txs of a pass are queued in order from one signer, so the later ones run
+    after the first and find its consensus state; repeating the update made every tx pay a
+    header check on chain. If the first tx fails, the later ones fail on the missing consensus
+    state and their packets are relayed again by the next pass."""
+    if max_msg_num < 2:
+        raise ValueError(f"max_msg_num must be at least 2 (one update + one packet), got {max_msg_num}")
+    if update is None:
+        return [list(msgs[i:i + max_msg_num]) for i in range(0, len(msgs), max_msg_num)]
+    first: list[Message] = [update, *msgs[:max_msg_num - 1]]
+    rest = msgs[max_msg_num - 1:]
+    return [first] + [list(rest[i:i + max_msg_num]) for i in range(0, len(rest), max_msg_num)]

@@ -211,7 +211,7 @@ class Supervisor:
         """Events may have been missed: every worker clears from chain state."""
         self.reconnects += 1
         for worker in self.workers.values():
-            worker.wake(force=True)
+            worker.rescan()
 
     def on_block(self, chain_id: str, events: tuple[ev.Event, ...] | list[ev.Event]) -> None:
         seen = self._blocks_seen[chain_id] = self._blocks_seen.get(chain_id, 0) + 1
@@ -220,7 +220,11 @@ class Supervisor:
         if any(e.type in _HANDSHAKE for e in events):
             self._rescan.set()
         for worker in self.workers.values():
-            worker.wake(force=worker.relevant(chain_id, events) or periodic)
+            hit = worker.relevant(chain_id, events)
+            if periodic:
+                worker.rescan()  # a full scan of both chains now and then: nothing missed stays missed
+            else:
+                worker.wake(force=hit)
 
     # --- status ----------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ import abc
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,7 +42,7 @@ from lightclients.interface import (
 )
 from relayer import packets as planner
 from relayer.bounded import gather_bounded
-from relayer.chain import ChainHandle, QueryResult, TxOutcome
+from relayer.chain import ChainHandle, PendingTx, QueryResult, TxOutcome
 from relayer.config import PacketFilter
 from relayer.telemetry import Telemetry
 
@@ -73,9 +74,34 @@ class Settings:
     refresh_rate: float = 1 / 3
     trusting_period_ns: dict[str, int] = field(default_factory=dict)  # of clients OF chain id
     time_margin_ns: int = 10 * 10**9
+    multiproof: bool = True  # prove a tx's packets with one multiproof (QueryIbcBatch MULTI)
 
     def max_msgs(self, chain_id: str) -> int:
         return self.max_msg_num.get(chain_id, 30)
+
+
+class ClientHeights:
+    """The heights a host's client of a counterparty will hold once this relayer's queued txs run.
+
+    Why: txs are pipelined (the next is built before the previous one's block), and two workers
+    feed each client (recv of one direction, acks of the other). A tx whose proofs sit at a
+    height an earlier queued tx installs needs no update of its own, and the update it does
+    need must not race another worker's. Deciding the proof height and queueing the tx happen
+    under ``lock`` (a few local reads; outcomes are awaited outside it), so the chain runs the
+    txs in the order the heights were promised.
+    """
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.pending: Counter[Height] = Counter()
+
+    def promise(self, height: Height) -> None:
+        self.pending[height] += 1
+
+    def settle(self, height: Height) -> None:
+        self.pending[height] -= 1
+        if self.pending[height] <= 0:
+            del self.pending[height]
 
 
 @dataclass
@@ -83,6 +109,10 @@ class Services:
     settings: Settings
     telemetry: Telemetry
     mqtt: EventPublisher | None = None
+    heights: dict[tuple[str, str], ClientHeights] = field(default_factory=dict)
+
+    def client_heights(self, chain_id: str, client_id: str) -> ClientHeights:
+        return self.heights.setdefault((chain_id, client_id), ClientHeights())
 
 
 @dataclass(frozen=True)
@@ -189,6 +219,22 @@ async def update_if_needed(src: ChainHandle, dst: ChainHandle, dst_client: str,
     return planner.update_msg(dst_client, await src.build_header(trusted, target))
 
 
+async def plan_proof_height(src: ChainHandle, dst: ChainHandle, dst_client: str,
+                            heights: ClientHeights) -> tuple[Height, client_pb2.MsgUpdateClient | None]:
+    """(proof height, the UpdateClient the tx must lead with or None) for a tx to ``dst``
+    queued now; call with ``heights.lock`` held until the tx is queued.
+
+    The height is src's latest unless dst's client already holds, or an earlier queued tx of
+    this relayer installs, one at least as new: then no update is needed. A promised height
+    whose tx fails makes the txs relying on it fail too; their packets are relayed again."""
+    trusted = await require_active(dst, dst_client, src.light_client())
+    target = (await src.latest()).height
+    best = max([trusted, *heights.pending])
+    if best >= target:
+        return best, None
+    return target, planner.update_msg(dst_client, await src.build_header(trusted, target))
+
+
 class Worker(abc.ABC):
     kind = "worker"
 
@@ -205,6 +251,10 @@ class Worker(abc.ABC):
         if force:
             self.dirty = True
         self._wake.set()
+
+    def rescan(self) -> None:
+        """Events may have been missed: the next pass reads everything from the chains."""
+        self.wake(force=True)
 
     def start(self) -> None:
         self.services.telemetry.workers.labels(type=self.kind).inc()
@@ -250,6 +300,17 @@ class Worker(abc.ABC):
         return False
 
 
+@dataclass(frozen=True)
+class TxGroup:
+    """The packet messages of one tx and their packets, in the same order."""
+
+    msgs: Sequence[Message]
+    pkts: Sequence[chpb.Packet]
+
+
+MessageMaker = Callable[[chpb.Packet, bytes], Message]
+
+
 class PacketWorker(Worker):
     """Packets sent on ``src``'s channel: recv on dst, ack back to src, timeouts on src."""
 
@@ -258,24 +319,49 @@ class PacketWorker(Worker):
     def __init__(self, src: End, dst: End, services: Services) -> None:
         super().__init__(f"packet:{src.chain.chain_id}/{src.port}/{src.channel}->{dst.chain.chain_id}", services)
         self.src, self.dst = src, dst
+        # (kind, sequence) of messages in txs queued but not yet in a block: a pass leaves them
+        # out, so pipelined passes never send a packet twice (memory only: a restart derives
+        # everything from the chains again)
+        self.inflight: set[tuple[str, int]] = set()
+        self._outcomes: set[asyncio.Task[None]] = set()
+        # The pending set, followed from block events between full scans of both chains (at
+        # start, after a stream reconnect, every ``clear_interval`` blocks): sequences still
+        # committed on src, and those of them known received on dst. A pass then asks the
+        # chains only about what is new, not about every live sequence. A missed event costs
+        # a delay until the next scan, never a wrong message: proofs are read fresh.
+        self.live: set[int] = set()
+        self.received: set[int] = set()
+        self.need_scan = True
+
+    def rescan(self) -> None:
+        self.need_scan = True
+        self.wake(force=True)
 
     def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
-        """Whether the block concerns this path; every SendPacket in it is counted and announced
-        (a block may carry many, so the scan does not stop at the first match)."""
+        """Whether the block concerns this path; follows the pending set from its events, and
+        counts and announces every SendPacket (a block may carry many, so the scan does not
+        stop at the first match)."""
         hit = False
         for e in events:
             p = e.packet()
             if p is not None and chain_id == self.src.chain.chain_id and (
                     p.source_port, p.source_channel) == (self.src.port, self.src.channel):
                 if e.type == ev.SEND_PACKET:
+                    self.live.add(p.sequence)
                     self.services.telemetry.send_packet_events.labels(
                         chain=chain_id, port=self.src.port, channel=self.src.channel).inc()
                     self._publish(chain_id, self.src.port, self.src.channel, "send", p)
+                elif e.type in (ev.ACKNOWLEDGE_PACKET, ev.TIMEOUT_PACKET):
+                    self.live.discard(p.sequence)
+                    self.received.discard(p.sequence)
                 hit = True
             elif chain_id == self.dst.chain.chain_id:
                 here = ((p.destination_port, p.destination_channel) if p is not None
                         else (e.text("port_id"), e.text("channel_id")) if e.type == ev.CHANNEL_CLOSE else None)
-                hit = hit or here == (self.dst.port, self.dst.channel)
+                if here == (self.dst.port, self.dst.channel):
+                    hit = True
+                    if p is not None and e.type in (ev.RECV_PACKET, ev.WRITE_ACKNOWLEDGEMENT):
+                        self.received.add(p.sequence)
         return hit
 
     def _publish(self, chain: str, port: str, channel: str, event: str, packet: chpb.Packet, **extra: object) -> None:
@@ -290,10 +376,24 @@ class PacketWorker(Worker):
         # Both clients must be usable, or nothing on this path can be proven.
         await require_active(dst.chain, dst.client_id, src.chain.light_client())
         await require_active(src.chain, src.client_id, dst.chain.light_client())
-        committed = await src.chain.packet_commitments(src.port, src.channel)
+        # What queued txs already carry is left to them (it comes back if their tx fails), so
+        # it neither goes twice nor takes a place under clear_limit.
+        busy_out = {q for k, q in self.inflight if k != "ack"}
+        busy_back = {q for k, q in self.inflight if k == "ack"}
+        if self.need_scan:
+            self.need_scan = False
+            scanned = await src.chain.packet_commitments(src.port, src.channel)
+            not_there = set(await dst.chain.unreceived_packets(dst.port, dst.channel, scanned)) if scanned else set()
+            self.live, self.received = set(scanned), {q for q in scanned if q not in not_there}
+        else:
+            # only sequences not yet known received (and not in flight) are asked about
+            ask = sorted(q for q in self.live if q not in self.received and q not in busy_out)
+            not_there = set(await dst.chain.unreceived_packets(dst.port, dst.channel, ask)) if ask else set()
+            self.received |= {q for q in ask if q not in not_there}
+        committed = sorted(self.live)
         labels = {"chain": src.chain.chain_id, "port": src.port, "channel": src.channel}
         tel.backlog_size.labels(**labels).set(len(committed))
-        tel.backlog_oldest_sequence.labels(**labels).set(min(committed) if committed else 0)
+        tel.backlog_oldest_sequence.labels(**labels).set(committed[0] if committed else 0)
         if not committed:
             return False
         ch = await channel_end(dst.chain, dst.port, dst.channel)
@@ -301,124 +401,192 @@ class PacketWorker(Worker):
             return True
         d_status = await dst.chain.latest()
         nsr = await next_sequence_recv(dst.chain, dst.port, dst.channel, d_status.height)
-        unreceived = await dst.chain.unreceived_packets(dst.port, dst.channel, committed)
-        unreceived_set = set(unreceived)
-        received = [q for q in committed if q not in unreceived_set]
-        sends = await src.chain.packet_events(ev.SEND_PACKET, src.port, src.channel, unreceived)
+        received = [q for q in committed if q in self.received and q not in busy_back]
+        todo = [q for q in committed if q not in self.received and q not in busy_out]
+        sends = await src.chain.packet_events(ev.SEND_PACKET, src.port, src.channel, todo)
         view = planner.DestinationView(d_status.height, d_status.time_ns, ch.state, ch.ordering, nsr,
                                        s.time_margin_ns)
         flt = s.packet_filter.get(src.chain.chain_id)
         plan = planner.plan_packets([p for e in sends.values() if (p := e.packet()) is not None],
-                                    unreceived, view, flt, s.clear_limit)
+                                    todo, view, flt, s.clear_limit)
         acks_raw = await dst.chain.packet_events(ev.WRITE_ACKNOWLEDGEMENT, dst.port, dst.channel, received)
         acks = {q: (p, e.get("ack") or b"") for q, e in acks_raw.items() if (p := e.packet()) is not None}
         ack_plan = planner.plan_acks(acks, received, flt, s.clear_limit)
         # The recv tx goes to dst and the ack/timeout tx to src: two signers, two chains, so they
-        # are in flight together and a pass costs the slower chain's confirmation, not the sum.
+        # are built together; neither waits for its block (the pass ends once they are queued).
         legs = []
         if plan.recv:
             legs.append(self._relay_recv(plan.recv))
         if ack_plan or plan.timeout or plan.timeout_on_close:
             legs.append(self._relay_back(d_status.height, ack_plan, plan, ch.ordering))
-        # both legs run to their end before the pass reports, so no tx outlives its pass
         errors = [r for r in await asyncio.gather(*legs, return_exceptions=True) if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
         return bool(plan.pending() or ack_plan)
 
-    async def _submit(self, chain: ChainHandle, kind: str, update: Message | None,
-                      msgs: Sequence[Message], other: str) -> list[TxOutcome]:
+    async def _proven(self, chain: ChainHandle, kind: str, items: Sequence[tuple[chpb.Packet, bytes]],
+                      height: Height, make: MessageMaker, first_room: int) -> list[TxGroup]:
+        """Packet messages proven on ``chain`` at ``height``, grouped one group per tx (the
+        first group leaves room for an update); items whose proven value is gone are dropped.
+
+        A group of two or more is proven by ONE multiproof (QueryIbcBatch MULTI) carried by its
+        first message, the others carrying an empty proof the receiving core checks against
+        that opening; a lone message carries an ordinary proof (cheaper at batch size 1)."""
+        cap = self.services.settings.max_msgs(self._dest_of(chain).chain_id)
+        sizes, left, room = [], len(items), first_room
+        while left > 0:
+            take = min(left, room)
+            sizes.append(take)
+            left -= take
+            room = cap
+        groups: list[list[tuple[chpb.Packet, bytes]]] = []
+        at = 0
+        for n in sizes:
+            groups.append(list(items[at:at + n]))
+            at += n
+
+        async def one(group: list[tuple[chpb.Packet, bytes]]) -> TxGroup:
+            keys = [path for _, path in group]
+            if len(group) >= 2 and self.services.settings.multiproof:
+                values, multi = await chain.query_multi(keys, height)
+                kept = [p for (p, _), v in zip(group, values, strict=True) if v is not None]
+                return TxGroup([make(p, multi if i == 0 else b"") for i, p in enumerate(kept)], kept)
+            proofs = await query_all(chain, keys, height)
+            kept_proofs = [(p, r.proof) for (p, _), r in zip(group, proofs, strict=True) if r.value is not None]
+            return TxGroup([make(p, proof) for p, proof in kept_proofs], [p for p, _ in kept_proofs])
+
+        return list(await asyncio.gather(*(one(g) for g in groups)))
+
+    def _dest_of(self, proving: ChainHandle) -> ChainHandle:
+        """Where messages proven on ``proving`` go (its max_msg_num bounds their txs)."""
+        return self.dst.chain if proving is self.src.chain else self.src.chain
+
+    async def _queue(self, chain: ChainHandle, kind: str, update: Message | None, groups: Sequence[TxGroup],
+                     other: str, port: str, channel: str, heights: ClientHeights, height: Height) -> None:
+        """Queue one tx per group to ``chain`` (call with ``heights.lock`` held), ``update``
+        leading the first; their outcomes are followed in the background, and a failure wakes
+        the worker to try again."""
         tel = self.services.telemetry
-        outcomes = []
-        for tx in planner.batch(update, msgs, self.services.settings.max_msgs(chain.chain_id)):
-            n = len(tx) - (update is not None)
-            started = time.monotonic()
+        txs = [g for g in groups if g.msgs]
+        if not txs:
+            return
+        for i, group in enumerate(txs):
+            lead = i == 0 and update is not None
+            tx = ([update] if lead and update is not None else []) + list(group.msgs)
+            keys = {(kind, p.sequence) for p in group.pkts}
+            n = len(group.pkts)
+            self.inflight |= keys
+            if lead:
+                heights.promise(height)
             tel.packets_relayed.labels(src_chain=other, dst_chain=chain.chain_id, kind=kind).inc(n)
-            out = await chain.submit(tx)
-            tel.tx_latency_confirmed.labels(chain=chain.chain_id).observe(time.monotonic() - started)
-            if out.committed:
-                noops = sum(1 for e in out.events if e.type == ev.NOOP and e.get("sequence") is not None)
-                tel.packets_noop.labels(dst_chain=chain.chain_id, kind=kind).inc(noops)
-                tel.packets_confirmed.labels(src_chain=other, dst_chain=chain.chain_id, kind=kind).inc(n - noops)
-            else:
-                tel.tx_errors.labels(chain=chain.chain_id, kind=kind).inc()
-                log.warning("tx failed", worker=self.name, chain=chain.chain_id, kind=kind, reason=out.reason)
-            outcomes.append(out)
-        return outcomes
+            try:
+                pending = await chain.submit_nowait(tx)
+            except BaseException:
+                self.inflight -= keys
+                if lead:
+                    heights.settle(height)
+                raise
+            task = asyncio.create_task(self._follow_tx(
+                chain, kind, pending, group.pkts, keys, other, port, channel, (heights, height) if lead else None, n))
+            self._outcomes.add(task)
+            task.add_done_callback(self._outcomes.discard)
+
+    async def _follow_tx(self, chain: ChainHandle, kind: str, pending: PendingTx, pkts: Sequence[chpb.Packet],
+                         keys: set[tuple[str, int]], other: str, port: str, channel: str,
+                         promised: tuple[ClientHeights, Height] | None, n: int) -> None:
+        tel = self.services.telemetry
+        started = time.monotonic()
+        try:
+            out = await pending.result()
+        except Exception as exc:  # a lost outcome is a failed tx: its packets go again next pass
+            out = TxOutcome(False, f"{type(exc).__name__}: {exc}", (), None)
+        finally:
+            self.inflight -= keys
+            if promised is not None:
+                promised[0].settle(promised[1])
+        tel.tx_latency_confirmed.labels(chain=chain.chain_id).observe(time.monotonic() - started)
+        if out.committed:
+            noop = {int(e.text("sequence")) for e in out.events if e.type == ev.NOOP and e.get("sequence")}
+            noops = sum(1 for p in pkts if p.sequence in noop)
+            tel.packets_noop.labels(dst_chain=chain.chain_id, kind=kind).inc(noops)
+            tel.packets_confirmed.labels(src_chain=other, dst_chain=chain.chain_id, kind=kind).inc(n - noops)
+            for p in pkts:
+                if p.sequence not in noop:
+                    self._publish(chain.chain_id, port, channel, kind, p, height=str(out.height) if out.height else "")
+            self.wake(force=True)  # what landed may have made more work (a recv's ack to carry back)
+        else:
+            tel.tx_errors.labels(chain=chain.chain_id, kind=kind).inc()
+            log.warning("tx failed", worker=self.name, chain=chain.chain_id, kind=kind, reason=out.reason)
+            self.wake(force=True)
+
+    async def settle(self) -> None:
+        """Wait until every queued tx of this worker has its outcome (tools and tests)."""
+        while self._outcomes:
+            await asyncio.gather(*list(self._outcomes), return_exceptions=True)
 
     async def _relay_recv(self, pkts: Sequence[chpb.Packet]) -> None:
         src, dst, signer = self.src, self.dst, self.services.settings.signer
-        height = (await src.chain.latest()).height
-        msgs: list[Message] = []
-        sent: list[chpb.Packet] = []
-        proofs = await query_all(src.chain, [paths.packet_commitment(p.source_port, p.source_channel, p.sequence)
-                                             for p in pkts], height)
-        for p, res in zip(pkts, proofs, strict=True):
-            if res.value is None:
-                continue  # acked or timed out since we looked
-            msgs.append(planner.recv_msg(p, res.proof, height, signer))
-            sent.append(p)
-        if not msgs:
-            return
-        update = await update_if_needed(src.chain, dst.chain, dst.client_id, height)
-        outcomes = await self._submit(dst.chain, "recv", update, msgs, src.chain.chain_id)
-        self._announce(outcomes, sent, dst.chain.chain_id, dst.port, dst.channel, "recv")
-
-    def _announce(self, outcomes: Sequence[TxOutcome], pkts: Sequence[chpb.Packet], chain: str, port: str,
-                  channel: str, event: str) -> None:
-        per = self.services.settings.max_msgs(chain) - 1
-        for i, out in enumerate(outcomes):
-            if not out.committed:
-                continue
-            noop = {int(e.text("sequence")) for e in out.events if e.type == ev.NOOP and e.get("sequence")}
-            for p in pkts[i * per:(i + 1) * per]:
-                if p.sequence not in noop:
-                    self._publish(chain, port, channel, event, p,
-                                  height=str(out.height) if out.height else "")
+        heights = self.services.client_heights(dst.chain.chain_id, dst.client_id)
+        cap = self.services.settings.max_msgs(dst.chain.chain_id)
+        async with heights.lock:
+            height, update = await plan_proof_height(src.chain, dst.chain, dst.client_id, heights)
+            items = [(p, paths.packet_commitment(p.source_port, p.source_channel, p.sequence)) for p in pkts]
+            groups = await self._proven(src.chain, "recv", items, height,
+                                        lambda p, proof: planner.recv_msg(p, proof, height, signer),
+                                        cap - (update is not None))
+            await self._queue(dst.chain, "recv", update, groups, src.chain.chain_id, dst.port, dst.channel,
+                              heights, height)
 
     async def _relay_back(self, height: Height, acks: Sequence[tuple[chpb.Packet, bytes]],
                           plan: planner.PacketPlan, ordering: int) -> None:
         src, dst, signer = self.src, self.dst, self.services.settings.signer
         ordered = ordering == chpb.ORDER_ORDERED
-        # The recv half of this pass may have taken many blocks, during which the other
-        # direction's worker moved src's client past the pass's height: prove at dst's latest
-        # (a packet timed out at ``height`` is still unreceivable, and still timed out, later).
-        height = max(height, (await dst.chain.latest()).height)
-        groups: list[tuple[str, list[Message], list[chpb.Packet]]] = []
-        ack_msgs: list[Message] = []
-        ack_pkts: list[chpb.Packet] = []
-        proofs = await query_all(dst.chain, [paths.packet_ack(p.destination_port, p.destination_channel, p.sequence)
-                                             for p, _ in acks], height)
-        for (p, ack), res in zip(acks, proofs, strict=True):
-            if res.value is not None:
-                ack_msgs.append(planner.ack_msg(p, ack, res.proof, height, signer))
-                ack_pkts.append(p)
-        groups.append(("ack", ack_msgs, ack_pkts))
-        nsr = await next_sequence_recv(dst.chain, dst.port, dst.channel, height)
-        for kind, pkts in (("timeout", plan.timeout), ("timeout_on_close", plan.timeout_on_close)):
-            msgs: list[Message] = []
-            done: list[chpb.Packet] = []
-            for p in pkts:
+        heights = self.services.client_heights(src.chain.chain_id, src.client_id)
+        async with heights.lock:
+            # Proofs at the newest height src's client holds or will hold (at least the pass's:
+            # a packet timed out there is still unreceivable, and still timed out, later).
+            proof_height, update = await plan_proof_height(dst.chain, src.chain, src.client_id, heights)
+            cap = self.services.settings.max_msgs(src.chain.chain_id)
+            ack_of = {p.sequence: ack for p, ack in acks}
+            ack_groups = await self._proven(
+                dst.chain, "ack", [(p, paths.packet_ack(p.destination_port, p.destination_channel, p.sequence))
+                                   for p, _ in acks], proof_height,
+                lambda p, proof: planner.ack_msg(p, ack_of[p.sequence], proof, proof_height, signer),
+                cap - (update is not None))
+            if any(g.msgs for g in ack_groups):
+                await self._queue(src.chain, "ack", update, ack_groups, dst.chain.chain_id, src.port, src.channel,
+                                  heights, proof_height)
+                update = None  # the first queued tx carries it; the rest run after it
+            groups: list[tuple[str, list[Message], list[chpb.Packet]]] = []
+            nsr = await next_sequence_recv(dst.chain, dst.port, dst.channel, proof_height)
+            for kind, pkts in (("timeout", plan.timeout), ("timeout_on_close", plan.timeout_on_close)):
+                msgs: list[Message] = []
+                done: list[chpb.Packet] = []
                 if ordered:
-                    res = await dst.chain.query(paths.next_sequence_recv(dst.port, dst.channel), height)
+                    absent = [await dst.chain.query(paths.next_sequence_recv(dst.port, dst.channel), proof_height)
+                              ] * len(pkts)
                 else:
-                    res = await dst.chain.query(paths.packet_receipt(dst.port, dst.channel, p.sequence), height)
-                    if res.value is not None:
+                    absent = await query_all(dst.chain, [paths.packet_receipt(dst.port, dst.channel, p.sequence)
+                                                         for p in pkts], proof_height)
+                close = (await dst.chain.query(paths.channel(dst.port, dst.channel), proof_height)
+                         if kind == "timeout_on_close" and pkts else None)
+                for p, res in zip(pkts, absent, strict=True):
+                    if not ordered and res.value is not None:
                         continue  # received after all: its ack will come
-                if kind == "timeout":
-                    msgs.append(planner.timeout_msg(p, res.proof, nsr, height, signer))
-                else:
-                    close = await dst.chain.query(paths.channel(dst.port, dst.channel), height)
-                    msgs.append(planner.timeout_on_close_msg(p, res.proof, close.proof, nsr, height, signer))
-                done.append(p)
-            groups.append((kind, msgs, done))
-        if not any(msgs for _, msgs, _ in groups):
-            return
-        update = await update_if_needed(dst.chain, src.chain, src.client_id, height)
-        for kind, msgs, done in groups:
-            if msgs:
-                outcomes = await self._submit(src.chain, kind, update, msgs, dst.chain.chain_id)
-                self._announce(outcomes, done, src.chain.chain_id, src.port, src.channel, kind)
+                    if kind == "timeout":
+                        msgs.append(planner.timeout_msg(p, res.proof, nsr, proof_height, signer))
+                    else:
+                        assert close is not None
+                        msgs.append(planner.timeout_on_close_msg(p, res.proof, close.proof, nsr, proof_height, signer))
+                    done.append(p)
+                groups.append((kind, msgs, done))
+            for kind, msgs, done in groups:
+                if msgs:
+                    # timeouts (rare) keep one ordinary proof per message
+                    per_tx = [TxGroup(msgs[i:i + cap], done[i:i + cap]) for i in range(0, len(msgs), cap)]
+                    await self._queue(src.chain, kind, update, per_tx, dst.chain.chain_id, src.port, src.channel,
+                                      heights, proof_height)
+                    update = None
 
 
 async def query_all(chain: ChainHandle, keys: Sequence[bytes], height: Height) -> list[QueryResult]:
@@ -438,6 +606,8 @@ class ClientWorker(Worker):
         self.own: MemoryClientStore | None = None
         self._headers: list[tuple[bytes, list[Height]]] = []
         self.evidence_submitted = 0
+        self.headers_matched = 0  # accepted headers equal to the source's block: compared only
+        self.headers_verified = 0  # fully re-verified (different, or the own view was aging)
         self.dirty = True  # the own view and the refresh clock start now, whatever clear_on_start says
 
     def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
@@ -487,10 +657,18 @@ class ClientWorker(Worker):
         return False
 
     async def _watch(self, now: int) -> None:
-        """Check each header the host accepted against what the source chain really committed."""
+        """Check each header the host accepted against what the source chain really committed.
+
+        A header naming the very block the source node serves at that height (same signed block
+        bytes) cannot be misbehaviour, and the host's client already verified it: it costs one
+        comparison, not a second signature check. The own view is still advanced from a
+        verified genuine header once it ages past a third of the trusting period, so it can
+        always check the next conflicting header."""
         own = self.own
         assert own is not None
         src_height = (await self.src.latest()).height
+        identity = getattr(self.src, "header_identity", None)
+        period = self.services.settings.trusting_period_ns.get(self.src.chain_id, 0)
         later: list[tuple[bytes, list[Height]]] = []
         while self._headers:
             header, heights = self._headers.pop(0)
@@ -499,6 +677,10 @@ class ClientWorker(Worker):
                 continue
             for h in heights:
                 genuine = await self.src.build_header(self.module.latest_height(own), h)
+                if identity is not None and period and (seen := identity(header)) is not None \
+                        and seen == identity(genuine) and not self._own_view_aging(own, now, period):
+                    self.headers_matched += 1
+                    continue
                 try:
                     self.module.verify_client_message(own, genuine, now)
                     if own.get(consensus_state_key(h)) is None:
@@ -507,9 +689,17 @@ class ClientWorker(Worker):
                 except ClientError as exc:
                     log.warning("header check failed", worker=self.name, height=str(h), error=str(exc))
                     continue
+                self.headers_verified += 1
                 if conflict:
                     await self._submit_evidence(header, h)
         self._headers.extend(later)
+
+    def _own_view_aging(self, own: MemoryClientStore, now: int, period: int) -> bool:
+        try:
+            latest = self.module.latest_height(own)
+            return now - self.module.timestamp_at_height(own, latest) >= period // 3
+        except ClientError:
+            return True
 
     async def _submit_evidence(self, header: bytes, height: Height) -> None:
         evidence = await self.src.build_misbehaviour(header, height)

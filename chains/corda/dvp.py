@@ -300,7 +300,11 @@ class DvpContract:
         if view is None:
             raise ContractError("a DvP exit needs the IBC host: it is proven by an ack or timeout")
         inputs = {(bytes(s.ref.txid), int(s.ref.index)): s.state for s in ltx.inputs}
-        packet_exits = _dvp_packet_exits(messages)
+        # Acks / timeouts by (channel, trade id), so matching k exits to their packets is O(k).
+        packet_exits: dict[tuple[str, str], list[tuple[_PacketExit, dvp_pb2.Terms]]] = {}
+        for found_exit, found_terms in _dvp_packet_exits(messages):
+            packet_exits.setdefault((found_exit.packet.source_channel, found_terms.trade_id), []).append(
+                (found_exit, found_terms))
         for sar, lock in ins:
             name, output_index = by_trade[lock.trade_id]
             cash_st = inputs.get((bytes(sar.ref.txid), int(sar.state.encumbrance)))
@@ -310,8 +314,7 @@ class DvpContract:
             if (bytes(cash.owner), bytes(cash.issuer), cash.amount) != (DVP_ESCROW_OWNER, lock.cash_issuer,
                                                                          lock.amount):
                 raise ContractError(f"trade {lock.trade_id!r}: the consumed escrow Cash is not the lock's")
-            mine = [(e, t) for e, t in packet_exits
-                    if e.packet.source_channel == lock.channel_id and t.trade_id == lock.trade_id]
+            mine = packet_exits.get((lock.channel_id, lock.trade_id), [])
             if len(mine) != 1:
                 raise ContractError(
                     f"trade {lock.trade_id!r}: an exit rides with exactly one ack or timeout of its packet, "

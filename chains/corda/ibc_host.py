@@ -133,7 +133,7 @@ def _check_dvp(ltx: LedgerTransaction, messages: list[any_pb2.Any]) -> None:
     for m in messages:
         if type_name(m) == _DVP_SEND and unpack_as(m, dvp_pb2.MsgDvpSend).terms.trade_id not in created:
             raise ContractError("a MsgDvpSend must ride in the tx that creates its trade's DvpLock")
-    consumed = _dvp_locks(ltx.inputs_of(DVP))
+    consumed = {(lock.trade_id, lock.channel_id, bytes(lock.terms_hash)) for lock in _dvp_locks(ltx.inputs_of(DVP))}
     for kind, packet in _packet_exits(messages):
         if packet.source_port != dvp_app.PORT_ID:
             continue
@@ -141,9 +141,7 @@ def _check_dvp(ltx: LedgerTransaction, messages: list[any_pb2.Any]) -> None:
             terms = dvp_app.decode_packet_data(bytes(packet.data))
         except InvalidMessage as exc:
             raise ContractError(f"{kind} of a dvp packet: {exc}") from None
-        digest = dvp_app.terms_hash(terms)
-        if not any(lock.trade_id == terms.trade_id and lock.channel_id == packet.source_channel
-                   and bytes(lock.terms_hash) == digest for lock in consumed):
+        if (terms.trade_id, packet.source_channel, dvp_app.terms_hash(terms)) not in consumed:
             raise ContractError(
                 f"{kind} of dvp packet {packet.source_channel}/{packet.sequence} (trade {terms.trade_id!r}) "
                 "must consume that trade's DvpLock in the same transaction"

@@ -43,6 +43,28 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
     return _levels(leaves)[-1][0]
 
 
+def tree_levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """Every level of the padded tree, leaves first: build once, then take many paths."""
+    if not leaves:
+        raise MerkleError("a Merkle tree needs at least one leaf")
+    return _levels(leaves)
+
+
+def path_of(levels: Sequence[Sequence[bytes]], index: int) -> dict[tuple[int, int], bytes]:
+    """The siblings that prove leaf ``index`` alone, read off prebuilt levels in O(log n).
+
+    What :func:`prove` returns for ``[index]``, without rebuilding the tree per leaf, so a
+    batch of n leaves gets all its paths in O(n log n).
+    """
+    if not 0 <= index < len(levels[0]):
+        raise MerkleError("leaf index out of range")
+    siblings: dict[tuple[int, int], bytes] = {}
+    for depth in range(len(levels) - 1):
+        siblings[(depth, index ^ 1)] = levels[depth][index ^ 1]
+        index //= 2
+    return siblings
+
+
 def prove(leaves: Sequence[bytes], revealed: Sequence[int]) -> dict[tuple[int, int], bytes]:
     """Siblings (level, index) -> hash needed to rebuild the root from the revealed leaves."""
     if not leaves or not revealed:

@@ -185,10 +185,19 @@ def decode_filtered(data: bytes) -> pb.FilteredTransaction:
 
 @dataclass
 class SignedTransaction:
-    """A WireTransaction plus Ed25519 signatures over its txid, keyed by public key."""
+    """A WireTransaction plus Ed25519 signatures over its txid, keyed by public key.
+
+    Each signature is verified once: the verdict is kept with a copy of the signatures it
+    was made for, so node admission, every notary check and the contracts' view of who signed
+    share one verification, and any change to ``sigs`` (``sign``, or a test forging one)
+    simply makes the next call verify again.
+    """
 
     wtx: WireTransaction
     sigs: dict[bytes, bytes] = field(default_factory=dict)
+    _verified: tuple[dict[bytes, bytes], frozenset[bytes]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def txid(self) -> bytes:
@@ -199,7 +208,12 @@ class SignedTransaction:
         return self
 
     def valid_signers(self) -> set[bytes]:
-        return {k for k, s in self.sigs.items() if ed25519_verify(k, self.txid, s)}
+        cached = self._verified
+        if cached is None or cached[0] != self.sigs:
+            txid = self.txid
+            cached = (dict(self.sigs), frozenset(k for k, s in self.sigs.items() if ed25519_verify(k, txid, s)))
+            self._verified = cached
+        return set(cached[1])
 
     def encode(self) -> bytes:
         w = self.wtx
@@ -239,7 +253,8 @@ class SignedTransaction:
 
     def check_signatures(self) -> None:
         """Every signature present must verify and every required signer must have signed."""
-        bad = [k.hex()[:16] for k, s in self.sigs.items() if not ed25519_verify(k, self.txid, s)]
+        valid = self.valid_signers()
+        bad = [k.hex()[:16] for k in self.sigs if k not in valid]
         if bad:
             raise TransactionError(f"invalid signature by {', '.join(bad)}")
         missing = self.wtx.required_signers() - set(self.sigs)

@@ -3,6 +3,16 @@
 The core owns identifiers, status gating and events; everything about headers and proofs is
 the module's. Errors from modules (:class:`ClientError`) become :class:`ClientFailure` or
 :class:`ProofFailed` naming the client and, for proofs, the path.
+
+Multiproofs (the batch wire contract): a proof field holding a module's multiproof form
+(``BatchProofModule.is_batch_proof``) is opened once against the consensus state at the
+message's proof height and kept in the transaction's ``Context.openings`` under
+(client id, proof height, counterparty prefix); the message's own path is then checked
+against the opening. A later message of the same transaction whose proof field is EMPTY is
+checked against the openings under its own (client, height, prefix): exact path and value
+for membership, absence for non-membership. An empty proof with no opening, or a path no
+opening covers, fails. A single proof works as before. The client's status is checked at
+every use, so a client frozen earlier in the transaction fails every later use.
 """
 
 from __future__ import annotations
@@ -14,7 +24,14 @@ from chains.ibc.identifiers import client_id as make_client_id
 from chains.ibc.identifiers import validate_client_id, validate_client_type
 from chains.ibc.store import ClientStoreView, get_sequence, set_sequence
 from kakehashi.ibc.v1 import client_pb2
-from lightclients.interface import ClientError, Height, LightClientModule, Status
+from lightclients.interface import (
+    BatchOpening,
+    BatchProofModule,
+    ClientError,
+    Height,
+    LightClientModule,
+    Status,
+)
 
 
 def _module(ctx: Context, client_id: str) -> tuple[LightClientModule, ClientStoreView]:
@@ -122,15 +139,54 @@ def submit_misbehaviour(ctx: Context, msg: client_pb2.MsgSubmitMisbehaviour) -> 
     ctx.emit(events.Event.make(events.CLIENT_MISBEHAVIOUR, client_id=msg.client_id))
 
 
+def _opening(
+    ctx: Context,
+    module: LightClientModule,
+    view: ClientStoreView,
+    client_id: str,
+    height: Height,
+    proof: bytes,
+    prefix: bytes,
+    path: bytes,
+) -> BatchOpening | None:
+    """The opening ``path`` is checked against: a multiproof in ``proof`` opened now, or for
+    an empty proof one opened earlier in this transaction; None for a single proof."""
+    key = (client_id, height, bytes(prefix))
+    if proof:
+        if not isinstance(module, BatchProofModule) or not module.is_batch_proof(proof):
+            return None
+        try:
+            opening = module.open_batch(view, height, prefix, proof, ctx.now_ns)
+        except ClientError as exc:
+            raise ProofFailed(f"multiproof at {height} via {client_id}: {exc}") from exc
+        ctx.openings.setdefault(key, []).append(opening)
+        return opening
+    opened = ctx.openings.get(key)
+    if not opened:
+        raise ProofFailed(
+            f"empty proof for {path.decode()} at {height}: no multiproof for client {client_id} "
+            f"at {height} with prefix {prefix.hex()} was opened earlier in this transaction"
+        )
+    for opening in opened:
+        if opening.covers(path):
+            return opening
+    raise ProofFailed(
+        f"empty proof for {path.decode()} at {height}: the multiproof opened in this "
+        f"transaction for client {client_id} does not cover it"
+    )
+
+
 def verify_membership(
     ctx: Context, client_id: str, height: Height, proof: bytes, prefix: bytes, path: bytes,
     value: bytes,
 ) -> None:
     module, view = require_active(ctx, client_id)
-    if not proof:
-        raise ProofFailed(f"empty proof for {path.decode()} at {height}")
+    opening = _opening(ctx, module, view, client_id, height, proof, prefix, path)
     try:
-        module.verify_membership(view, height, proof, prefix, path, value, ctx.now_ns)
+        if opening is None:
+            module.verify_membership(view, height, proof, prefix, path, value, ctx.now_ns)
+        else:
+            opening.verify_membership(path, value)
     except ClientError as exc:
         raise ProofFailed(f"proof of {path.decode()} at {height} via {client_id}: {exc}") from exc
 
@@ -139,10 +195,12 @@ def verify_non_membership(
     ctx: Context, client_id: str, height: Height, proof: bytes, prefix: bytes, path: bytes
 ) -> None:
     module, view = require_active(ctx, client_id)
-    if not proof:
-        raise ProofFailed(f"empty absence proof for {path.decode()} at {height}")
+    opening = _opening(ctx, module, view, client_id, height, proof, prefix, path)
     try:
-        module.verify_non_membership(view, height, proof, prefix, path, ctx.now_ns)
+        if opening is None:
+            module.verify_non_membership(view, height, proof, prefix, path, ctx.now_ns)
+        else:
+            opening.verify_non_membership(path)
     except ClientError as exc:
         raise ProofFailed(
             f"absence proof of {path.decode()} at {height} via {client_id}: {exc}"

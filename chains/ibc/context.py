@@ -4,6 +4,11 @@ A :class:`Context` is built per transaction by :class:`chains.ibc.handler.IbcHan
 store is a write buffer over the host store and its events are emitted only when the whole
 transaction succeeds. :meth:`Context.child` gives an app callback its own buffer so that an
 error acknowledgement can drop what the app wrote.
+
+``openings`` is the transaction's proof context: multiproofs opened by earlier messages of
+the same transaction, keyed by (client id, proof height, prefix), so that later messages
+can carry an empty proof (chains/ibc/clients.py). It lives and dies with the Context, so
+nothing verified in one transaction is trusted in another.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from chains.ibc.errors import InvalidMessage
 from chains.ibc.events import Event
 from chains.ibc.store import Overlay
 from kakehashi.ibc.v1 import client_pb2
-from lightclients.interface import Height, LightClientModule
+from lightclients.interface import BatchOpening, Height, LightClientModule
 
 if TYPE_CHECKING:
     from chains.ibc.routing import Router
@@ -31,13 +36,15 @@ class Context:
     clients: Mapping[str, LightClientModule]
     router: Router
     events: list[Event] = field(default_factory=list)
+    openings: dict[tuple[str, Height, bytes], list[BatchOpening]] = field(default_factory=dict)
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
 
     def child(self) -> Context:
         return Context(
-            Overlay(self.store), self.height, self.now_ns, self.prefix, self.clients, self.router
+            Overlay(self.store), self.height, self.now_ns, self.prefix, self.clients, self.router,
+            openings=self.openings,
         )
 
     def absorb(self, child: Context) -> None:

@@ -46,7 +46,7 @@ class NodeConfig:
     max_block_txs: int = 500
     max_mempool: int = 10_000
     # Heights back from the latest whose state and proofs are served (0 = all). Blocks are
-    # always kept: both ledgers restore by replaying them.
+    # always kept: the EVM ledger restores by replaying them.
     retain_heights: int = 0
     log_level: str = "info"
     log_format: str = "console"

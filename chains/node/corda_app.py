@@ -6,27 +6,30 @@ notarised at production with every member's clock reading the block time, then t
 is sealed as one signed checkpoint; a transaction the cluster refuses is kept in the block
 with its reason (it consumed nothing) so its submitter gets a definite answer.
 
-Restart (crash safety) is by deterministic replay: the UTXO ledger (notarised transactions,
-consumed refs, checkpoints) lives in memory in :class:`chains.corda.notary.NotaryCluster`,
-which has no persistent form, so on open the committed blocks are re-notarised in order at
-their block times. Notarisation and checkpoint signing are deterministic (Ed25519), so the
-replay reproduces every checkpoint bit for bit; each replayed checkpoint hash is checked
-against the stored block hash and a mismatch refuses to open. The IBC host SMT's nodes go
-through ``db.nodes`` and so land atomically with their height; replay re-derives the same
-nodes, so the replay's buffered copies are dropped instead of being written again.
+Restart (crash safety) is from a snapshot, never by replay: the UTXO ledger the notary
+cluster reads and writes (outputs, consumed outputs, notarised txids, checkpoints with their
+batch signatures) is :class:`chains.node.corda_store.SqliteLedgerStore`, whose rows land in
+the same SQLite transaction as their block, and the IBC host SMT's nodes go through
+``db.nodes`` likewise. Opening the node reads the latest checkpoint and builds the cluster and
+the IBC tree at it, so restart time and memory do not grow with history. On open the latest
+block's hash, the stored latest header and the snapshot's checkpoint must agree, or the node
+refuses to open.
 
 DvP (chains/corda/dvp.py): the DvpLock contract is installed and the ``dvp`` port bound next to
-``transfer``. The ``dvp_lock`` query finds a trade's lock through an index trade id -> lock
-ref that is filled as transactions are notarised (live and on replay, through one path, so it
-is rebuilt with the ledger) and reads the rest from the ledger at the asked height: a lock is
-"locked" until consumed, and the consuming transaction's DvP exit command names how it ended.
-A Lock tx is notarised only if its MsgDvpSend ran, and the module refuses a used trade id, so
-a trade id names at most one lock on this chain.
+``transfer``. The ``dvp_lock`` query reads the trade's row of ``corda_locks`` (trade id ->
+lock output, and the exit that consumed it) joined to its output at the asked height: a lock
+is "locked" until consumed, and the consuming transaction's DvP exit command names how it
+ended. A Lock tx is notarised only if its MsgDvpSend ran, and the module refuses a used trade
+id, so a trade id names at most one lock on this chain.
 
-Ledger queries (``balances``, ``cash_states``, ``holders``) read :class:`UnconsumedIndex`,
-which the same notarise path keeps (so replay rebuilds it too): a query costs the states of
-the one (contract, owner) it asks about, not the whole history. See the class for why it
-answers historical heights exactly as a full scan of the ledger would.
+Ledger queries (``balances``, ``cash_states``, ``holders``) read the (contract, owner) index of
+``corda_outputs``: a query costs the states of the one key it asks about (at an older height,
+plus those the key lost since), never the whole history. ``notarisation`` answers a tx's
+notary signatures (batch signature + Merkle path per member), checkable with
+``chains.corda.batch.check_notarised`` and the notary keys alone.
+
+Admission caches the decoded, signature-checked tx by its exact bytes, so the block that
+carries it neither decodes nor verifies it again (bounded; a miss just does the work).
 
 Genesis (height 1) is produced by the node itself on first open from genesis.json: the
 issuer's Admission list naming the demo holders (securities firms) and one Issue of Cash to
@@ -35,17 +38,13 @@ each, plus ICS-20 bank balances minted into the IBC store before the first check
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
-from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
-
-from google.protobuf.message import DecodeError
 
 from chains.corda.cash import (
     ADMISSION,
@@ -61,14 +60,13 @@ from chains.corda.dvp import (
     DVP_ESCROW_OWNER,
     STATUS_OF_EXIT,
     DvpContract,
-    exit_kind,
     lock_of,
     trade_sequence,
 )
 from chains.corda.dvp import install as install_dvp
 from chains.corda.ibc_host import IBC_CONTRACT, IbcHostContract, account_of
 from chains.corda.notary import NotaryCluster, NotaryError, SignedCheckpoint
-from chains.corda.transaction import SignedTransaction, TransactionError, WireTransaction, ref_key
+from chains.corda.transaction import SignedTransaction, TransactionError, WireTransaction
 from chains.ibc import queries
 from chains.ibc.apps import transfer
 from chains.ibc.apps.bank import StoreBank, validate_account, validate_denom
@@ -85,9 +83,10 @@ from chains.node.app import (
     TxRejected,
 )
 from chains.node.config import NodeConfig
+from chains.node.corda_store import IndexedState, SqliteLedgerStore, StateKey
 from chains.node.db import DatabaseError, NodeDatabase
 from chains.node.runtime import block_to_proto
-from chains.store.smt import SmtError, SparseMerkleTree
+from chains.store.smt import EMPTY_ROOT, SmtError, SparseMerkleTree
 from kakehashi.corda.v1 import ledger_pb2 as pb
 from kakehashi.corda.v1 import lightclient_pb2 as lc
 from kakehashi.node.v1 import node_pb2
@@ -111,6 +110,7 @@ CONTRACTS: dict[str, Contract] = {
     DVP: DvpContract(),
 }
 MAX_QUERY_ROWS = 1000
+MAX_ADMITTED = 20_000  # decoded txs kept from admission to their block (bounded; a miss re-decodes)
 META_CHECKPOINT = "corda.latest_checkpoint"
 
 
@@ -304,112 +304,6 @@ class CordaKind:
 KIND = CordaKind()
 
 
-# --- the unconsumed-state index -----------------------------------------------------------
-
-StateKey = tuple[str, bytes]
-"""(contract, owner): the owner is the Cash owner for Cash states and b"" for every other
-contract (and for Cash whose data does not decode, which no owner query can ask for)."""
-
-
-@dataclass(frozen=True)
-class IndexedState:
-    """One ledger output as the index keeps it.
-
-    ``order`` is (notarisation sequence of the creating tx, output index): the order in which
-    a scan of the ledger (transactions in notarisation order, outputs by index) meets the
-    state, so answers keep the order callers have always seen.
-    """
-
-    order: tuple[int, int]
-    txid: bytes
-    index: int
-    state: pb.TransactionState
-    created: int  # height of the creating transaction
-    cash: pb.Cash | None  # decoded once at notarisation for Cash states
-
-
-def _order(row: IndexedState) -> tuple[int, int]:
-    return row.order
-
-
-def state_key(state: pb.TransactionState) -> tuple[StateKey, pb.Cash | None]:
-    """Where an output is filed; the Cash contract already refused any Cash that does not decode."""
-    if state.contract != CASH:
-        return (state.contract, b""), None
-    try:
-        cash = pb.Cash.FromString(state.data)
-    except DecodeError:
-        return (CASH, b""), None
-    return (CASH, bytes(cash.owner)), cash
-
-
-class UnconsumedIndex:
-    """Unconsumed states by (contract, owner) at every committed height, kept as txs are notarised.
-
-    Why two parts: the states unconsumed at height h are those created at or before h that are
-    either still live or were consumed after h. ``live`` holds the first kind per key in
-    creation order, so a prefix of it (created <= h) is the live part of the answer; ``spent``
-    holds, per key, every consumed state in consumption order with its consumption height, so
-    a binary search finds those consumed after h. At the latest height that tail is only what
-    the pending block consumed; at an older height it is what the key lost since. Either way a
-    query visits the states of its own key only: unrelated history costs nothing.
-
-    ``visited`` counts the states a query looked at (the cost measure tests and the bench use).
-    Updates touch only dicts and lists and cannot fail, so the index never lags the ledger.
-    """
-
-    def __init__(self) -> None:
-        self._live: dict[StateKey, dict[tuple[bytes, int], IndexedState]] = {}
-        self._key_of: dict[tuple[bytes, int], StateKey] = {}
-        self._spent: dict[StateKey, list[IndexedState]] = {}
-        self._spent_at: dict[StateKey, list[int]] = {}
-        self._seq = 0
-        self.visited = 0
-
-    def add(self, txid: bytes, inputs: Iterable[pb.StateRef], outputs: Sequence[pb.TransactionState],
-            height: int) -> None:
-        """Record a notarised tx at ``height``; heights must not decrease across calls."""
-        for ref in inputs:
-            ref_id = ref_key(ref)
-            key = self._key_of.pop(ref_id, None)
-            if key is None:
-                continue  # not an output on this ledger: the notary refuses such a tx before this
-            row = self._live[key].pop(ref_id)
-            self._spent.setdefault(key, []).append(row)
-            self._spent_at.setdefault(key, []).append(height)
-        for i, state in enumerate(outputs):
-            key, cash = state_key(state)
-            self._live.setdefault(key, {})[(txid, i)] = IndexedState((self._seq, i), txid, i, state, height, cash)
-            self._key_of[(txid, i)] = key
-        self._seq += 1
-
-    def unconsumed(self, key: StateKey, height: int, limit: int | None = None) -> list[IndexedState]:
-        """The states of ``key`` unconsumed at ``height``, in ledger order; the first ``limit`` of them.
-
-        The limit may stop the live part early: every answer row past the first ``limit`` live
-        ones is either one of those or a state consumed after ``height``, which are all merged in.
-        """
-        live: list[IndexedState] = []
-        for row in self._live.get(key, {}).values():
-            if limit is not None and len(live) >= limit:
-                break
-            self.visited += 1
-            if row.created > height:
-                break  # creation order: every later state is newer still
-            live.append(row)
-        spent_at = self._spent_at.get(key, [])
-        spent = self._spent.get(key, [])
-        back: list[IndexedState] = []
-        for i in range(bisect_right(spent_at, height), len(spent)):
-            self.visited += 1
-            if spent[i].created <= height:
-                back.append(spent[i])
-        if not back:
-            return live
-        back.sort(key=_order)
-        return list(islice(heapq.merge(live, back, key=_order), limit))
-
-
 # --- the ChainApp ------------------------------------------------------------------------
 
 
@@ -441,13 +335,37 @@ class CordaApp:
         self.db = db
         self._committed = 0
         self._commitments = queries.CommitmentIndex()  # fed the latest height's state only
+        self._admitted: OrderedDict[bytes, SignedTransaction] = OrderedDict()
         self._open()
 
-    # --- building and restoring the ledger -------------------------------------------
+    # --- opening the ledger at its snapshot ---------------------------------------------
 
-    def _fresh(self) -> None:
+    def _open(self) -> None:
+        """Build the cluster at the last committed height; on an empty database, make genesis.
+
+        Also how a produced block is discarded: a fresh store has no pending writes and the
+        IBC tree restarts at the committed root, so nothing of the block survives.
+        """
         self._sink = _TxEvents()
-        store = SparseMerkleTree(self.db.nodes)
+        self.ledger = SqliteLedgerStore(self.db)
+        latest = self.ledger.latest_checkpoint()
+        height = latest.checkpoint.height if latest is not None else 0
+        if self.db.latest_height() != height:
+            if latest is None:
+                raise DatabaseError(
+                    f"the database holds {self.db.latest_height()} blocks but no ledger snapshot: it was written "
+                    "by a node that rebuilt its ledger by replay; re-initialise the node home"
+                )
+            raise DatabaseError(f"the ledger snapshot is at height {height}, the blocks at {self.db.latest_height()}")
+        if latest is not None:
+            hash_ = checkpoint_hash(latest.checkpoint)
+            raw = self.db.get_block(height)
+            stored = self.db.get_meta(META_CHECKPOINT)
+            if raw is None or bytes(node_pb2.Block.FromString(raw).hash) != hash_:
+                raise DatabaseError(f"block {height} does not match the ledger snapshot's checkpoint")
+            if stored is not None and stored != encode(latest.header(0)):
+                raise DatabaseError(f"the stored latest header differs from the ledger snapshot at height {height}")
+        store = SparseMerkleTree(self.db.nodes, bytes(latest.checkpoint.ibc_root) if latest else EMPTY_ROOT)
         self.handler = IbcHandler(
             store,
             {CordaLightClient.client_type: CordaLightClient(), QbftClient.client_type: QbftClient(),
@@ -457,48 +375,25 @@ class CordaApp:
         )
         transfer.install(self.handler)
         install_dvp(self.handler)
-        self._locks: dict[str, tuple[bytes, int]] = {}
-        self.states = UnconsumedIndex()
-        bank = StoreBank(store)
-        for account, denom, amount in self.genesis.bank:
-            bank.mint(account, denom, amount)
-        self.cluster = NotaryCluster(
-            self.chain_id,
-            self.genesis.identity,
-            list(self.genesis.notary_seeds),
-            CONTRACTS,
-            ibc_store=store,
-            ibc=self.handler,
-            revision_number=self.revision_number,
-        )
-        self._committed = 0
-
-    def _open(self) -> None:
-        """Replay every committed block; on an empty database, produce and persist genesis."""
-        self._fresh()
-        latest = self.db.latest_height()
-        for h in range(1, latest + 1):
-            raw = self.db.get_block(h)
-            if raw is None:
-                raise DatabaseError(f"block {h} is missing; cannot replay the ledger")
-            try:
-                blk = node_pb2.Block.FromString(raw)
-                clocks = [blk.time_ns] * len(self.cluster.member_seeds)
-                for tx, res in zip(blk.txs, blk.results, strict=True):
-                    if res.status == node_pb2.TX_STATUS_COMMITTED:
-                        self._notarise(SignedTransaction.decode(tx), clocks)
-                signed = self.cluster.checkpoint(blk.time_ns)
-            except (NotaryError, TransactionError, ValueError, DecodeError) as exc:
-                raise DatabaseError(f"block {h} does not replay: {exc}") from None
-            if checkpoint_hash(signed.checkpoint) != bytes(blk.hash):
-                raise DatabaseError(f"block {h} does not replay to its stored hash (blocks or genesis were altered)")
-            self._committed = h
-        # Every node the replay wrote is already on disk with its height.
-        self.db.nodes.discard()
-        stored = self.db.get_meta(META_CHECKPOINT)
-        if latest and stored is not None and stored != encode(self.cluster.checkpoints[-1].header(0)):
-            raise DatabaseError(f"the stored latest checkpoint differs from the replayed height {latest}")
-        if latest == 0:
+        if latest is None:
+            bank = StoreBank(store)
+            for account, denom, amount in self.genesis.bank:
+                bank.mint(account, denom, amount)
+        try:
+            self.cluster = NotaryCluster(
+                self.chain_id,
+                self.genesis.identity,
+                list(self.genesis.notary_seeds),
+                CONTRACTS,
+                ibc_store=store,
+                ledger=self.ledger,
+                ibc=self.handler,
+                revision_number=self.revision_number,
+            )
+        except NotaryError as exc:
+            raise DatabaseError(f"the ledger snapshot does not fit this genesis: {exc}") from None
+        self._committed = height
+        if latest is None:
             block = self.produce_block([t.encode() for t in self.genesis.transactions()], self.genesis.genesis_time_ns)
             if not all(r.ok for r in block.results):
                 raise GenesisError("genesis transactions were refused: " + "; ".join(r.reason for r in block.results))
@@ -527,36 +422,32 @@ class CordaApp:
             )
         if not stx.wtx.commands:
             raise TxRejected("transaction has no commands")
+        self._admitted[bytes(tx)] = stx
+        if len(self._admitted) > MAX_ADMITTED:
+            self._admitted.popitem(last=False)
         return stx.txid
 
-    def _notarise(self, stx: SignedTransaction, clocks: list[int]) -> None:
-        """Notarise (live or replaying), then index the tx's states and the DvP locks it created."""
-        self.cluster.notarise(stx, clocks)
-        self.states.add(stx.txid, stx.wtx.inputs, stx.wtx.outputs, self.cluster.transactions[stx.txid].height)
-        for i, state in enumerate(stx.wtx.outputs):
-            lock = lock_of(state)
-            if lock is not None:
-                self._locks[lock.trade_id] = (stx.txid, i)
-
     def _execute(self, raw: bytes, time_ns: int) -> TxOutcome:
-        tx_hash = tx_hash_of(raw)
         self._sink.events.clear()
+        stx = self._admitted.pop(bytes(raw), None)
         try:
-            stx = SignedTransaction.decode(raw)
-            self._notarise(stx, [time_ns] * len(self.cluster.member_seeds))
+            if stx is None:
+                stx = SignedTransaction.decode(raw)
+            self.cluster.notarise(stx, [time_ns] * len(self.cluster.member_seeds))
         except (NotaryError, TransactionError) as exc:
-            return TxOutcome(tx_hash, False, str(exc) or type(exc).__name__)
+            return TxOutcome(stx.txid if stx is not None else sha256(raw), False, str(exc) or type(exc).__name__)
         except Exception as exc:
             # One bad tx must not stop the chain. notarise commits nothing until every check
             # and the IBC execution have succeeded (the handler drops its overlay on error),
-            # so a tx refused here leaves no trace and replay skips it like any failed tx.
-            return TxOutcome(tx_hash, False, f"refused: {type(exc).__name__}: {exc}")
+            # so a tx refused here leaves no trace.
+            return TxOutcome(stx.txid if stx is not None else tx_hash_of(raw), False,
+                             f"refused: {type(exc).__name__}: {exc}")
         height = str(self.cluster.height + 1).encode()
         events = [AppEvent("corda.notarised", (("height", height), ("txid", stx.txid.hex().encode())))]
         events += [AppEvent(e.type, e.attributes) for e in self._sink.events]
         self._sink.events.clear()
         cost = len(stx.wtx.inputs) + len(stx.wtx.outputs) + len(stx.wtx.commands)
-        return TxOutcome(tx_hash, True, events=tuple(events), cost=cost)
+        return TxOutcome(stx.txid, True, events=tuple(events), cost=cost)
 
     def produce_block(self, txs: Sequence[bytes], time_ns: int) -> ProducedBlock:
         results = tuple(self._execute(raw, time_ns) for raw in txs)
@@ -582,7 +473,7 @@ class CordaApp:
         self._committed = block.height
 
     def discard_block(self, block: ProducedBlock) -> None:
-        """The cluster has no undo, so the committed ledger is rebuilt from the database."""
+        """Drop the block's writes: reopen at the committed snapshot (no replay)."""
         self.db.nodes.discard()
         self._open()
 
@@ -600,7 +491,10 @@ class CordaApp:
     def _checkpoint(self, height: int) -> SignedCheckpoint:
         if not 1 <= height <= self._committed:
             raise QueryError(f"height {height} is not committed (latest is {self._committed})")
-        return self.cluster.checkpoints[height - 1]
+        signed = self.cluster.signed_checkpoint(height)
+        if signed is None:
+            raise QueryError(f"the checkpoint of height {height} is missing from the ledger")
+        return signed
 
     def header(self, height: int) -> HeaderInfo:
         signed = self._checkpoint(height)
@@ -619,6 +513,15 @@ class CordaApp:
         except SmtError as exc:
             raise QueryError(f"IBC store at height {height} is unreadable: {exc}") from None
 
+    def _reader(self, height: int) -> Callable[[bytes], bytes | None]:
+        """Unproved reads at ``height``: the head tree (its latest values cached) when it stands
+        exactly at that committed height with nothing pending, else a view walking the tree."""
+        view = self._view(height)
+        head = self.cluster.ibc_store
+        if height == self.cluster.height and not self.cluster.pending and head.root == view.root:
+            return head.get
+        return view.get
+
     def query_ibc(self, path: str, height: int, prove: bool) -> IbcQueryResult:
         view = self._view(height)
         key = path.encode()
@@ -630,7 +533,19 @@ class CordaApp:
         return IbcQueryResult(value, proof, height)
 
     def query_ibc_multi(self, paths: Sequence[str], height: int) -> tuple[list[bytes | None], bytes]:
-        raise QueryError("multiproofs are not served by this node yet (use proof_mode EACH)")
+        view = self._view(height)
+        keys = []
+        for path in paths:
+            try:
+                keys.append(path.encode())
+            except UnicodeEncodeError as exc:
+                raise QueryError(f"path is not valid text: {exc}") from None
+        try:
+            values = [view.get(key) for key in keys]
+            proof = view.prove_many_bytes(keys)
+        except SmtError as exc:
+            raise QueryError(f"cannot prove {len(keys)} paths at height {height}: {exc}") from None
+        return values, proof
 
     def packet_commitment_sequences(self, port_id: str, channel_id: str, height: int) -> list[int]:
         try:
@@ -657,10 +572,11 @@ class CordaApp:
     def _unconsumed(self, key: StateKey, height: int, limit: int | None = None) -> list[IndexedState]:
         """States of ``key`` created at or before ``height`` and not consumed by then."""
         self._checkpoint(height)
-        return self.states.unconsumed(key, height, limit)
+        return self.ledger.unconsumed(key, height, limit)
 
     def _cash(self, height: int, owner: bytes, limit: int | None = None) -> list[tuple[IndexedState, pb.Cash]]:
-        return [(row, row.cash) for row in self._unconsumed((CASH, owner), height, limit) if row.cash is not None]
+        # Rows under a Cash owner key decoded when they were filed, so they decode again.
+        return [(row, pb.Cash.FromString(row.state.data)) for row in self._unconsumed((CASH, owner), height, limit)]
 
     def _client_state(self, args: dict[str, Any], height: int) -> dict[str, Any]:
         """What a counterparty needs to create a corda client of this chain at ``height``."""
@@ -683,14 +599,14 @@ class CordaApp:
         }
 
     @staticmethod
-    def _key_arg(args: dict[str, Any], name: str) -> bytes:
+    def _key_arg(args: dict[str, Any], name: str, what: str = "Ed25519 public key") -> bytes:
         raw = args.get(name)
         try:
             key = bytes.fromhex(raw) if isinstance(raw, str) else b""
         except ValueError:
             key = b""
         if len(key) != 32:
-            raise QueryError(f"argument {name!r} must be a 32-byte Ed25519 public key in hex")
+            raise QueryError(f"argument {name!r} must be a 32-byte {what} in hex")
         return key
 
     @staticmethod
@@ -752,16 +668,33 @@ class CordaApp:
             return self._client_state(args, height)
         if query == "dvp_lock":
             return self._dvp_lock(self._str_arg(args, "trade_id"), height)
+        if query == "notarisation":
+            return self._notarisation(self._key_arg(args, "txid", "txid"), height)
         raise QueryError(
             f"unknown query {query!r}; expected one of balances, bank_balance, cash_states, chain_info, "
-            "client_state, dvp_lock, escrow, holders"
+            "client_state, dvp_lock, escrow, holders, notarisation"
         )
+
+    def _notarisation(self, txid: bytes, height: int) -> dict[str, Any]:
+        """A tx's notary signatures as of ``height``: one TxNotarySignature (hex) per member.
+
+        Each is the member's batch signature over its height's txids plus the txid's Merkle
+        path, so ``chains.corda.batch.check_notarised`` with the notary keys (``chain_info``)
+        checks it without trusting this node.
+        """
+        self._checkpoint(height)
+        at = self.ledger.notarised_at(txid)
+        if at is None or at > height:
+            return {"txid": txid.hex(), "height": None, "signatures": []}
+        sigs = self.cluster.notary_signatures(txid)
+        return {"txid": txid.hex(), "height": at,
+                "signatures": [s.SerializeToString(deterministic=True).hex() for s in sigs]}
 
     def _dvp_lock(self, trade_id: str, height: int) -> dict[str, Any]:
         """A trade's DvpLock at ``height``: where it is, what it holds, and how it ended."""
-        view = self._view(height)
+        read = self._reader(height)
         try:
-            sequence = trade_sequence(view.get, trade_id)
+            sequence = trade_sequence(read, trade_id)
         except SmtError as exc:
             raise QueryError(f"dvp_lock: {exc}") from None
         answer: dict[str, Any] = {
@@ -769,25 +702,21 @@ class CordaApp:
             "payer": None, "payee": None, "amount": None, "channel_id": None, "sequence": sequence,
             "timeout_timestamp": None, "exit_txid": None,
         }
-        where = self._locks.get(trade_id)
-        ntx = self.cluster.transactions.get(where[0]) if where is not None else None
-        if where is None or ntx is None or ntx.height > height:
+        found = self.ledger.lock(trade_id)
+        if found is None or found.created > height:
             return answer
-        txid, index = where
-        state = ntx.stx.wtx.outputs[index]
-        lock = lock_of(state)
+        lock = lock_of(found.state)
         if lock is None:
             return answer
-        spender = self.cluster.consumed.get((txid, index))
         status = "locked"
-        if spender is not None and self.cluster.transactions[spender].height <= height:
-            kind = exit_kind(self.cluster.transactions[spender].stx.wtx.commands, trade_id)
-            status = STATUS_OF_EXIT.get(kind or "", "locked")
-            answer["exit_txid"] = spender.hex()
+        if found.consumed_by is not None and found.consumed_at is not None and found.consumed_at <= height:
+            status = STATUS_OF_EXIT.get(found.exit_kind or "", "locked")
+            answer["exit_txid"] = found.consumed_by.hex()
+        txid, index = found.txid, found.index
         answer.update({
             "status": status,
             "lock": {"txid": txid.hex(), "index": index},
-            "cash": {"txid": txid.hex(), "index": int(state.encumbrance)},
+            "cash": {"txid": txid.hex(), "index": int(found.state.encumbrance)},
             "lock_state": lock.SerializeToString(deterministic=True).hex(),
             "payer": bytes(lock.payer).hex(),
             "payee": bytes(lock.payee).hex(),

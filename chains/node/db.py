@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes   (hash BLOB PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
@@ -34,6 +35,21 @@ CREATE TABLE IF NOT EXISTS meta    (key TEXT PRIMARY KEY, value BLOB NOT NULL) W
 
 class DatabaseError(RuntimeError):
     """The node database is unreadable or inconsistent."""
+
+
+class HeightWriter(Protocol):
+    """An app's own rows that must land in the same SQLite transaction as its height.
+
+    Why: an app that keeps state beside the trie nodes (the Corda ledger's outputs and
+    checkpoints) must have it committed atomically with the block, or a crash between the two
+    would leave a height whose state is half there. ``pending_writes`` is read inside the
+    height's transaction (statements run in order with ``executemany``); ``written`` is called
+    only after that transaction committed, so a failed commit leaves the writes buffered.
+    """
+
+    def pending_writes(self) -> Sequence[tuple[str, Sequence[Sequence[object]]]]: ...
+
+    def written(self) -> None: ...
 
 
 class BufferedNodeStore:
@@ -74,6 +90,21 @@ class NodeDatabase:
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(SCHEMA)
         self.nodes = BufferedNodeStore(self)
+        self._writers: dict[str, HeightWriter] = {}
+
+    def attach(self, name: str, writer: HeightWriter) -> None:
+        """Commit ``writer``'s rows with every height from now on (replaces one of the same name)."""
+        self._writers[name] = writer
+
+    def ensure_schema(self, script: str) -> None:
+        """Create an app's own tables and indexes (idempotent DDL, run before any height commit)."""
+        with self._lock:
+            self._conn.executescript(script)
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one SELECT over the committed state (an app's own tables)."""
+        with self._lock:
+            return list(self._conn.execute(sql, params).fetchall())
 
     def close(self) -> None:
         with self._lock:
@@ -157,11 +188,16 @@ class NodeDatabase:
                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                         meta.items(),
                     )
+                for writer in self._writers.values():
+                    for sql, rows in writer.pending_writes():
+                        c.executemany(sql, rows)
         except sqlite3.Error as exc:
             # Put the nodes back so a retry of the same height finds them.
             for k, v in nodes.items():
                 self.nodes.put(k, v)
             raise DatabaseError(f"could not commit height {height}: {exc}") from exc
+        for writer in self._writers.values():
+            writer.written()
 
     def set_meta(self, key: str, value: bytes) -> None:
         with self._tx() as c:

@@ -39,6 +39,7 @@ from chains.evm.chain import (
 from chains.evm.contracts import SecurityToken, mapping_slot
 from chains.evm.dvp import DVP_ESCROW_ADDRESS, read_escrow
 from chains.evm.ibc_contract import account_of
+from chains.evm.ibc_proofs import ibc_multiproof
 from chains.evm.state import BLOB_ROOT_SLOT
 from chains.evm.tx import TxError, decode_tx
 from chains.ibc import queries
@@ -451,7 +452,23 @@ class EvmNodeApp:
         return IbcQueryResult(value, proof, height)
 
     def query_ibc_multi(self, paths: Sequence[str], height: int) -> tuple[list[bytes | None], bytes]:
-        raise QueryError("multiproofs are not served by this node yet (use proof_mode EACH)")
+        self._check_height(height)
+        keys = []
+        for path in paths:
+            try:
+                keys.append(path.encode())
+            except UnicodeEncodeError as exc:
+                raise QueryError(f"path is not valid text: {exc}") from None
+        if not keys or not all(keys):
+            raise QueryError("paths must be non-empty")
+        try:
+            store = self.ibc_store_at(height)
+            values = [store.get(key) for key in keys]
+            storage_root = self._account_at(IBC_HANDLER_ADDRESS, height)[2]
+            proof = ibc_multiproof(self.store, storage_root, keys)
+        except (MptProofError, DecodingError, KeyError, ValueError) as exc:
+            raise QueryError(f"cannot prove {len(keys)} paths at height {height}: {exc}") from None
+        return values, proof
 
     def _ibc_query(self, height: int, fn: Any) -> list[int]:
         try:

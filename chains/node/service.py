@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from chains.node.answers import encode_answer
 from chains.node.app import QueryError, TxRejected
 from chains.node.runtime import MempoolFull, NodeRuntime
 from kakehashi.node.v1 import node_pb2, node_pb2_grpc
@@ -217,7 +218,7 @@ class NodeService(node_pb2_grpc.NodeServicer):
                 item.code, item.reason = bad, "args_json must be a JSON object"
                 continue
             try:
-                item.result_json = json.dumps(self.rt.app.query_app(q.query, args, height), sort_keys=True)
+                item.result_json = encode_answer(self.rt.app.query_app(q.query, args, height))
             except QueryError as exc:
                 item.code, item.reason = bad, str(exc)
         return out
@@ -264,7 +265,7 @@ class NodeService(node_pb2_grpc.NodeServicer):
             result = self.rt.app.query_app(request.query, args, height)
         except QueryError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return node_pb2.QueryAppResponse(result_json=json.dumps(result, sort_keys=True), height=height)
+        return node_pb2.QueryAppResponse(result_json=encode_answer(result), height=height)
 
 
 async def _parse(cls: Any, raw: bytes, context: grpc.aio.ServicerContext) -> Any:

@@ -19,7 +19,7 @@ converges to an in-memory copy of the part of the state it touches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import rlp
@@ -293,6 +293,28 @@ class MerklePatriciaTrie:
                 return []
             return self._prove(head, head_hash, key)
         return self.at(root).prove(key)
+
+    def prove_many(self, keys: Sequence[bytes], root: bytes | None = None) -> list[bytes]:
+        """One multiproof of ``keys`` (present or absent) at a committed root.
+
+        The distinct hashed nodes on the keys' paths, each once, in the order a walk of the
+        keys (in the given order, each from the root) first needs them: exactly what
+        ``lightclients.mpt.verify_multiproof`` accepts for the same key order.
+        """
+        head, head_hash = self._head
+        if root is not None and root != head_hash:
+            return self.at(root).prove_many(keys)
+        if head_hash == EMPTY_ROOT:
+            return []
+        seen: set[bytes] = set()
+        out: list[bytes] = []
+        for key in keys:
+            # A node's bytes name it as well as its hash does, and cost nothing to compare.
+            for encoded in self._prove(head, head_hash, key):
+                if encoded not in seen:
+                    seen.add(encoded)
+                    out.append(encoded)
+        return out
 
     def _prove(self, start: _Node | None, root: bytes, key: bytes) -> list[bytes]:
         path = self._path(key)

@@ -18,20 +18,31 @@ preimages under their node hash, and the raw key and value under sha256(key) and
 sha256(value) (the hashes the leaf already holds), so neighbour proofs can name raw keys.
 Nothing is ever overwritten, so every committed root stays readable and provable.
 Writes are buffered and hashed once per :meth:`SparseMerkleTree.commit`.
+
+The writable tree (the head a host executes against) also keeps the latest value of the keys
+it has read or written, bounded: a host reads the same few keys (channel, connection, client
+and consensus states, the packet being acked) in every transaction, and each read would
+otherwise walk the tree through the node store. It is exact because the head's committed
+content changes only in :meth:`commit`, which records each written key's new value (or its
+absence). Read-only views (:meth:`at`) never use it; proofs always walk the tree.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from typing import Protocol
 
 from kakehashi.ics23.v1 import proofs_pb2 as pb
 from lightclients.crypto import sha256
+from lightclients.ics23 import BatchAbsent, BatchExist, compressed_batch
 
 EMPTY_ROOT = bytes(32)
 _LEAF = b"\x00"
 _INNER = b"\x01"
 _BITS = 256
+VALUE_CACHE_SIZE = 1 << 16
+_SHA256 = int(pb.SHA256)
 
 
 class SmtError(ValueError):
@@ -98,6 +109,8 @@ class SparseMerkleTree:
         self._pending: dict[bytes, tuple[bytes, bytes | None]] = {}
         # nodes made during a commit, written to the store when it finishes
         self._new: dict[bytes, bytes] = {}
+        # key hash -> value (None = absent) at the committed root; writable trees only
+        self._values: dict[bytes, bytes | None] = {}
         if self._root != EMPTY_ROOT:
             self._node(self._root)  # fail now, not at first read, on an unknown root
 
@@ -140,11 +153,22 @@ class SparseMerkleTree:
         pending = self._pending.get(kh)
         if pending is not None:
             return pending[1]
+        if not self._read_only and kh in self._values:
+            return self._values[kh]
         _, terminal = self._descend(kh)
-        if terminal == EMPTY_ROOT:
-            return None
-        _, leaf_kh, vh = self._node(terminal)
-        return self._preimage(vh) if leaf_kh == kh else None
+        value: bytes | None = None
+        if terminal != EMPTY_ROOT:
+            _, leaf_kh, vh = self._node(terminal)
+            value = self._preimage(vh) if leaf_kh == kh else None
+        if not self._read_only:
+            self._remember(kh, value)
+        return value
+
+    def _remember(self, kh: bytes, value: bytes | None) -> None:
+        values = self._values
+        values[kh] = value
+        while len(values) > VALUE_CACHE_SIZE:
+            del values[next(iter(values))]  # the oldest entry: a bounded cache, first in first out
 
     def _descend(self, kh: bytes) -> tuple[list[tuple[bytes, bytes, int]], bytes]:
         """Inner nodes on the way to kh as (left, right, bit), and the empty or leaf it ends at."""
@@ -234,6 +258,54 @@ class SparseMerkleTree:
     def prove_bytes(self, key: bytes) -> bytes:
         return self.prove(key).SerializeToString(deterministic=True)
 
+    def prove_many(self, keys: Sequence[bytes]) -> pb.CommitmentProof:
+        """One compressed ICS-23 batch proof of ``keys`` (each present or absent).
+
+        Entries are sorted by the key they carry and repeated keys are proven once, the
+        form ``lightclients.ics23.verify_batch`` requires; the inner steps the keys' paths
+        share are written once. The walk reads each tree node once for the whole batch.
+        """
+        if self._root == EMPTY_ROOT:
+            raise SmtError("an empty tree has no neighbours to prove absence with")
+        view = _BatchView(self._store, self._root)
+        entries: dict[bytes, BatchExist | BatchAbsent] = {}
+        for key in keys:
+            kh = sha256(_bytes_arg("key", key))
+            walked = view._descend(kh)
+            terminal = walked[1]
+            if terminal != EMPTY_ROOT and view._node(terminal)[1] == kh:
+                entry: BatchExist | BatchAbsent = view._exist_entry(kh, walked)
+            else:
+                left, right = view._neighbours(kh)
+                entry = BatchAbsent(
+                    kh,
+                    None if left is None else view._exist_entry(left),
+                    None if right is None else view._exist_entry(right),
+                )
+            entries[entry.key] = entry
+        if not entries:
+            raise SmtError("a batch proof needs at least one key")
+        return compressed_batch([entries[k] for k in sorted(entries)])
+
+    def _exist_entry(
+        self, kh: bytes, walked: tuple[list[tuple[bytes, bytes, int]], bytes] | None = None
+    ) -> BatchExist:
+        """The existence proof of ``_existence`` as a batch entry (steps as plain tuples)."""
+        path, terminal = walked if walked is not None else self._descend(kh)
+        if terminal == EMPTY_ROOT:
+            raise SmtError("key is not in the tree")
+        _, leaf_kh, vh = self._node(terminal)
+        if leaf_kh != kh:
+            raise SmtError("key is not in the tree")
+        steps = [
+            (_SHA256, _INNER + left, b"") if bit else (_SHA256, _INNER, right)
+            for left, right, bit in reversed(path)
+        ]
+        return BatchExist(self._preimage(kh), self._preimage(vh), _SMT_LEAF_OP, steps)
+
+    def prove_many_bytes(self, keys: Sequence[bytes]) -> bytes:
+        return self.prove_many(keys).SerializeToString(deterministic=True)
+
     def at(self, root: bytes) -> SparseMerkleTree:
         """Read-only view of a committed root in the same store (older versions stay provable)."""
         return SparseMerkleTree(self._store, root, read_only=True)
@@ -282,6 +354,9 @@ class SparseMerkleTree:
                 self._store.put(h, data)
         finally:
             self._new = {}
+        for kh, (_, value) in self._pending.items():
+            self._values.pop(kh, None)
+            self._remember(kh, value)
         self._pending = {}
         self._root = root
         return root
@@ -355,3 +430,18 @@ class SparseMerkleTree:
         left = self._build(depth + 1, base, ints, leaves, lo, mid)
         right = self._build(depth + 1, split, ints, leaves, mid, hi)
         return self._pair(left, right)
+
+
+class _BatchView(SparseMerkleTree):
+    """A read-only view that reads and checks each node once: a batch proof walks the upper
+    nodes of the tree once per key."""
+
+    def __init__(self, store: NodeStore, root: bytes) -> None:
+        self._memo: dict[bytes, tuple[bytes, bytes, bytes]] = {}
+        super().__init__(store, root, read_only=True)
+
+    def _node(self, h: bytes) -> tuple[bytes, bytes, bytes]:
+        got = self._memo.get(h)
+        if got is None:
+            got = self._memo[h] = super()._node(h)
+        return got

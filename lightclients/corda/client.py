@@ -18,6 +18,12 @@ Rules (DESIGN.md, "Light clients"), and the choices made where it is silent:
   trusted signers without the header re-sending the trusted set.
 - Proofs: ICS-23 SMT proofs against ``ibc_root``; the chain's prefix must be ``b"ibc"`` and
   the SMT key is the ICS-24 path bytes alone (the prefix names the store, it is not hashed in).
+  A batch or compressed batch CommitmentProof is a multiproof: ``open_batch`` verifies all
+  its entries once (shared inner steps hashed once) and answers each path by lookup.
+- One header check per height: the hash of each stored checkpoint is kept under
+  ``meta/checkpointHash/{height}``. A header carrying exactly that checkpoint adds nothing and
+  is accepted without checking signatures; a different checkpoint at a stored height is fully
+  verified and is misbehaviour, even when it commits the same consensus state.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from lightclients.corda.checkpoint import (
 )
 from lightclients.interface import (
     CLIENT_STATE_KEY,
+    BatchOpening,
     ClientError,
     ClientNotActive,
     ClientStore,
@@ -57,6 +64,42 @@ _HASH_LEN = 32
 
 def notary_set_key(set_hash: bytes) -> str:
     return f"meta/notarySets/{set_hash.hex()}"
+
+
+def checkpoint_hash_key(height: Height) -> str:
+    return f"meta/checkpointHash/{height}"
+
+
+# A canonical CommitmentProof is its one oneof field: tag 0x1a is batch (3), 0x22 compressed (4).
+_BATCH_TAGS = frozenset((0x1A, 0x22))
+
+
+class SmtOpening:
+    """A verified ICS-23 batch over the Corda IBC store: lookups by ICS-24 path."""
+
+    __slots__ = ("_batch",)
+
+    def __init__(self, batch: ics23.VerifiedBatch) -> None:
+        self._batch = batch
+
+    def covers(self, path: bytes) -> bool:
+        return isinstance(path, (bytes, bytearray)) and bool(path) and self._batch.covers(bytes(path))
+
+    def verify_membership(self, path: bytes, value: bytes) -> None:
+        if not isinstance(path, (bytes, bytearray)) or not isinstance(value, (bytes, bytearray)):
+            raise InvalidProof("path and value must be bytes")
+        try:
+            self._batch.check_membership(bytes(path), bytes(value))
+        except ics23.Ics23Error as exc:
+            raise InvalidProof(f"membership of {bytes(path)!r} in the batch: {exc}") from None
+
+    def verify_non_membership(self, path: bytes) -> None:
+        if not isinstance(path, (bytes, bytearray)):
+            raise InvalidProof("path must be bytes")
+        try:
+            self._batch.check_non_membership(bytes(path))
+        except ics23.Ics23Error as exc:
+            raise InvalidProof(f"absence of {bytes(path)!r} in the batch: {exc}") from None
 
 
 def _decode(cls: type[lc.ClientState] | type[lc.ConsensusState] | type[lc.ClientMessage], data: object) -> object:
@@ -265,6 +308,8 @@ class CordaLightClient:
         cs = self._require_active(store, now_ns)
         msg = decode_client_message(message)
         if msg.WhichOneof("message") == "header":
+            if self._already_stored(store, cs, msg.header):
+                return  # verified when it was stored; the signatures cannot add anything
             self._verify_header(store, cs, msg.header, now_ns)
             return
         mb = msg.misbehaviour
@@ -275,6 +320,13 @@ class CordaLightClient:
             raise InvalidClientMessage("misbehaviour headers carry the same checkpoint")
         self._verify_header(store, cs, h1, now_ns)
         self._verify_header(store, cs, h2, now_ns)
+
+    def _already_stored(self, store: ClientStore, cs: lc.ClientState, header: lc.Header) -> bool:
+        """True when the header carries exactly the checkpoint stored at its height."""
+        if not header.HasField("checkpoint"):
+            return False
+        stored = store.get(checkpoint_hash_key(self._height(cs, header.checkpoint.height)))
+        return stored is not None and stored == checkpoint_hash(header.checkpoint)
 
     def _breaks_time(self, store: ClientStore, cs: lc.ClientState, cp: lc.Checkpoint) -> bool:
         def timestamp_at(h: Height) -> int | None:
@@ -289,9 +341,13 @@ class CordaLightClient:
         if msg.WhichOneof("message") == "misbehaviour":
             return True
         cp = msg.header.checkpoint
-        existing = self._consensus(store, self._height(cs, cp.height))
+        height = self._height(cs, cp.height)
+        existing = self._consensus(store, height)
         if existing is not None and existing != consensus_state_from_checkpoint(cp):
             return True
+        stored_hash = store.get(checkpoint_hash_key(height))
+        if stored_hash is not None and stored_hash != checkpoint_hash(cp):
+            return True  # two checkpoints signed at one height, whatever state they commit
         return self._breaks_time(store, cs, cp)
 
     def update_state_on_misbehaviour(self, store: ClientStore, message: bytes) -> None:
@@ -316,6 +372,7 @@ class CordaLightClient:
             raise InvalidClientMessage("a different consensus state is stored at this height (misbehaviour)")
         keys = [bytes(k) for k in header.notary_set.public_keys]
         store.set(consensus_state_key(height), encode(cons))
+        store.set(checkpoint_hash_key(height), checkpoint_hash(cp))
         store.set(notary_set_key(bytes(cp.notary_set_hash)), notary_set(keys).SerializeToString(deterministic=True))
         record_height(store, height)
         if cp.height > cs.latest_height:
@@ -365,3 +422,18 @@ class CordaLightClient:
         root = self._root_for_proof(store, height, prefix, now_ns)
         if not ics23.verify_non_membership(ics23.SMT_SPEC, root, proof, path):
             raise InvalidProof(f"non-membership proof for {path!r} does not verify at {height}")
+
+    # --- multiproofs --------------------------------------------------------------------
+
+    def is_batch_proof(self, proof: bytes) -> bool:
+        return isinstance(proof, (bytes, bytearray)) and proof[:1] != b"" and proof[0] in _BATCH_TAGS
+
+    def open_batch(
+        self, store: ClientStore, height: Height, prefix: bytes, proof: bytes, now_ns: int
+    ) -> BatchOpening:
+        root = self._root_for_proof(store, height, prefix, now_ns)
+        try:
+            verified = ics23.verify_batch(ics23.SMT_SPEC, root, proof)
+        except ics23.Ics23Error as exc:
+            raise InvalidProof(f"batch proof does not verify at {height}: {exc}") from None
+        return SmtOpening(verified)

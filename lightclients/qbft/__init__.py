@@ -6,6 +6,7 @@ from lightclients.qbft.client import (
     commitment_slot,
     encode_header_message,
     encode_misbehaviour_message,
+    encode_storage_multiproof,
     verify_seals,
 )
 from lightclients.qbft.header import ExtraData, HeaderError, QbftHeader, Vote, decode_header
@@ -21,5 +22,6 @@ __all__ = [
     "decode_header",
     "encode_header_message",
     "encode_misbehaviour_message",
+    "encode_storage_multiproof",
     "verify_seals",
 ]

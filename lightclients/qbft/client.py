@@ -18,6 +18,18 @@ Misbehaviour: two headers at one height with different block hashes (Besu's roun
 hash, so the same block sealed in two rounds is not a conflict), or time not increasing
 with height. Evidence comes either as a Misbehaviour message or as a header that conflicts
 with what the client already stores.
+
+One header check per height: the client keeps the commit hash (keccak of ``header_rlp``,
+all the seals sign) of every header it stored, under ``meta/commitHash/{hash}``. A header
+with the same signed bytes commits to exactly the stored consensus state and adds nothing,
+so ``verify_client_message`` accepts it without recovering a seal or walking the account
+proof, and ``update_state`` reports it as a duplicate. Any other header at a stored height
+(another round of the same block included) is fully verified, and is misbehaviour evidence
+when it is another block.
+
+Multiproofs: ``StorageProof.multiproof`` proves several slots at one height with each trie
+node listed once (lightclients/mpt.py ``verify_storage_multiproof``); ``open_batch``
+verifies it once and answers each path by lookup.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from lightclients.consensus_heights import breaks_monotonic_time, record_height
 from lightclients.crypto import CryptoError, keccak256, secp256k1_recover_address
 from lightclients.interface import (
     CLIENT_STATE_KEY,
+    BatchOpening,
     ClientError,
     ClientNotActive,
     ClientStore,
@@ -43,7 +56,12 @@ from lightclients.interface import (
     Status,
     consensus_state_key,
 )
-from lightclients.mpt import MptProofError, verify_account_proof, verify_storage_proof
+from lightclients.mpt import (
+    MptProofError,
+    verify_account_proof,
+    verify_storage_multiproof,
+    verify_storage_proof,
+)
 from lightclients.qbft.header import HeaderError, QbftHeader, decode_header
 
 CLIENT_TYPE = "10-qbft"  # ibc-go style "NN-name", so client ids ("10-qbft-0") meet ICS-24's 9-char minimum
@@ -55,6 +73,11 @@ _FROZEN = Height(0, 1)
 def commitment_slot(path: bytes) -> bytes:
     """Storage slot of ICS-24 path ``path`` in the IBC handler contract."""
     return keccak256(keccak256(path) + _SLOT0)
+
+
+def _commit_hash_key(commit_hash: bytes) -> str:
+    """Index of the headers this client verified and stored, by the hash their seals sign."""
+    return f"meta/commitHash/{commit_hash.hex()}"
 
 
 def _block_hash_key(height: Height) -> str:
@@ -127,6 +150,69 @@ def verify_seals(
         f"only {trusted_signed} of the {len(trusted)} trusted validators "
         "sealed the header (need > 1/3)"
     )
+
+
+def encode_storage_multiproof(slots: Sequence[bytes], nodes: Sequence[bytes]) -> bytes:
+    """Proof bytes of several slots: ``slots`` strictly ascending, ``nodes`` as
+    ``MerklePatriciaTrie.prove_many`` gives them for those slots in that order."""
+    proof = pb.StorageProof(multiproof=pb.StorageMultiproof(slots=list(slots), nodes=list(nodes)))
+    return proof.SerializeToString(deterministic=True)
+
+
+# A canonical StorageProof starts with its lowest present field: 0x0a (field 1, the single
+# proof's nodes) or 0x12 (field 2, a multiproof).
+_MULTIPROOF_TAG = 0x12
+
+
+def _decode_storage_proof(proof: object) -> pb.StorageProof:
+    if not isinstance(proof, bytes | bytearray):
+        raise InvalidProof("proof must be bytes")
+    parsed = pb.StorageProof()
+    try:
+        parsed.ParseFromString(bytes(proof))
+    except DecodeError as exc:
+        raise InvalidProof(f"proof is not a qbft StorageProof: {exc}") from None
+    return parsed
+
+
+class StorageOpening:
+    """A verified storage multiproof: slot -> committed word (None when proven absent)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[bytes, bytes | None]) -> None:
+        self._values = values
+
+    def _lookup(self, path: bytes) -> bytes | None:
+        if not isinstance(path, bytes | bytearray) or not path:
+            raise InvalidProof("path must be non-empty bytes")
+        slot = commitment_slot(bytes(path))
+        if slot not in self._values:
+            raise InvalidProof(f"the multiproof does not cover {bytes(path)!r}")
+        return self._values[slot]
+
+    def covers(self, path: bytes) -> bool:
+        return (
+            isinstance(path, bytes | bytearray)
+            and bool(path)
+            and commitment_slot(bytes(path)) in self._values
+        )
+
+    def verify_membership(self, path: bytes, value: bytes) -> None:
+        if not isinstance(value, bytes | bytearray):
+            raise InvalidProof("value must be bytes")
+        _check_committed(self._lookup(path), path, value)
+
+    def verify_non_membership(self, path: bytes) -> None:
+        if self._lookup(path) is not None:
+            raise InvalidProof(f"a value is committed at {bytes(path)!r}")
+
+
+def _check_committed(got: bytes | None, path: bytes, value: bytes) -> None:
+    if got is None:
+        raise InvalidProof(f"nothing is committed at {bytes(path)!r}")
+    if got.rjust(32, b"\x00") != keccak256(bytes(value)):
+        raise InvalidProof(f"the commitment at {bytes(path)!r} is not keccak256 of the value")
 
 
 def encode_header_message(header: pb.Header) -> bytes:
@@ -291,6 +377,8 @@ class QbftClient:
         msg = _parse_message(message)
         cs = self._require_active(store, now_ns)
         if msg.WhichOneof("message") == "header":
+            if self._already_stored(store, msg.header):
+                return  # verified when it was stored; the seals cannot add anything
             self.verify_header(store, cs, msg.header, now_ns)
             return
         first = self.verify_header(store, cs, msg.misbehaviour.header_1, now_ns)
@@ -320,10 +408,18 @@ class QbftClient:
         height = Height(cs.latest_height.revision_number, decoded.number)
         return VerifiedHeader(height, decoded, consensus)
 
+    def _already_stored(self, store: ClientStore, header: pb.Header) -> bool:
+        """True when ``header_rlp`` (every field the seals sign) is that of a header this
+        client verified and stored: it commits to exactly the stored consensus state, so
+        neither its seals nor its account proof can add anything. One keccak, one read."""
+        return store.get(_commit_hash_key(keccak256(header.header_rlp))) is not None
+
     def check_for_misbehaviour(self, store: ClientStore, message: bytes) -> bool:
         msg = _parse_message(message)
         if msg.WhichOneof("message") == "misbehaviour":
             return True
+        if self._already_stored(store, msg.header):
+            return False
         try:
             new = self._verified_unchecked(store, msg.header)
         except (HeaderError, MptProofError, InvalidClientMessage):
@@ -346,12 +442,15 @@ class QbftClient:
         msg = _parse_message(message)
         if msg.WhichOneof("message") != "header":
             raise InvalidClientMessage("update_state takes a header")
+        if self._already_stored(store, msg.header):
+            return []
         new = self._verified_unchecked(store, msg.header)
         if store.get(_block_hash_key(new.height)) == new.block_hash:
             return []
         cs = self._client_state(store)
         store.set(consensus_state_key(new.height), _ser(new.consensus))
         store.set(_block_hash_key(new.height), new.block_hash)
+        store.set(_commit_hash_key(keccak256(msg.header.header_rlp)), new.block_hash)
         record_height(store, new.height)
         if new.height > _height(cs.latest_height):
             cs.latest_height.CopyFrom(_to_pb(new.height))
@@ -359,6 +458,21 @@ class QbftClient:
         return [new.height]
 
     # --- proofs -------------------------------------------------------------------------
+
+    def _storage_root(
+        self, store: ClientStore, height: Height, prefix: bytes, now_ns: int
+    ) -> bytes:
+        """The IBC storage root a proof at ``height`` must lead to, after the status,
+        height and prefix rules every proof obeys."""
+        cs = self._require_active(store, now_ns)
+        if height > _height(cs.latest_height):
+            raise InvalidProof(f"proof height {height} is above the latest height")
+        cons = self._consensus(store, height)
+        if cons is None:
+            raise ConsensusStateNotFound(f"no consensus state at proof height {height}")
+        if bytes(prefix) != cs.ibc_store_address:
+            raise InvalidProof("commitment prefix is not this client's IBC store address")
+        return bytes(cons.storage_root)
 
     def _storage_value(
         self,
@@ -369,22 +483,13 @@ class QbftClient:
         path: bytes,
         now_ns: int,
     ) -> bytes | None:
-        cs = self._require_active(store, now_ns)
-        if height > _height(cs.latest_height):
-            raise InvalidProof(f"proof height {height} is above the latest height")
-        cons = self._consensus(store, height)
-        if cons is None:
-            raise ConsensusStateNotFound(f"no consensus state at proof height {height}")
-        if bytes(prefix) != cs.ibc_store_address:
-            raise InvalidProof("commitment prefix is not this client's IBC store address")
+        storage_root = self._storage_root(store, height, prefix, now_ns)
         if not isinstance(path, bytes | bytearray) or not path:
             raise InvalidProof("path must be non-empty bytes")
-        parsed = pb.StorageProof()
-        try:
-            parsed.ParseFromString(bytes(proof))
-        except (DecodeError, TypeError) as exc:
-            raise InvalidProof(f"proof is not a qbft StorageProof: {exc}") from None
-        return verify_storage_proof(cons.storage_root, commitment_slot(bytes(path)), list(parsed.proof))
+        parsed = _decode_storage_proof(proof)
+        if parsed.HasField("multiproof"):
+            raise InvalidProof("a multiproof is opened with open_batch, not used as a single proof")
+        return verify_storage_proof(storage_root, commitment_slot(bytes(path)), list(parsed.proof))
 
     def verify_membership(
         self,
@@ -398,11 +503,7 @@ class QbftClient:
     ) -> None:
         if not isinstance(value, bytes | bytearray):
             raise InvalidProof("value must be bytes")
-        got = self._storage_value(store, height, proof, prefix, path, now_ns)
-        if got is None:
-            raise InvalidProof(f"nothing is committed at {bytes(path)!r}")
-        if got.rjust(32, b"\x00") != keccak256(bytes(value)):
-            raise InvalidProof(f"the commitment at {bytes(path)!r} is not keccak256 of the value")
+        _check_committed(self._storage_value(store, height, proof, prefix, path, now_ns), path, value)
 
     def verify_non_membership(
         self,
@@ -415,3 +516,22 @@ class QbftClient:
     ) -> None:
         if self._storage_value(store, height, proof, prefix, path, now_ns) is not None:
             raise InvalidProof(f"a value is committed at {bytes(path)!r}")
+
+    # --- multiproofs --------------------------------------------------------------------
+
+    def is_batch_proof(self, proof: bytes) -> bool:
+        return isinstance(proof, bytes | bytearray) and proof[:1] == bytes([_MULTIPROOF_TAG])
+
+    def open_batch(
+        self, store: ClientStore, height: Height, prefix: bytes, proof: bytes, now_ns: int
+    ) -> BatchOpening:
+        storage_root = self._storage_root(store, height, prefix, now_ns)
+        parsed = _decode_storage_proof(proof)
+        if not parsed.HasField("multiproof") or parsed.proof:
+            raise InvalidProof("a multiproof holds StorageProof.multiproof and no single proof nodes")
+        parsed.DiscardUnknownFields()  # they would survive re-serialisation otherwise
+        if parsed.SerializeToString(deterministic=True) != bytes(proof):
+            raise InvalidProof("multiproof is not canonically encoded (unknown, repeated or reordered fields)")
+        multi = parsed.multiproof
+        values = verify_storage_multiproof(storage_root, list(multi.slots), list(multi.nodes))
+        return StorageOpening(values)

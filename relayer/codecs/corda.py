@@ -59,6 +59,7 @@ from relayer.codecs.common import (
     client_init_at,
     fetch_client_header,
 )
+from relayer.packets import keep_messages
 
 KIND = "corda"
 
@@ -174,23 +175,19 @@ class CordaCodec:
         self.notary = notary
         self.trusting_period_ns = trusting_period_ns
         self.max_clock_drift_ns = max_clock_drift_ns
-        self._exits: DvpExits | None = None
 
-    async def prepare_tx(self, node: NodeClient, msgs: Sequence[Message]) -> None:
-        """Look up the DvpLock exits the next ``encode_tx(msgs)`` must carry (signer lock held)."""
+    async def prepare_tx(self, node: NodeClient, msgs: Sequence[Message]) -> DvpExits | None:
+        """Look up the DvpLock exits ``encode_tx(msgs)`` must carry (a read: no signer lock)."""
         try:
-            self._exits = await dvp_exits(node, msgs, self.notary)
+            return await dvp_exits(node, msgs, self.notary)
         except NodeError as exc:
-            self._exits = None
             raise CodecError(f"cannot look up the DvP locks this tx must exit: {exc}") from None
 
-    def encode_tx(self, msgs: Sequence[Message], signer_state: object) -> bytes:
-        exits, self._exits = self._exits, None
-        if exits is not None and exits.msgs is not msgs:
-            exits = None
+    def encode_tx(self, msgs: Sequence[Message], prepared: object) -> bytes:
+        exits = prepared if isinstance(prepared, DvpExits) and prepared.msgs is msgs else None
         if exits is None and any(_dvp_packet(m) is not None for m in msgs):
             raise CodecError("a dvp ack/timeout needs its DvpLock exit: prepare_tx must run first")
-        keep = [m for i, m in enumerate(msgs) if exits is None or i not in exits.dropped]
+        keep = keep_messages(msgs, exits.dropped if exits is not None else set())
         commands = [ibc_command(m, [self.public_key]) for m in keep]
         inputs: tuple[pb.StateRef, ...] = ()
         outputs: tuple[pb.TransactionState, ...] = ()
@@ -230,6 +227,18 @@ class CordaCodec:
 
     async def build_header(self, node: NodeClient, trusted: Height, target: Height) -> bytes:
         return header_message(await self._header(node, trusted, target))
+
+    def header_identity(self, client_message: bytes) -> bytes | None:
+        """The checkpoint's bytes: what the notaries sign, so equal bytes name one height's
+        state (signatures, trusted height and the attached notary set may differ)."""
+        message = lc.ClientMessage()
+        try:
+            message.ParseFromString(client_message)
+        except DecodeError:
+            return None
+        if message.WhichOneof("message") != "header":
+            return None
+        return bytes(message.header.checkpoint.SerializeToString(deterministic=True))
 
     async def build_misbehaviour(self, node: NodeClient, conflicting: bytes, target: Height) -> bytes:
         message = lc.ClientMessage()

@@ -1,10 +1,11 @@
 """The EVM chain's half of a relayer chain handle: txs, headers and evidence for a qbft client.
 
-Why the codec owns the nonce: the handle serialises the signer, so the next nonce is known
-locally after the first tx and no round trip is spent on it. It is read from the node once
-at start and again after anything but a committed tx, because a failed or lost submission
-leaves the local count unreliable (a tx included but failed still used its nonce; one that
-never reached the chain did not), and only the chain's committed account nonce says which.
+Why the codec owns the nonce: the handle serialises signing, so the next nonce is known
+locally and several txs can be in flight at once, each with its own. It is read from the
+node once at start and again after a tx that was not included (refused, lost, left out),
+because then the local count is unreliable (a tx included but failed still used its nonce;
+one that never reached the chain did not), and only the chain's committed account nonce says
+which; the handle waits for its txs in flight to land before that read.
 """
 
 from __future__ import annotations
@@ -62,18 +63,24 @@ class EvmCodec:
             self.nonce = int(account["nonce"])
 
     def after_tx(self, result: node_pb2.TxResult | None) -> None:
-        if result is not None and result.status == node_pb2.TX_STATUS_COMMITTED and self.nonce is not None:
-            self.nonce += 1
-        else:
+        """An included tx (committed, or failed in execution) used the nonce ``encode_tx``
+        counted; anything else (refused, dropped, left out) leaves the count unreliable."""
+        included = result is not None and (
+            result.status == node_pb2.TX_STATUS_COMMITTED
+            or (result.status == node_pb2.TX_STATUS_FAILED and not result.reason.startswith("not included")))
+        if not included:
             self.nonce = None
 
-    def encode_tx(self, msgs: Sequence[Message], signer_state: object) -> bytes:
+    def encode_tx(self, msgs: Sequence[Message], prepared: object) -> bytes:
+        """Sign with the next local nonce and count it (txs in flight each hold their own)."""
         if self.nonce is None:
             raise CodecError("the EVM nonce is unknown: before_tx must run first")
         # One handler call carrying every message: the core runs them in order in one overlay
         # (all-or-nothing, as the tx is), and the tx's 64-call cap does not bound the batch.
         calls = [EvmCall(IBC_HANDLER_ADDRESS, "ibc", tuple(pack(m) for m in msgs))]
-        return make_tx(self._key, self.evm_chain_id, self.nonce, calls).encode()
+        tx = make_tx(self._key, self.evm_chain_id, self.nonce, calls).encode()
+        self.nonce += 1
+        return tx
 
     def light_client(self) -> LightClientModule:
         return QbftClient()
@@ -89,6 +96,16 @@ class EvmCodec:
 
     async def build_header(self, node: NodeClient, trusted: Height, target: Height) -> bytes:
         return encode_header_message(await self._header(node, trusted, target))
+
+    def header_identity(self, client_message: bytes) -> bytes | None:
+        """The header RLP without seals: exactly what the seals sign, so equal bytes name one
+        block (rounds, seals, trusted height and the account proof of that block may differ)."""
+        message = qbft_pb.ClientMessage()
+        try:
+            message.ParseFromString(client_message)
+        except DecodeError:
+            return None
+        return bytes(message.header.header_rlp) if message.WhichOneof("message") == "header" else None
 
     async def build_misbehaviour(self, node: NodeClient, conflicting: bytes, target: Height) -> bytes:
         message = qbft_pb.ClientMessage()

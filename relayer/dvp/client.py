@@ -5,35 +5,40 @@ before the packet can arrive; the Corda lock (which sends the packet) is submitt
 after the EVM lock committed. A failed Corda lock leaves the ST escrowed until the deadline,
 when :meth:`DvpClient.reclaim` returns it; nothing else can move it.
 
-Why follow by reading the chains: the relayer is untrusted. Each poll reads the EVM escrow
-(``dvp_escrow``) and the Corda lock (``dvp_lock``); the trade's state is derived from the
-pair (:func:`derive_state`), so a client restarted at any point, or a second client, reaches
-the same answer.
+Why follow by reading the chains: the relayer is untrusted. A trade's state is derived from
+the EVM escrow (``dvp_escrow``) and the Corda lock (``dvp_lock``) (:func:`derive_state`), so a
+client restarted at any point, or a second client, reaches the same answer. They are re-read
+when a block of either chain carries an event of the trade (both block streams are followed),
+with a slow poll as a safety net, never on a fixed fast timer per trade.
 
-Concurrency (the feed settles many trades at once): one seller's EVM txs are given nonces in
-order under a per-account lock and then awaited in parallel; one buyer's Cash states are
-reserved under a per-party condition so two locks never spend the same input (with a single
-Cash state, the second waits for the first lock's change). The read-only pre-checks run
-concurrently; only the free-balance check and the reservation of the trade's ST and SC run
-under the seller's and the buyer's gate (always taken in that order), so two trades cannot
-both pass on the same free balance while unrelated trades never wait for each other.
+Concurrency (the feed settles many trades at once) without a network round trip under a
+lock: an EVM signer's nonce is counted locally (read from the chain once, re-read after a
+nonce refusal) and its txs travel in submission order; a buyer's Cash inputs are chosen from
+the Cash the chain shows at its head minus the inputs of this client's locks still in flight;
+a party's free ST / SC is the balance at a height minus what this client's locks in flight take
+that the chain does not show yet at that height (:class:`Holds`). Every check-and-reserve runs
+without an await between reading the answer and reserving, so two trades can never both pass on
+the same free balance or pick the same input, and unrelated trades never wait for each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import os
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 from chains.corda.dvp import lock_transaction
 from chains.evm import Message as EvmCall
 from chains.evm import make_tx
+from chains.ibc import events as ev
 from chains.ibc.apps import dvp as dvp_app
+from chains.ibc.errors import InvalidMessage
 from chains.node.client import NodeClient, NodeError
 from kakehashi.corda.v1 import ledger_pb2 as pb
 from kakehashi.dvp.v1 import dvp_pb2
@@ -46,10 +51,14 @@ from relayer.dvp.ledgers import LedgerError, Ledgers
 from relayer.dvp.record import TradeRecord, TradeRow
 from relayer.dvp.trade import SEC_NS, ResolvedTrade, Trade, TradeError, resolve
 
-POLL_S = 0.25
+# Follow re-reads a trade when a block carries one of its events; this is the safety net.
+POLL_S = 5.0
 DEFAULT_FOLLOW_SLACK_S = 60.0
 # A lock must leave this long before the deadline for the lock, recv and ack blocks.
 MIN_LEAD_S = 5
+# events that name a trade: the EVM escrow's, and the Corda chain's dvp packet life
+EVM_TRADE_EVENTS = ("dvp_locked", "dvp_delivered", "dvp_reclaimed")
+CORDA_PACKET_EVENTS = (ev.SEND_PACKET, ev.ACKNOWLEDGE_PACKET, ev.TIMEOUT_PACKET)
 FINAL_STATES = ("settled", "refunded-error", "refunded-timeout", "reclaimed")
 
 
@@ -112,21 +121,78 @@ def _events_for(evm: str, corda: str) -> list[str]:
 
 
 class _EvmAccount:
-    """Nonces of one EVM signer: assigned in order, txs awaited in parallel."""
+    """Nonces of one EVM signer, counted locally and handed out in order."""
 
     def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.gate = asyncio.Lock()  # pre-check + reservation of this seller's ST
+        self.read = asyncio.Lock()  # only the one-time read of the chain's nonce
         self.nonce: int | None = None
 
 
-class _CordaParty:
-    """Cash inputs of one Corda party reserved by locks in flight."""
+class Holds:
+    """What this client's locks in flight take from a balance the chain does not show yet.
 
-    def __init__(self) -> None:
-        self.cond = asyncio.Condition()
-        self.gate = asyncio.Lock()  # pre-check + reservation of this buyer's SC
-        self.reserved: set[tuple[str, int]] = set()
+    A hold is taken when a trade passes its balance check, marked ``landed(height)`` when its
+    lock commits (from that height on the chain's balance shows it) and dropped if the lock
+    fails. The free amount at a read height is the chain balance there minus the holds that had
+    not landed by then, which is exact whatever height the read was answered at. Holds landed at
+    or below the chain head minus ``keep`` are pruned; a read older than the pruned heights
+    (``floor``) is stale and must be made again. Sums are kept per landing height, so a check
+    costs O(recent heights), not O(trades in flight).
+    """
+
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep
+        self._trades: dict[Hashable, dict[str, tuple[int, int | None]]] = defaultdict(dict)
+        self._unlanded: dict[Hashable, int] = defaultdict(int)
+        self._landed: dict[Hashable, dict[int, int]] = defaultdict(dict)
+        self._landed_ids: dict[Hashable, dict[int, set[str]]] = defaultdict(dict)
+        self.floor: dict[Hashable, int] = defaultdict(int)
+
+    def held(self, key: Hashable, height: int) -> int:
+        return self._unlanded[key] + sum(v for at, v in self._landed[key].items() if at > height)
+
+    def fresh(self, key: Hashable, height: int) -> bool:
+        return height >= self.floor[key]
+
+    def take(self, key: Hashable, trade_id: str, amount: int) -> None:
+        self.release(key, trade_id)
+        self._trades[key][trade_id] = (amount, None)
+        self._unlanded[key] += amount
+
+    def landed(self, key: Hashable, trade_id: str, height: int, head: int) -> None:
+        entry = self._trades[key].get(trade_id)
+        if entry is not None and entry[1] is None:
+            amount = entry[0]
+            self._unlanded[key] -= amount
+            self._landed[key][height] = self._landed[key].get(height, 0) + amount
+            self._landed_ids[key].setdefault(height, set()).add(trade_id)
+            self._trades[key][trade_id] = (amount, height)
+        self.prune(key, head)
+
+    def release(self, key: Hashable, trade_id: str) -> None:
+        entry = self._trades[key].pop(trade_id, None)
+        if entry is None:
+            return
+        amount, at = entry
+        if at is None:
+            self._unlanded[key] -= amount
+        else:
+            self._landed[key][at] -= amount
+            self._landed_ids[key][at].discard(trade_id)
+
+    def prune(self, key: Hashable, head: int) -> None:
+        limit = head - self.keep
+        for at in [h for h in self._landed[key] if h <= limit]:
+            del self._landed[key][at]
+            for tid in self._landed_ids[key].pop(at, set()):
+                self._trades[key].pop(tid, None)
+            self.floor[key] = max(self.floor[key], at)
+
+
+class _Picked(list[tuple[pb.StateRef, pb.Cash]]):
+    """Cash inputs chosen for one lock; ``landed_at`` is the height the lock committed at."""
+
+    landed_at: int | None = None
 
 
 class DvpClient:
@@ -141,9 +207,15 @@ class DvpClient:
             self.events.record = record
         self.poll_s = poll_s
         self._accounts: dict[bytes, _EvmAccount] = defaultdict(_EvmAccount)
-        self._parties: dict[bytes, _CordaParty] = defaultdict(_CordaParty)
-        self._st_inflight: dict[bytes, int] = defaultdict(int)
-        self._sc_inflight: dict[tuple[bytes, bytes], int] = defaultdict(int)
+        self._st_holds = Holds()  # key: seller EVM address
+        self._sc_holds = Holds()  # key: (buyer Corda key, cash issuer)
+        # Cash inputs of locks in flight: buyer -> state ref -> Corda height its lock landed at (None: not yet)
+        self._inputs: dict[bytes, dict[tuple[str, int], int | None]] = defaultdict(dict)
+        self._cash_views: dict[tuple[bytes, bytes], tuple[int, list[dict[str, Any]]]] = {}
+        self._spent: dict[bytes, dict[int, list[tuple[str, int]]]] = defaultdict(dict)  # by landing height
+        self._inputs_floor: dict[bytes, int] = defaultdict(int)
+        self._changed: dict[str, asyncio.Event] = {}
+        self._watching = False
         # Corda channel end -> EVM channel end; an open channel's counterparty never changes.
         self._evm_channel: dict[str, str] = {}
         self._inflight_ids: set[str] = set()
@@ -211,16 +283,28 @@ class DvpClient:
         return reasons + path_reasons
 
     async def _balance_reasons(self, rt: ResolvedTrade) -> list[str]:
-        """Free ST and SC: the chain balance less what this client's trades in flight will lock."""
+        """Free ST and SC: the chain balance less what this client's trades in flight take."""
+        balances = await self._read_balances(rt)
+        return self._free_reasons(rt, *balances)
+
+    async def _read_balances(self, rt: ResolvedTrade) -> tuple[int, int, int, int]:
+        """(seller ST, its EVM height, buyer SC, its Corda height), fresh against the holds."""
         led, t = self.ledgers, rt.terms
-        issuer = bytes(t.cash_issuer)
-        (st_have, _), sc_have = await asyncio.gather(led.st_holding(bytes(t.seller_evm)),
-                                                     led.sc_balance(bytes(t.buyer_corda), issuer))
+        seller, sc_key = bytes(t.seller_evm), (bytes(t.buyer_corda), bytes(t.cash_issuer))
+        while True:
+            (st, _, st_h), (sc, sc_h) = await asyncio.gather(
+                led.st_holding_at(seller), led.sc_balance_at(bytes(t.buyer_corda), bytes(t.cash_issuer)))
+            if self._st_holds.fresh(seller, st_h) and self._sc_holds.fresh(sc_key, sc_h):
+                return st, st_h, sc, sc_h
+
+    def _free_reasons(self, rt: ResolvedTrade, st: int, st_h: int, sc: int, sc_h: int) -> list[str]:
+        t = rt.terms
+        seller, issuer = bytes(t.seller_evm), bytes(t.cash_issuer)
         reasons = []
-        st_free = st_have - self._st_inflight[bytes(t.seller_evm)]
+        st_free = st - self._st_holds.held(seller, st_h)
         if st_free < t.st_quantity:
             reasons.append(f"seller.evm: 0x{t.seller_evm.hex()} has {st_free} ST free, the trade needs {t.st_quantity}")
-        sc_free = sc_have - self._sc_inflight[(bytes(t.buyer_corda), issuer)]
+        sc_free = sc - self._sc_holds.held((bytes(t.buyer_corda), issuer), sc_h)
         if sc_free < t.sc_amount:
             reasons.append(f"buyer.corda: {t.buyer_corda.hex()[:16]}.. has {sc_free} SC of issuer "
                            f"{issuer.hex()[:16]}.. free, the trade needs {t.sc_amount}")
@@ -253,28 +337,30 @@ class DvpClient:
     # --- locks -----------------------------------------------------------------------------
 
     async def _evm_tx(self, key: bytes, calls: list[EvmCall]) -> node_pb2.TxResult:
-        """One EVM tx signed by ``key``: nonce assigned in order, result awaited in parallel."""
+        """One EVM tx signed by ``key``: the next local nonce, submitted in nonce order (no
+        await between taking the nonce and queueing the submission), its result from the block
+        stream. A nonce refusal (another tool used this key) re-reads the nonce and retries once."""
         node = self.ledgers.evm
         sender = eth_address(secp256k1_public_key(key))
         acct = self._accounts[sender]
-        async with acct.lock:
-            for attempt in (1, 2):
-                nonce: int = acct.nonce if acct.nonce is not None else int(
-                    (await node.query_app("account", address="0x" + sender.hex()))["nonce"])
-                tx = make_tx(key, self.ledgers.evm_chain_id, nonce, calls).encode()
-                try:
-                    tx_hash = await node.submit(tx)
-                    break
-                except NodeError as exc:
-                    acct.nonce = None
-                    # Someone else (another tool with this key) used the nonce: read it again once.
-                    if attempt == 2 or "nonce" not in exc.details:
-                        raise
+        for attempt in (1, 2):
+            if acct.nonce is None:
+                async with acct.read:
+                    if acct.nonce is None:
+                        acct.nonce = int((await node.query_app("account", address="0x" + sender.hex()))["nonce"])
+            nonce = acct.nonce
             acct.nonce = nonce + 1
-        result = await _wait_result(node, tx_hash)
-        if result.status != node_pb2.TX_STATUS_COMMITTED:
-            async with acct.lock:
-                acct.nonce = None  # a failed or dropped tx: re-read the chain's nonce
+            tx = make_tx(key, self.ledgers.evm_chain_id, nonce, calls).encode()
+            try:
+                tx_hash = await node.submit(tx)
+                break
+            except NodeError as exc:
+                acct.nonce = None
+                if attempt == 2 or "nonce" not in exc.details:
+                    raise
+        result = await self.ledgers.evm_watch.wait_tx(tx_hash)
+        if result.status != node_pb2.TX_STATUS_COMMITTED and result.status != node_pb2.TX_STATUS_FAILED:
+            acct.nonce = None  # dropped or unknown: only the chain knows which nonces are used
         return result
 
     async def lock_evm(self, rt: ResolvedTrade, seller_key: bytes) -> node_pb2.TxResult:
@@ -294,34 +380,67 @@ class DvpClient:
         return await self._evm_tx(seller_key, calls)
 
     @contextlib.asynccontextmanager
-    async def _cash_inputs(self, buyer: bytes, issuer: bytes, amount: int) -> AsyncIterator[
-            list[tuple[pb.StateRef, pb.Cash]]]:
-        party = self._parties[buyer]
-        async with party.cond:
-            while True:
-                rows = [r for r in await self.ledgers.cash_of(buyer)
-                        if r["issuer"] == issuer.hex() and (r["txid"], r["index"]) not in party.reserved]
-                rows.sort(key=lambda r: -int(r["amount"]))
-                chosen, total = [], 0
-                for r in rows:
-                    if total >= amount:
-                        break
-                    chosen.append(r)
-                    total += int(r["amount"])
-                if total >= amount:
-                    break
-                if not party.reserved:
-                    raise DvpError(f"buyer {buyer.hex()[:16]}.. has only {total} SC of this issuer; needs {amount}")
-                await party.cond.wait()  # a lock in flight returns change when it commits
-            keys = {(r["txid"], r["index"]) for r in chosen}
-            party.reserved |= keys
+    async def _cash_inputs(self, buyer: bytes, issuer: bytes, amount: int) -> AsyncIterator[_Picked]:
+        """Cash states of ``buyer`` covering ``amount``, reserved until the lock using them
+        lands (the caller reports it through the yielded list's ``landed`` marker) or fails.
+
+        Chosen from the Cash the chain shows at its head, minus inputs of this client's locks
+        in flight; with too little free Cash while locks are in flight, it waits for the next
+        block (their change)."""
+        reserved = self._inputs[buyer]
+        while True:
+            rows, height = await self.ledgers.cash_at(buyer)
+            if height < self._inputs_floor[buyer]:
+                continue  # older than inputs already forgotten as spent: read again at the head
+            free = self._free_cash(buyer, issuer, rows, height)
+            chosen, total = [], 0
+            while free and total < amount:
+                r = free.pop()  # largest first
+                chosen.append(r)
+                total += int(r["amount"])
+            if total >= amount:
+                break
+            free.extend(reversed(chosen))  # not enough: put them back
+            if not any(at is None or at > height for at in reserved.values()):
+                raise DvpError(f"buyer {buyer.hex()[:16]}.. has only {total} SC of this issuer; needs {amount}")
+            await self.ledgers.corda_watch.next_block(height)  # a lock in flight returns change when it lands
+        keys = [(r["txid"], int(r["index"])) for r in chosen]
+        for k in keys:
+            reserved[k] = None
+        picked = _Picked((pb.StateRef(txid=bytes.fromhex(r["txid"]), index=int(r["index"])),
+                          pb.Cash(issuer=issuer, owner=buyer, amount=int(r["amount"]))) for r in chosen)
         try:
-            yield [(pb.StateRef(txid=bytes.fromhex(r["txid"]), index=int(r["index"])),
-                    pb.Cash(issuer=issuer, owner=buyer, amount=int(r["amount"]))) for r in chosen]
+            yield picked
         finally:
-            async with party.cond:
-                party.reserved -= keys
-                party.cond.notify_all()
+            spent = self._spent[buyer]
+            view = self._cash_views.get((buyer, issuer))
+            if picked.landed_at is None and view is not None:  # the lock failed: free again
+                for r in chosen:
+                    bisect.insort(view[1], r, key=lambda x: int(x["amount"]))
+            for k in keys:
+                if picked.landed_at is None:
+                    reserved.pop(k, None)
+                else:
+                    reserved[k] = picked.landed_at
+                    spent.setdefault(picked.landed_at, []).append(k)
+            head = self.ledgers.corda_watch.head
+            if head is not None:  # spent inputs a read at the head can no longer show unspent
+                for at in [h for h in spent if h <= head.height - 8]:
+                    for k in spent.pop(at):
+                        reserved.pop(k, None)
+                    self._inputs_floor[buyer] = max(self._inputs_floor[buyer], at)
+
+    def _free_cash(self, buyer: bytes, issuer: bytes, rows: list[dict[str, Any]], height: int) -> list[dict[str, Any]]:
+        """The buyer's Cash of ``issuer`` not reserved by a lock in flight, smallest first (so
+        the largest pops first), built once per Corda height and consumed as inputs are taken."""
+        view = self._cash_views.get((buyer, issuer))
+        if view is not None and view[0] >= height:
+            return view[1]
+        reserved = self._inputs[buyer]
+        free = sorted((r for r in rows if r["issuer"] == issuer.hex() and (r["txid"], int(r["index"])) not in reserved),
+                      key=lambda r: int(r["amount"]))
+        self._cash_views[(buyer, issuer)] = (height, free)
+        return free
 
     async def lock_corda(self, rt: ResolvedTrade, buyer_seed: bytes) -> node_pb2.TxResult:
         """The buyer's SC lock, which also sends the DvP packet."""
@@ -331,9 +450,13 @@ class DvpClient:
             raise DvpError("the cash issuer has no Admission on the Corda chain")
         admission_ref = pb.StateRef(txid=bytes.fromhex(admission["txid"]), index=int(admission["index"]))
         async with self._cash_inputs(bytes(t.buyer_corda), bytes(t.cash_issuer), int(t.sc_amount)) as inputs:
-            stx = lock_transaction(t, rt.channel, rt.timeout_ns, buyer_seed, inputs, admission_ref, led.notary,
-                                   _salt())
-            return await led.corda.submit_and_wait(stx.encode())
+            stx = lock_transaction(t, rt.channel, rt.timeout_ns, buyer_seed, list(inputs), admission_ref,
+                                   led.notary, _salt())
+            tx_hash = await led.corda.submit(stx.encode())
+            result = await led.corda_watch.wait_tx(tx_hash)
+            if result.status == node_pb2.TX_STATUS_COMMITTED:
+                inputs.landed_at = int(result.height)
+            return result
 
     # --- settle ----------------------------------------------------------------------------
 
@@ -356,23 +479,23 @@ class DvpClient:
         t = rt.terms
         self._check_keys(t, seller_key, buyer_seed)
         seller, sc_key = bytes(t.seller_evm), (bytes(t.buyer_corda), bytes(t.cash_issuer))
-        static = await self._static_reasons(rt)
-        # Only the free balances must be judged and reserved atomically: per seller, then per buyer.
-        async with self._accounts[seller].gate, self._parties[bytes(t.buyer_corda)].gate:
-            reasons = static + await self._balance_reasons(rt)
-            if t.trade_id in self._inflight_ids:
-                reasons.append(f"trade_id: {t.trade_id} is being settled by this client right now")
-            reasons = _ordered(reasons)
-            if reasons:
-                # A trade id this client already handled keeps its row: the refusal is of the retry.
-                if self.record is not None and self.record.get(t.trade_id) is None:
-                    self.record.create(t.trade_id, "rejected", terms=t, timeout_ns=rt.timeout_ns, channel=rt.channel,
-                                       error="; ".join(reasons))
-                return Settlement(t.trade_id, "rejected", reasons=reasons)
-            self._st_inflight[seller] += t.st_quantity
-            self._sc_inflight[sc_key] += t.sc_amount
-            self._inflight_ids.add(t.trade_id)
-        st_held = True
+        static, balances = await asyncio.gather(self._static_reasons(rt), self._read_balances(rt))
+        # Judge and reserve the free balances with no await in between: atomic in this loop.
+        reasons = static + self._free_reasons(rt, *balances)
+        if t.trade_id in self._inflight_ids:
+            reasons.append(f"trade_id: {t.trade_id} is being settled by this client right now")
+        reasons = _ordered(reasons)
+        if reasons:
+            # A trade id this client already handled keeps its row: the refusal is of the retry.
+            if self.record is not None and self.record.get(t.trade_id) is None:
+                self.record.create(t.trade_id, "rejected", terms=t, timeout_ns=rt.timeout_ns, channel=rt.channel,
+                                   error="; ".join(reasons))
+            return Settlement(t.trade_id, "rejected", reasons=reasons)
+        self._st_holds.take(seller, t.trade_id, t.st_quantity)
+        self._sc_holds.take(sc_key, t.trade_id, t.sc_amount)
+        self._inflight_ids.add(t.trade_id)
+        self._watch_trades()
+        st_landed = sc_landed = False
         try:
             self.begin(rt)
             try:
@@ -381,9 +504,9 @@ class DvpClient:
                 return self._lock_failed(t.trade_id, f"EVM lock not accepted: {exc.details or exc}; nothing locked")
             if evm.status != node_pb2.TX_STATUS_COMMITTED:
                 return self._lock_failed(t.trade_id, f"EVM lock failed: {evm.reason}; nothing locked")
-            # The chain's balance now shows the lock: stop counting it as in flight (see finally).
-            self._st_inflight[seller] -= t.st_quantity
-            st_held = False
+            # From this height on the chain's balance shows the escrowed ST.
+            self._st_holds.landed(seller, t.trade_id, int(evm.height), int(evm.height))
+            st_landed = True
             if self.record is not None:
                 self.record.update(t.trade_id, evm_lock_tx=bytes(evm.tx_hash).hex(), evm_status="locked",
                                    state="evm-locked")
@@ -395,13 +518,18 @@ class DvpClient:
             if failed is not None:
                 return self._lock_failed(t.trade_id, f"Corda lock failed: {failed}; the ST stays escrowed "
                                          f"until the deadline, then `dvp reclaim {t.trade_id}` returns it")
-            if corda is not None and self.record is not None:
-                self.record.update(t.trade_id, corda_lock_tx=bytes(corda.tx_hash).hex(), corda_status="locked",
-                                   state="locked")
+            if corda is not None:
+                self._sc_holds.landed(sc_key, t.trade_id, int(corda.height), int(corda.height))
+                sc_landed = True
+                if self.record is not None:
+                    self.record.update(t.trade_id, corda_lock_tx=bytes(corda.tx_hash).hex(), corda_status="locked",
+                                       state="locked")
         finally:
-            if st_held:
-                self._st_inflight[seller] -= t.st_quantity
-            self._sc_inflight[sc_key] -= t.sc_amount
+            # A hold whose lock did not land takes nothing: the chain enforces the balance anyway.
+            if not st_landed:
+                self._st_holds.release(seller, t.trade_id)
+            if not sc_landed:
+                self._sc_holds.release(sc_key, t.trade_id)
             self._inflight_ids.discard(t.trade_id)
         if not follow:
             return await self.status(t.trade_id)
@@ -426,21 +554,64 @@ class DvpClient:
 
     async def follow(self, trade_id: str, wait_s: float,
                      progress: Callable[[Settlement], None] | None = None) -> Settlement:
-        """Poll both chains until the trade is final (or ``wait_s`` passes); publishes events."""
+        """Read both chains whenever a block carries an event of the trade (at least every
+        ``poll_s``) until it is final or ``wait_s`` passes; publishes events."""
+        self._watch_trades()
         deadline = time.monotonic() + wait_s
+        changed = self._changed.setdefault(trade_id, asyncio.Event())
         last = None
-        while True:
-            got = await self.status(trade_id)
-            if progress is not None and got.state != last:
-                progress(got)
-                last = got.state
-            if got.final or got.state in ("none", "lock-failed") or time.monotonic() >= deadline:
-                return got
-            await asyncio.sleep(self.poll_s)
+        try:
+            while True:
+                changed.clear()  # before reading: an event from here on forces another read
+                got = await self.status(trade_id)
+                if progress is not None and got.state != last:
+                    progress(got)
+                    last = got.state
+                left = deadline - time.monotonic()
+                if got.final or got.state in ("none", "lock-failed") or left <= 0:
+                    return got
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(self.poll_s, left))
+        finally:
+            self._changed.pop(trade_id, None)
+
+    def _watch_trades(self) -> None:
+        """Subscribe once to both block streams: a block naming a followed trade wakes it."""
+        if self._watching:
+            return
+        self._watching = True
+        self.ledgers.evm_watch.subscribe(self._on_evm_block)
+        self.ledgers.corda_watch.subscribe(self._on_corda_block)
+
+    def _wake(self, trade_id: str) -> None:
+        flag = self._changed.get(trade_id)
+        if flag is not None:
+            flag.set()
+
+    def _on_evm_block(self, blk: node_pb2.Block) -> None:
+        for r in blk.results:
+            for e in r.events:
+                if e.type in EVM_TRADE_EVENTS:
+                    for a in e.attributes:
+                        if a.key == "trade_id":
+                            self._wake(bytes(a.value).decode(errors="replace"))
+
+    def _on_corda_block(self, blk: node_pb2.Block) -> None:
+        for r in blk.results:
+            for e in r.events:
+                if e.type not in CORDA_PACKET_EVENTS:
+                    continue
+                packet = ev.Event(e.type, tuple((a.key, bytes(a.value)) for a in e.attributes)).packet()
+                if packet is None or packet.source_port != dvp_app.PORT_ID:
+                    continue
+                try:
+                    self._wake(dvp_app.decode_packet_data(bytes(packet.data)).trade_id)
+                except InvalidMessage:
+                    continue
 
     async def status(self, trade_id: str) -> Settlement:
         """The trade as both chains see it now; updates this client's record and events."""
-        escrow, lock = await self.ledgers.escrow(trade_id), await self.ledgers.lock(trade_id)
+        escrow, lock = await asyncio.gather(self.ledgers.escrow(trade_id), self.ledgers.lock(trade_id))
         evm_s, corda_s = str(escrow.get("status", "none")), str(lock.get("status", "none"))
         state = derive_state(evm_s, corda_s)
         row = self.record.get(trade_id) if self.record is not None else None

@@ -4,12 +4,21 @@ Why the client reads the chains and never the relayer: the relayer is untrusted 
 run one, and several may race), while each chain's state is final once committed. So the
 lock states, balances, admissions, channel and client status are all node queries
 (``QueryApp`` / ``QueryIbc``) against the two nodes the operator chose.
+
+Why reads are per height: an answer only changes when a block commits, and a client with
+hundreds of trades in flight asks the same chain-wide facts (channel, clients, admissions, a
+party's balance or Cash) many times per block. Each chain's :class:`ChainWatch` follows its
+block stream; a fact is read once at the head height it names and shared by every trade that
+asks at that height (:meth:`Ledgers.at_head`). Per-trade questions (an escrow, a lock) still go
+to the node, and the node client merges the concurrent ones into one batched call.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -17,6 +26,7 @@ from chains.ibc import paths
 from chains.node.client import ClientTls, NodeClient, NodeError, RetryPolicy
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import connection_pb2 as cpb
+from kakehashi.node.v1 import node_pb2
 from lightclients.corda.client import CordaLightClient
 from lightclients.interface import (
     CLIENT_STATE_KEY,
@@ -28,6 +38,11 @@ from lightclients.interface import (
 )
 from lightclients.proxy.client import ProxyLightClient
 from lightclients.qbft.client import QbftClient
+from relayer.watch import ChainWatch
+
+T = TypeVar("T")
+# heights of answers kept below a chain's head (late readers at an older head still share them)
+KEPT_HEIGHTS = 4
 
 
 class LedgerError(RuntimeError):
@@ -66,6 +81,8 @@ class Ledgers:
         self.evm, self.corda = evm, corda
         self.evm_info, self.corda_info = evm_info, corda_info
         self.channel = channel
+        self.evm_watch, self.corda_watch = ChainWatch(evm), ChainWatch(corda)
+        self._memo: dict[tuple[bool, int], dict[Hashable, asyncio.Future[Any]]] = {}
 
     @classmethod
     async def connect(cls, evm_addr: str, corda_addr: str, channel: str | None = None, *,
@@ -95,8 +112,37 @@ class Ledgers:
         return cls(evm, corda, evm_info, corda_info, channel)
 
     async def close(self) -> None:
+        await self.evm_watch.close()
+        await self.corda_watch.close()
         await self.evm.close()
         await self.corda.close()
+
+    def watch(self, on_evm: bool) -> ChainWatch:
+        return self.evm_watch if on_evm else self.corda_watch
+
+    async def submit_and_wait(self, on_evm: bool, tx: bytes) -> node_pb2.TxResult:
+        """Submit a tx outside the settlement flow (a whitelist change, a hand-made lock) and
+        wait for its block; later reads of this object see its effect."""
+        node = self.evm if on_evm else self.corda
+        try:
+            result = await node.submit_and_wait(tx)
+        except NodeError as exc:
+            raise LedgerError(f"{'EVM' if on_evm else 'Corda'} node at {node.address}: {exc.details or exc}") from None
+        if result.height:
+            self.watch(on_evm).saw(int(result.height))
+        return result
+
+    async def at_head(self, on_evm: bool, key: Hashable, fetch: Callable[[int], Awaitable[T]]) -> tuple[T, int]:
+        """(``fetch(height)``, height) at the chain's current head, shared by every caller that
+        asks the same ``key`` at that head; answers of old heights are dropped."""
+        height = (await self.watch(on_evm).current()).height
+        table = self._memo.setdefault((on_evm, height), {})
+        fut = table.get(key)
+        if fut is None or (fut.done() and fut.exception() is not None):
+            fut = table[key] = asyncio.ensure_future(fetch(height))
+            for old in [k for k in self._memo if k[0] == on_evm and k[1] < height - KEPT_HEIGHTS]:
+                del self._memo[old]
+        return await asyncio.shield(fut), height
 
     async def __aenter__(self) -> Ledgers:
         return self
@@ -127,14 +173,15 @@ class Ledgers:
         return bytes.fromhex(str(self.corda_info["issuer"]))
 
     async def evm_time_ns(self) -> int:
+        """The EVM chain's latest block time (from its block stream, not a query per call)."""
         try:
-            return int((await self.evm.status()).latest_time_ns)
+            return (await self.evm_watch.current()).time_ns
         except NodeError as exc:
             raise LedgerError(f"EVM node: {exc}") from None
 
     async def corda_time_ns(self) -> int:
         try:
-            return int((await self.corda.status()).latest_time_ns)
+            return (await self.corda_watch.current()).time_ns
         except NodeError as exc:
             raise LedgerError(f"Corda node: {exc}") from None
 
@@ -150,30 +197,57 @@ class Ledgers:
 
     async def st_holding(self, holder: bytes) -> tuple[int, bool]:
         """(ST balance, whitelisted) of an EVM account."""
-        got = await _ask(self.evm, "EVM", "security_token", holder="0x" + holder.hex())
-        return int(got["balance"]), bool(got["whitelisted"])
+        balance, listed, _ = await self.st_holding_at(holder)
+        return balance, listed
+
+    async def st_holding_at(self, holder: bytes) -> tuple[int, bool, int]:
+        """(ST balance, whitelisted, the EVM height they were read at), shared per head."""
+        async def fetch(height: int) -> Any:
+            return await _ask(self.evm, "EVM", "security_token", height=height, holder="0x" + holder.hex())
+        got, height = await self.at_head(True, ("security_token", holder), fetch)
+        return int(got["balance"]), bool(got["whitelisted"]), height
 
     async def st_supply(self) -> int:
         return int((await _ask(self.evm, "EVM", "security_token"))["total_supply"])
 
     async def cash_of(self, owner: bytes) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = await _ask(self.corda, "Corda", "cash_states", owner=owner.hex())
-        return rows
+        return (await self.cash_at(owner))[0]
+
+    async def cash_at(self, owner: bytes) -> tuple[list[dict[str, Any]], int]:
+        """(the owner's unconsumed Cash states, the Corda height they were read at), per head."""
+        async def fetch(height: int) -> Any:
+            return await _ask(self.corda, "Corda", "cash_states", height=height, owner=owner.hex())
+        rows, height = await self.at_head(False, ("cash_states", owner), fetch)
+        return rows, height  # shared by every caller at this head: read, never change
 
     async def sc_balance(self, owner: bytes, issuer: bytes) -> int:
-        got = await _ask(self.corda, "Corda", "balances", owner=owner.hex())
-        return int(got["by_issuer"].get(issuer.hex(), 0))
+        return (await self.sc_balance_at(owner, issuer))[0]
+
+    async def sc_balance_at(self, owner: bytes, issuer: bytes) -> tuple[int, int]:
+        """(the owner's SC of ``issuer``, the Corda height it was read at), shared per head."""
+        async def fetch(height: int) -> Any:
+            return await _ask(self.corda, "Corda", "balances", height=height, owner=owner.hex())
+        got, height = await self.at_head(False, ("balances", owner), fetch)
+        return int(got["by_issuer"].get(issuer.hex(), 0)), height
 
     async def admission(self, issuer: bytes) -> tuple[dict[str, Any] | None, set[bytes]]:
         """(Admission state ref, admitted holders) of ``issuer``'s cash; (None, {}) without one."""
-        got = await _ask(self.corda, "Corda", "holders")
+        async def fetch(height: int) -> Any:
+            return await _ask(self.corda, "Corda", "holders", height=height)
+        got, _ = await self.at_head(False, "holders", fetch)
         entry = got.get(issuer.hex()) if isinstance(got, dict) else None
         if entry is None:
             return None, set()
         return dict(entry["admission"]), {bytes.fromhex(h) for h in entry["holders"]}
 
     async def channel_view(self, corda_channel: str) -> ChannelView | None:
-        """Both ends of the dvp channel whose Corda end is ``corda_channel`` (None if absent)."""
+        """Both ends of the dvp channel whose Corda end is ``corda_channel`` (None if absent),
+        read once per Corda head."""
+        got, _ = await self.at_head(False, ("channel_view", corda_channel), lambda _h: self._channel_view(corda_channel))
+        view: ChannelView | None = got
+        return view
+
+    async def _channel_view(self, corda_channel: str) -> ChannelView | None:
         port = "dvp"
         mine = await _ibc(self.corda, "Corda", paths.channel(port, corda_channel).decode(), chpb.Channel)
         if mine is None:
@@ -198,27 +272,38 @@ class Ledgers:
 
     async def client_status(self, on_evm: bool, client_id: str, at_ns: list[int]) -> list[Status]:
         """The client's status at each of ``at_ns`` as its own module judges it (from its latest
-        consensus state: the time the relayer would have to refresh it by)."""
+        consensus state: the time the relayer would have to refresh it by). The client's states
+        are read once per head of the chain that hosts it."""
+        module = _module_for(client_id)
+        store, _ = await self.at_head(on_evm, ("client", client_id), lambda _h: self._client_store(on_evm, client_id))
+        if store is None:
+            return [Status.UNKNOWN for _ in at_ns]
+        try:
+            return [module.status(store, t) for t in at_ns]
+        except (ClientError, ValueError, KeyError):
+            return [Status.UNKNOWN for _ in at_ns]
+
+    async def _client_store(self, on_evm: bool, client_id: str) -> MemoryClientStore | None:
         node, name = (self.evm, "EVM") if on_evm else (self.corda, "Corda")
         module = _module_for(client_id)
         store = MemoryClientStore()
         raw = await _raw(node, name, paths.client_state(client_id).decode())
         if raw is None:
-            return [Status.UNKNOWN for _ in at_ns]
+            return None
         store.set(CLIENT_STATE_KEY, raw)
         try:
             latest = module.latest_height(store)
-            cons = await _raw(node, name, paths.consensus_state(client_id, latest).decode())
-            if cons is not None:
-                store.set(consensus_state_key(latest), cons)
-            return [module.status(store, t) for t in at_ns]
         except (ClientError, ValueError, KeyError):
-            return [Status.UNKNOWN for _ in at_ns]
+            return store
+        cons = await _raw(node, name, paths.consensus_state(client_id, latest).decode())
+        if cons is not None:
+            store.set(consensus_state_key(latest), cons)
+        return store
 
 
-async def _ask(node: NodeClient, chain: str, query: str, **args: Any) -> Any:
+async def _ask(node: NodeClient, chain: str, query: str, height: int = 0, **args: Any) -> Any:
     try:
-        return await node.query_app(query, **args)
+        return await node.query_app(query, height, **args)
     except NodeError as exc:
         raise LedgerError(f"{chain} node at {node.address}: {query}: {exc.details or exc}") from None
 

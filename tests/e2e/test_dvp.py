@@ -393,7 +393,7 @@ async def evm_call(net: Net, led: Ledgers, signer: str, to: bytes, method: str, 
     key = net.key(net.evm_home, signer)
     address = "0x" + eth_address(secp256k1_public_key(key)).hex()
     nonce = int((await led.evm.query_app("account", address=address))["nonce"])
-    return await led.evm.submit_and_wait(make_tx(key, led.evm_chain_id, nonce, [EvmCall(to, method, args)]).encode())
+    return await led.submit_and_wait(True, make_tx(key, led.evm_chain_id, nonce, [EvmCall(to, method, args)]).encode())
 
 
 async def test_buyer_delisted_after_lock_gets_an_error_ack(net: Net, client: DvpClient) -> None:
@@ -694,7 +694,7 @@ async def test_escrowed_cash_moves_only_through_an_exit(net: Net, client: DvpCli
     escrow_owner = bytes.fromhex(led.corda_info["dvp_escrow_owner"])
     held = await led.sc_balance(escrow_owner, led.cash_issuer)
     for what, wtx in attempts.items():
-        result = await led.corda.submit_and_wait(SignedTransaction(wtx).sign(buyer).encode())
+        result = await led.submit_and_wait(False, SignedTransaction(wtx).sign(buyer).encode())
         assert result.status == node_pb2.TX_STATUS_FAILED, (what, result)
         assert why[what] in result.reason, (what, result.reason)
         assert (await led.lock("T-encumbered"))["status"] == "locked", what

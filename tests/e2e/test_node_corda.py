@@ -26,6 +26,7 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 
+from chains.corda.batch import check_notarised
 from chains.corda.cash import CASH, cash_state
 from chains.corda.ibc_host import account_of, ibc_command
 from chains.corda.notary import NotaryError
@@ -333,7 +334,7 @@ async def test_txs_stream_and_proofs_over_grpc(home: Home, client: NodeClient) -
 
 
 async def test_sigkill_under_load_then_restart(home: Home) -> None:
-    """Two rounds of load + SIGKILL + restart, so a replayed database is itself killed and replayed."""
+    """Two rounds of load + SIGKILL + restart, so a restarted database is itself killed and restarted."""
     node = NodeProcess(home)
     submitted: dict[bytes, int] = {}  # txid -> amount issued to firm-c
     reported: dict[bytes, node_pb2.TxResult] = {}  # what callers were told was committed
@@ -341,6 +342,10 @@ async def test_sigkill_under_load_then_restart(home: Home) -> None:
         for round_ in range(2):
             c = NodeClient(node.addr, retry=RetryPolicy(attempts=1, timeout_s=10))
             adm = await admission(c, home)
+            # A committed spend before the kill, to re-spend after the restart.
+            spent = (await c.query_app("cash_states", owner=await holder_key(home, "firm-a")))[0]
+            move = move_tx(home, "firm-a", "firm-b", spent, 1, adm)
+            assert (await c.submit_and_wait(move.encode(), wait_s=20)).status == node_pb2.TX_STATUS_COMMITTED
             stop = asyncio.Event()
             target = len(reported) + 40
 
@@ -391,6 +396,15 @@ async def test_sigkill_under_load_then_restart(home: Home) -> None:
             c_key = await holder_key(home, "firm-c")
             bal = await c.query_app("balances", owner=c_key)
             assert bal["by_issuer"] == {home.genesis["issuer"]: 1_000_000 + committed_amounts}
+            # Uniqueness survived the kill: the input `move` consumed cannot be spent again.
+            again_spend = await c.submit_and_wait(move_tx(home, "firm-a", "firm-c", spent, 2, adm).encode(), wait_s=20)
+            assert again_spend.status == node_pb2.TX_STATUS_FAILED and move.txid.hex() in again_spend.reason
+            # Committed txs keep notary signatures anyone can check with the notary keys alone.
+            keys = [bytes.fromhex(k) for k in (await c.query_app("chain_info"))["notaries"]]
+            for txid in [move.txid, *list(reported)[-3:]]:
+                q = await c.query_app("notarisation", txid=txid.hex())
+                sigs = [pb.TxNotarySignature.FromString(bytes.fromhex(h)) for h in q["signatures"]]
+                check_notarised(txid, sigs, keys, quorum(len(keys)))
 
             # New txs are accepted, and the checkpoint chain continues across the restart.
             new = issue_tx(home, "firm-c", 7, adm)
@@ -450,18 +464,27 @@ def test_genesis_keys_and_config_errors(home: Home, tmp_path: Path) -> None:
         load_genesis(home.path)
 
 
-def test_replay_restores_the_ledger_and_refuses_a_tampered_database(home: Home, tmp_path: Path) -> None:
+def test_restart_reads_the_snapshot_and_refuses_a_tampered_database(home: Home, tmp_path: Path) -> None:
     app, db = _open(home, tmp_path / "node.db")
     t = app.header(1).time_ns
     adm = app.query_app("holders", {}, 1)[str(home.genesis["issuer"])]["admission"]
-    move = move_tx(home, "firm-a", "firm-b", _first_cash(app, home, "firm-a"), 40, adm)
-    bad = move_tx(home, "firm-a", "firm-c", _first_cash(app, home, "firm-a"), 1, adm)  # same input
+    spent = _first_cash(app, home, "firm-a")
+    move = move_tx(home, "firm-a", "firm-b", spent, 40, adm)
+    bad = move_tx(home, "firm-a", "firm-c", spent, 1, adm)  # same input
     _produce(app, db, [move.encode(), bad.encode()], t + SEC)
     _produce(app, db, [], t + 2 * SEC)
     assert app.latest_height() == 3
     b_key = ed25519_public_key(home.seed("holder-firm-b")).hex()
     expected = app.query_app("balances", {"owner": b_key}, 3)
     headers = [app.header(h) for h in (1, 2, 3)]
+    notarised = app.query_app("notarisation", {"txid": move.txid.hex()}, 3)
+    keys = app.validators()
+    check_notarised(move.txid, [pb.TxNotarySignature.FromString(bytes.fromhex(h)) for h in notarised["signatures"]],
+                    keys, quorum(len(keys)))
+    assert notarised["height"] == 2 and len(notarised["signatures"]) == 4
+    assert app.query_app("notarisation", {"txid": move.txid.hex()}, 1) == {
+        "txid": move.txid.hex(), "height": None, "signatures": []}
+    assert app.query_app("notarisation", {"txid": bad.txid.hex()}, 3)["signatures"] == []  # refused
     db.close()
 
     again, db = _open(home, tmp_path / "node.db")
@@ -469,17 +492,29 @@ def test_replay_restores_the_ledger_and_refuses_a_tampered_database(home: Home, 
     assert again.query_app("balances", {"owner": b_key}, 3) == expected == {
         "owner": b_key, "by_issuer": {home.genesis["issuer"]: 1_000_040}}
     assert again.query_app("balances", {"owner": b_key}, 1)["by_issuer"] == {home.genesis["issuer"]: 1_000_000}
+    assert again.query_app("notarisation", {"txid": move.txid.hex()}, 3) == notarised
+    # Uniqueness survives the restart: the input `move` consumed stays consumed.
+    late = move_tx(home, "firm-a", "firm-c", spent, 2, adm)
+    block = again.produce_block([late.encode()], t + 3 * SEC)
+    assert not block.results[0].ok and move.txid.hex() in block.results[0].reason
+    again.discard_block(block)
     db.close()
 
-    # A block whose time was rewritten no longer replays to its hash: refuse to open.
+    # The latest block no longer matches the snapshot's checkpoint: refuse to open.
     conn = sqlite3.connect(tmp_path / "node.db")
-    raw = conn.execute("SELECT data FROM blocks WHERE height = 2").fetchone()[0]
+    raw = conn.execute("SELECT data FROM blocks WHERE height = 3").fetchone()[0]
     blk = node_pb2.Block.FromString(raw)
-    blk.time_ns += 1
-    conn.execute("UPDATE blocks SET data = ? WHERE height = 2", (blk.SerializeToString(),))
+    blk.hash = sha256(b"tampered")
+    conn.execute("UPDATE blocks SET data = ? WHERE height = 3", (blk.SerializeToString(),))
+    conn.commit()
+    with pytest.raises(DatabaseError, match="block 3 does not match the ledger snapshot"):
+        _open(home, tmp_path / "node.db")
+    # A snapshot behind the blocks (its last checkpoint row lost) is refused too.
+    conn.execute("UPDATE blocks SET data = ? WHERE height = 3", (raw,))
+    conn.execute("DELETE FROM corda_checkpoints WHERE height = 3")
     conn.commit()
     conn.close()
-    with pytest.raises(DatabaseError, match="block 2 does not replay"):
+    with pytest.raises(DatabaseError, match="snapshot is at height 2, the blocks at 3"):
         _open(home, tmp_path / "node.db")
 
 
@@ -510,6 +545,8 @@ def test_discard_rolls_back_and_refusals_are_typed(home: Home, tmp_path: Path) -
         lambda: app.query_app("balances", {"owner": "zz"}, 1),
         lambda: app.query_app("bank_balance", {"account": "", "denom": "jpy"}, 1),
         lambda: app.query_app("nope", {}, 1),
+        lambda: app.query_app("notarisation", {"txid": "00"}, 1),
+        lambda: app.query_app("notarisation", {"txid": "00" * 32}, 2),
         lambda: app.query_app("client_state", {"trusting_period_ns": -1}, 1),
         lambda: app.query_app("escrow", {"port_id": "transfer", "denom": "jpy"}, 1),
         lambda: app.unreceived_packets("transfer", "channel-9", [1], 1),

@@ -135,24 +135,46 @@ def _balances(lv: Live) -> dict[str, int]:
     return asyncio.run(go())
 
 
-def _send_both_ways(lv: Live, n: int) -> Batch:
+def _send_both_ways(lv: Live, n: int, waves: int = 1, gap_s: float = 0.0,
+                    sent_wave: threading.Event | None = None) -> Batch:
+    """``n`` transfers each way, in ``waves`` waves ``gap_s`` apart (``sent_wave`` is set after
+    each), so a relayer that batches per block relays them over several blocks."""
     before = _balances(lv)
-    amounts = range(1, n + 1)
+    amounts = list(range(1, n + 1))
     deadline = time.time_ns() + HOUR
+    per = -(-n // waves)
 
     async def go() -> tuple[tuple[int, ...], tuple[int, ...], int, int]:
         async with client(lv.evm) as e, client(lv.corda) as c:
             starts = [int((await x.status()).latest_height) for x in (e, c)]
             alice, firm_b = lv.evm.account("alice"), lv.corda.account("holder-firm-b")
-            to_corda = Sender(lv.evm, "alice", e).send(
-                transfers(PORT, lv.path.a_channel, "stake", alice, firm_b, amounts, deadline))
-            to_evm = Sender(lv.corda, "holder-firm-b", c).send(
-                transfers(PORT, lv.path.b_channel, "jpy", firm_b, alice, amounts, deadline))
-            a, b = await asyncio.gather(to_corda, to_evm)
-            return a.sequences, b.sequences, starts[0], starts[1]
+            evm_sender, corda_sender = Sender(lv.evm, "alice", e), Sender(lv.corda, "holder-firm-b", c)
+            evm_seqs: tuple[int, ...] = ()
+            corda_seqs: tuple[int, ...] = ()
+            for w in range(0, n, per):
+                part = amounts[w:w + per]
+                a, b = await asyncio.gather(
+                    evm_sender.send(transfers(PORT, lv.path.a_channel, "stake", alice, firm_b, part, deadline)),
+                    corda_sender.send(transfers(PORT, lv.path.b_channel, "jpy", firm_b, alice, part, deadline)))
+                evm_seqs += a.sequences
+                corda_seqs += b.sequences
+                if sent_wave is not None:
+                    sent_wave.set()
+                await asyncio.sleep(gap_s)
+            return evm_seqs, corda_seqs, starts[0], starts[1]
     evm_seqs, corda_seqs, evm_start, corda_start = asyncio.run(go())
     assert len(evm_seqs) == len(corda_seqs) == n
     return Batch(evm_seqs, corda_seqs, sum(amounts), before, evm_start, corda_start)
+
+
+async def _evm_recv_count(lv: Live) -> int:
+    async with client(lv.evm) as e:
+        return sum(1 for _, _, x in await block_events(e) if x.type == ev.RECV_PACKET)
+
+
+async def _corda_recv_count(lv: Live) -> int:
+    async with client(lv.corda) as c:
+        return sum(1 for _, _, x in await block_events(c) if x.type == ev.RECV_PACKET)
 
 
 def _pending(lv: Live, b: Batch) -> dict[str, list[int]]:
@@ -263,23 +285,25 @@ def _metrics(port: int) -> str:
 def test_sigkilled_relayer_restarts_and_delivers_every_packet_exactly_once(live: Live) -> None:
     lv = live
     port = free_port()
-    # small txs so that relaying 40 packets spans many blocks and a kill lands mid-batch
+    # small txs, and packets sent in waves while the relayer runs, so that it has txs queued and
+    # in flight when it is killed, with more packets coming after the kill
     cfg = lv.config("kill", RelayerSetup(metrics_port=port, keys=dict(R1), max_msg_num=6))
     daemon = start_daemon(lv.procs, cfg, "relayer-kill")
     wait_ready(daemon, port)
-    batch = _send_both_ways(lv, 40)
-
+    wave = threading.Event()
+    sending: dict[str, Batch] = {}
+    sender = threading.Thread(target=lambda: sending.update(batch=_send_both_ways(lv, 40, waves=10, gap_s=0.4,
+                                                                                 sent_wave=wave)))
+    sender.start()
+    corda_done, evm_done = asyncio.run(_corda_recv_count(lv)), asyncio.run(_evm_recv_count(lv))
     deadline = time.monotonic() + 90
-    while True:
-        left = _pending(lv, batch)
-        got = len(batch.corda_seqs) - len(left["unreceived_on_evm"])
-        if 0 < got < len(batch.corda_seqs):
-            break
-        assert got == 0, f"all 40 received on the EVM chain before the kill: {left}"
+    while asyncio.run(_corda_recv_count(lv)) == corda_done and asyncio.run(_evm_recv_count(lv)) == evm_done:
         assert daemon.alive() and time.monotonic() < deadline, daemon.tail()
-        time.sleep(0.1)
-    daemon.kill()
+        time.sleep(0.05)
+    daemon.kill()  # some packets relayed, others queued or in flight, more waves still to come
     assert daemon.proc.returncode == -9
+    sender.join(timeout=120)
+    batch = sending["batch"]
     # a tx in flight may still commit; then the chain must show work left for the next relayer
     time.sleep(2)
     left = _pending(lv, batch)

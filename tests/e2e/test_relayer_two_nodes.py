@@ -239,16 +239,22 @@ async def test_evm_nonce_is_tracked_and_resynced_after_a_failure(chains: Chains)
     c = chains
     codec = c.evm.codec
     assert isinstance(codec, EvmCodec)
-    # a message the IBC handler refuses: included, FAILED, nonce used; the codec resyncs
+    # a message the IBC handler refuses: included, FAILED, nonce used; the local count holds
     bad = await c.evm.submit([client_pb2.MsgUpdateClient(client_id="10-qbft-99", client_message=b"x")])
     assert not bad.committed and bad.reason
-    assert codec.nonce is None
+    assert codec.nonce == 1
     first = await create_client(c.evm, c.corda)
-    assert codec.nonce == 2  # read from the chain (1 used by the failed tx), then counted locally
     second = await create_client(c.evm, c.corda)
     assert codec.nonce == 3 and first != second
     account = await c.evm.node.query_app("account", address="0x" + codec.address.hex())
     assert account["nonce"] == 3
+    # a stale count (another tool used the key): the node refuses, the codec reads the chain again
+    codec.nonce = 1
+    refused = await c.evm.submit([client_pb2.MsgUpdateClient(client_id="10-qbft-99", client_message=b"x")])
+    assert not refused.committed and "nonce" in refused.reason
+    assert codec.nonce is None
+    await create_client(c.evm, c.corda)
+    assert codec.nonce == 4
 
 
 async def test_transfers_both_ways_and_a_timeout_refund(chains: Chains) -> None:

@@ -153,6 +153,10 @@ class ChainHost(ABC):
         """Proof bytes, in this chain's native format, of ``path`` against the block at ``height``."""
 
     @abstractmethod
+    def prove_many(self, paths: list[bytes], height: Height | None = None) -> bytes:
+        """One multiproof, in this chain's native batch format, of every path at ``height``."""
+
+    @abstractmethod
     def header(self, height: Height | None = None, trusted: Height | None = None) -> bytes:
         """The update message the counterparty's client takes for ``height``, built on the
         consensus state it already has at ``trusted``."""

@@ -115,14 +115,15 @@ class CordaHost(ChainHost):
         stx = SignedTransaction(wtx).sign(SIGNER_SEED)
         self._failure = None
         failure: TxFailed | None = None
+        results: list[object] = []
         try:
-            self.cluster.notarise(stx, [self.now_ns] * len(self.seeds))
+            results = list(self.cluster.notarise(stx, [self.now_ns] * len(self.seeds)).ibc_results)
         except NotaryError as exc:
             failure = self._failure or TxFailed(0, InvalidMessage(str(exc)))
         self._checkpoint()
         if failure is not None:
             raise failure
-        return list(self.cluster.transactions[stx.txid].ibc_results)
+        return results
 
     def idle(self, blocks: int = 1, advance_ns: int | None = None) -> None:
         for _ in range(blocks):
@@ -130,11 +131,18 @@ class CordaHost(ChainHost):
             self._checkpoint()
 
     def _signed(self, height: Height) -> SignedCheckpoint:
-        return self.cluster.checkpoints[height.revision_height - 1]
+        signed = self.cluster.signed_checkpoint(height.revision_height)
+        assert signed is not None, f"no checkpoint at {height}"
+        return signed
 
     def prove(self, path: bytes, height: Height | None = None) -> bytes:
         root = self._signed(height or self.height).checkpoint.ibc_root
         proof: bytes = self.tree.at(root).prove_bytes(path)
+        return proof
+
+    def prove_many(self, paths: list[bytes], height: Height | None = None) -> bytes:
+        root = self._signed(height or self.height).checkpoint.ibc_root
+        proof: bytes = self.tree.at(root).prove_many_bytes(paths)
         return proof
 
     def _header(self, height: Height, trusted: Height) -> lc.Header:

@@ -18,6 +18,7 @@ from google.protobuf.message import Message as PbMessage
 
 from chains.evm import IBC_HANDLER_ADDRESS, EvmChain, Message, make_tx, seal_header
 from chains.evm.ibc_contract import account_of
+from chains.evm.ibc_proofs import ibc_multiproof
 from chains.ibc.errors import InvalidMessage, TxFailed
 from chains.ibc.events import Event, EventLog
 from kakehashi.qbft.v1 import lightclient_pb2 as qpb
@@ -116,6 +117,11 @@ class EvmHost(ChainHost):
 
     def prove(self, path: bytes, height: Height | None = None) -> bytes:
         return self.chain.ibc_proof(path, (height or self.height).revision_height)
+
+    def prove_many(self, paths: list[bytes], height: Height | None = None) -> bytes:
+        h = (height or self.height).revision_height
+        root = self.chain.prove(IBC_HANDLER_ADDRESS, [], h).storage_root
+        return ibc_multiproof(self.chain.state.store, root, paths)
 
     def _header(self, height: Height, trusted: Height) -> qpb.Header:
         return self.chain.light_client_header(height.revision_height, trusted.revision_height)

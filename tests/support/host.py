@@ -55,6 +55,10 @@ class SmtStore:
         proof: bytes = self.tree.at(root).prove_bytes(key)
         return proof
 
+    def prove_many(self, root: bytes, keys: list[bytes]) -> bytes:
+        proof: bytes = self.tree.at(root).prove_many_bytes(keys)
+        return proof
+
 
 class PlainStore(MemoryStore):
     """A dict store with an O(1) content digest as its 'root' (XOR of entry hashes): not a
@@ -84,6 +88,9 @@ class PlainStore(MemoryStore):
 
     def prove(self, root: bytes, key: bytes) -> bytes:
         return b"unchecked"
+
+    def prove_many(self, root: bytes, keys: list[bytes]) -> bytes:
+        raise NotImplementedError("a PlainStore proves nothing; use provable=True for multiproofs")
 
 
 @dataclass
@@ -143,6 +150,10 @@ class Host(ChainHost):
     def prove(self, path: bytes, height: Height | None = None) -> bytes:
         block = self.blocks[height or self.height]
         return self.store.prove(block.root, path)
+
+    def prove_many(self, paths: list[bytes], height: Height | None = None) -> bytes:
+        block = self.blocks[height or self.height]
+        return self.store.prove_many(block.root, paths)
 
     def header(self, height: Height | None = None, trusted: Height | None = None) -> bytes:
         block = self.blocks[height or self.height]

@@ -91,6 +91,11 @@ class Proc:
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the process has used so far (from /proc/PID/stat)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_kib(self) -> int:
         """VmHWM of the live process (kernel-tracked peak resident set), in KiB."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():

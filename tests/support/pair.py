@@ -298,6 +298,38 @@ class HostPair:
         return chpb.MsgTimeoutOnClose(packet=packet, next_sequence_recv=nsr, proof_unreceived=proof,
                                       proof_close=close, proof_height=to_proto(height), signer="relayer")
 
+    # --- batches: one multiproof per tx (the relayer's wire contract) ------------------------
+    #
+    # The first message carries the multiproof of every message's proof path in its proof
+    # field; the others carry an empty proof and are checked against the opening. Heights
+    # are given, so the update can ride in the same tx (``update_msg``) or not.
+
+    def recv_batch_msgs(self, packets: list[chpb.Packet], dst: ChainHost, height: Height) -> list[chpb.MsgRecvPacket]:
+        src = self.other(dst)
+        multi = src.prove_many([paths.packet_commitment(p.source_port, p.source_channel, p.sequence)
+                                for p in packets], height)
+        return [chpb.MsgRecvPacket(packet=p, proof_commitment=multi if i == 0 else b"",
+                                   proof_height=to_proto(height), signer="relayer")
+                for i, p in enumerate(packets)]
+
+    def ack_batch_msgs(self, acked: list[tuple[chpb.Packet, bytes]], dst: ChainHost,
+                       height: Height) -> list[chpb.MsgAcknowledgement]:
+        src = self.other(dst)
+        multi = src.prove_many([paths.packet_ack(p.destination_port, p.destination_channel, p.sequence)
+                                for p, _ in acked], height)
+        return [chpb.MsgAcknowledgement(packet=p, acknowledgement=ack, proof_acked=multi if i == 0 else b"",
+                                        proof_height=to_proto(height), signer="relayer")
+                for i, (p, ack) in enumerate(acked)]
+
+    def timeout_batch_msgs(self, packets: list[chpb.Packet], dst: ChainHost, height: Height) -> list[chpb.MsgTimeout]:
+        """Unordered timeouts (receipt absence)."""
+        src = self.other(dst)
+        multi = src.prove_many([paths.packet_receipt(p.destination_port, p.destination_channel, p.sequence)
+                                for p in packets], height)
+        return [chpb.MsgTimeout(packet=p, proof_unreceived=multi if i == 0 else b"",
+                                proof_height=to_proto(height), signer="relayer")
+                for i, p in enumerate(packets)]
+
 
 class Pair(HostPair):
     """Two test-only root hosts (unit tests, benchmarks, the relayer's in-process tests)."""

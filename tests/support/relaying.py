@@ -17,7 +17,7 @@ from chains.ibc import queries
 from chains.ibc.errors import IbcError
 from chains.ibc.events import Event
 from lightclients.interface import Height, LightClientModule
-from relayer.chain import BlockEvents, ChainStatus, QueryResult, TxOutcome
+from relayer.chain import BlockEvents, ChainStatus, PendingTx, QueryResult, TxOutcome
 from relayer.telemetry import Telemetry
 from relayer.workers import Services, Settings
 from tests.support import rootclient
@@ -57,6 +57,13 @@ class HostHandle:
         value = store.tree.at(block.root).get(path)
         proof = store.prove(block.root, path) if prove else b""
         return QueryResult(value, proof, block.height)
+
+    async def query_multi(self, paths: Sequence[bytes], height: Height) -> tuple[list[bytes | None], bytes]:
+        block = self.host.blocks[height]
+        store = self.host.store
+        assert isinstance(store, SmtStore)
+        view = store.tree.at(block.root)
+        return [view.get(p) for p in paths], store.prove_many(block.root, list(paths))
 
     async def packet_commitments(self, port: str, channel: str) -> list[int]:
         return queries.packet_commitments(self.host.store, port, channel)
@@ -103,6 +110,10 @@ class HostHandle:
                 self.failed.append(str(exc))
                 return TxOutcome(False, str(exc), (), self.host.height)
             return TxOutcome(True, "", tuple(self.host.events.at(self.host.height)), self.host.height)
+
+    async def submit_nowait(self, msgs: Sequence[Message]) -> PendingTx:
+        """A host tx is its own block: executed now, its outcome ready at once."""
+        return PendingTx.settled(await self.submit(msgs))
 
     def break_stream(self) -> None:
         self.stream_breaks += 1

@@ -13,8 +13,10 @@ import json
 from typing import Any
 
 from lightclients import ics23
+from lightclients.corda.client import SmtOpening
 from lightclients.interface import (
     CLIENT_STATE_KEY,
+    BatchOpening,
     ClientNotActive,
     ClientStore,
     ConsensusStateNotFound,
@@ -169,6 +171,17 @@ class RootClient:
         ok = ics23.verify_non_membership(ics23.SMT_SPEC, root, decoded, path)
         if not ok:
             raise InvalidProof(f"absence proof of {path!r} does not verify")
+
+    def is_batch_proof(self, proof: bytes) -> bool:
+        return proof[:1] in (b"\x1a", b"\x22")  # CommitmentProof.batch / .compressed
+
+    def open_batch(self, store: ClientStore, height: Height, prefix: bytes, proof: bytes,
+                   now_ns: int) -> BatchOpening:
+        root = self._root_for_proof(store, height, now_ns)
+        try:
+            return SmtOpening(ics23.verify_batch(ics23.SMT_SPEC, root, proof))
+        except ics23.Ics23Error as exc:
+            raise InvalidProof(f"batch proof does not verify: {exc}") from exc
 
     def status(self, store: ClientStore, now_ns: int) -> Status:
         state = self._state(store)

@@ -45,6 +45,7 @@ from chains.corda.dvp import (
     trade_sequence,
 )
 from chains.corda.ibc_host import IBC_CONTRACT, IbcHostContract, account_of, ibc_command
+from chains.corda.ledger import MemoryLedgerStore
 from chains.corda.notary import DoubleSpend, IbcRejected, NotaryError
 from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.evm import SECURITY_TOKEN_ADDRESS, Message, make_tx
@@ -58,25 +59,23 @@ from chains.ibc.apps.dvp import (
     encode_terms,
     error_ack,
 )
-from chains.ibc.errors import InvalidMessage, PacketError, TxFailed
-from chains.ibc.events import Event, EventLog
-from chains.node.app import ProducedBlock, QueryError
+from chains.ibc.errors import PacketError, TxFailed
+from chains.ibc.events import Event
+from chains.node.app import QueryError
 from chains.node.config import load_node_config
 from chains.node.corda_app import KIND, CordaApp
 from chains.node.db import NodeDatabase
 from chains.node.main import init_home
-from chains.node.runtime import block_to_proto
 from kakehashi.corda.v1 import ledger_pb2 as pb
 from kakehashi.dvp.v1 import dvp_pb2
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key, sha256
-from lightclients.interface import Height
-from tests.support.basehost import Block
 from tests.support.cordahost import CordaHost
 from tests.support.evmhost import SIGNER as EVM_SELLER
 from tests.support.evmhost import SIGNER_KEY as EVM_SELLER_KEY
 from tests.support.evmhost import EvmHost
 from tests.support.host import START_NS
+from tests.support.nodecordahost import NodeCordaHost
 from tests.support.pair import HostPair, make_pair
 
 SEC = 1_000_000_000
@@ -153,19 +152,23 @@ class World:
 
     def refused(self, stx: SignedTransaction, match: str, error: type[NotaryError] = NotaryError) -> None:
         """The tx is refused for ``match`` and the ledger and the IBC root did not move."""
-        consumed, txs, root = dict(self.corda.cluster.consumed), len(self.corda.cluster.transactions), self.root()
+        store = self.ledger()
+        consumed, txs, root = store.consumed(), len(store), self.root()
         with pytest.raises(error, match=match):
             self.submit(stx)
-        assert self.corda.cluster.consumed == consumed and len(self.corda.cluster.transactions) == txs
+        assert store.consumed() == consumed and len(store) == txs
         assert self.root() == root
 
     def root(self) -> bytes:
         return self.corda.root()
 
+    def ledger(self) -> MemoryLedgerStore:
+        store = self.corda.cluster.ledger
+        assert isinstance(store, MemoryLedgerStore)
+        return store
+
     def unspent(self) -> list[tuple[pb.StateRef, pb.TransactionState]]:
-        c = self.corda.cluster
-        return [(pb.StateRef(txid=txid, index=i), st) for txid, ntx in c.transactions.items()
-                for i, st in enumerate(ntx.stx.wtx.outputs) if (txid, i) not in c.consumed]
+        return self.ledger().unconsumed()
 
     def cash_of(self, owner: bytes) -> list[tuple[pb.StateRef, pb.Cash]]:
         return [(ref, pb.Cash.FromString(st.data)) for ref, st in self.unspent()
@@ -284,7 +287,8 @@ def test_settle_delivers_both_legs(world: World) -> None:
     txid = world.submit(world.exit_tx([(SETTLE, locked)], [world.ack_msg(locked, ack)]))
     assert world.balance(SELLER) == 50 + 120 and world.balance(BUYER) == 880
     assert world.balance(DVP_ESCROW_OWNER) == 0
-    assert exit_kind(world.corda.cluster.transactions[txid].stx.wtx.commands, "T-settle") == SETTLE
+    settled = world.ledger().transaction(txid)
+    assert settled is not None and exit_kind(settled.wtx.commands, "T-settle") == SETTLE
     path = paths.packet_commitment("dvp", world.channel, locked.packet.sequence)
     assert world.corda.store.get(path) is None
 
@@ -610,62 +614,6 @@ def test_dvp_channel_must_be_unordered_with_the_dvp_version(world: World) -> Non
 
 
 # --- the node: dvp_lock query, live and after replay --------------------------------------------
-
-
-class NodeCordaHost(CordaHost):
-    """The Corda node's app as a pair host: every step is a produced, persisted, committed block."""
-
-    def __init__(self, app: CordaApp, db: NodeDatabase, block_ns: int = 5 * SEC) -> None:
-        self.app, self.db = app, db
-        self.chain_id = app.chain_id
-        self.block_ns = block_ns
-        self.prefix = b"ibc"
-        self.cluster = app.cluster
-        self.tree = self.store = app.cluster.ibc_store
-        self.handler = app.handler
-        self.seeds = list(app.cluster.member_seeds)
-        self.events = EventLog()
-        self.blocks = {}
-        self._salt = 0
-        latest = app.cluster.checkpoints[-1].checkpoint
-        self.height = Height(app.revision_number, latest.height)
-        self.now_ns = latest.timestamp
-        self.blocks[self.height] = Block(self.height, latest.timestamp, bytes(latest.ibc_root))
-
-    def block(self, txs: list[bytes]) -> ProducedBlock:
-        self.next_block()
-        block = self.app.produce_block(txs, self.now_ns)
-        proto = block_to_proto(block)
-        self.db.commit_height(block.height, block.hash, proto.SerializeToString(deterministic=True),
-                              [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results],
-                              block.meta)
-        self.app.commit_block(block)
-        cp = self.app.cluster.checkpoints[-1].checkpoint
-        assert cp.height == self.height.revision_height
-        self.blocks[self.height] = Block(self.height, cp.timestamp, bytes(cp.ibc_root))
-        for result in block.results:
-            for e in result.events:
-                self.events.emit(self.height, Event(e.type, e.attributes))
-        return block
-
-    def submit(self, stx: SignedTransaction) -> None:
-        (result,) = self.block([stx.encode()]).results
-        assert result.ok, result.reason
-
-    def tx(self, *msgs: PbMessage) -> list[object]:
-        self._salt += 1
-        wtx = WireTransaction(inputs=(), outputs=(), notary=self.cluster.identity,
-                              privacy_salt=sha256(b"node-relayer" + self._salt.to_bytes(8, "big")),
-                              commands=tuple(ibc_command(m, [PK[RELAYER]]) for m in msgs))
-        stx = SignedTransaction(wtx).sign(RELAYER)
-        (result,) = self.block([stx.encode()]).results
-        if not result.ok:
-            raise TxFailed(0, InvalidMessage(result.reason))
-        return list(self.cluster.transactions[stx.txid].ibc_results)
-
-    def idle(self, blocks: int = 1, advance_ns: int | None = None) -> None:
-        for _ in range(blocks):
-            self.block([])
 
 
 def test_node_dvp_lock_query_follows_the_lock_and_survives_replay(tmp_path: Path) -> None:

@@ -67,12 +67,14 @@ class Corda:
         w = WireTransaction(inputs=(), outputs=(), notary=self.c.identity, privacy_salt=sha256(self.salt.to_bytes(8, "big")),
                             commands=tuple(ibc_command(m, [ed25519_public_key(RELAYER)]) for m in msgs))
         stx = SignedTransaction(w).sign(RELAYER)
-        self.c.notarise(stx, [now] * 4)
+        results = self.c.notarise(stx, [now] * 4).ibc_results
         self.c.checkpoint(now)
-        return self.c.transactions[stx.txid].ibc_results
+        return results
 
     def prove(self, path: bytes, height: int) -> bytes:
-        return self.c.ibc_store.at(self.c.checkpoints[height - 1].checkpoint.ibc_root).prove_bytes(path)
+        signed = self.c.signed_checkpoint(height)
+        assert signed is not None
+        return self.c.ibc_store.at(signed.checkpoint.ibc_root).prove_bytes(path)
 
     def get(self, path: bytes) -> bytes:
         return self.c.ibc_store.get(path) or b""
@@ -146,7 +148,8 @@ class Link:
         (cid,) = self.on_corda(client_pb2.MsgCreateClient(client_type=QBFT_TYPE, client_state=qcs.SerializeToString(deterministic=True),
                                                           consensus_state=qcons.SerializeToString(deterministic=True)))
         self.client["corda"], self.trusted["corda"] = str(cid), h
-        g = self.corda.c.checkpoints[-1]
+        g = self.corda.c.latest
+        assert g is not None
         ccs = lc.ClientState(chain_id="corda-1", notary_keys=g.notary_set, threshold=quorum(4),
                              latest_height=g.checkpoint.height, trusting_period=3600 * NS, max_clock_drift=10 * NS)
         events = self.on_evm(client_pb2.MsgCreateClient(client_type=CORDA_TYPE, client_state=encode(ccs),
@@ -165,7 +168,9 @@ class Link:
     def update_evm(self) -> Height:
         h = self.corda.height
         if h != self.trusted["evm"]:
-            hdr = self.corda.c.checkpoints[-1].header(self.trusted["evm"])
+            latest = self.corda.c.latest
+            assert latest is not None
+            hdr = latest.header(self.trusted["evm"])
             self.on_evm(client_pb2.MsgUpdateClient(client_id=self.client["evm"], client_message=header_message(hdr)))
             self.trusted["evm"] = h
         return Height(0, h)

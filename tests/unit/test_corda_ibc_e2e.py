@@ -78,23 +78,26 @@ class CordaChain:
                             commands=tuple(ibc_command(m, [ed25519_public_key(RELAYER)]) for m in msgs),
                             privacy_salt=sha256(self.c.chain_id.encode() + self.salt.to_bytes(8, "big")))
         stx = SignedTransaction(w).sign(RELAYER)
-        self.c.notarise(stx, [self.now] * 4)
+        results = self.c.notarise(stx, [self.now] * 4).ibc_results
         self.c.checkpoint(self.now)
-        return self.c.transactions[stx.txid].ibc_results
+        return results
 
     def idle(self, seconds: int) -> None:
         self.clock.ns += seconds * SEC
         self.c.checkpoint(self.now)
 
     def prove(self, path: bytes, height: int) -> bytes:
-        root = self.c.checkpoints[height - 1].checkpoint.ibc_root
+        signed = self.c.signed_checkpoint(height)
+        assert signed is not None
+        root = signed.checkpoint.ibc_root
         return self.c.ibc_store.at(root).prove_bytes(path)
 
     def get(self, path: bytes) -> bytes:
         return self.c.ibc_store.get(path) or b""
 
     def create_client_msg(self) -> client_pb2.MsgCreateClient:
-        g = self.c.checkpoints[-1]
+        g = self.c.latest
+        assert g is not None
         cs = lc.ClientState(chain_id=self.c.chain_id, notary_keys=g.notary_set, threshold=quorum(4),
                             latest_height=g.checkpoint.height, trusting_period=3600 * SEC, max_clock_drift=10 * SEC)
         return client_pb2.MsgCreateClient(client_type=HOST_TYPE, client_state=encode(cs),
@@ -122,7 +125,9 @@ class Relayer:
     def update(self, dst: CordaChain) -> Height:
         src = self.other(dst)
         if src.height != self.trusted[id(dst)]:
-            header = src.c.checkpoints[-1].header(self.trusted[id(dst)])
+            latest = src.c.latest
+            assert latest is not None
+            header = latest.header(self.trusted[id(dst)])
             dst.tx(client_pb2.MsgUpdateClient(client_id=self.client[id(dst)], client_message=header_message(header)))
             self.trusted[id(dst)] = src.height
         return Height(0, src.height)

@@ -43,7 +43,8 @@ def chain(name: str) -> NotaryCluster:
 
 
 def client_msgs(of: NotaryCluster) -> client_pb2.MsgCreateClient:
-    g = of.checkpoints[-1]
+    g = of.latest
+    assert g is not None
     cs = lc.ClientState(chain_id=of.chain_id, notary_keys=g.notary_set, threshold=quorum(len(g.notary_set)),
                         latest_height=g.checkpoint.height, trusting_period=TRUST, max_clock_drift=10 * SEC)
     return client_pb2.MsgCreateClient(client_type=HOST_TYPE, client_state=encode(cs),
@@ -62,7 +63,8 @@ def test_ibc_messages_execute_in_notarisation_order_and_are_provable() -> None:
     a.checkpoint(T0)
     b.checkpoint(T0)
     watcher = MemoryClientStore()  # a third party's client of chain A
-    g = a.checkpoints[0]
+    g = a.signed_checkpoint(1)
+    assert g is not None
     LC.initialize(watcher, encode(lc.ClientState(chain_id="corda-a", notary_keys=g.notary_set, threshold=3,
                                                  latest_height=1, trusting_period=TRUST, max_clock_drift=10 * SEC)),
                   encode(consensus_state_from_checkpoint(g.checkpoint)), T0)
@@ -100,7 +102,7 @@ def test_failing_ibc_message_refuses_the_whole_tx() -> None:
     root = a.ibc_store.root
     with pytest.raises(IbcRejected, match="message 0 failed"):
         a.notarise(stx, [T0 + SEC] * 4)
-    assert stx.txid not in a.transactions and not a.pending
+    assert a.ledger.notarised_at(stx.txid) is None and not a.pending
     assert a.ibc_store.commit() == root
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chains.corda import merkle
+from chains.corda import merkle, transaction
 from chains.corda.cash import (
     ADMISSION,
     CASH,
@@ -200,15 +200,14 @@ def test_move_notarised_and_double_spend_rejected_naming_conflict() -> None:
     src = state_ref(led.issue_id, 0)
     move1 = tx(inputs=[src], outputs=[cash_state(PK[ISSUER], PK[FIRM_B], 100, NOTARY_ID)],
                commands=[cmd(CASH, "Move", FIRM_A)], references=[led.admission])
-    sigs = led.c.notarise(SignedTransaction(move1).sign(FIRM_A), clocks(led.c))
-    assert len(sigs) == 4
+    assert len(led.c.notarise(SignedTransaction(move1).sign(FIRM_A), clocks(led.c)).approvals) == 4
     move2 = tx(inputs=[src], outputs=[cash_state(PK[ISSUER], PK[FIRM_A], 100, NOTARY_ID)],
                commands=[cmd(CASH, "Move", FIRM_A)], references=[led.admission])
     with pytest.raises(DoubleSpend) as err:
         led.c.notarise(SignedTransaction(move2).sign(FIRM_A), clocks(led.c))
     assert err.value.conflicting_txid == move1.txid
     assert move1.txid.hex() in str(err.value)
-    assert move2.txid not in led.c.transactions
+    assert led.c.ledger.notarised_at(move2.txid) is None
 
 
 def test_missing_required_signature_rejected() -> None:
@@ -222,7 +221,58 @@ def test_missing_required_signature_rejected() -> None:
     stx.sigs[PK[FIRM_A]] = bytes(64)
     with pytest.raises(NotaryError, match="invalid signature"):
         led.c.notarise(stx, clocks(led.c))
-    assert not led.c.consumed.get((led.issue_id, 0))
+    issued = led.c.ledger.output(led.issue_id, 0)
+    assert issued is not None and issued.consumed_by is None
+
+
+def test_signatures_are_verified_once_per_tx_not_per_member(monkeypatch: pytest.MonkeyPatch) -> None:
+    led = Ledger()
+    calls: list[bytes] = []
+    real = transaction.ed25519_verify
+
+    def counted(key: bytes, message: bytes, signature: bytes) -> bool:
+        calls.append(key)
+        return real(key, message, signature)
+
+    monkeypatch.setattr(transaction, "ed25519_verify", counted)
+    move = tx(inputs=[state_ref(led.issue_id, 0)], outputs=[cash_state(PK[ISSUER], PK[FIRM_B], 100, NOTARY_ID)],
+              commands=[cmd(CASH, "Move", FIRM_A)], references=[led.admission])
+    stx = SignedTransaction(move).sign(FIRM_A)
+    assert len(led.c.notarise(stx, clocks(led.c)).approvals) == 4
+    assert calls == [PK[FIRM_A]]  # one signature, one verification, for four members
+    # The verdict is kept for the signatures it was made for only: a forged one is checked anew.
+    other = tx(inputs=[state_ref(led.issue_id, 1)], outputs=[cash_state(PK[ISSUER], PK[FIRM_A], 50, NOTARY_ID)],
+               commands=[cmd(CASH, "Move", FIRM_B)], references=[led.admission])
+    forged = SignedTransaction(other).sign(FIRM_B)
+    forged.check_signatures()
+    forged.sigs[PK[FIRM_B]] = bytes(64)
+    with pytest.raises(NotaryError, match="invalid signature"):
+        led.c.notarise(forged, clocks(led.c))
+
+
+def test_contracts_run_once_per_tx_and_each_member_keeps_its_own_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chains.corda import notary
+
+    led = Ledger()
+    runs: list[bytes] = []
+    real = notary.verify_ledger
+
+    def counted(ltx: object, contracts: object) -> None:
+        runs.append(getattr(ltx, "txid", b""))
+        real(ltx, contracts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(notary, "verify_ledger", counted)
+    move = tx(inputs=[state_ref(led.issue_id, 0)], outputs=[cash_state(PK[ISSUER], PK[FIRM_B], 100, NOTARY_ID)],
+              commands=[cmd(CASH, "Move", FIRM_A)], references=[led.admission])
+    stx = SignedTransaction(move).sign(FIRM_A)
+    assert len(led.c.notarise(stx, clocks(led.c)).approvals) == 4
+    assert runs == [stx.txid]  # one contract run serves the four members
+    # a member whose clock is outside the time window still refuses on its own
+    later = tx(inputs=[state_ref(led.issue_id, 1)], outputs=[cash_state(PK[ISSUER], PK[FIRM_A], 50, NOTARY_ID)],
+               commands=[cmd(CASH, "Move", FIRM_B)], references=[led.admission],
+               time_window=pb.TimeWindow(from_ns=0, until_ns=T0 + 1000))
+    skewed = [T0 + 10**12, *clocks(led.c)[1:]]
+    assert len(led.c.notarise(SignedTransaction(later).sign(FIRM_B), skewed).approvals) == 3
 
 
 def test_owner_must_sign_even_if_command_omits_them() -> None:
@@ -246,8 +296,7 @@ def test_time_window_checked_against_each_notary_clock() -> None:
     # Two of four members with a late clock: 2 < 3, refused; one late member: quorum of 3.
     with pytest.raises(TimeWindowError):
         led.c.notarise(stx, [T0, T0, T0 + 99, T0 + 99])
-    sigs = led.c.notarise(stx, [T0, T0 + 5, T0 + 9, T0 + 99])
-    assert len(sigs) == 3
+    assert len(led.c.notarise(stx, [T0, T0 + 5, T0 + 9, T0 + 99]).approvals) == 3
 
 
 def test_non_admitted_party_cannot_receive_cash() -> None:
@@ -365,7 +414,7 @@ def test_checkpoints_chain_and_commit_txs() -> None:
     led = Ledger()
     cp1 = led.c.checkpoint(T0 + 1)
     assert cp1.checkpoint.height == 1
-    assert cp1.checkpoint.tx_root == merkle.merkle_root([led.c.transactions[t].stx.txid for t in led.c.transactions])
+    assert cp1.checkpoint.tx_root == merkle.merkle_root([led.admission.txid, led.issue_id])
     cp2 = led.c.checkpoint(T0 + 2)
     from lightclients.corda.checkpoint import checkpoint_hash
 

@@ -219,7 +219,9 @@ def test_skipping_update_needs_more_than_a_third_of_trusted_set() -> None:
 
 
 def _genesis_of(c: NotaryCluster) -> SignedCheckpoint:
-    return c.checkpoints[0]
+    signed = c.signed_checkpoint(1)
+    assert signed is not None
+    return signed
 
 
 def test_conflicting_checkpoints_freeze_the_client() -> None:
@@ -261,7 +263,7 @@ def test_time_going_backwards_is_misbehaviour() -> None:
     update(store, h3.header(1), T0 + 3 * SEC)
     # A valid-looking height-2 checkpoint timed after height 3.
     late = lc.Checkpoint()
-    late.CopyFrom(c.checkpoints[1].checkpoint)
+    late.CopyFrom(c.signed_checkpoint(2).checkpoint)  # type: ignore[union-attr]
     late.timestamp = T0 + 4 * SEC
     h = lc.Header(checkpoint=late, signatures=[sign_checkpoint(s, late) for s in c.member_seeds],
                   trusted_height=1, notary_set=lc.NotarySet(public_keys=c.members))

@@ -1,13 +1,13 @@
-"""The Corda node's unconsumed-state index answers exactly what a full ledger scan answers.
+"""The Corda node's ledger index answers exactly what a full ledger scan answers.
 
-Two levels: the index alone over a seeded synthetic ledger (Cash issues and moves, DvP locks
-with their escrow Cash and their exits, Admission replacements, rebuilds from the log as a
-restart does), compared with a brute-force scan at every height; and the node's CordaApp over
-real notarised Cash issues / moves / redemptions, refused double spends, discarded blocks and
-reopenings from the database (replay), whose ``balances`` / ``cash_states`` / ``holders``
-answers are compared at every height with answers built from a scan of ``cluster.transactions``
-(the node's former implementation). Cost is measured in states visited (the index's counter),
-never in time.
+Two levels: the SQLite ledger store alone over a seeded synthetic ledger (Cash issues and
+moves, DvP locks with their escrow Cash and their exits, Admission replacements, reopenings
+of the store as a restart does), compared with a brute-force scan at every height; and the
+node's CordaApp over real notarised Cash issues / moves / redemptions, refused double spends,
+discarded blocks and restarts from the database, whose ``balances`` / ``cash_states`` /
+``holders`` answers are compared at every height with answers built by scanning every
+committed block's transactions (an oracle that shares nothing with the index). Cost is
+measured in index rows read (the store's counter), never in time.
 """
 
 from __future__ import annotations
@@ -23,20 +23,17 @@ import pytest
 from chains.corda.cash import ADMISSION, CASH, DVP_ESCROW_OWNER, admission_state, cash_state
 from chains.corda.dvp import lock_state
 from chains.corda.ibc_host import account_of
+from chains.corda.ledger import SignedCheckpoint
 from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.node.app import QueryError
-from chains.node.corda_app import (
-    MAX_QUERY_ROWS,
-    CordaApp,
-    Genesis,
-    StateKey,
-    UnconsumedIndex,
-    state_key,
-)
+from chains.node.corda_app import MAX_QUERY_ROWS, CordaApp, Genesis
+from chains.node.corda_store import SqliteLedgerStore, StateKey, state_key
 from chains.node.db import NodeDatabase
 from chains.node.runtime import block_to_proto
 from kakehashi.corda.v1 import ledger_pb2 as pb
+from kakehashi.corda.v1 import lightclient_pb2 as lc
 from kakehashi.dvp.v1 import dvp_pb2
+from kakehashi.node.v1 import node_pb2
 from lightclients.crypto import ed25519_public_key, sha256
 
 SEC = 1_000_000_000
@@ -47,7 +44,37 @@ def _key(n: int) -> bytes:
     return sha256(b"index-test:key" + bytes([n]))
 
 
-# --- the index alone over a synthetic ledger ----------------------------------------------
+# --- the store alone over a synthetic ledger ----------------------------------------------
+
+
+class Index:
+    """A SqliteLedgerStore fed synthetic txs, committing one height at a time as the node does."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = NodeDatabase(path)
+        self.store = SqliteLedgerStore(self.db)
+        self.salt = 0
+
+    def add(self, inputs: list[pb.StateRef], outputs: list[pb.TransactionState], height: int) -> bytes:
+        self.salt += 1
+        w = WireTransaction(inputs=tuple(inputs), outputs=tuple(outputs), commands=(), notary=NOTARY,
+                            privacy_salt=sha256(b"index-salt" + self.salt.to_bytes(8, "big")))
+        self.store.add_transaction(SignedTransaction(w), height)
+        return w.txid
+
+    def seal(self, height: int) -> None:
+        self.store.add_checkpoint(SignedCheckpoint(lc.Checkpoint(chain_id="index", height=height), [], []))
+        self.db.commit_height(height, sha256(height.to_bytes(8, "big")), b"block")
+
+    def reopen(self) -> None:
+        self.db.close()
+        self.db = NodeDatabase(self.path)
+        self.store = SqliteLedgerStore(self.db)
+
+    def rows(self, key: StateKey, height: int, limit: int | None = None) -> list[tuple[bytes, int, bytes]]:
+        return [(r.txid, r.index, r.state.SerializeToString(deterministic=True))
+                for r in self.store.unconsumed(key, height, limit)]
 
 
 @dataclass
@@ -58,17 +85,16 @@ class Ledger:
     spent_at: dict[tuple[bytes, int], int] = field(default_factory=dict)
     live: dict[tuple[bytes, int], pb.TransactionState] = field(default_factory=dict)
 
-    def add(self, index: UnconsumedIndex, inputs: list[tuple[bytes, int]], outputs: list[pb.TransactionState],
+    def add(self, index: Index, inputs: list[tuple[bytes, int]], outputs: list[pb.TransactionState],
             height: int) -> bytes:
-        txid = sha256(b"tx" + len(self.txs).to_bytes(4, "big"))
         refs = [pb.StateRef(txid=t, index=i) for t, i in inputs]
+        txid = index.add(refs, outputs, height)
         for ref in inputs:
             self.spent_at[ref] = height
             del self.live[ref]
         for i, st in enumerate(outputs):
             self.live[(txid, i)] = st
         self.txs.append((txid, refs, outputs, height))
-        index.add(txid, refs, outputs, height)
         return txid
 
     def scan(self, key: StateKey, height: int) -> list[tuple[bytes, int, bytes]]:
@@ -78,28 +104,15 @@ class Ledger:
                 continue
             for i, st in enumerate(outputs):
                 spent = self.spent_at.get((txid, i))
-                if (spent is None or spent > height) and state_key(st)[0] == key:
+                if (spent is None or spent > height) and state_key(st) == key:
                     out.append((txid, i, st.SerializeToString(deterministic=True)))
         return out
 
-    def rebuild(self) -> UnconsumedIndex:
-        """What a restart does: a fresh index fed the whole log again."""
-        index = UnconsumedIndex()
-        for txid, refs, outputs, height in self.txs:
-            index.add(txid, refs, outputs, height)
-        return index
 
-
-def _rows(index: UnconsumedIndex, key: StateKey, height: int,
-          limit: int | None = None) -> list[tuple[bytes, int, bytes]]:
-    return [(r.txid, r.index, r.state.SerializeToString(deterministic=True))
-            for r in index.unconsumed(key, height, limit)]
-
-
-def _synthetic_step(rng: random.Random, ledger: Ledger, index: UnconsumedIndex, owners: list[bytes],
+def _synthetic_step(rng: random.Random, ledger: Ledger, index: Index, owners: list[bytes],
                     issuer: bytes, height: int) -> None:
     live = ledger.live
-    cash = [(ref, st) for ref, st in live.items() if st.contract == CASH and state_key(st)[0][1] != DVP_ESCROW_OWNER]
+    cash = [(ref, st) for ref, st in live.items() if st.contract == CASH and state_key(st)[1] != DVP_ESCROW_OWNER]
     locks = [ref for ref, st in live.items() if st.contract == "DvP"]
     admissions = [ref for ref, st in live.items() if st.contract == ADMISSION]
     op = rng.choice(["issue", "issue", "move", "move", "lock", "exit", "admit", "redeem"])
@@ -128,55 +141,68 @@ def _synthetic_step(rng: random.Random, ledger: Ledger, index: UnconsumedIndex, 
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_index_equals_a_scan_at_every_height(seed: int) -> None:
+def test_index_equals_a_scan_at_every_height(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     owners = [_key(i) for i in range(4)]
     issuers = [_key(10), _key(11)]
     keys: list[StateKey] = [(CASH, o) for o in [*owners, DVP_ESCROW_OWNER, _key(99)]]
     keys += [(ADMISSION, b""), ("DvP", b""), (CASH, b"")]
-    ledger, index = Ledger(), UnconsumedIndex()
+    ledger, index = Ledger(), Index(tmp_path / "index.db")
     for height in range(1, 61):
         for _ in range(rng.choice([0, 1, 1, 2, 4])):
             _synthetic_step(rng, ledger, index, owners, rng.choice(issuers), height)
+        index.seal(height)
         if rng.random() < 0.15:
-            index = ledger.rebuild()
-        # Every height so far, with the block being built counted as pending (height + 1 not served).
+            index.reopen()
         for h in range(1, height + 1):
             for key in keys:
                 expected = ledger.scan(key, h)
-                assert _rows(index, key, h) == expected, (seed, h, key)
+                assert index.rows(key, h) == expected, (seed, h, key)
                 limit = rng.randint(0, 6)  # the first rows only, as cash_states caps its answer
-                assert _rows(index, key, h, limit) == expected[:limit], (seed, h, key, limit)
+                assert index.rows(key, h, limit) == expected[:limit], (seed, h, key, limit)
     assert any(st.contract == "DvP" for _, _, outs, _ in ledger.txs for st in outs)
     assert ledger.spent_at
+    index.db.close()
 
 
-def test_a_query_visits_only_its_own_key() -> None:
+def test_a_query_reads_only_its_own_key(tmp_path: Path) -> None:
     """Unrelated history (other owners, consumed or not) does not add to a query's cost."""
-    ledger, index = Ledger(), UnconsumedIndex()
+    ledger, index = Ledger(), Index(tmp_path / "index.db")
     mine, other, issuer = _key(1), _key(2), _key(10)
     ledger.add(index, [], [cash_state(issuer, mine, 1, NOTARY), cash_state(issuer, mine, 2, NOTARY)], 1)
+    index.seal(1)
 
     def cost(height: int) -> int:
-        before = index.visited
-        rows = index.unconsumed((CASH, mine), height)
+        before = index.store.visited
+        rows = index.store.unconsumed((CASH, mine), height)
         assert len(rows) == 2
-        return index.visited - before
+        return index.store.visited - before
 
     at_latest, at_one = cost(1), cost(1)
     assert at_latest == at_one == 2
     height = 1
-    for _ in range(2_000):  # history that is not mine: issues and moves among others
+    for _ in range(200):  # history that is not mine: issues and moves among others
         height += 1
-        txid = ledger.add(index, [], [cash_state(issuer, other, 3, NOTARY)] * 3, height)
-        ledger.add(index, [(txid, 0), (txid, 1)], [cash_state(issuer, other, 6, NOTARY)], height)
+        for _ in range(5):
+            txid = ledger.add(index, [], [cash_state(issuer, other, 3, NOTARY)] * 3, height)
+            ledger.add(index, [(txid, 0), (txid, 1)], [cash_state(issuer, other, 6, NOTARY)], height)
+        index.seal(height)
     assert cost(height) == at_latest
     assert cost(1) == at_one  # a historical height costs the same: nothing of mine moved since
-    # Related history costs what it must: a state of mine consumed after height 1 is visited.
+    # Related history costs what it must: a state of mine consumed after height 1 is read.
     ledger.add(index, [(ledger.txs[0][0], 0)], [cash_state(issuer, other, 1, NOTARY)], height + 1)
-    before = index.visited
-    assert len(index.unconsumed((CASH, mine), 1)) == 2
-    assert index.visited - before == 2  # the live one + the one consumed after height 1
+    index.seal(height + 1)
+    before = index.store.visited
+    assert len(index.store.unconsumed((CASH, mine), 1)) == 2
+    assert index.store.visited - before == 2  # the live one + the one consumed after height 1
+    # And SQLite itself searches the key's index range rather than scanning the table.
+    for sql in ("SELECT txid FROM corda_outputs WHERE contract = ? AND owner = ? AND consumed_at IS NULL "
+                "AND created <= ? ORDER BY created, pos, idx",
+                "SELECT txid FROM corda_outputs WHERE contract = ? AND owner = ? AND consumed_at > ?"):
+        plan = " ".join(str(r[-1]) for r in index.db.read("EXPLAIN QUERY PLAN " + sql, (CASH, mine, 1)))
+        assert "SEARCH corda_outputs USING" in plan and "corda_outputs_by_key" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan  # ledger order comes from the index, no sort
+    index.db.close()
 
 
 # --- the node: CordaApp over real notarised transactions, with replay ---------------------
@@ -200,16 +226,21 @@ def _genesis() -> Genesis:
 
 
 def _scan_answers(app: CordaApp, height: int, owners: list[bytes]) -> dict[str, Any]:
-    """The node's former full-scan answers, rebuilt from the cluster's ledger."""
-    txs = app.cluster.transactions
-    unconsumed: list[tuple[bytes, int, pb.TransactionState]] = []
-    for txid, ntx in txs.items():
-        if ntx.height > height:
-            continue
-        for i, st in enumerate(ntx.stx.wtx.outputs):
-            spender = app.cluster.consumed.get((txid, i))
-            if spender is None or txs[spender].height > height:
-                unconsumed.append((txid, i, st))
+    """The answers rebuilt by scanning every committed block's notarised txs up to ``height``."""
+    outputs: dict[tuple[bytes, int], pb.TransactionState] = {}
+    for h in range(1, height + 1):
+        raw = app.db.get_block(h)
+        assert raw is not None
+        blk = node_pb2.Block.FromString(raw)
+        for tx, res in zip(blk.txs, blk.results, strict=True):
+            if res.status != node_pb2.TX_STATUS_COMMITTED:
+                continue
+            stx = SignedTransaction.decode(tx)
+            for ref in stx.wtx.inputs:
+                del outputs[(bytes(ref.txid), int(ref.index))]
+            for i, st in enumerate(stx.wtx.outputs):
+                outputs[(stx.txid, i)] = st
+    unconsumed = [(t, i, st) for (t, i), st in outputs.items()]
     answers: dict[str, Any] = {}
     for owner in owners:
         rows = [(t, i, pb.Cash.FromString(st.data)) for t, i, st in unconsumed if st.contract == CASH]
@@ -230,6 +261,10 @@ def _scan_answers(app: CordaApp, height: int, owners: list[bytes]) -> dict[str, 
                                          "holders": [bytes(h).hex() for h in adm.holders]}
     answers["holders"] = holders
     return answers
+
+
+def _committed_txs(app: CordaApp) -> int:
+    return int(app.db.read("SELECT COUNT(*) FROM corda_txs")[0][0])
 
 
 def _app_answers(app: CordaApp, height: int, owners: list[bytes]) -> dict[str, Any]:
@@ -335,7 +370,7 @@ def test_node_answers_equal_the_scan_at_every_height_across_restarts(tmp_path: P
     for _ in range(40):
         txs = _random_block(rng, node, seeds)
         if rng.random() < 0.1:
-            node.produce(txs, discard=True)  # rolled back: the index is rebuilt with the ledger
+            node.produce(txs, discard=True)  # rolled back: the pending rows are dropped
         node.produce(txs)
         if rng.random() < 0.2:
             node.reopen()
@@ -345,7 +380,8 @@ def test_node_answers_equal_the_scan_at_every_height_across_restarts(tmp_path: P
     latest = node.app.latest_height()
     for h in range(1, latest + 1):
         assert _app_answers(node.app, h, owners) == _scan_answers(node.app, h, owners), (seed, h)
-    assert len(node.app.cluster.consumed) > 10 and latest > 35
+    consumed = node.db.read("SELECT COUNT(*) FROM corda_outputs WHERE consumed_by IS NOT NULL")[0][0]
+    assert consumed > 10 and latest > 35
     with pytest.raises(QueryError, match="not committed"):
         node.app.query_app("balances", {"owner": owners[0].hex()}, latest + 1)
     node.db.close()
@@ -361,9 +397,9 @@ def test_node_query_cost_does_not_grow_with_unrelated_history(tmp_path: Path) ->
     node.produce([node.tx([], [cash_state(g.issuer, firm_c, 9, g.identity)], issue_c, [g.issuer_seed], [adm_ref])])
 
     def cost(query: Callable[[], Any]) -> tuple[int, Any]:
-        before = node.app.states.visited
+        before = node.app.ledger.visited
         answer = query()
-        return node.app.states.visited - before, answer
+        return node.app.ledger.visited - before, answer
 
     def latest_c() -> Any:
         return node.app.query_app("balances", {"owner": firm_c.hex()}, node.app.latest_height())
@@ -386,7 +422,7 @@ def test_node_query_cost_does_not_grow_with_unrelated_history(tmp_path: Path) ->
                         [adm_ref]) for r in rows[:3]]
         node.produce(txs)
     node.reopen()
-    assert len(node.app.cluster.transactions) > 40
+    assert _committed_txs(node.app) > 40
     assert cost(latest_c) == base_latest
     assert cost(at_two) == base_two
     assert cost(lambda: node.app.query_app("holders", {}, node.app.latest_height()))[0] == holders_cost

@@ -1,4 +1,5 @@
-"""DvpClient bookkeeping against fake nodes: nonces in order, Cash inputs never shared, events once."""
+"""DvpClient bookkeeping against fake nodes: nonces in order, Cash inputs never shared, holds exact,
+events once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from chains.evm import decode_tx
 from chains.node.client import NodeError
 from kakehashi.node.v1 import node_pb2
 from lightclients.crypto import keccak256
-from relayer.dvp.client import DvpClient, DvpError
+from relayer.dvp.client import DvpClient, DvpError, Holds
 from relayer.dvp.events import DvpEvents
 from relayer.dvp.ledgers import Ledgers
 from relayer.telemetry import Telemetry
@@ -51,17 +52,48 @@ class FakeEvm:
         return self.results[tx_hash]
 
 
+class FakeWatch:
+    """A chain head the test moves by hand; tx results come from the fake node."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.height = 1
+        self.moved = asyncio.Event()
+
+    async def wait_tx(self, tx_hash: bytes, timeout_s: float = 60.0) -> node_pb2.TxResult:
+        res: node_pb2.TxResult = await self.node.tx_result(tx_hash)
+        return res
+
+    async def next_block(self, after: int, timeout_s: float | None = None) -> Any:
+        while self.height <= after:
+            self.moved.clear()
+            await self.moved.wait()
+        return None
+
+    def advance(self) -> None:
+        self.height += 1
+        self.moved.set()
+
+    @property
+    def head(self) -> Any:
+        from relayer.watch import Head
+
+        return Head(self.height, 0)
+
+
 class FakeLedgers(Ledgers):
     def __init__(self) -> None:
         super().__init__(FakeEvm(), None, {"evm_chain_id": 7, "security_token": "0x" + "00" * 20,  # type: ignore[arg-type]
                                            "dvp_escrow": "0x" + ESCROW.hex()},
                          {"notary_identity": "00" * 32, "issuer": "11" * 32})
+        self.evm_watch = FakeWatch(self.evm)  # type: ignore[assignment]
+        self.corda_watch = FakeWatch(None)  # type: ignore[assignment]
         self.cash: list[dict[str, Any]] = [{"txid": "aa" * 32, "index": 0, "issuer": "11" * 32, "amount": 100}]
         self.escrows: dict[str, dict[str, Any]] = {}
         self.locks: dict[str, dict[str, Any]] = {}
 
-    async def cash_of(self, owner: bytes) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.cash]
+    async def cash_at(self, owner: bytes) -> tuple[list[dict[str, Any]], int]:
+        return [dict(r) for r in self.cash], self.corda_watch.height  # type: ignore[attr-defined]
 
     async def escrow(self, trade_id: str) -> dict[str, Any]:
         return self.escrows.get(trade_id, {"status": "none"})
@@ -94,6 +126,8 @@ async def test_two_locks_never_share_a_cash_input() -> None:
             order.append("first:" + bytes(inputs[0][0].txid).hex()[:2])
             await asyncio.sleep(0.05)
             led.cash = [{"txid": "bb" * 32, "index": 2, "issuer": "11" * 32, "amount": 40}]  # its change
+            inputs.landed_at = led.corda_watch.height + 1  # type: ignore[attr-defined]
+            led.corda_watch.advance()  # type: ignore[attr-defined]
 
     async def second() -> None:
         await asyncio.sleep(0.01)
@@ -128,3 +162,47 @@ async def test_status_publishes_each_event_once_for_trades_it_handled() -> None:
     led.locks["T-2"] = {"status": "settled"}
     assert (await client.status("T-2")).state == "settled"
     assert "T-2" not in client.events.seen
+
+
+def test_holds_count_only_what_the_read_height_does_not_show() -> None:
+    holds = Holds(keep=2)
+    holds.take("alice", "T1", 5)
+    holds.take("alice", "T2", 3)
+    assert holds.held("alice", 10) == 8  # nothing landed: both in flight
+    holds.landed("alice", "T1", 12, head=12)
+    # a balance read at 11 does not show T1's lock yet; one read at 12 or later does
+    assert holds.held("alice", 11) == 8
+    assert holds.held("alice", 12) == 3
+    holds.release("alice", "T2")  # its lock failed: it takes nothing
+    assert holds.held("alice", 11) == 5
+    # once pruned, a read from before the landing height would count T1 twice: it is stale
+    holds.prune("alice", head=15)
+    assert holds.held("alice", 11) == 0
+    assert not holds.fresh("alice", 11) and holds.fresh("alice", 12)
+
+
+async def test_two_trades_cannot_both_pass_on_one_free_balance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Balance reads answered at an old height still see every hold taken since."""
+    from relayer.dvp.trade import parse_trade, resolve
+
+    led = FakeLedgers()
+    client = DvpClient(led)
+    seller, buyer = b"\x01" * 20, b"\x22" * 32
+    trade = parse_trade({"trade_id": "T-a", "st_quantity": 6, "sc_amount": 1,
+                         "seller": {"evm": "0x" + seller.hex(), "corda": "33" * 32},
+                         "buyer": {"evm": "0x" + "02" * 20, "corda": buyer.hex()}, "deadline_ns": 10**18})
+    rt = resolve(trade, evm_now_ns=0, security_token=b"\x00" * 20, cash_issuer=b"\x11" * 32, channel="channel-0")
+
+    async def st_holding_at(holder: bytes) -> tuple[int, bool, int]:
+        return 10, True, 5  # 10 ST, read at height 5 (before any lock lands)
+
+    async def sc_balance_at(owner: bytes, issuer: bytes) -> tuple[int, int]:
+        return 100, 5
+
+    monkeypatch.setattr(led, "st_holding_at", st_holding_at)
+    monkeypatch.setattr(led, "sc_balance_at", sc_balance_at)
+    assert client._free_reasons(rt, *await client._read_balances(rt)) == []
+    client._st_holds.take(seller, "T-a", 6)
+    client._st_holds.landed(seller, "T-a", 7, head=7)  # landed above the read height: still held
+    reasons = client._free_reasons(rt, *await client._read_balances(rt))
+    assert reasons and "has 4 ST free" in reasons[0]

@@ -19,6 +19,7 @@ from kakehashi.ibc.v1 import client_pb2
 from kakehashi.node.v1 import node_pb2
 from relayer.chain import GrpcChainHandle
 from relayer.codecs import CodecError, CordaCodec
+from tests.support.fakewatch import ResultWatch
 
 NOTARY = b"\x07" * 32
 ISSUER = b"\x02" * 32
@@ -54,8 +55,11 @@ class FakeNode:
             return self.locks.get(args["trade_id"], {"status": "none", "lock": None, "cash": None})
         raise AssertionError(query)
 
-    async def submit_and_wait(self, tx: bytes, wait_s: float = 30.0) -> node_pb2.TxResult:
+    async def submit(self, tx: bytes) -> bytes:
         self.submitted.append(tx)
+        return bytes(32)
+
+    def outcome_of(self, tx_hash: bytes) -> node_pb2.TxResult:
         return node_pb2.TxResult(status=node_pb2.TX_STATUS_COMMITTED, height=3)
 
 
@@ -91,8 +95,8 @@ async def test_success_error_and_timeout_become_their_exits_in_one_tx() -> None:
             chpb.MsgAcknowledgement(packet=packet("B", 2), acknowledgement=dvp_app.error_ack("terms")),
             chpb.MsgTimeout(packet=packet("C", 3), next_sequence_recv=1)]
     c = codec()
-    await c.prepare_tx(node, msgs)  # type: ignore[arg-type]
-    wtx = decode(c.encode_tx(msgs, None)).wtx
+    prepared = await c.prepare_tx(node, msgs)  # type: ignore[arg-type]
+    wtx = decode(c.encode_tx(msgs, prepared)).wtx
     assert [bytes(r.txid).hex()[:2] for r in wtx.inputs] == ["a1", "a1", "b2", "b2", "c3", "c3"]
     assert [r.index for r in wtx.inputs] == [0, 1] * 3  # cash, then lock, per exit
     assert [bytes(r.txid).hex() for r in wtx.references] == ["ad" * 32]
@@ -115,8 +119,8 @@ async def test_exited_mismatched_and_undecodable_packets_are_left_out() -> None:
             chpb.MsgTimeout(packet=packet("Z", 4, data=b"\x01junk"), next_sequence_recv=1),
             chpb.MsgAcknowledgement(packet=packet("A", 5, port="transfer"), acknowledgement=SUCCESS_ACK)]
     c = codec()
-    await c.prepare_tx(node, msgs)  # type: ignore[arg-type]
-    wtx = decode(c.encode_tx(msgs, None)).wtx
+    prepared = await c.prepare_tx(node, msgs)  # type: ignore[arg-type]
+    wtx = decode(c.encode_tx(msgs, prepared)).wtx
     assert not wtx.inputs and not wtx.outputs and not wtx.references
     kept = ibc_messages(wtx.commands)
     assert len(kept) == 2  # the update and the transfer ack
@@ -126,15 +130,16 @@ async def test_plain_ibc_txs_need_no_lookup_and_dvp_ones_need_prepare() -> None:
     node = FakeNode({})
     c = codec()
     msgs = [update()]
-    await c.prepare_tx(node, msgs)  # type: ignore[arg-type]
+    assert await c.prepare_tx(node, msgs) is None  # type: ignore[arg-type]
     assert node.queries == []
     assert len(decode(c.encode_tx(msgs, None)).wtx.commands) == 1
     acks = [chpb.MsgAcknowledgement(packet=packet("A", 1), acknowledgement=SUCCESS_ACK)]
     with pytest.raises(CodecError, match="prepare_tx must run first"):
         c.encode_tx(acks, None)
-    await c.prepare_tx(node, acks)  # type: ignore[arg-type]
+    prepared = await c.prepare_tx(node, acks)  # type: ignore[arg-type]
     with pytest.raises(CodecError, match="prepare_tx must run first"):
-        c.encode_tx(list(acks), None)  # prepared for another sequence object
+        c.encode_tx(list(acks), prepared)  # prepared for another sequence object
+    assert decode(c.encode_tx(acks, prepared)).wtx.commands == ()  # no lock on the node: the ack is left out
 
 
 async def test_malformed_node_answers_are_codec_errors() -> None:
@@ -148,7 +153,7 @@ async def test_malformed_node_answers_are_codec_errors() -> None:
 
 async def test_the_grpc_handle_runs_prepare_before_encoding() -> None:
     node = FakeNode({"A": lock_answer("A", 1, txid="a1")})
-    handle = GrpcChainHandle("corda-x", node, codec())  # type: ignore[arg-type]
+    handle = GrpcChainHandle("corda-x", node, codec(), watch=ResultWatch(node))  # type: ignore[arg-type]
     out = await handle.submit([update(), chpb.MsgAcknowledgement(packet=packet("A", 1), acknowledgement=SUCCESS_ACK)])
     assert out.committed
     wtx = decode(node.submitted[0]).wtx

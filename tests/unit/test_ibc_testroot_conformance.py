@@ -12,6 +12,7 @@ import pytest
 
 from tests.conformance.conftest import rejected
 from tests.conformance.test_bad_input import *  # noqa: F403
+from tests.conformance.test_batch_proofs import *  # noqa: F403
 from tests.conformance.test_ics02_clients import *  # noqa: F403
 from tests.conformance.test_ics03_connections import *  # noqa: F403
 from tests.conformance.test_ics04_channels import *  # noqa: F403

@@ -22,13 +22,16 @@ def _vector(tree: str, name: str) -> tuple[bytes, bytes, bytes, bytes]:
     )
 
 
-def test_batch_and_compressed_proofs_fail_clearly() -> None:
+def test_batch_proofs_are_not_single_proofs_and_empty_batches_fail_clearly() -> None:
     # field 3 (batch) and field 4 (compressed), each an empty length-delimited message
+    with pytest.raises(Ics23Error, match="holds no proof"):
+        ics23.decode_commitment_proof(b"")
     for raw in (b"\x1a\x00", b"\x22\x00", b""):
-        with pytest.raises(Ics23Error, match="not supported"):
-            ics23.decode_commitment_proof(raw)
         assert not ics23.verify_membership(ics23.SMT_SPEC, bytes(32), raw, b"k", b"v")
         assert not ics23.verify_non_membership(ics23.SMT_SPEC, bytes(32), raw, b"k")
+    for raw in (b"\x1a\x00", b"\x22\x00"):
+        with pytest.raises(Ics23Error, match="no entries"):
+            ics23.verify_batch(ics23.SMT_SPEC, bytes(32), raw)
 
 
 def test_garbage_and_non_bytes_proofs_raise_ics23_error() -> None:

@@ -167,3 +167,17 @@ async def test_a_flood_of_concurrent_queries_is_queued_not_cancelled(
     got = await asyncio.gather(*(client.status() for _ in range(n)), return_exceptions=True)
     failed = [g for g in got if isinstance(g, BaseException)]
     assert not failed, f"{len(failed)} of {n} failed, e.g. {failed[0]!r}"
+
+
+def test_answers_encode_fast_path_and_big_integers_alike() -> None:
+    """orjson for the common case, json for integers beyond 64 bits: one canonical text."""
+    import json
+
+    from chains.node.answers import encode_answer
+
+    small = {"b": 1, "a": [1, 2, {"z": "x", "y": None}]}
+    big = {"b": 2**200, "a": [1, 2]}
+    for doc in (small, big):
+        text = encode_answer(doc)
+        assert json.loads(text) == doc
+        assert text == json.dumps(doc, sort_keys=True, separators=(",", ":"))

@@ -11,9 +11,11 @@ from google.protobuf.message import Message
 from chains.ibc.events import Event
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.node.v1 import node_pb2
+from lightclients.crypto import sha256
 from lightclients.interface import Height, LightClientModule
 from relayer.chain import GrpcChainHandle
 from tests.support import rootclient
+from tests.support.fakewatch import ResultWatch
 
 
 def packet_event(type_: str, seq: int) -> node_pb2.Event:
@@ -33,8 +35,7 @@ class FakeNode:
                 packet_event("send_packet", 2), packet_event("write_acknowledgement", 7)])]),
         }
         self.submitted: list[bytes] = []
-        self.inflight = 0
-        self.max_inflight = 0
+        self.txs: dict[bytes, bytes] = {}
         self.queries: list[tuple[str, int, bool]] = []
 
     async def status(self) -> node_pb2.StatusResponse:
@@ -51,18 +52,20 @@ class FakeNode:
                                              revision_number=3)
         return node_pb2.QueryIbcResponse(found=False, proof=b"absent", proof_height=height or 2, revision_number=3)
 
-    async def submit_and_wait(self, tx: bytes, wait_s: float = 30.0) -> node_pb2.TxResult:
+    async def submit(self, tx: bytes) -> bytes:
         self.submitted.append(tx)
-        self.inflight += 1
-        self.max_inflight = max(self.max_inflight, self.inflight)
-        await asyncio.sleep(0.01)
-        self.inflight -= 1
+        h = sha256(tx)
+        self.txs[h] = tx
+        return h
+
+    def outcome_of(self, tx_hash: bytes) -> node_pb2.TxResult:
+        tx = self.txs[tx_hash]
         if tx.startswith(b"bad"):
             return node_pb2.TxResult(status=node_pb2.TX_STATUS_FAILED, reason="nope", height=3)
         return node_pb2.TxResult(status=node_pb2.TX_STATUS_COMMITTED, height=3, events=[
             node_pb2.Event(type="noop", attributes=[node_pb2.Attribute(key="sequence", value=b"1")])])
 
-    async def stream_blocks(self, from_height: int) -> AsyncIterator[node_pb2.Block]:
+    async def stream_blocks(self, from_height: int, results_only: bool = False) -> AsyncIterator[node_pb2.Block]:
         for h in sorted(self.blocks):
             if h >= from_height:
                 yield self.blocks[h]
@@ -88,9 +91,10 @@ class FakeCodec:
         return conflicting + b"|" + str(target).encode()
 
 
-def handle() -> tuple[GrpcChainHandle, FakeNode]:
+def handle(held: bool = False) -> tuple[GrpcChainHandle, FakeNode]:
     node = FakeNode()
-    return GrpcChainHandle("evm-1", node, FakeCodec()), node  # type: ignore[arg-type]
+    watch = ResultWatch(node, held=held)
+    return GrpcChainHandle("evm-1", node, FakeCodec(), watch=watch), node  # type: ignore[arg-type]
 
 
 async def test_status_and_queries_carry_the_revision() -> None:
@@ -115,14 +119,28 @@ async def test_packet_data_comes_from_the_chains_blocks() -> None:
     assert await h.packet_events("send_packet", "transfer", "channel-9", [1]) == {}
 
 
-async def test_submit_serialises_the_signer_and_maps_results() -> None:
+async def test_submit_maps_results() -> None:
     h, node = handle()
     msg = chpb.MsgRecvPacket(signer="r")
     outs = await asyncio.gather(*(h.submit([msg]) for _ in range(5)))
     assert all(o.committed and o.noops == 1 and o.height == Height(0, 3) for o in outs)
-    assert node.max_inflight == 1 and len(node.submitted) == 5
+    assert len(node.submitted) == 5
     bad = await h.submit([])
     assert not bad.committed and bad.reason == "nope"
+
+
+async def test_txs_are_queued_in_call_order_and_in_flight_together() -> None:
+    """Pipelining: the next tx is signed and sent while earlier ones still wait for their block."""
+    h, node = handle(held=True)
+    pending = []
+    for seq in range(1, 6):
+        pending.append(await h.submit_nowait([chpb.MsgRecvPacket(packet=chpb.Packet(sequence=seq), signer="r")]))
+    await asyncio.sleep(0.01)
+    assert [chpb.MsgRecvPacket.FromString(tx).packet.sequence for tx in node.submitted] == [1, 2, 3, 4, 5]
+    assert not any(p.done() for p in pending)  # none has its block yet, all five were sent
+    h.watch.release.set()  # type: ignore[attr-defined]
+    outs = [await p.result() for p in pending]
+    assert all(o.committed for o in outs)
 
 
 async def test_block_stream_yields_ibc_events_and_feeds_the_index() -> None:

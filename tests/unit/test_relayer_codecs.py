@@ -27,6 +27,7 @@ from lightclients.interface import CLIENT_STATE_KEY, Height, MemoryClientStore, 
 from lightclients.qbft.client import QbftClient, encode_header_message
 from relayer.chain import GrpcChainHandle, QueryResult, SignerSync, ViewCompleter
 from relayer.codecs import CodecError, CordaCodec, EvmCodec, codec_for
+from tests.support.fakewatch import ResultWatch
 
 EVM_KEY = sha256(b"relayer-evm-key")
 CORDA_SEED = sha256(b"relayer-corda-seed")
@@ -75,11 +76,17 @@ async def test_evm_tx_is_one_signed_handler_call_with_every_message_and_the_trac
         wrapped = unpacked(arg)
         assert wrapped.type_url == "/" + msg.DESCRIPTOR.full_name
         assert wrapped.value == msg.SerializeToString(deterministic=True)
-    # committed: counted locally, no round trip; anything else: read from the chain again
-    codec.after_tx(node_pb2.TxResult(status=node_pb2.TX_STATUS_COMMITTED))
-    await codec.before_tx(node)  # type: ignore[arg-type]
-    assert codec.nonce == 6 and len(node.app_queries) == 1
-    for result in (node_pb2.TxResult(status=node_pb2.TX_STATUS_FAILED), None):
+    # counted locally when signed, so a second tx in flight gets the next nonce, no round trip
+    assert decode_tx(codec.encode_tx(MSGS, None)).nonce == 6
+    # included (committed, or failed in execution): the count holds; not included: read again
+    for included in (node_pb2.TxResult(status=node_pb2.TX_STATUS_COMMITTED),
+                     node_pb2.TxResult(status=node_pb2.TX_STATUS_FAILED, reason="execution: boom")):
+        codec.after_tx(included)
+        await codec.before_tx(node)  # type: ignore[arg-type]
+        assert codec.nonce == 7 and len(node.app_queries) == 1
+    for result in (node_pb2.TxResult(status=node_pb2.TX_STATUS_FAILED, reason="not included: nonce used"),
+                   node_pb2.TxResult(status=node_pb2.TX_STATUS_UNKNOWN), None):
+        codec.nonce = 7
         codec.after_tx(result)
         assert codec.nonce is None
     node.nonce = 8
@@ -191,13 +198,14 @@ def test_factory_builds_by_kind_and_names_what_is_wrong() -> None:
             codec_for(kind, secret, info)
 
 
-async def test_the_handle_resyncs_the_codec_when_a_submission_raises() -> None:
-    class RaisingNode(FakeNode):
-        async def submit_and_wait(self, tx: bytes, wait_s: float = 30.0) -> node_pb2.TxResult:
-            raise NodeError("SubmitTxAndWait", grpc.StatusCode.INVALID_ARGUMENT, "nonce already used")
+async def test_the_handle_resyncs_the_codec_when_a_submission_is_refused() -> None:
+    class RefusingNode(FakeNode):
+        async def submit(self, tx: bytes) -> bytes:
+            raise NodeError("SubmitTxs", grpc.StatusCode.INVALID_ARGUMENT, "nonce already used")
 
     codec = EvmCodec(EVM_KEY, 1)
-    handle = GrpcChainHandle("evm-1", RaisingNode(nonce=3), codec)  # type: ignore[arg-type]
-    with pytest.raises(NodeError, match="nonce already used"):
-        await handle.submit(MSGS)
+    node = RefusingNode(nonce=3)
+    handle = GrpcChainHandle("evm-1", node, codec, watch=ResultWatch(node))  # type: ignore[arg-type]
+    out = await handle.submit(MSGS)
+    assert not out.committed and "nonce already used" in out.reason
     assert codec.nonce is None

@@ -116,11 +116,27 @@ def test_max_msg_num_below_two_is_refused() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(n=st.integers(0, 60), max_msg_num=st.integers(2, 12))
-def test_batches_hold_one_update_and_at_most_max_minus_one_packets(n: int, max_msg_num: int) -> None:
+def test_batches_lead_with_one_update_and_hold_at_most_max_msg_num(n: int, max_msg_num: int) -> None:
     update = client_pb2.MsgUpdateClient(client_id="c-0", client_message=b"h")
     msgs = [planner.recv_msg(pkt(i + 1), b"p", Height(1, 1), "r") for i in range(n)]
     txs = planner.batch(update, msgs, max_msg_num)
-    assert [m for tx in txs for m in tx[1:]] == msgs
-    for tx in txs:
-        assert tx[0] is update and 2 <= len(tx) <= max_msg_num
-    assert len(txs) == -(-n // (max_msg_num - 1))
+    assert txs[0][0] is update  # the first tx leads with the update, no other tx repeats it
+    assert [m for tx in txs for m in tx if m is not update] == msgs
+    assert sum(m is update for tx in txs for m in tx) == 1
+    assert all(1 <= len(tx) <= max_msg_num for tx in txs)
+    assert len(txs) == max(1, -(-(n + 1) // max_msg_num))
+    plain = planner.batch(None, msgs, max_msg_num)
+    assert [m for tx in plain for m in tx] == msgs and all(len(tx) <= max_msg_num for tx in plain)
+
+
+def test_a_dropped_multiproof_carrier_hands_its_proof_to_the_next_kept_message() -> None:
+    update = client_pb2.MsgUpdateClient(client_id="c-0", client_message=b"h")
+    acks = [chpb.MsgAcknowledgement(packet=pkt(i + 1), acknowledgement=b"a", proof_acked=b"MULTI" if i == 0 else b"")
+            for i in range(4)]
+    kept = planner.keep_messages([update, *acks], dropped={1, 3})
+    assert kept[0] is update
+    assert [(m.packet.sequence, m.proof_acked) for m in kept[1:]] == [(2, b"MULTI"), (4, b"")]
+    assert acks[1].proof_acked == b""  # the caller's messages are not changed
+    # nothing dropped: untouched; the carrier kept: nothing moves
+    assert planner.keep_messages(acks, set()) == acks
+    assert [m.proof_acked for m in planner.keep_messages(acks, {2})] == [b"MULTI", b"", b""]

@@ -19,7 +19,7 @@ from lightclients.interface import Height
 from relayer.chain import TxOutcome
 from relayer.config import load_config
 from relayer.supervisor import Supervisor, settings_from_config
-from relayer.workers import Services
+from relayer.workers import ClientWorker, Services
 from tests.conftest import ROOT
 from tests.support import mockapp, rootclient
 from tests.support.host import SECOND, Host
@@ -232,9 +232,10 @@ async def test_batches_respect_max_msg_num() -> None:
         assert recv_txs
         for tx in recv_txs:
             assert len(tx) <= 3
-            assert isinstance(tx[0], client_pb2.MsgUpdateClient)
-            assert sum(isinstance(m, chpb.MsgRecvPacket) for m in tx) == len(tx) - 1
-        assert len(recv_txs) >= 4  # 7 packets, 2 per tx
+            updates = sum(isinstance(m, client_pb2.MsgUpdateClient) for m in tx)
+            assert updates <= 1 and (updates == 0 or isinstance(tx[0], client_pb2.MsgUpdateClient))
+            assert sum(isinstance(m, chpb.MsgRecvPacket) for m in tx) == len(tx) - updates
+        assert len(recv_txs) >= 3  # 7 packets, at most 3 messages per tx
     finally:
         await sup.stop()
 
@@ -269,6 +270,37 @@ async def test_forged_header_is_caught_and_evidence_freezes_the_client() -> None
         assert metric(svc, "kakehashi_misbehaviour_submitted_total", chain="chain-b",
                       client_id=pair.client["chain-b"]) == 1
         await until(lambda: sup.health()["status"] == "degraded")
+    finally:
+        await sup.stop()
+
+
+class IdentifiedHandle(HostHandle):
+    """A chain whose headers name their block by their own bytes (as the codecs' identities do)."""
+
+    def header_identity(self, client_message: bytes) -> bytes | None:
+        return client_message
+
+
+async def test_watch_compares_genuine_headers_and_still_catches_a_forged_one() -> None:
+    """Headers equal to the source's block are compared, not re-verified; a forged one is
+    verified against the genuine one and frozen as before."""
+    pair, ca, _cb = mock_pair()
+    svc = services()
+    sup = Supervisor(IdentifiedHandle(pair.a), IdentifiedHandle(pair.b), svc, ports=PORTS)
+    await sup.start()
+    try:
+        watcher = sup.workers[f"client:chain-b/{pair.client['chain-b']}"]
+        assert isinstance(watcher, ClientWorker)
+        for i in range(6):  # traffic: the packet workers update chain-b's client of chain-a
+            p = pair.a.send(mockapp.PORT_ID, ca, f"w{i}".encode(), timeout_height=Height(1, 1000))
+            await until(lambda p=p: not committed(pair.a, mockapp.PORT_ID, ca, p.sequence))  # type: ignore[misc]
+        await until(lambda: watcher.headers_matched >= 3)
+        assert watcher.headers_verified == 0 and not pair.b.events.of_type("client_misbehaviour")
+        pair.a.idle()
+        forged = rootclient.header(pair.a.height, pair.a.latest.time_ns, b"\x66" * 32)
+        pair.b.tx(client_pb2.MsgUpdateClient(client_id=pair.client["chain-b"], client_message=forged))
+        await until(lambda: bool(pair.b.events.of_type("client_misbehaviour")))
+        assert watcher.headers_verified >= 1 and watcher.evidence_submitted == 1
     finally:
         await sup.stop()
 

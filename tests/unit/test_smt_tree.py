@@ -238,3 +238,56 @@ def test_corrupt_store_is_detected() -> None:
     store.put(root, b"\x01" + bytes(64))  # wrong content under the root's hash
     with pytest.raises(SmtError, match="corrupt"):
         SparseMerkleTree(store, root)
+
+
+class CountingStore(MemoryNodeStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, node_hash: bytes, /) -> bytes | None:
+        self.reads += 1
+        return super().get(node_hash)
+
+
+def test_head_keeps_latest_values_exactly_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writable tree answers repeated reads without the store, and commits keep it exact."""
+    store = CountingStore()
+    t = SparseMerkleTree(store)
+    for i in range(200):
+        t.set(b"k%d" % i, b"v%d" % i)
+    t.commit()
+    store.reads = 0
+    assert t.get(b"k7") == b"v7" and t.get(b"absent") is None
+    walked = store.reads
+    assert walked > 0
+    assert t.get(b"k7") == b"v7" and t.get(b"absent") is None
+    assert store.reads == walked  # the second reads came from the head's values
+    t.set(b"k7", b"new")
+    t.set(b"absent", b"here")
+    t.delete(b"k8")
+    t.commit()
+    store.reads = 0
+    assert (t.get(b"k7"), t.get(b"absent"), t.get(b"k8")) == (b"new", b"here", None)
+    assert store.reads == 0  # the commit recorded what it wrote
+    view = t.at(t.root)
+    assert view.get(b"k7") == b"new" and store.reads > 0  # views always walk the tree
+    # Random writes, deletes and reads agree with a tree reopened at the same root (no cache).
+    monkeypatch.setattr("chains.store.smt.VALUE_CACHE_SIZE", 16)
+    rng = random.Random(5)
+    for _ in range(30):
+        for _ in range(rng.randint(0, 5)):
+            k = b"r%d" % rng.randint(0, 40)
+            if rng.random() < 0.3:
+                t.delete(k)
+            else:
+                t.set(k, b"x%d" % rng.randint(0, 9))
+        if rng.random() < 0.7:
+            t.commit()
+        fresh = SparseMerkleTree(store, t.root)
+        for i in range(41):
+            k = b"r%d" % i
+            pending = t._pending.get(hashlib.sha256(k).digest())
+            expected = pending[1] if pending is not None else fresh.get(k)
+            assert t.get(k) == expected
+        assert len(t._values) <= 16

@@ -159,3 +159,35 @@ class SignedTransaction(_message.Message):
     tx: WireTransaction
     signatures: _containers.RepeatedCompositeFieldContainer[PartySignature]
     def __init__(self, tx: _Optional[_Union[WireTransaction, _Mapping]] = ..., signatures: _Optional[_Iterable[_Union[PartySignature, _Mapping]]] = ...) -> None: ...
+
+class MemberBatchSignature(_message.Message):
+    __slots__ = ("public_key", "signature", "indices")
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    INDICES_FIELD_NUMBER: _ClassVar[int]
+    public_key: bytes
+    signature: bytes
+    indices: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, public_key: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., indices: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class NotaryBatch(_message.Message):
+    __slots__ = ("txids", "signatures")
+    TXIDS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    txids: _containers.RepeatedScalarFieldContainer[bytes]
+    signatures: _containers.RepeatedCompositeFieldContainer[MemberBatchSignature]
+    def __init__(self, txids: _Optional[_Iterable[bytes]] = ..., signatures: _Optional[_Iterable[_Union[MemberBatchSignature, _Mapping]]] = ...) -> None: ...
+
+class TxNotarySignature(_message.Message):
+    __slots__ = ("public_key", "signature", "leaf_count", "index", "siblings")
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    LEAF_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SIBLINGS_FIELD_NUMBER: _ClassVar[int]
+    public_key: bytes
+    signature: bytes
+    leaf_count: int
+    index: int
+    siblings: _containers.RepeatedCompositeFieldContainer[PartialNode]
+    def __init__(self, public_key: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., leaf_count: _Optional[int] = ..., index: _Optional[int] = ..., siblings: _Optional[_Iterable[_Union[PartialNode, _Mapping]]] = ...) -> None: ...

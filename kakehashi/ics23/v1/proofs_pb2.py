@@ -24,29 +24,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fkakehashi/ics23/v1/proofs.proto\x12\x12kakehashi.ics23.v1\"\x81\x01\n\x0e\x45xistenceProof\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x12(\n\x04leaf\x18\x03 \x01(\x0b\x32\x1a.kakehashi.ics23.v1.LeafOp\x12)\n\x04path\x18\x04 \x03(\x0b\x32\x1b.kakehashi.ics23.v1.InnerOp\"\x85\x01\n\x11NonExistenceProof\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x30\n\x04left\x18\x02 \x01(\x0b\x32\".kakehashi.ics23.v1.ExistenceProof\x12\x31\n\x05right\x18\x03 \x01(\x0b\x32\".kakehashi.ics23.v1.ExistenceProof\"\x96\x01\n\x0f\x43ommitmentProof\x12\x33\n\x05\x65xist\x18\x01 \x01(\x0b\x32\".kakehashi.ics23.v1.ExistenceProofH\x00\x12\x39\n\x08nonexist\x18\x02 \x01(\x0b\x32%.kakehashi.ics23.v1.NonExistenceProofH\x00\x42\x07\n\x05proofJ\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05\"\xd4\x01\n\x06LeafOp\x12(\n\x04hash\x18\x01 \x01(\x0e\x32\x1a.kakehashi.ics23.v1.HashOp\x12/\n\x0bprehash_key\x18\x02 \x01(\x0e\x32\x1a.kakehashi.ics23.v1.HashOp\x12\x31\n\rprehash_value\x18\x03 \x01(\x0e\x32\x1a.kakehashi.ics23.v1.HashOp\x12,\n\x06length\x18\x04 \x01(\x0e\x32\x1c.kakehashi.ics23.v1.LengthOp\x12\x0e\n\x06prefix\x18\x05 \x01(\x0c\"S\n\x07InnerOp\x12(\n\x04hash\x18\x01 \x01(\x0e\x32\x1a.kakehashi.ics23.v1.HashOp\x12\x0e\n\x06prefix\x18\x02 \x01(\x0c\x12\x0e\n\x06suffix\x18\x03 \x01(\x0c\"\xba\x01\n\tProofSpec\x12-\n\tleaf_spec\x18\x01 \x01(\x0b\x32\x1a.kakehashi.ics23.v1.LeafOp\x12\x31\n\ninner_spec\x18\x02 \x01(\x0b\x32\x1d.kakehashi.ics23.v1.InnerSpec\x12\x11\n\tmax_depth\x18\x03 \x01(\x05\x12\x11\n\tmin_depth\x18\x04 \x01(\x05\x12%\n\x1dprehash_key_before_comparison\x18\x05 \x01(\x08\"\xa9\x01\n\tInnerSpec\x12\x13\n\x0b\x63hild_order\x18\x01 \x03(\x05\x12\x12\n\nchild_size\x18\x02 \x01(\x05\x12\x19\n\x11min_prefix_length\x18\x03 \x01(\x05\x12\x19\n\x11max_prefix_length\x18\x04 \x01(\x05\x12\x13\n\x0b\x65mpty_child\x18\x05 \x01(\x0c\x12(\n\x04hash\x18\x06 \x01(\x0e\x32\x1a.kakehashi.ics23.v1.HashOp*\x96\x01\n\x06HashOp\x12\x0b\n\x07NO_HASH\x10\x00\x12\n\n\x06SHA256\x10\x01\x12\n\n\x06SHA512\x10\x02\x12\r\n\tKECCAK256\x10\x03\x12\r\n\tRIPEMD160\x10\x04\x12\x0b\n\x07\x42ITCOIN\x10\x05\x12\x0e\n\nSHA512_256\x10\x06\x12\x0f\n\x0b\x42LAKE2B_512\x10\x07\x12\x0f\n\x0b\x42LAKE2S_256\x10\x08\x12\n\n\x06\x42LAKE3\x10\t*\xab\x01\n\x08LengthOp\x12\r\n\tNO_PREFIX\x10\x00\x12\r\n\tVAR_PROTO\x10\x01\x12\x0b\n\x07VAR_RLP\x10\x02\x12\x0f\n\x0b\x46IXED32_BIG\x10\x03\x12\x12\n\x0e\x46IXED32_LITTLE\x10\x04\x12\x0f\n\x0b\x46IXED64_BIG\x10\x05\x12\x12\n\x0e\x46IXED64_LITTLE\x10\x06\x12\x14\n\x10REQUIRE_32_BYTES\x10\x07\x12\x14\n\x10REQUIRE_64_BYTES\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fkakehashi/ics23/v1/proofs.proto\x12\x12kakehashi.ics23.v1\"\x81\x01\n\x0e\x45xistenceProof\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x12(\n\x04leaf\x18\x03 \x01(\x0b\x32\x1a.kakehashi.ics23.v1.LeafOp\x12)\n\x04path\x18\x04 \x03(\x0b\x32\x1b.kakehashi.ics23.v1.InnerOp\"\x85\x01\n\x11NonExistenceProof\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x30\n\x04left\x18\x02 \x01(\x0b\x32\".kakehashi.ics23.v1.ExistenceProof\x12\x31\n\x05right\x18\x03 \x01(\x0b\x32\".kakehashi.ics23.v1.ExistenceProof\"\xfb\x01\n\x0f\x43ommitmentProof\x12\x33\n\x05\x65xist\x18\x01 \x01(\x0b\x32\".kakehashi.ics23.v1.ExistenceProofH\x00\x12\x39\n\x08nonexist\x18\x02 \x01(\x0b\x32%.kakehashi.ics23.v1.NonExistenceProofH\x00\x12/\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x1e.kakehashi.ics23.v1.BatchProofH\x00\x12>\n\ncompressed\x18\x04 \x01(\x0b\x32(.kakehashi.ics23.v1.CompressedBatchProofH\x00\x42\x07\n\x05proof\"=\n\nBatchProof\x12/\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1e.kakehashi.ics23.v1.BatchEntry\"\x85\x01\n\nBatchEntry\x12\x33\n\x05\x65xist\x18\x01 \x01(\x0b\x32\".kakehashi.ics23.v1.ExistenceProofH\x00\x12\x39\n\x08nonexist\x18\x02 \x01(\x0b\x32%.kakehashi.ics23.v1.NonExistenceProofH\x00\x42\x07\n\x05proof\"\x85\x01\n\x14\x43ompressedBatchProof\x12\x39\n\x07\x65ntries\x18\x01 \x03(\x0b\x32(.kakehashi.ics23.v1.CompressedBatchEntry\x12\x32\n\rlookup_inners\x18\x02 \x03(\x0b\x32\x1b.kakehashi.ics23.v1.InnerOp\"\xa3\x01\n\x14\x43ompressedBatchEntry\x12=\n\x05\x65xist\x18\x01 \x01(\x0b\x32,.kakehashi.ics23.v1.CompressedExistenceProofH\x00\x12\x43\n\x08nonexist\x18\x02 \x01(\x0b\x32/.kakehashi.ics23.v1.CompressedNonExistenceProofH\x00\x42\x07\n\x05proof\"n\n\x18\x43ompressedExistenceProof\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x12(\n\x04leaf\x18\x03 \x01(\x0b\x32\x1a.kakehashi.ics23.v1.LeafOp\x12\x0c\n\x04path\x18\x04 \x03(\x05\"\xa3\x01\n\x1b\x43ompressedNonExistenceProof\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12:\n\x04left\x18\x02 \x01(\x0b\x32,.kakehashi.ics23.v1.CompressedExistenceProof\x12;\n\x05right\x18\x03 \x01(\x0b\x32,.kakehashi.ics23.v1.CompressedExistenceProof\"\xd4\x01\n\x06LeafOp\x12(\n\x04hash\x18\x01 \x01(\x0e\x32\x1a.kakehashi.ics23.v1.HashOp\x12/\n\x0bprehash_key\x18\x02 \x01(\x0e\x32\x1a.kakehashi.ics23.v1.HashOp\x12\x31\n\rprehash_value\x18\x03 \x01(\x0e\x32\x1a.kakehashi.ics23.v1.HashOp\x12,\n\x06length\x18\x04 \x01(\x0e\x32\x1c.kakehashi.ics23.v1.LengthOp\x12\x0e\n\x06prefix\x18\x05 \x01(\x0c\"S\n\x07InnerOp\x12(\n\x04hash\x18\x01 \x01(\x0e\x32\x1a.kakehashi.ics23.v1.HashOp\x12\x0e\n\x06prefix\x18\x02 \x01(\x0c\x12\x0e\n\x06suffix\x18\x03 \x01(\x0c\"\xba\x01\n\tProofSpec\x12-\n\tleaf_spec\x18\x01 \x01(\x0b\x32\x1a.kakehashi.ics23.v1.LeafOp\x12\x31\n\ninner_spec\x18\x02 \x01(\x0b\x32\x1d.kakehashi.ics23.v1.InnerSpec\x12\x11\n\tmax_depth\x18\x03 \x01(\x05\x12\x11\n\tmin_depth\x18\x04 \x01(\x05\x12%\n\x1dprehash_key_before_comparison\x18\x05 \x01(\x08\"\xa9\x01\n\tInnerSpec\x12\x13\n\x0b\x63hild_order\x18\x01 \x03(\x05\x12\x12\n\nchild_size\x18\x02 \x01(\x05\x12\x19\n\x11min_prefix_length\x18\x03 \x01(\x05\x12\x19\n\x11max_prefix_length\x18\x04 \x01(\x05\x12\x13\n\x0b\x65mpty_child\x18\x05 \x01(\x0c\x12(\n\x04hash\x18\x06 \x01(\x0e\x32\x1a.kakehashi.ics23.v1.HashOp*\x96\x01\n\x06HashOp\x12\x0b\n\x07NO_HASH\x10\x00\x12\n\n\x06SHA256\x10\x01\x12\n\n\x06SHA512\x10\x02\x12\r\n\tKECCAK256\x10\x03\x12\r\n\tRIPEMD160\x10\x04\x12\x0b\n\x07\x42ITCOIN\x10\x05\x12\x0e\n\nSHA512_256\x10\x06\x12\x0f\n\x0b\x42LAKE2B_512\x10\x07\x12\x0f\n\x0b\x42LAKE2S_256\x10\x08\x12\n\n\x06\x42LAKE3\x10\t*\xab\x01\n\x08LengthOp\x12\r\n\tNO_PREFIX\x10\x00\x12\r\n\tVAR_PROTO\x10\x01\x12\x0b\n\x07VAR_RLP\x10\x02\x12\x0f\n\x0b\x46IXED32_BIG\x10\x03\x12\x12\n\x0e\x46IXED32_LITTLE\x10\x04\x12\x0f\n\x0b\x46IXED64_BIG\x10\x05\x12\x12\n\x0e\x46IXED64_LITTLE\x10\x06\x12\x14\n\x10REQUIRE_32_BYTES\x10\x07\x12\x14\n\x10REQUIRE_64_BYTES\x10\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kakehashi.ics23.v1.proofs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HASHOP']._serialized_start=1138
-  _globals['_HASHOP']._serialized_end=1288
-  _globals['_LENGTHOP']._serialized_start=1291
-  _globals['_LENGTHOP']._serialized_end=1462
+  _globals['_HASHOP']._serialized_start=2018
+  _globals['_HASHOP']._serialized_end=2168
+  _globals['_LENGTHOP']._serialized_start=2171
+  _globals['_LENGTHOP']._serialized_end=2342
   _globals['_EXISTENCEPROOF']._serialized_start=56
   _globals['_EXISTENCEPROOF']._serialized_end=185
   _globals['_NONEXISTENCEPROOF']._serialized_start=188
   _globals['_NONEXISTENCEPROOF']._serialized_end=321
   _globals['_COMMITMENTPROOF']._serialized_start=324
-  _globals['_COMMITMENTPROOF']._serialized_end=474
-  _globals['_LEAFOP']._serialized_start=477
-  _globals['_LEAFOP']._serialized_end=689
-  _globals['_INNEROP']._serialized_start=691
-  _globals['_INNEROP']._serialized_end=774
-  _globals['_PROOFSPEC']._serialized_start=777
-  _globals['_PROOFSPEC']._serialized_end=963
-  _globals['_INNERSPEC']._serialized_start=966
-  _globals['_INNERSPEC']._serialized_end=1135
+  _globals['_COMMITMENTPROOF']._serialized_end=575
+  _globals['_BATCHPROOF']._serialized_start=577
+  _globals['_BATCHPROOF']._serialized_end=638
+  _globals['_BATCHENTRY']._serialized_start=641
+  _globals['_BATCHENTRY']._serialized_end=774
+  _globals['_COMPRESSEDBATCHPROOF']._serialized_start=777
+  _globals['_COMPRESSEDBATCHPROOF']._serialized_end=910
+  _globals['_COMPRESSEDBATCHENTRY']._serialized_start=913
+  _globals['_COMPRESSEDBATCHENTRY']._serialized_end=1076
+  _globals['_COMPRESSEDEXISTENCEPROOF']._serialized_start=1078
+  _globals['_COMPRESSEDEXISTENCEPROOF']._serialized_end=1188
+  _globals['_COMPRESSEDNONEXISTENCEPROOF']._serialized_start=1191
+  _globals['_COMPRESSEDNONEXISTENCEPROOF']._serialized_end=1354
+  _globals['_LEAFOP']._serialized_start=1357
+  _globals['_LEAFOP']._serialized_end=1569
+  _globals['_INNEROP']._serialized_start=1571
+  _globals['_INNEROP']._serialized_end=1654
+  _globals['_PROOFSPEC']._serialized_start=1657
+  _globals['_PROOFSPEC']._serialized_end=1843
+  _globals['_INNERSPEC']._serialized_start=1846
+  _globals['_INNERSPEC']._serialized_end=2015
 # @@protoc_insertion_point(module_scope)

@@ -74,12 +74,68 @@ class NonExistenceProof(_message.Message):
     def __init__(self, key: _Optional[bytes] = ..., left: _Optional[_Union[ExistenceProof, _Mapping]] = ..., right: _Optional[_Union[ExistenceProof, _Mapping]] = ...) -> None: ...
 
 class CommitmentProof(_message.Message):
+    __slots__ = ("exist", "nonexist", "batch", "compressed")
+    EXIST_FIELD_NUMBER: _ClassVar[int]
+    NONEXIST_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSED_FIELD_NUMBER: _ClassVar[int]
+    exist: ExistenceProof
+    nonexist: NonExistenceProof
+    batch: BatchProof
+    compressed: CompressedBatchProof
+    def __init__(self, exist: _Optional[_Union[ExistenceProof, _Mapping]] = ..., nonexist: _Optional[_Union[NonExistenceProof, _Mapping]] = ..., batch: _Optional[_Union[BatchProof, _Mapping]] = ..., compressed: _Optional[_Union[CompressedBatchProof, _Mapping]] = ...) -> None: ...
+
+class BatchProof(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[BatchEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[BatchEntry, _Mapping]]] = ...) -> None: ...
+
+class BatchEntry(_message.Message):
     __slots__ = ("exist", "nonexist")
     EXIST_FIELD_NUMBER: _ClassVar[int]
     NONEXIST_FIELD_NUMBER: _ClassVar[int]
     exist: ExistenceProof
     nonexist: NonExistenceProof
     def __init__(self, exist: _Optional[_Union[ExistenceProof, _Mapping]] = ..., nonexist: _Optional[_Union[NonExistenceProof, _Mapping]] = ...) -> None: ...
+
+class CompressedBatchProof(_message.Message):
+    __slots__ = ("entries", "lookup_inners")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    LOOKUP_INNERS_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[CompressedBatchEntry]
+    lookup_inners: _containers.RepeatedCompositeFieldContainer[InnerOp]
+    def __init__(self, entries: _Optional[_Iterable[_Union[CompressedBatchEntry, _Mapping]]] = ..., lookup_inners: _Optional[_Iterable[_Union[InnerOp, _Mapping]]] = ...) -> None: ...
+
+class CompressedBatchEntry(_message.Message):
+    __slots__ = ("exist", "nonexist")
+    EXIST_FIELD_NUMBER: _ClassVar[int]
+    NONEXIST_FIELD_NUMBER: _ClassVar[int]
+    exist: CompressedExistenceProof
+    nonexist: CompressedNonExistenceProof
+    def __init__(self, exist: _Optional[_Union[CompressedExistenceProof, _Mapping]] = ..., nonexist: _Optional[_Union[CompressedNonExistenceProof, _Mapping]] = ...) -> None: ...
+
+class CompressedExistenceProof(_message.Message):
+    __slots__ = ("key", "value", "leaf", "path")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LEAF_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    value: bytes
+    leaf: LeafOp
+    path: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., leaf: _Optional[_Union[LeafOp, _Mapping]] = ..., path: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class CompressedNonExistenceProof(_message.Message):
+    __slots__ = ("key", "left", "right")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    LEFT_FIELD_NUMBER: _ClassVar[int]
+    RIGHT_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    left: CompressedExistenceProof
+    right: CompressedExistenceProof
+    def __init__(self, key: _Optional[bytes] = ..., left: _Optional[_Union[CompressedExistenceProof, _Mapping]] = ..., right: _Optional[_Union[CompressedExistenceProof, _Mapping]] = ...) -> None: ...
 
 class LeafOp(_message.Message):
     __slots__ = ("hash", "prehash_key", "prehash_value", "length", "prefix")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from kakehashi.ibc.v1 import client_pb2 as kakehashi_dot_ibc_dot_v1_dot_client__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#kakehashi/qbft/v1/lightclient.proto\x12\x11kakehashi.qbft.v1\x1a\x1dkakehashi/ibc/v1/client.proto\"\xce\x01\n\x0b\x43lientState\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x19\n\x11ibc_store_address\x18\x02 \x01(\x0c\x12/\n\rlatest_height\x18\x03 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x17\n\x0ftrusting_period\x18\x04 \x01(\x04\x12\x17\n\x0fmax_clock_drift\x18\x05 \x01(\x04\x12/\n\rfrozen_height\x18\x06 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\"M\n\x0e\x43onsensusState\x12\x11\n\ttimestamp\x18\x01 \x01(\x04\x12\x14\n\x0cstorage_root\x18\x02 \x01(\x0c\x12\x12\n\nvalidators\x18\x03 \x03(\x0c\"t\n\x06Header\x12\x12\n\nheader_rlp\x18\x01 \x01(\x0c\x12\r\n\x05seals\x18\x02 \x03(\x0c\x12\x30\n\x0etrusted_height\x18\x03 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x15\n\raccount_proof\x18\x04 \x03(\x0c\"h\n\x0cMisbehaviour\x12+\n\x08header_1\x18\x01 \x01(\x0b\x32\x19.kakehashi.qbft.v1.Header\x12+\n\x08header_2\x18\x02 \x01(\x0b\x32\x19.kakehashi.qbft.v1.Header\"\x80\x01\n\rClientMessage\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.kakehashi.qbft.v1.HeaderH\x00\x12\x37\n\x0cmisbehaviour\x18\x02 \x01(\x0b\x32\x1f.kakehashi.qbft.v1.MisbehaviourH\x00\x42\t\n\x07message\"\x1d\n\x0cStorageProof\x12\r\n\x05proof\x18\x01 \x03(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#kakehashi/qbft/v1/lightclient.proto\x12\x11kakehashi.qbft.v1\x1a\x1dkakehashi/ibc/v1/client.proto\"\xce\x01\n\x0b\x43lientState\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x19\n\x11ibc_store_address\x18\x02 \x01(\x0c\x12/\n\rlatest_height\x18\x03 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x17\n\x0ftrusting_period\x18\x04 \x01(\x04\x12\x17\n\x0fmax_clock_drift\x18\x05 \x01(\x04\x12/\n\rfrozen_height\x18\x06 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\"M\n\x0e\x43onsensusState\x12\x11\n\ttimestamp\x18\x01 \x01(\x04\x12\x14\n\x0cstorage_root\x18\x02 \x01(\x0c\x12\x12\n\nvalidators\x18\x03 \x03(\x0c\"t\n\x06Header\x12\x12\n\nheader_rlp\x18\x01 \x01(\x0c\x12\r\n\x05seals\x18\x02 \x03(\x0c\x12\x30\n\x0etrusted_height\x18\x03 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x15\n\raccount_proof\x18\x04 \x03(\x0c\"h\n\x0cMisbehaviour\x12+\n\x08header_1\x18\x01 \x01(\x0b\x32\x19.kakehashi.qbft.v1.Header\x12+\n\x08header_2\x18\x02 \x01(\x0b\x32\x19.kakehashi.qbft.v1.Header\"\x80\x01\n\rClientMessage\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.kakehashi.qbft.v1.HeaderH\x00\x12\x37\n\x0cmisbehaviour\x18\x02 \x01(\x0b\x32\x1f.kakehashi.qbft.v1.MisbehaviourH\x00\x42\t\n\x07message\"W\n\x0cStorageProof\x12\r\n\x05proof\x18\x01 \x03(\x0c\x12\x38\n\nmultiproof\x18\x02 \x01(\x0b\x32$.kakehashi.qbft.v1.StorageMultiproof\"1\n\x11StorageMultiproof\x12\r\n\x05slots\x18\x01 \x03(\x0c\x12\r\n\x05nodes\x18\x02 \x03(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,5 +43,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLIENTMESSAGE']._serialized_start=602
   _globals['_CLIENTMESSAGE']._serialized_end=730
   _globals['_STORAGEPROOF']._serialized_start=732
-  _globals['_STORAGEPROOF']._serialized_end=761
+  _globals['_STORAGEPROOF']._serialized_end=819
+  _globals['_STORAGEMULTIPROOF']._serialized_start=821
+  _globals['_STORAGEMULTIPROOF']._serialized_end=870
 # @@protoc_insertion_point(module_scope)

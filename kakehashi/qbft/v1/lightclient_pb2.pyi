@@ -62,7 +62,17 @@ class ClientMessage(_message.Message):
     def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., misbehaviour: _Optional[_Union[Misbehaviour, _Mapping]] = ...) -> None: ...
 
 class StorageProof(_message.Message):
-    __slots__ = ("proof",)
+    __slots__ = ("proof", "multiproof")
     PROOF_FIELD_NUMBER: _ClassVar[int]
+    MULTIPROOF_FIELD_NUMBER: _ClassVar[int]
     proof: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, proof: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    multiproof: StorageMultiproof
+    def __init__(self, proof: _Optional[_Iterable[bytes]] = ..., multiproof: _Optional[_Union[StorageMultiproof, _Mapping]] = ...) -> None: ...
+
+class StorageMultiproof(_message.Message):
+    __slots__ = ("slots", "nodes")
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    slots: _containers.RepeatedScalarFieldContainer[bytes]
+    nodes: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, slots: _Optional[_Iterable[bytes]] = ..., nodes: _Optional[_Iterable[bytes]] = ...) -> None: ...

@@ -1,0 +1,188 @@
+"""One block stream per node, feeding everything that waits on a chain: heads, tx outcomes, events.
+
+Why: a client that settles hundreds of trades at once used to learn each tx's outcome by
+polling ``GetTxResult`` every 100 ms and the chain's time by asking ``Status`` per trade, so
+the questions grew with the trades in flight while the answers only change once per block.
+A :class:`ChainWatch` reads the node's block stream (results only, no raw txs) once and
+answers all of them locally: the head height and time, each submitted tx's result, and each
+block's events for whoever subscribed. A stream that breaks reconnects and backfills from
+the last height seen (:class:`relayer.events.BlockSource`), so no outcome is missed.
+
+A tx that never shows up in a block (refused at block production and dropped) is asked for
+once with ``GetTxResult`` after ``lost_after_blocks`` blocks, so a waiter always ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from chains.node.client import NodeClient, NodeError
+from kakehashi.node.v1 import node_pb2
+from relayer.events import BlockSource
+
+log = structlog.get_logger("kakehashi.watch")
+
+FINAL = (node_pb2.TX_STATUS_COMMITTED, node_pb2.TX_STATUS_FAILED)
+# tx results remembered for waiters that arrive after the block (a few blocks' worth)
+REMEMBERED_RESULTS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    height: int
+    time_ns: int
+
+
+BlockListener = Callable[[node_pb2.Block], None]
+
+
+class ChainWatch:
+    """The block stream of one node and the waiters on it; see the module docstring."""
+
+    def __init__(self, node: NodeClient, *, lost_after_blocks: int = 8) -> None:
+        self.node = node
+        self.lost_after_blocks = lost_after_blocks
+        self.head: Head | None = None
+        self._results: OrderedDict[bytes, node_pb2.TxResult] = OrderedDict()
+        self._waiters: dict[bytes, tuple[asyncio.Future[node_pb2.TxResult], int]] = {}
+        self._listeners: list[BlockListener] = []
+        self._task: asyncio.Task[None] | None = None
+        self._head_changed = asyncio.Event()
+        self._floor = 0  # a height this process knows is committed (read-your-writes)
+        self.blocks_seen = 0
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> Head:
+        """Start following from the node's next block; returns the head it started at."""
+        if self._task is None:
+            status = await self.node.status()
+            self.head = Head(int(status.latest_height), int(status.latest_time_ns))
+            source = BlockSource(self.node, self.head.height + 1, results_only=True)
+            self._task = asyncio.create_task(self._follow(source), name=f"watch:{self.node.address}")
+        assert self.head is not None
+        return self.head
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for fut, _ in self._waiters.values():
+            if not fut.done():
+                fut.cancel()
+        self._waiters.clear()
+
+    def subscribe(self, listener: BlockListener) -> None:
+        """Call ``listener`` with every new block (results and events, no raw txs), in order."""
+        self._listeners.append(listener)
+
+    # --- answers -------------------------------------------------------------------------
+
+    async def current(self) -> Head:
+        """The newest block seen on the stream (starting the stream if needed), never below a
+        height :meth:`saw` was told of: a caller's own committed write is always visible."""
+        if self.head is None or self._task is None:
+            await self.start()
+        assert self.head is not None
+        if self.head.height < self._floor:
+            return await self.next_block(self._floor - 1, timeout_s=30.0)
+        return self.head
+
+    def saw(self, height: int) -> None:
+        """A tx of this process committed at ``height`` (learnt outside the stream)."""
+        self._floor = max(self._floor, height)
+
+    async def next_block(self, after: int, timeout_s: float | None = None) -> Head:
+        """Wait until a block above height ``after`` has been seen."""
+        if self.head is None or self._task is None:
+            await self.start()
+        assert self.head is not None
+        head = self.head
+        loop = asyncio.get_running_loop()
+        limit = None if timeout_s is None else loop.time() + timeout_s
+        while head.height <= after:
+            self._head_changed.clear()
+            left = None if limit is None else limit - loop.time()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"no block above {after} within {timeout_s} s")
+            await asyncio.wait_for(self._head_changed.wait(), left)
+            head = self.head
+        return head
+
+    async def wait_tx(self, tx_hash: bytes, timeout_s: float = 60.0) -> node_pb2.TxResult:
+        """The result of a submitted tx, from the block that carries it.
+
+        A tx not seen within ``lost_after_blocks`` blocks (or by ``timeout_s``) is asked for
+        directly: a PENDING answer keeps waiting, anything else is returned as it is.
+        """
+        tx_hash = bytes(tx_hash)
+        head = await self.current()
+        seen = self._results.get(tx_hash)
+        if seen is not None:
+            return seen
+        loop = asyncio.get_running_loop()
+        limit = loop.time() + timeout_s
+        while True:
+            entry = self._waiters.get(tx_hash)
+            if entry is None:
+                fut: asyncio.Future[node_pb2.TxResult] = loop.create_future()
+                self._waiters[tx_hash] = (fut, head.height)
+            else:
+                fut = entry[0]
+            left = limit - loop.time()
+            try:
+                return await asyncio.wait_for(asyncio.shield(fut), max(left, 0.0))
+            except TimeoutError:
+                pass
+            # Not in any block so far: ask once (dropped, or a stream we could not follow).
+            self._waiters.pop(tx_hash, None)
+            try:
+                got = await self.node.tx_result(tx_hash)
+            except NodeError as exc:
+                log.warning("tx result lookup failed", tx=tx_hash.hex()[:16], error=str(exc))
+                got = node_pb2.TxResult(tx_hash=tx_hash, status=node_pb2.TX_STATUS_UNKNOWN)
+            if got.status != node_pb2.TX_STATUS_PENDING or loop.time() >= limit:
+                return got
+            head = await self.current()
+
+    # --- the stream ----------------------------------------------------------------------
+
+    async def _follow(self, source: BlockSource) -> None:
+        async for blk in source.blocks():
+            self._on_block(blk)
+
+    def _on_block(self, blk: node_pb2.Block) -> None:
+        self.blocks_seen += 1
+        self.head = Head(int(blk.height), int(blk.time_ns))
+        for res in blk.results:
+            if res.status not in FINAL:
+                continue
+            h = bytes(res.tx_hash)
+            self._results[h] = res
+            waiter = self._waiters.pop(h, None)
+            if waiter is not None and not waiter[0].done():
+                waiter[0].set_result(res)
+        while len(self._results) > REMEMBERED_RESULTS:
+            self._results.popitem(last=False)
+        for listener in self._listeners:
+            try:
+                listener(blk)
+            except Exception as exc:  # one broken listener must not stop the stream
+                log.warning("block listener failed", error=f"{type(exc).__name__}: {exc}")
+        self._head_changed.set()
+        self._expire_lost(int(blk.height))
+
+    def _expire_lost(self, height: int) -> None:
+        """Wake waiters whose tx has not appeared for ``lost_after_blocks`` blocks: they ask."""
+        for h, (fut, since) in list(self._waiters.items()):
+            if height - since >= self.lost_after_blocks and not fut.done():
+                self._waiters.pop(h, None)
+                fut.set_exception(TimeoutError("not in any block yet"))
