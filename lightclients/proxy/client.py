@@ -20,7 +20,9 @@ Rules (DESIGN.md "Proxy mode"), and the choices made where it is silent:
   with its old and its new key, and whichever the host already trusts counts. A message
   whose valid signatures fall short is rejected with the reason for each one that did not
   count. At most 2n signatures are looked at (two keys per operator), so the cost is bounded.
-- Updates: prev_state_id must equal the state id stored at prev_height (the chain of state
+- Updates: an update naming exactly the state already stored at its height is a no-op that
+  checks no signature (the relayer leads each tx with the same update). Otherwise
+  prev_state_id must equal the state id stored at prev_height (the chain of state
   ids is what ties the enclave's hosted client to this client's history); the context's
   trusting period must be the client's, its trusted-state time must be the stored one's and
   its header time the update's, and the host checks it against its own clock.
@@ -32,12 +34,18 @@ Rules (DESIGN.md "Proxy mode"), and the choices made where it is silent:
 - Proofs: height at most the latest, a consensus state stored at exactly that height, and
   the signed VerifyMembership must name this prefix, path, value hash, height and the stored
   state id. A non-membership proof carries an empty value hash.
+- Multiproofs (the core's batch contract): the proxy's multiproof form is a signed
+  VerifyMembershipBatch, one statement over a transaction's paths (strictly ascending), so a
+  transaction of N proofs costs the signatures of one. ``open_batch`` runs the same checks
+  as a single proof, once; lookups then compare value hashes.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+
+from google.protobuf.message import DecodeError
 
 from kakehashi.proxy.v1 import proxy_pb2 as pb
 from lightclients.consensus_heights import breaks_monotonic_time, record_height
@@ -64,11 +72,13 @@ from lightclients.proxy.messages import (
     height_pb,
     hex_address,
     message_digest,
+    parse_batch,
     parse_membership,
     parse_update,
     signer_of,
     value_hash,
 )
+from lightclients.proxy.messages import height as _height
 
 CLIENT_TYPE = "12-proxy"  # ibc-go style "NN-name" (ours, not ICS-registered); ids "12-proxy-0" meet ICS-24
 
@@ -242,6 +252,10 @@ class ProxyLightClient:
         extra = self._registrations(store, cs, msg)
         up = _update_of(msg)
         prev, post = height(up.prev_height), height(up.post_height)
+        existing = self._consensus(store, post)
+        if existing is not None and (bytes(existing.state_id), existing.timestamp) == (bytes(up.post_state_id),
+                                                                                       up.timestamp):
+            return  # the very state already stored: a no-op, nothing to check (registrations were)
         if prev.is_zero():
             raise InvalidClientMessage("an update must name the state it follows (prev_height is zero)")
         if post <= prev:
@@ -357,4 +371,70 @@ class ProxyLightClient:
     def verify_non_membership(self, store: ClientStore, height: Height, proof: bytes, prefix: bytes, path: bytes,
                               now_ns: int) -> None:
         self._verify(store, height, proof, prefix, path, b"", now_ns)
+
+    # --- multiproofs ----------------------------------------------------------------------
+
+    def is_batch_proof(self, proof: bytes) -> bool:
+        """A signed VerifyMembershipBatch: the ProxyMessage's first byte is field 3's tag."""
+        signed = pb.SignedMessage()
+        try:
+            signed.ParseFromString(bytes(proof))
+        except (DecodeError, TypeError):
+            return False
+        return signed.message[:1] == b"\x1a"
+
+    def open_batch(self, store: ClientStore, height: Height, prefix: bytes, proof: bytes,
+                   now_ns: int) -> ProxyBatchOpening:
+        cs = self._require_active(store, now_ns)
+        if height > _height(cs.latest_height):
+            raise InvalidProof(f"proof height {height} is above the latest height")
+        cons = self._consensus(store, height)
+        if cons is None:
+            raise ConsensusStateNotFound(f"no consensus state at proof height {height}")
+        try:
+            signed = decode(pb.SignedMessage, proof, "proxy multiproof")
+            batch = parse_batch(signed.message)
+        except EncodingError as exc:
+            raise InvalidProof(str(exc)) from None
+        if bytes(batch.prefix) != bytes(prefix):
+            raise InvalidProof(f"the enclave proved prefix {bytes(batch.prefix)!r}, not {bytes(prefix)!r}")
+        if _height(batch.height) != height:
+            raise InvalidProof(f"the enclave proved height {_height(batch.height)}, not {height}")
+        if bytes(batch.state_id) != bytes(cons.state_id):
+            raise InvalidProof(f"the enclave proved against state {bytes(batch.state_id).hex()}, not the one stored "
+                               f"at {height}")
+        paths = [bytes(e.path) for e in batch.entries]
+        if not paths:
+            raise InvalidProof("the enclave's batch statement has no entry")
+        if any(a >= b for a, b in itertools.pairwise(paths)):
+            raise InvalidProof("the batch statement's paths are not strictly ascending")
+        self._check_signatures(store, cs, bytes(signed.message), list(signed.signatures), now_ns, {}, InvalidProof)
+        return ProxyBatchOpening({bytes(e.path): bytes(e.value_hash) for e in batch.entries})
+
+
+class ProxyBatchOpening:
+    """A signed batch statement, checked once; lookups compare value hashes."""
+
+    def __init__(self, entries: dict[bytes, bytes]) -> None:
+        self.entries = entries
+
+    def covers(self, path: bytes) -> bool:
+        return bytes(path) in self.entries
+
+    def _entry(self, path: bytes) -> bytes:
+        got = self.entries.get(bytes(path))
+        if got is None:
+            raise InvalidProof(f"the enclave's batch statement does not cover {bytes(path)!r}")
+        return got
+
+    def verify_membership(self, path: bytes, value: bytes) -> None:
+        if not isinstance(value, bytes | bytearray):
+            raise InvalidProof("value must be bytes")
+        got = self._entry(path)
+        if not got or got != value_hash(bytes(value)):
+            raise InvalidProof(f"the enclave's statement about {bytes(path)!r} is not this value")
+
+    def verify_non_membership(self, path: bytes) -> None:
+        if self._entry(path):
+            raise InvalidProof(f"the enclave's statement about {bytes(path)!r} is not absence")
 

@@ -14,7 +14,8 @@ What it signs, and why it is safe to let an untrusted host feed it:
 - The enclave has no trusted clock: ``now_ns`` only gates the hosted client's own checks.
   What time decides (trusted state still within its trusting period, header not from the
   future) goes into the message's context and is checked by the chain against its clock.
-- VerifyMembership: the hosted client verified the proof at a height it trusts.
+- VerifyMembership: the hosted client verified the proof at a height it trusts;
+  VerifyMembershipBatch: the same for many paths from one direct multiproof.
 - Aggregation: a chain of consecutive UpdateStates this enclave signed collapses into one,
   with the strictest context of the chain, so a host chain can follow several verification
   steps (e.g. a validator-set rotation that needs adjacent headers) with one message.
@@ -29,6 +30,7 @@ from kakehashi.proxy.v1 import proxy_pb2 as pb
 from lightclients.crypto import CryptoError, eth_address, secp256k1_public_key
 from lightclients.interface import (
     CLIENT_STATE_KEY,
+    BatchProofModule,
     ClientError,
     ClientStore,
     Height,
@@ -39,6 +41,7 @@ from lightclients.proxy.attestation import parse_report
 from lightclients.proxy.hosted import Hosted, hosted
 from lightclients.proxy.messages import (
     EncodingError,
+    batch_message,
     decode,
     height,
     height_pb,
@@ -188,7 +191,7 @@ class Enclave:
         cons = store.get(consensus_state_key(at))
         if cons is None:
             raise EnclaveError(f"the hosted client has no consensus state at {at}")
-        return state_id(h.client_type, h.params(cs), cons)
+        return state_id(h.client_type, h.params(cs), cons, h.block_id(store, at))
 
     def client_type(self, store: ClientStore) -> str:
         return self._hosted(store)[0].client_type
@@ -282,6 +285,41 @@ class Enclave:
     def verify_non_membership(self, store: ClientStore, at: Height, prefix: bytes, path: bytes, proof: bytes,
                               now_ns: int, signers: Sequence[bytes]) -> Signed:
         return self._membership(store, at, prefix, path, None, proof, now_ns, signers)
+
+    def verify_batch(self, store: ClientStore, at: Height, prefix: bytes, items: Sequence[tuple[bytes, bytes | None]],
+                     multiproof: bytes, now_ns: int, signers: Sequence[bytes]) -> Signed:
+        """One statement for many (path, value or None for absence) pairs, from the hosted
+        client's own multiproof opened once (the direct module's ``open_batch``)."""
+        if not signers:
+            raise EnclaveError("name at least one enclave key to sign the statement")
+        if not items:
+            raise EnclaveError("a batch statement needs at least one path")
+        h, cs = self._hosted(store)
+        wanted: dict[bytes, bytes | None] = {}
+        for path, value in items:
+            path = bytes(path)
+            if path in wanted and wanted[path] != value:
+                raise EnclaveError(f"the batch names {path!r} twice with different values")
+            wanted[path] = None if value is None else bytes(value)
+        module = h.module
+        if not isinstance(module, BatchProofModule) or not module.is_batch_proof(multiproof):
+            raise EnclaveError(f"the hosted {h.client_type} client takes no multiproof in this form")
+        try:
+            opening = module.open_batch(store, at, prefix, multiproof, now_ns)
+            for path, value in wanted.items():
+                if not opening.covers(path):
+                    raise EnclaveError(f"the multiproof does not cover {path!r}")
+                if value is None:
+                    opening.verify_non_membership(path)
+                else:
+                    opening.verify_membership(path, value)
+        except ClientError as exc:
+            raise EnclaveError(f"the hosted {h.client_type} client rejected the multiproof at {at}: {exc}") from None
+        batch = pb.VerifyMembershipBatch(
+            prefix=prefix, height=height_pb(at), state_id=self._state_id(h, cs, store, at),
+            entries=[pb.MembershipEntry(path=p, value_hash=b"" if v is None else value_hash(v))
+                     for p, v in sorted(wanted.items())])
+        return self._sign(batch_message(batch), signers)
 
     # --- aggregation --------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from kakehashi.corda.v1 import lightclient_pb2 as cpb
 from kakehashi.qbft.v1 import lightclient_pb2 as qpb
 from lightclients.corda.client import CLIENT_TYPE as CORDA_TYPE
-from lightclients.corda.client import CordaLightClient
+from lightclients.corda.client import CordaLightClient, checkpoint_hash_key
 from lightclients.interface import (
     CLIENT_STATE_KEY,
     ClientStore,
@@ -32,6 +32,9 @@ from lightclients.interface import (
 from lightclients.proxy.messages import encode, height
 from lightclients.qbft.client import CLIENT_TYPE as QBFT_TYPE
 from lightclients.qbft.client import QbftClient
+from lightclients.qbft.client import (
+    _block_hash_key as qbft_block_hash_key,  # the client's own key layout
+)
 from lightclients.qbft.header import HeaderError, decode_header
 
 
@@ -44,6 +47,7 @@ class Hosted:
     params: Callable[[bytes], bytes]
     periods: Callable[[bytes], tuple[int, int]]  # (trusting period, max clock drift) in ns
     heights: Callable[[ClientStore, bytes], tuple[Height, Height]]  # (trusted, target) of a header
+    block_id: Callable[[ClientStore, Height], bytes]  # the stored block identity at a height (or b"")
 
 
 def _parse(cls: type[qpb.ClientState] | type[cpb.ClientState] | type[qpb.ClientMessage] | type[cpb.ClientMessage],
@@ -84,6 +88,10 @@ def _qbft_periods(raw: bytes) -> tuple[int, int]:
     return int(cs.trusting_period), int(cs.max_clock_drift)
 
 
+def _qbft_block(store: ClientStore, at: Height) -> bytes:
+    return store.get(qbft_block_hash_key(at)) or b""
+
+
 def _qbft_heights(store: ClientStore, message: bytes) -> tuple[Height, Height]:
     msg = _parse(qpb.ClientMessage, message, "qbft client message")
     assert isinstance(msg, qpb.ClientMessage)
@@ -120,6 +128,10 @@ def _corda_periods(raw: bytes) -> tuple[int, int]:
     return int(cs.trusting_period), int(cs.max_clock_drift)
 
 
+def _corda_block(store: ClientStore, at: Height) -> bytes:
+    return store.get(checkpoint_hash_key(at)) or b""
+
+
 def _corda_heights(store: ClientStore, message: bytes) -> tuple[Height, Height]:
     msg = _parse(cpb.ClientMessage, message, "corda client message")
     assert isinstance(msg, cpb.ClientMessage)
@@ -130,8 +142,8 @@ def _corda_heights(store: ClientStore, message: bytes) -> tuple[Height, Height]:
 
 
 HOSTED: dict[str, Hosted] = {
-    QBFT_TYPE: Hosted(QBFT_TYPE, QbftClient(), _qbft_params, _qbft_periods, _qbft_heights),
-    CORDA_TYPE: Hosted(CORDA_TYPE, CordaLightClient(), _corda_params, _corda_periods, _corda_heights),
+    QBFT_TYPE: Hosted(QBFT_TYPE, QbftClient(), _qbft_params, _qbft_periods, _qbft_heights, _qbft_block),
+    CORDA_TYPE: Hosted(CORDA_TYPE, CordaLightClient(), _corda_params, _corda_periods, _corda_heights, _corda_block),
 }
 
 

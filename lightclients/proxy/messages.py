@@ -12,12 +12,15 @@ a domain tag, so a signature over one kind of message can never be replayed as a
 
 A *state id* names one state of a hosted (direct) client:
 ``sha256(b"kakehashi/proxy/v1/state-id" || 0x00 || be16(len T) || T || be32(len P) || P ||
-be32(len C) || C)`` with T the hosted client type, P its parameters (the client state with
-everything that changes as it follows the chain cleared, see ``hosted.py``) and C the
-consensus state at the height. It depends only on the parameters and that one consensus
-state, never on the order updates arrived in, so every enclave that follows the same chain
-with the same parameters names a height's state identically (k-of-n operators sign the same
-bytes) and a proxy client's chain of state ids pins the hosted client's parameters too.
+be32(len C) || C || be32(len B) || B)`` with T the hosted client type, P its parameters (the
+client state with everything that changes as it follows the chain cleared, see
+``hosted.py``), C the consensus state at the height and B the identity of the block the
+hosted client stored there (qbft block hash, Corda checkpoint hash; empty at the height a
+client was created at, which came with no header). It depends only on those, never on the
+order updates arrived in, so every enclave that follows the same chain with the same
+parameters names a height's state identically (k-of-n operators sign the same bytes), a
+proxy client's chain of state ids pins the hosted client's parameters too, and a second
+block at a height (equivocation) has another state id even when its state is the same.
 """
 
 from __future__ import annotations
@@ -73,10 +76,11 @@ def height_pb(h: Height) -> client_pb2.Height:
     return client_pb2.Height(revision_number=h.revision_number, revision_height=h.revision_height)
 
 
-def state_id(client_type: str, params: bytes, consensus_state: bytes) -> bytes:
+def state_id(client_type: str, params: bytes, consensus_state: bytes, block_id: bytes = b"") -> bytes:
     t = client_type.encode()
     return sha256(STATE_ID_TAG + len(t).to_bytes(2, "big") + t + len(params).to_bytes(4, "big") + params
-                  + len(consensus_state).to_bytes(4, "big") + consensus_state)
+                  + len(consensus_state).to_bytes(4, "big") + consensus_state
+                  + len(block_id).to_bytes(4, "big") + block_id)
 
 
 def value_hash(value: bytes) -> bytes:
@@ -115,6 +119,17 @@ def update_message(update: pb.UpdateState) -> bytes:
 
 def membership_message(vm: pb.VerifyMembership) -> bytes:
     return encode(pb.ProxyMessage(verify_membership=vm))
+
+
+def batch_message(batch: pb.VerifyMembershipBatch) -> bytes:
+    return encode(pb.ProxyMessage(verify_membership_batch=batch))
+
+
+def parse_batch(message: bytes) -> pb.VerifyMembershipBatch:
+    msg = decode(pb.ProxyMessage, message, "proxy message")
+    if msg.WhichOneof("message") != "verify_membership_batch":
+        raise EncodingError("proxy message is not a VerifyMembershipBatch")
+    return msg.verify_membership_batch
 
 
 def parse_update(message: bytes) -> pb.UpdateState:

@@ -95,3 +95,10 @@ class ProxyServiceClient:
         req = spb.VerifyNonMembershipRequest(elc_client_id=elc, height=_h(at), prefix=prefix, path=path, proof=proof,
                                              signers=list(signers))
         return await self._call("VerifyNonMembership", lambda t: self.stub.VerifyNonMembership(req, timeout=t))
+
+    async def verify_batch(self, elc: str, at: Height, prefix: bytes, items: Sequence[tuple[bytes, bytes | None]],
+                           multiproof: bytes, signers: Sequence[bytes]) -> spb.SignedResponse:
+        req = spb.VerifyMembershipBatchRequest(
+            elc_client_id=elc, height=_h(at), prefix=prefix, multiproof=multiproof, signers=list(signers),
+            items=[spb.BatchItem(path=p, present=v is not None, value=v or b"") for p, v in items])
+        return await self._call("VerifyMembershipBatch", lambda t: self.stub.VerifyMembershipBatch(req, timeout=t))

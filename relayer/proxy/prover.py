@@ -19,6 +19,9 @@ supervisor, workers and planner run unchanged in both modes.
   ``key_renew_before`` left (wall clock), it asks for a new one; until the old key expires
   both sign, and every update carries the signing keys' registrations, so the counterparty
   learns the new key from the next update and nothing stops at the switch.
+- Multiproofs: where the relayer proves a transaction's packets with one multiproof
+  (``query_multi``), the handle sends the node's multiproof and the paths' values to each
+  proxy and returns one signed VerifyMembershipBatch, which the counterparty opens once.
 - k-of-n: every proxy is asked; at least k must answer, with byte-identical messages.
 """
 
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -34,7 +37,7 @@ import structlog
 from chains.node.client import NodeClient
 from kakehashi.proxy.v1 import proxy_pb2 as pb
 from kakehashi.proxy.v1 import service_pb2 as spb
-from lightclients.interface import ClientStore, Height, LightClientModule
+from lightclients.interface import ClientError, ClientStore, Height, LightClientModule
 from lightclients.proxy.client import CLIENT_TYPE, ProxyLightClient, decode_client_message
 from lightclients.proxy.messages import encode, height, hex_address, parse_update
 from relayer.chain import ChainCodec, ChainHandle, GrpcChainHandle, QueryResult
@@ -180,6 +183,15 @@ class ProxyChainHandle(GrpcChainHandle):
                  reused=first.reused, operators=len(cfg.operators), threshold=cfg.threshold)
         return CLIENT_TYPE, encode(cs), encode(cons)
 
+    def header_identity(self, client_message: bytes) -> bytes | None:
+        """What names the state a proxy update installs: (post height, post state id). The
+        misbehaviour watch compares it instead of re-verifying a header it already knows."""
+        try:
+            up = parse_update(bytes(decode_client_message(client_message).update.message))
+        except ClientError:
+            return None
+        return encode(up.post_height) + bytes(up.post_state_id)
+
     # --- what the counterparty verifies ------------------------------------------------------
 
     async def build_header(self, trusted: Height, target: Height) -> bytes:
@@ -199,6 +211,20 @@ class ProxyChainHandle(GrpcChainHandle):
         counterparty holds the conflicting state at ``target``, so this one freezes it."""
         up = parse_update(bytes(decode_client_message(conflicting).update.message))
         return await self.build_header(height(up.prev_height), target)
+
+    async def query_multi(self, paths: Sequence[bytes], height: Height) -> tuple[list[bytes | None], bytes]:
+        """The proxy's multiproof form: one enclave statement over the node's multiproof of
+        ``paths`` (the counterparty opens it once: one set of signatures per transaction)."""
+        values, multiproof = await super().query_multi(paths, height)
+        items = list(zip(paths, values, strict=True))
+
+        async def one(p: _Proxy) -> spb.SignedResponse:
+            await self._trust(p, height)
+            return await self._call(p, lambda keys: p.client.verify_batch(self.elc_id, height, self.prefix, items,
+                                                                          multiproof, keys))
+
+        signed, _ = await self._each(f"batch proof of {len(paths)} paths at {height}", one)
+        return values, signed
 
     async def query(self, path: bytes, height: Height | None = None, prove: bool = True) -> QueryResult:
         res = await super().query(path, height, prove)

@@ -218,6 +218,16 @@ class ProxyCore:
             raise Refused(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
 
 
+    def verify_batch(self, req: spb.VerifyMembershipBatchRequest) -> spb.SignedResponse:
+        view = self._client(req.elc_client_id)
+        items = [(bytes(i.path), bytes(i.value) if i.present else None) for i in req.items]
+        try:
+            return _signed(self.enclave.verify_batch(view, _height(req.height), bytes(req.prefix), items,
+                                                     bytes(req.multiproof), self.clock(), self._signers(req.signers)))
+        except EnclaveError as exc:
+            raise Refused(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+
+
 class ProxyService:
     """gRPC methods over a ProxyCore. Each runs without awaiting inside, so requests apply one
     at a time on the event loop and a hosted client never sees two writers."""
@@ -233,6 +243,7 @@ class ProxyService:
             "AggregateUpdates": core.aggregate,
             "VerifyMembership": core.verify_membership,
             "VerifyNonMembership": core.verify_non_membership,
+            "VerifyMembershipBatch": core.verify_batch,
         }
 
     def handler(self) -> grpc.GenericRpcHandler:

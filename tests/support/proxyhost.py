@@ -198,6 +198,21 @@ class ProxiedHost:
 
         return self._sign_all(run)
 
+    def prove_many(self, paths: list[bytes], height: Height | None = None) -> bytes:
+        """The proxy's multiproof form: one enclave statement over the inner host's multiproof."""
+        h = height or self.inner.height
+        direct = self.inner.prove_many(paths, h)
+        items = [(p, self.inner.store.get(p)) for p in paths]
+
+        def run(op: Operator, keys: list[bytes]) -> Signed:
+            self._ensure(op, h)
+            return op.enclave.verify_batch(op.elc, h, self.inner.prefix, items, direct, self.inner.now_ns, keys)
+
+        try:
+            return encode(self._sign_all(run).message)
+        except EnclaveError:
+            return direct  # as in prove(): the counterparty must refuse it
+
     def prove(self, path: bytes, height: Height | None = None) -> bytes:
         try:
             return encode(self.signed_proof(path, height).message)

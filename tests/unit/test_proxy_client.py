@@ -317,16 +317,31 @@ def test_conflicting_state_at_a_trusted_height_is_misbehaviour() -> None:
         rig.client.verify_client_message(rig.store, rig.next_update(), rig.now)
 
 
-def test_qbft_block_sealed_twice_with_the_same_state_is_no_conflict() -> None:
-    # The EVM test chain's equivocation keeps the state (another vanity): every provable fact
-    # is the same, so the enclave's statement is byte-identical and nothing is frozen.
+def test_qbft_block_sealed_twice_is_misbehaviour_even_with_the_same_state() -> None:
+    # The EVM test chain's equivocation keeps the state (another vanity): the state id still
+    # differs, because it names the hosted client's stored block hash, so the proxy client
+    # freezes as the direct qbft client would.
     rig = Rig()
     rig.apply(rig.next_update())
     h = rig.src.height
     forked = rig.p.conflicting_header(h, rig.trusted)
     genuine = ProxiedHost.client_message(rig.p.signed_update(h, rig.trusted))
-    assert pb.ClientMessage.FromString(forked).update.message == pb.ClientMessage.FromString(genuine).update.message
-    assert not rig.client.check_for_misbehaviour(rig.store, forked)
+    fork_up = parse_update(pb.ClientMessage.FromString(forked).update.message)
+    real_up = parse_update(pb.ClientMessage.FromString(genuine).update.message)
+    assert fork_up.timestamp == real_up.timestamp and fork_up.post_state_id != real_up.post_state_id
+    rig.client.verify_client_message(rig.store, forked, rig.now)
+    assert rig.client.check_for_misbehaviour(rig.store, forked)
+
+
+def test_repeated_update_is_a_noop_that_checks_no_signature() -> None:
+    rig = Rig()
+    update = rig.next_update()
+    rig.apply(update)
+    from tests.unit.test_proxy_enclave import count_recoveries
+
+    with count_recoveries() as calls:
+        rig.client.verify_client_message(rig.store, update, rig.now)
+    assert calls == [] and rig.client.update_state(rig.store, update) == []
 
 
 def test_non_canonical_and_malformed_messages_are_rejected() -> None:
@@ -364,3 +379,57 @@ def test_initialize_validates_the_pinned_parameters() -> None:
         mutate(bad)
         with pytest.raises(InvalidClientMessage, match=why):
             ProxyLightClient().initialize(MemoryClientStore(), encode(bad), cons, rig.src.now_ns)
+
+
+def test_batch_statement_opens_once_and_binds_paths_values_absence_and_signers() -> None:
+    rig = Rig(operators=3, threshold=2)
+    value = rig.committed()
+    h = rig.src.height
+    absent = paths.packet_receipt("transfer", "channel-0", 9)
+    proof = rig.p.prove_many([PATH, absent], h)
+    assert rig.client.is_batch_proof(proof) and not rig.client.is_batch_proof(rig.p.prove(PATH, h))
+    opening = rig.client.open_batch(rig.store, h, rig.src.prefix, proof, rig.now)
+    assert opening.covers(PATH) and opening.covers(absent) and not opening.covers(b"commitments/other")
+    opening.verify_membership(PATH, value)
+    opening.verify_non_membership(absent)
+    with pytest.raises(InvalidProof, match="not this value"):
+        opening.verify_membership(PATH, b"\x12" * 32)
+    with pytest.raises(InvalidProof, match="not absence"):
+        opening.verify_non_membership(PATH)
+    with pytest.raises(InvalidProof, match="not this value"):
+        opening.verify_membership(absent, b"")
+    with pytest.raises(InvalidProof, match="prefix"):
+        rig.client.open_batch(rig.store, h, b"ibc", proof, rig.now)
+    a, _, _ = rig.p.operators
+    rig.p.signing = [a]
+    with pytest.raises(InvalidProof, match="2 of 3 required"):
+        rig.client.open_batch(rig.store, h, rig.src.prefix, rig.p.prove_many([PATH, absent], h), rig.now)
+    # entries must be strictly ascending: a reordered statement is refused even if signed
+    signed = pb.SignedMessage.FromString(proof)
+    batch = pb.ProxyMessage.FromString(signed.message).verify_membership_batch
+    batch.entries.reverse()
+    keys = [rig.p.keys[op.address] for op in rig.p.operators[:2]]
+    resigned = rig.p.operators[0].enclave._sign(
+        encode(pb.ProxyMessage(verify_membership_batch=batch)), keys[:1])
+    other = rig.p.operators[1].enclave._sign(
+        encode(pb.ProxyMessage(verify_membership_batch=batch)), keys[1:])
+    both = pb.SignedMessage(message=resigned.message.message,
+                            signatures=[*resigned.message.signatures, *other.message.signatures])
+    with pytest.raises(InvalidProof, match="strictly ascending"):
+        rig.client.open_batch(rig.store, h, rig.src.prefix, encode(both), rig.now)
+
+
+def test_enclave_refuses_a_batch_its_multiproof_does_not_support() -> None:
+    rig = Rig()
+    value = rig.committed()
+    h = rig.src.height
+    (op,) = rig.p.operators
+    direct = rig.src.prove_many([PATH], h)
+    from lightclients.proxy.enclave import EnclaveError
+
+    with pytest.raises(EnclaveError, match="rejected the multiproof"):
+        op.enclave.verify_batch(op.elc, h, rig.src.prefix, [(PATH, b"\x00" * 32)], direct, rig.now,
+                                [rig.p.keys[op.address]])
+    with pytest.raises(EnclaveError, match="does not cover"):
+        op.enclave.verify_batch(op.elc, h, rig.src.prefix, [(PATH, value), (b"commitments/x", None)], direct,
+                                rig.now, [rig.p.keys[op.address]])

@@ -3,14 +3,17 @@ the golden vectors of every preimage the proxy hashes."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+from collections.abc import Iterator
 
 import pytest
 
 from chains.ibc import paths
 from kakehashi.proxy.v1 import proxy_pb2 as pb
 from lightclients.interface import Height, MemoryClientStore, Status
+from lightclients.proxy import messages as proxy_messages
 from lightclients.proxy import sealing
 from lightclients.proxy.client import ProxyLightClient
 from lightclients.proxy.enclave import Enclave, EnclaveError, MisbehaviourDetected
@@ -28,6 +31,24 @@ from tests.support.host import SECOND, START_NS
 from tests.support.proxyhost import CODE_HASH, Operator, ProxiedHost, seeded
 
 TP = 3600 * SECOND
+GOLDEN_STATE_ID = "b2ec8664567d5265b93feb7f1c537c28aa94d9ad7c495f746385d6026332e386"
+
+
+@contextlib.contextmanager
+def count_recoveries() -> Iterator[list[bytes]]:
+    """Every enclave-signature recovery the proxy client makes while the block runs."""
+    calls: list[bytes] = []
+    real = proxy_messages.secp256k1_recover_address
+
+    def counting(digest: bytes, signature: bytes) -> bytes:
+        calls.append(digest)
+        return real(digest, signature)
+
+    proxy_messages.secp256k1_recover_address = counting
+    try:
+        yield calls
+    finally:
+        proxy_messages.secp256k1_recover_address = real
 
 
 # --- golden vectors: the preimages as the module docstrings write them ---------------------
@@ -35,9 +56,11 @@ TP = 3600 * SECOND
 
 def test_state_id_preimage() -> None:
     want = hashlib.sha256(b"kakehashi/proxy/v1/state-id\x00" + b"\x00\x07" + b"10-qbft" + b"\x00\x00\x00\x02\x01\x02"
-                          + b"\x00\x00\x00\x01\x03").hexdigest()
-    assert state_id("10-qbft", b"\x01\x02", b"\x03").hex() == want
-    assert want == "40a05835aa9b972b9a75e9086a2a725f437c8246c73638f22f5feecb3fdd687a"
+                          + b"\x00\x00\x00\x01\x03" + b"\x00\x00\x00\x02\x04\x05").hexdigest()
+    assert state_id("10-qbft", b"\x01\x02", b"\x03", b"\x04\x05").hex() == want
+    assert want == GOLDEN_STATE_ID
+    # no stored block identity (the creation height) is an empty, length-prefixed field
+    assert state_id("10-qbft", b"\x01\x02", b"\x03") != state_id("10-qbft", b"\x01\x02", b"\x03", b"\x00")
 
 
 def test_signed_digest_preimages_are_domain_separated() -> None:

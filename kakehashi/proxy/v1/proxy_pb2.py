@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from kakehashi.ibc.v1 import client_pb2 as kakehashi_dot_ibc_dot_v1_dot_client__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekakehashi/proxy/v1/proxy.proto\x12\x12kakehashi.proxy.v1\x1a\x1dkakehashi/ibc/v1/client.proto\"\x8a\x01\n\x15TrustingPeriodContext\x12\x17\n\x0ftrusting_period\x18\x01 \x01(\x04\x12\x13\n\x0b\x63lock_drift\x18\x02 \x01(\x04\x12\"\n\x1auntrusted_header_timestamp\x18\x03 \x01(\x04\x12\x1f\n\x17trusted_state_timestamp\x18\x04 \x01(\x04\"\xe8\x01\n\x0bUpdateState\x12-\n\x0bprev_height\x18\x01 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x15\n\rprev_state_id\x18\x02 \x01(\x0c\x12-\n\x0bpost_height\x18\x03 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x15\n\rpost_state_id\x18\x04 \x01(\x0c\x12\x11\n\ttimestamp\x18\x05 \x01(\x04\x12:\n\x07\x63ontext\x18\x06 \x01(\x0b\x32).kakehashi.proxy.v1.TrustingPeriodContext\"\x80\x01\n\x10VerifyMembership\x12\x0e\n\x06prefix\x18\x01 \x01(\x0c\x12\x0c\n\x04path\x18\x02 \x01(\x0c\x12\x12\n\nvalue_hash\x18\x03 \x01(\x0c\x12(\n\x06height\x18\x04 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x10\n\x08state_id\x18\x05 \x01(\x0c\"\x95\x01\n\x0cProxyMessage\x12\x37\n\x0cupdate_state\x18\x01 \x01(\x0b\x32\x1f.kakehashi.proxy.v1.UpdateStateH\x00\x12\x41\n\x11verify_membership\x18\x02 \x01(\x0b\x32$.kakehashi.proxy.v1.VerifyMembershipH\x00\x42\t\n\x07message\"4\n\rSignedMessage\x12\x0f\n\x07message\x18\x01 \x01(\x0c\x12\x12\n\nsignatures\x18\x02 \x03(\x0c\"\x86\x01\n\x11\x41ttestationReport\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x11\n\tsimulated\x18\x02 \x01(\x08\x12\x11\n\tcode_hash\x18\x03 \x01(\x0c\x12\x13\n\x0b\x65nclave_key\x18\x04 \x01(\x0c\x12\x10\n\x08operator\x18\x05 \x01(\x0c\x12\x13\n\x0b\x61ttested_at\x18\x06 \x01(\x04\"a\n\x16\x45nclaveKeyRegistration\x12\x0e\n\x06report\x18\x01 \x01(\x0c\x12\x1b\n\x13\x61uthority_signature\x18\x02 \x01(\x0c\x12\x1a\n\x12operator_signature\x18\x03 \x01(\x0c\"\x85\x01\n\rClientMessage\x12\x31\n\x06update\x18\x01 \x01(\x0b\x32!.kakehashi.proxy.v1.SignedMessage\x12\x41\n\rregistrations\x18\x02 \x03(\x0b\x32*.kakehashi.proxy.v1.EnclaveKeyRegistration\"\x8b\x02\n\x0b\x43lientState\x12\x11\n\tcode_hash\x18\x01 \x01(\x0c\x12\x11\n\tauthority\x18\x02 \x01(\x0c\x12\x17\n\x0f\x61llow_simulated\x18\x03 \x01(\x08\x12\x16\n\x0ekey_expiration\x18\x04 \x01(\x04\x12\x11\n\toperators\x18\x05 \x03(\x0c\x12\x1b\n\x13operators_threshold\x18\x06 \x01(\r\x12\x17\n\x0ftrusting_period\x18\x07 \x01(\x04\x12/\n\rlatest_height\x18\x08 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x0e\n\x06\x66rozen\x18\t \x01(\x08\x12\x1b\n\x13proxied_client_type\x18\n \x01(\t\"5\n\x0e\x43onsensusState\x12\x10\n\x08state_id\x18\x01 \x01(\x0c\x12\x11\n\ttimestamp\x18\x02 \x01(\x04\"8\n\x10\x45nclaveKeyRecord\x12\x10\n\x08operator\x18\x01 \x01(\x0c\x12\x12\n\nexpires_at\x18\x02 \x01(\x04\"d\n\x10SealedEnclaveKey\x12\x0e\n\x06secret\x18\x01 \x01(\x0c\x12@\n\x0cregistration\x18\x02 \x01(\x0b\x32*.kakehashi.proxy.v1.EnclaveKeyRegistrationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekakehashi/proxy/v1/proxy.proto\x12\x12kakehashi.proxy.v1\x1a\x1dkakehashi/ibc/v1/client.proto\"\x8a\x01\n\x15TrustingPeriodContext\x12\x17\n\x0ftrusting_period\x18\x01 \x01(\x04\x12\x13\n\x0b\x63lock_drift\x18\x02 \x01(\x04\x12\"\n\x1auntrusted_header_timestamp\x18\x03 \x01(\x04\x12\x1f\n\x17trusted_state_timestamp\x18\x04 \x01(\x04\"\xe8\x01\n\x0bUpdateState\x12-\n\x0bprev_height\x18\x01 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x15\n\rprev_state_id\x18\x02 \x01(\x0c\x12-\n\x0bpost_height\x18\x03 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x15\n\rpost_state_id\x18\x04 \x01(\x0c\x12\x11\n\ttimestamp\x18\x05 \x01(\x04\x12:\n\x07\x63ontext\x18\x06 \x01(\x0b\x32).kakehashi.proxy.v1.TrustingPeriodContext\"\x80\x01\n\x10VerifyMembership\x12\x0e\n\x06prefix\x18\x01 \x01(\x0c\x12\x0c\n\x04path\x18\x02 \x01(\x0c\x12\x12\n\nvalue_hash\x18\x03 \x01(\x0c\x12(\n\x06height\x18\x04 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x10\n\x08state_id\x18\x05 \x01(\x0c\"3\n\x0fMembershipEntry\x12\x0c\n\x04path\x18\x01 \x01(\x0c\x12\x12\n\nvalue_hash\x18\x02 \x01(\x0c\"\x99\x01\n\x15VerifyMembershipBatch\x12\x0e\n\x06prefix\x18\x01 \x01(\x0c\x12(\n\x06height\x18\x02 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x10\n\x08state_id\x18\x03 \x01(\x0c\x12\x34\n\x07\x65ntries\x18\x04 \x03(\x0b\x32#.kakehashi.proxy.v1.MembershipEntry\"\xe3\x01\n\x0cProxyMessage\x12\x37\n\x0cupdate_state\x18\x01 \x01(\x0b\x32\x1f.kakehashi.proxy.v1.UpdateStateH\x00\x12\x41\n\x11verify_membership\x18\x02 \x01(\x0b\x32$.kakehashi.proxy.v1.VerifyMembershipH\x00\x12L\n\x17verify_membership_batch\x18\x03 \x01(\x0b\x32).kakehashi.proxy.v1.VerifyMembershipBatchH\x00\x42\t\n\x07message\"4\n\rSignedMessage\x12\x0f\n\x07message\x18\x01 \x01(\x0c\x12\x12\n\nsignatures\x18\x02 \x03(\x0c\"\x86\x01\n\x11\x41ttestationReport\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x11\n\tsimulated\x18\x02 \x01(\x08\x12\x11\n\tcode_hash\x18\x03 \x01(\x0c\x12\x13\n\x0b\x65nclave_key\x18\x04 \x01(\x0c\x12\x10\n\x08operator\x18\x05 \x01(\x0c\x12\x13\n\x0b\x61ttested_at\x18\x06 \x01(\x04\"a\n\x16\x45nclaveKeyRegistration\x12\x0e\n\x06report\x18\x01 \x01(\x0c\x12\x1b\n\x13\x61uthority_signature\x18\x02 \x01(\x0c\x12\x1a\n\x12operator_signature\x18\x03 \x01(\x0c\"\x85\x01\n\rClientMessage\x12\x31\n\x06update\x18\x01 \x01(\x0b\x32!.kakehashi.proxy.v1.SignedMessage\x12\x41\n\rregistrations\x18\x02 \x03(\x0b\x32*.kakehashi.proxy.v1.EnclaveKeyRegistration\"\x8b\x02\n\x0b\x43lientState\x12\x11\n\tcode_hash\x18\x01 \x01(\x0c\x12\x11\n\tauthority\x18\x02 \x01(\x0c\x12\x17\n\x0f\x61llow_simulated\x18\x03 \x01(\x08\x12\x16\n\x0ekey_expiration\x18\x04 \x01(\x04\x12\x11\n\toperators\x18\x05 \x03(\x0c\x12\x1b\n\x13operators_threshold\x18\x06 \x01(\r\x12\x17\n\x0ftrusting_period\x18\x07 \x01(\x04\x12/\n\rlatest_height\x18\x08 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x0e\n\x06\x66rozen\x18\t \x01(\x08\x12\x1b\n\x13proxied_client_type\x18\n \x01(\t\"5\n\x0e\x43onsensusState\x12\x10\n\x08state_id\x18\x01 \x01(\x0c\x12\x11\n\ttimestamp\x18\x02 \x01(\x04\"8\n\x10\x45nclaveKeyRecord\x12\x10\n\x08operator\x18\x01 \x01(\x0c\x12\x12\n\nexpires_at\x18\x02 \x01(\x04\"d\n\x10SealedEnclaveKey\x12\x0e\n\x06secret\x18\x01 \x01(\x0c\x12@\n\x0cregistration\x18\x02 \x01(\x0b\x32*.kakehashi.proxy.v1.EnclaveKeyRegistrationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,22 +38,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATESTATE']._serialized_end=459
   _globals['_VERIFYMEMBERSHIP']._serialized_start=462
   _globals['_VERIFYMEMBERSHIP']._serialized_end=590
-  _globals['_PROXYMESSAGE']._serialized_start=593
-  _globals['_PROXYMESSAGE']._serialized_end=742
-  _globals['_SIGNEDMESSAGE']._serialized_start=744
-  _globals['_SIGNEDMESSAGE']._serialized_end=796
-  _globals['_ATTESTATIONREPORT']._serialized_start=799
-  _globals['_ATTESTATIONREPORT']._serialized_end=933
-  _globals['_ENCLAVEKEYREGISTRATION']._serialized_start=935
-  _globals['_ENCLAVEKEYREGISTRATION']._serialized_end=1032
-  _globals['_CLIENTMESSAGE']._serialized_start=1035
-  _globals['_CLIENTMESSAGE']._serialized_end=1168
-  _globals['_CLIENTSTATE']._serialized_start=1171
-  _globals['_CLIENTSTATE']._serialized_end=1438
-  _globals['_CONSENSUSSTATE']._serialized_start=1440
-  _globals['_CONSENSUSSTATE']._serialized_end=1493
-  _globals['_ENCLAVEKEYRECORD']._serialized_start=1495
-  _globals['_ENCLAVEKEYRECORD']._serialized_end=1551
-  _globals['_SEALEDENCLAVEKEY']._serialized_start=1553
-  _globals['_SEALEDENCLAVEKEY']._serialized_end=1653
+  _globals['_MEMBERSHIPENTRY']._serialized_start=592
+  _globals['_MEMBERSHIPENTRY']._serialized_end=643
+  _globals['_VERIFYMEMBERSHIPBATCH']._serialized_start=646
+  _globals['_VERIFYMEMBERSHIPBATCH']._serialized_end=799
+  _globals['_PROXYMESSAGE']._serialized_start=802
+  _globals['_PROXYMESSAGE']._serialized_end=1029
+  _globals['_SIGNEDMESSAGE']._serialized_start=1031
+  _globals['_SIGNEDMESSAGE']._serialized_end=1083
+  _globals['_ATTESTATIONREPORT']._serialized_start=1086
+  _globals['_ATTESTATIONREPORT']._serialized_end=1220
+  _globals['_ENCLAVEKEYREGISTRATION']._serialized_start=1222
+  _globals['_ENCLAVEKEYREGISTRATION']._serialized_end=1319
+  _globals['_CLIENTMESSAGE']._serialized_start=1322
+  _globals['_CLIENTMESSAGE']._serialized_end=1455
+  _globals['_CLIENTSTATE']._serialized_start=1458
+  _globals['_CLIENTSTATE']._serialized_end=1725
+  _globals['_CONSENSUSSTATE']._serialized_start=1727
+  _globals['_CONSENSUSSTATE']._serialized_end=1780
+  _globals['_ENCLAVEKEYRECORD']._serialized_start=1782
+  _globals['_ENCLAVEKEYRECORD']._serialized_end=1838
+  _globals['_SEALEDENCLAVEKEY']._serialized_start=1840
+  _globals['_SEALEDENCLAVEKEY']._serialized_end=1940
 # @@protoc_insertion_point(module_scope)

@@ -49,13 +49,35 @@ class VerifyMembership(_message.Message):
     state_id: bytes
     def __init__(self, prefix: _Optional[bytes] = ..., path: _Optional[bytes] = ..., value_hash: _Optional[bytes] = ..., height: _Optional[_Union[_client_pb2.Height, _Mapping]] = ..., state_id: _Optional[bytes] = ...) -> None: ...
 
+class MembershipEntry(_message.Message):
+    __slots__ = ("path", "value_hash")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    VALUE_HASH_FIELD_NUMBER: _ClassVar[int]
+    path: bytes
+    value_hash: bytes
+    def __init__(self, path: _Optional[bytes] = ..., value_hash: _Optional[bytes] = ...) -> None: ...
+
+class VerifyMembershipBatch(_message.Message):
+    __slots__ = ("prefix", "height", "state_id", "entries")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    STATE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    prefix: bytes
+    height: _client_pb2.Height
+    state_id: bytes
+    entries: _containers.RepeatedCompositeFieldContainer[MembershipEntry]
+    def __init__(self, prefix: _Optional[bytes] = ..., height: _Optional[_Union[_client_pb2.Height, _Mapping]] = ..., state_id: _Optional[bytes] = ..., entries: _Optional[_Iterable[_Union[MembershipEntry, _Mapping]]] = ...) -> None: ...
+
 class ProxyMessage(_message.Message):
-    __slots__ = ("update_state", "verify_membership")
+    __slots__ = ("update_state", "verify_membership", "verify_membership_batch")
     UPDATE_STATE_FIELD_NUMBER: _ClassVar[int]
     VERIFY_MEMBERSHIP_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_MEMBERSHIP_BATCH_FIELD_NUMBER: _ClassVar[int]
     update_state: UpdateState
     verify_membership: VerifyMembership
-    def __init__(self, update_state: _Optional[_Union[UpdateState, _Mapping]] = ..., verify_membership: _Optional[_Union[VerifyMembership, _Mapping]] = ...) -> None: ...
+    verify_membership_batch: VerifyMembershipBatch
+    def __init__(self, update_state: _Optional[_Union[UpdateState, _Mapping]] = ..., verify_membership: _Optional[_Union[VerifyMembership, _Mapping]] = ..., verify_membership_batch: _Optional[_Union[VerifyMembershipBatch, _Mapping]] = ...) -> None: ...
 
 class SignedMessage(_message.Message):
     __slots__ = ("message", "signatures")

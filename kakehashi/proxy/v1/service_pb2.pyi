@@ -154,6 +154,32 @@ class VerifyNonMembershipRequest(_message.Message):
     signers: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, elc_client_id: _Optional[str] = ..., height: _Optional[_Union[_client_pb2.Height, _Mapping]] = ..., prefix: _Optional[bytes] = ..., path: _Optional[bytes] = ..., proof: _Optional[bytes] = ..., signers: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
+class BatchItem(_message.Message):
+    __slots__ = ("path", "present", "value")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PRESENT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    path: bytes
+    present: bool
+    value: bytes
+    def __init__(self, path: _Optional[bytes] = ..., present: _Optional[bool] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class VerifyMembershipBatchRequest(_message.Message):
+    __slots__ = ("elc_client_id", "height", "prefix", "items", "multiproof", "signers")
+    ELC_CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    MULTIPROOF_FIELD_NUMBER: _ClassVar[int]
+    SIGNERS_FIELD_NUMBER: _ClassVar[int]
+    elc_client_id: str
+    height: _client_pb2.Height
+    prefix: bytes
+    items: _containers.RepeatedCompositeFieldContainer[BatchItem]
+    multiproof: bytes
+    signers: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, elc_client_id: _Optional[str] = ..., height: _Optional[_Union[_client_pb2.Height, _Mapping]] = ..., prefix: _Optional[bytes] = ..., items: _Optional[_Iterable[_Union[BatchItem, _Mapping]]] = ..., multiproof: _Optional[bytes] = ..., signers: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class SignedResponse(_message.Message):
     __slots__ = ("signed", "registrations")
     SIGNED_FIELD_NUMBER: _ClassVar[int]

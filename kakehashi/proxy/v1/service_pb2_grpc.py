@@ -74,6 +74,11 @@ class ProxyStub:
                 request_serializer=kakehashi_dot_proxy_dot_v1_dot_service__pb2.VerifyNonMembershipRequest.SerializeToString,
                 response_deserializer=kakehashi_dot_proxy_dot_v1_dot_service__pb2.SignedResponse.FromString,
                 _registered_method=True)
+        self.VerifyMembershipBatch = channel.unary_unary(
+                '/kakehashi.proxy.v1.Proxy/VerifyMembershipBatch',
+                request_serializer=kakehashi_dot_proxy_dot_v1_dot_service__pb2.VerifyMembershipBatchRequest.SerializeToString,
+                response_deserializer=kakehashi_dot_proxy_dot_v1_dot_service__pb2.SignedResponse.FromString,
+                _registered_method=True)
 
 
 class ProxyServicer:
@@ -133,6 +138,13 @@ class ProxyServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyMembershipBatch(self, request, context):
+        """One statement for many paths, from one direct multiproof.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProxyServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,6 +186,11 @@ def add_ProxyServicer_to_server(servicer, server):
             'VerifyNonMembership': grpc.unary_unary_rpc_method_handler(
                     servicer.VerifyNonMembership,
                     request_deserializer=kakehashi_dot_proxy_dot_v1_dot_service__pb2.VerifyNonMembershipRequest.FromString,
+                    response_serializer=kakehashi_dot_proxy_dot_v1_dot_service__pb2.SignedResponse.SerializeToString,
+            ),
+            'VerifyMembershipBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyMembershipBatch,
+                    request_deserializer=kakehashi_dot_proxy_dot_v1_dot_service__pb2.VerifyMembershipBatchRequest.FromString,
                     response_serializer=kakehashi_dot_proxy_dot_v1_dot_service__pb2.SignedResponse.SerializeToString,
             ),
     }
@@ -392,6 +409,33 @@ class Proxy:
             target,
             '/kakehashi.proxy.v1.Proxy/VerifyNonMembership',
             kakehashi_dot_proxy_dot_v1_dot_service__pb2.VerifyNonMembershipRequest.SerializeToString,
+            kakehashi_dot_proxy_dot_v1_dot_service__pb2.SignedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyMembershipBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kakehashi.proxy.v1.Proxy/VerifyMembershipBatch',
+            kakehashi_dot_proxy_dot_v1_dot_service__pb2.VerifyMembershipBatchRequest.SerializeToString,
             kakehashi_dot_proxy_dot_v1_dot_service__pb2.SignedResponse.FromString,
             options,
             channel_credentials,
