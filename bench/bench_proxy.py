@@ -24,6 +24,7 @@ in proxy mode a real proxy process over gRPC) once per mode at one size.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -220,8 +221,15 @@ def _proxy(src: Source, min_seconds: float, operators: int = 1, threshold: int =
     authority = SimulatedAuthority(crypto.sha256(b"bench authority"))
     ops = _operators(operators, authority, src)
     signers = ops[:threshold]
-    enclave_update_us = per_call_us(lambda: ops[0].enclave.update_client(ops[0].elc, src.header, src.now,
-                                                                         [ops[0].key]), min_seconds=min_seconds)
+    # first-time updates on fresh copies of the hosted client (a repeated header is a no-op now)
+    base = copy.deepcopy(ops[0].elc)
+    timed = []
+    for _ in range(3 if min_seconds < 0.2 else 10):
+        elc = copy.deepcopy(base)
+        started = time.perf_counter()
+        ops[0].enclave.update_client(elc, src.header, src.now, [ops[0].key])
+        timed.append(time.perf_counter() - started)
+    enclave_update_us = sum(timed) / len(timed) * 1e6
     signed, regs = _merge([o.enclave.update_client(o.elc, src.header, src.now, [o.key]) for o in signers])
     message = proxy_messages.encode(ppb.ClientMessage(update=signed, registrations=regs))
     info = ops[0].enclave.state(ops[0].elc, Height(0, 1))  # the trusted state both clients start from
@@ -312,7 +320,7 @@ def _onchain(quick: bool) -> dict[str, Any]:
 def _e2e(quick: bool) -> dict[str, Any]:
     from bench import bench_dvp
 
-    size = 20 if quick else 200
+    size = 20 if quick else 1000
     out: dict[str, Any] = {}
     for prover in ("direct", "proxy"):
         started = time.monotonic()
