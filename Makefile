@@ -28,8 +28,9 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The main job: a local two-chain testnet (.testnet) with the relayer, demo traffic and a report.
+# `make run PROVER=proxy`: the same through the proxy (SIMULATED enclave) in .testnet-proxy.
 run: $(STAMP)
-	$(PY) -m relayer.demo
+	$(PY) -m relayer.demo $(if $(PROVER),--prover $(PROVER),)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check chains lightclients relayer tests bench scripts

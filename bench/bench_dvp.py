@@ -300,7 +300,7 @@ async def _query_ms(led: Ledgers, buyer_hex: str, calls: int = 5) -> float:
     return round((time.perf_counter() - started) / calls * 1000, 2)
 
 
-def _setup(root: Path, procs: Procs) -> tuple[Net, int, Any]:
+def _setup(root: Path, procs: Procs, prover: str = "direct") -> tuple[Net, int, Any]:
     evm = start_node(root, "evm", "evm-bench", f"{int(EVM_PERIOD_S * 1000)}ms", procs)
     corda = start_node(root, "corda", "corda-bench", f"{int(CORDA_PERIOD_S * 1000)}ms", procs)
     add_keys(root / "keys", [(evm, RELAYER_KEYS["evm"]), (corda, RELAYER_KEYS["corda"])])
@@ -309,6 +309,10 @@ def _setup(root: Path, procs: Procs) -> tuple[Net, int, Any]:
         metrics_port=port, max_msg_num=MAX_MSG_NUM, clear_limit=CLEAR_LIMIT, clear_interval=CLEAR_INTERVAL,
         keys={evm.chain_id: f"{evm.chain_id}-{RELAYER_KEYS['evm']}",
               corda.chain_id: f"{corda.chain_id}-{RELAYER_KEYS['corda']}"}))
+    if prover == "proxy":  # both chains proven through a proxy process (SIMULATED enclave)
+        from tests.support.proxylive import proxy_section, start_proxy, use_proxy
+
+        use_proxy(cfg, proxy_section(start_proxy(root, procs)))
     path = create_path(cfg, evm, corda, channel=False)
     chan = kj("create", "channel", "-c", str(cfg), "--a-chain", evm.chain_id, "--a-connection", path.a_connection,
               "--a-port", dvp_app.PORT_ID, "--b-port", dvp_app.PORT_ID, "--channel-version", dvp_app.VERSION)
@@ -317,8 +321,9 @@ def _setup(root: Path, procs: Procs) -> tuple[Net, int, Any]:
     return Net(evm, corda, chan["b_channel"], daemon), port, daemon
 
 
-def run(quick: bool) -> dict[str, Any]:
-    sizes = (SIZE_QUICK,) if quick else SIZES_FULL
+def run(quick: bool, prover: str = "direct", sizes: Sequence[int] | None = None) -> dict[str, Any]:
+    """``prover``: "direct" or "proxy" (bench_proxy runs both); ``sizes`` overrides the default sizes."""
+    sizes = tuple(sizes) if sizes else (SIZE_QUICK,) if quick else SIZES_FULL
     concurrency = CONCURRENCY_QUICK if quick else CONCURRENCY_FULL
     out: dict[str, Any] = {"settings": {
         "evm_block_period_s": EVM_PERIOD_S, "corda_block_period_s": CORDA_PERIOD_S,
@@ -329,12 +334,12 @@ def run(quick: bool) -> dict[str, Any]:
         "latency_floor_s": 2 * EVM_PERIOD_S + 2 * CORDA_PERIOD_S,
         "max_msg_num": MAX_MSG_NUM, "clear_limit": CLEAR_LIMIT, "clear_interval_blocks": CLEAR_INTERVAL,
         "concurrency": concurrency, "buyer_cash_states": concurrency, "st_per_trade": QTY, "sc_per_trade": AMOUNT,
-        "validators": 4, "feeding_budget_s": {str(n): BUDGET_S[n] for n in sizes},
+        "validators": 4, "feeding_budget_s": {str(n): BUDGET_S.get(n, 120.0) for n in sizes}, "prover": prover,
         "latency": "EVM lock submitted -> Corda block with the lock's exit (Settle) received"}}
     with tempfile.TemporaryDirectory(prefix="bench-dvp-") as tmp:
         procs = Procs()
         try:
-            net, port, daemon = _setup(Path(tmp), procs)
+            net, port, daemon = _setup(Path(tmp), procs, prover)
 
             async def go() -> None:
                 async with await Ledgers.connect(net.evm.addr, net.corda.addr, net.channel) as led:
@@ -346,7 +351,7 @@ def run(quick: bool) -> dict[str, Any]:
                     watcher = asyncio.create_task(watch.run(led.corda, start))
                     try:
                         for n in sizes:
-                            out[f"n{n}"] = await _size(client, watch, net, n, concurrency, str(n), BUDGET_S[n])
+                            out[f"n{n}"] = await _size(client, watch, net, n, concurrency, str(n), BUDGET_S.get(n, 120.0))
                     finally:
                         watcher.cancel()
                         with contextlib.suppress(asyncio.CancelledError):

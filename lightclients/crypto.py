@@ -218,3 +218,38 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
         return True
     except (CryptoError, nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError):
         return False
+
+
+# --- symmetric sealing (the proxy enclave's key files) ----------------------------------
+
+
+def hkdf_sha256(secret: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
+    """RFC 5869 HKDF-SHA256 (extract and expand)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    ikm = _need_bytes("HKDF secret", secret)
+    return bytes(HKDF(algorithm=hashes.SHA256(), length=length, salt=_need_bytes("HKDF salt", salt),
+                      info=_need_bytes("HKDF info", info)).derive(ikm))
+
+
+def aes_gcm_seal(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM: ciphertext with its 16-byte tag appended. The nonce must never repeat
+    under one key; callers draw it from their randomness source."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return bytes(AESGCM(_need("AES-GCM key", key, 32)).encrypt(
+        _need("AES-GCM nonce", nonce, 12), _need_bytes("plaintext", plaintext), _need_bytes("aad", aad)))
+
+
+def aes_gcm_open(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    """Inverse of :func:`aes_gcm_seal`; CryptoError when the tag does not verify (wrong key,
+    wrong associated data, or tampered bytes)."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    try:
+        return bytes(AESGCM(_need("AES-GCM key", key, 32)).decrypt(
+            _need("AES-GCM nonce", nonce, 12), _need_bytes("ciphertext", ciphertext), _need_bytes("aad", aad)))
+    except InvalidTag:
+        raise CryptoError("sealed data does not authenticate (wrong key, wrong binding, or tampered)") from None

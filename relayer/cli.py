@@ -145,6 +145,10 @@ def _testnet_tables(tn: Any) -> Table:
     health = "-" if r.healthy is None else ("ok" if r.healthy else "DEGRADED")
     table.add_row("relayer", "metrics", r.metrics or "-", health, "-" if r.pid is None else str(r.pid), str(r.log))
     table.add_row("relayer", "health", r.health or "-", "", "", str(r.config))
+    if tn.proxy is not None:
+        p = tn.proxy
+        table.add_row("proxy (SIMULATED enclave)", f"code {str(p.code_hash or '-')[:16]}…", p.address or "-", "",
+                      "-" if p.pid is None else str(p.pid), str(p.log))
     if tn.connection:
         c = tn.connection
         table.add_row("connection", f"{c['a_connection']} <-> {c['b_connection']}",
@@ -159,7 +163,8 @@ def cmd_testnet_up(ns: argparse.Namespace) -> None:
     from relayer import testnet
 
     try:
-        tn = testnet.up(Path(ns.home), validators=ns.validators, block_period=ns.block_period, mqtt=ns.mqtt)
+        tn = testnet.up(Path(ns.home), validators=ns.validators, block_period=ns.block_period, mqtt=ns.mqtt,
+                        prover=ns.prover)
     except (testnet.TestnetError, KeystoreError) as exc:
         raise CliError(str(exc)) from exc
     _out(ns, tn.to_json(), _testnet_tables(tn))
@@ -480,6 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="block period of both nodes on first init (default: evm 1s, corda 200ms)")
     tup.add_argument("--mqtt", metavar="HOST:PORT", default=None,
                      help="publish packet events to this MQTT broker (kept for later runs; default: off)")
+    tup.add_argument("--prover", choices=["direct", "proxy"], default=None,
+                     help="how each chain is proven to the other: direct light clients, or the proxy "
+                          "(LCP-style, SIMULATED enclave) started beside the nodes (fixed at the first up; "
+                          "default direct)")
     tup.set_defaults(func=cmd_testnet_up)
     tn.add_parser("down", parents=[tcommon], help="stop the relayer and nodes that `up` started").set_defaults(func=cmd_testnet_down)
     tn.add_parser("status", parents=[tcommon], help="show the nodes, the relayer and the channels").set_defaults(func=cmd_testnet_status)
@@ -492,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_relayer_commands(sub, common)
     __import__("relayer.dvp.cli", fromlist=["register"]).register(sub, common)
+    __import__("relayer.proxy.cli", fromlist=["register"]).register(sub)
     return parser
 
 

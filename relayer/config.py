@@ -16,7 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from relayer.proxy.config import ProxyConfig
 
 CHAIN_KINDS = ("evm", "corda")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -126,6 +129,8 @@ class ChainConfig:
     max_clock_drift_s: float = 5.0
     trust_threshold: Fraction = Fraction(1, 3)
     packet_filter: PacketFilter = field(default_factory=PacketFilter)
+    prover: str = "direct"  # or "proxy": the counterparty tracks this chain through a 12-proxy client
+    proxy: ProxyConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +293,9 @@ def _chain(sec: _Section, base_dir: Path) -> ChainConfig:
             rules.append((rule[0], rule[1]))
         f.done()
         pf = PacketFilter(policy, tuple(rules))
+    from relayer.proxy.config import parse_prover
+
+    prover, proxy = parse_prover(sec)
     sec.done()
     return ChainConfig(
         id=cid,
@@ -301,6 +309,8 @@ def _chain(sec: _Section, base_dir: Path) -> ChainConfig:
         max_clock_drift_s=drift,
         trust_threshold=threshold,
         packet_filter=pf,
+        prover=prover,
+        proxy=proxy,
     )
 
 

@@ -94,6 +94,10 @@ async def open_chain(config: Config, chain: ChainConfig, passphrase: str | None,
     except BaseException:
         await client.close()
         raise
+    if chain.prover == "proxy":  # proven through proxy services (relayer/proxy/prover.py)
+        from relayer.proxy.prover import proxy_handle
+
+        return OpenChain(chain, client, proxy_handle(chain.id, client, codec, chain.proxy))
     return OpenChain(chain, client, GrpcChainHandle(chain.id, client, codec))
 
 
@@ -119,6 +123,8 @@ async def opened(config: Config, passphrase: str | None, *chain_ids: str,
             if close is not None:
                 await close()
             await oc.client.close()
+            if (aclose := getattr(oc.handle, "aclose", None)) is not None:
+                await aclose()
 
 
 def services_for(config: Config, telemetry: Telemetry, mqtt: MqttPublisher | None) -> Services:

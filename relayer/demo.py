@@ -51,6 +51,10 @@ from relayer.demo_dvp import print_report as print_dvp_report
 
 SEC_NS = 1_000_000_000
 DEFAULT_HOME = Path(".testnet")
+# a testnet's clients are of one kind, so proxy mode gets its own default home
+DEFAULT_HOMES = {"direct": DEFAULT_HOME, "proxy": Path(".testnet-proxy")}
+MODES = {"direct": "direct light clients (qbft, corda) verified on chain",
+         "proxy": "proxy (LCP-style): SIMULATED enclave signs, chains verify 12-proxy clients"}
 # Transfers per send tx: about four send txs each way (5..50 messages each), so sends spread
 # over a few blocks without one tx per transfer.
 MIN_BATCH, MAX_BATCH, SEND_TXS = 5, 50, 4
@@ -103,6 +107,7 @@ class DemoContext:
     console: Console
     timeout_s: float = 90.0
     trades: int = DEFAULT_TRADES  # DvP trades that should settle (the failure kinds come on top)
+    prover: str = "direct"  # how the chains verify each other (relayer/proxy for "proxy")
     tn: testnet.Testnet | None = None
     directions: list[Direction] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
@@ -133,11 +138,14 @@ Phase = Callable[[DemoContext], Awaitable[None]]
 
 async def phase_testnet(ctx: DemoContext) -> None:
     started = time.monotonic()
-    ctx.tn = await testnet.up_async(ctx.home)
+    ctx.tn = await testnet.up_async(ctx.home, prover=ctx.prover)
     transfer = ctx.tn.channel("transfer")
     ctx.report["testnet"] = {"home": str(ctx.home), "seconds": round(time.monotonic() - started, 2),
                              "channel": transfer, "relayer_pid": ctx.tn.relayer.pid,
-                             "metrics": ctx.tn.relayer.metrics}
+                             "metrics": ctx.tn.relayer.metrics, "prover": ctx.tn.prover,
+                             "verification": MODES[ctx.tn.prover],
+                             "clients": [ctx.tn.connection.get("a_client"), ctx.tn.connection.get("b_client")]}
+    ctx.console.print(f"verification mode: [bold]{ctx.tn.prover}[/] — {MODES[ctx.tn.prover]}")
     ctx.console.print(f"testnet up in {ctx.report['testnet']['seconds']} s: transfer channel "
                       f"{transfer['a_channel']} (evm) <-> {transfer['b_channel']} (corda); relayer pid "
                       f"{ctx.tn.relayer.pid}, metrics {ctx.tn.relayer.metrics}")
@@ -347,6 +355,10 @@ def _fmt(v: float | None) -> str:
 
 
 def print_report(ctx: DemoContext, out: Console) -> None:
+    tn = ctx.report.get("testnet", {})
+    if tn:
+        out.print(f"verification mode: [bold]{tn['prover']}[/] — {tn['verification']} "
+                  f"(clients {' / '.join(str(c) for c in tn['clients'])})")
     transfers = ctx.report.get("transfers", {})
     table = Table("direction", "sent", "received", "acked", "p50", "p90", "p99", "max",
                   title=f"transfers ({ctx.transfers} each way, {transfers.get('seconds', '-')} s)")
@@ -377,7 +389,10 @@ async def run(ctx: DemoContext, phases: list[tuple[str, Phase]] | None = None) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m relayer.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--home", default=str(DEFAULT_HOME), help="testnet directory, fresh or existing (.testnet)")
+    parser.add_argument("--home", default=None,
+                        help="testnet directory, fresh or existing (default .testnet, or .testnet-proxy with --prover proxy)")
+    parser.add_argument("--prover", choices=sorted(MODES), default="direct",
+                        help="direct light clients, or the proxy (LCP-style, SIMULATED enclave) — default direct")
     parser.add_argument("--transfers", type=int, default=20, help="transfers each way (default 20)")
     parser.add_argument("--trades", type=int, default=DEFAULT_TRADES,
                         help=f"DvP trades that settle, plus one of each failure kind (default {DEFAULT_TRADES})")
@@ -390,8 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     if ns.trades < 0:
         parser.error("--trades must not be negative")
     # Progress and messages go to stderr, so --json leaves stdout to the report alone.
+    ns.home = ns.home or str(DEFAULT_HOMES[ns.prover])
     ctx = DemoContext(Path(ns.home).resolve(), ns.transfers, Console(stderr=True), timeout_s=ns.timeout,
-                      trades=ns.trades)
+                      trades=ns.trades, prover=ns.prover)
     ok = asyncio.run(run(ctx))
     if ns.down:
         stopped = testnet.down(ctx.home)

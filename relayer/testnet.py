@@ -118,11 +118,14 @@ class Testnet:
     connection: dict[str, str] = field(default_factory=dict)
     channels: list[dict[str, str]] = field(default_factory=list)
     created: list[str] = field(default_factory=list)  # by this `up`; empty when everything existed
+    prover: str = "direct"  # how each chain is proven to the other: "direct" or "proxy"
+    proxy: Any = None  # relayer.proxy.testnet.ProxyProcInfo in proxy mode
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = json.loads(json.dumps(
             {"nodes": [asdict(n) for n in self.nodes], "relayer": asdict(self.relayer),
-             "connection": self.connection, "channels": self.channels, "created": self.created}, default=str))
+             "connection": self.connection, "channels": self.channels, "created": self.created,
+             "prover": self.prover, "proxy": asdict(self.proxy) if self.proxy is not None else None}, default=str))
         return doc
 
     def channel(self, a_port: str) -> dict[str, str]:
@@ -337,7 +340,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def render_config(addresses: dict[str, str], telemetry_port: int, mqtt: str | None) -> str:
+def render_config(addresses: dict[str, str], telemetry_port: int, mqtt: str | None, chain_extra: str = "") -> str:
     chains = "".join(f"""
 [[chains]]
 id = "{chain_id}"
@@ -345,7 +348,7 @@ kind = "{kind}"
 grpc_addr = "{addresses[kind]}"
 key_name = "{RELAYER_KEYS[kind]}"
 max_clock_drift = "{MAX_CLOCK_DRIFT}"
-""" for kind, chain_id, _ in CHAINS)
+{chain_extra}""" for kind, chain_id, _ in CHAINS)
     mqtt_host, _, mqtt_port = (mqtt or "127.0.0.1:1883").rpartition(":")
     return f"""# Written by `kakehashi testnet up` on every run (the nodes' ports change); edits are lost.
 [global]
@@ -369,7 +372,7 @@ port = {int(mqtt_port)}
 {chains}"""
 
 
-def _write_config(root: Path, nodes: list[NodeInfo], mqtt: str | None) -> Config:
+def _write_config(root: Path, nodes: list[NodeInfo], mqtt: str | None, chain_extra: str = "") -> Config:
     path = relayer_home(root) / "relayer.toml"
     port = 0
     previous: Config | None = None
@@ -382,7 +385,7 @@ def _write_config(root: Path, nodes: list[NodeInfo], mqtt: str | None) -> Config
     if not port or not _port_free(port):
         port = _free_port()
     addresses = {n.kind: n.address or "" for n in nodes}
-    path.write_text(render_config(addresses, port, mqtt))
+    path.write_text(render_config(addresses, port, mqtt, chain_extra))
     try:
         return load_config(path)
     except ConfigError as exc:  # what we write must validate
@@ -523,19 +526,42 @@ def _saved_paths(root: Path) -> tuple[dict[str, str], list[dict[str, str]]]:
 
 
 def up(root: Path, *, validators: int = 4, block_period: str | None = None, mqtt: str | None = None,
-       wait_s: float = 60.0) -> Testnet:
+       wait_s: float = 60.0, prover: str | None = None) -> Testnet:
     """Bring the whole testnet up (idempotent): nodes, relayer keys and config, paths, relayer."""
-    return asyncio.run(up_async(root, validators=validators, block_period=block_period, mqtt=mqtt, wait_s=wait_s))
+    return asyncio.run(up_async(root, validators=validators, block_period=block_period, mqtt=mqtt, wait_s=wait_s,
+                                prover=prover))
+
+
+PROVERS = ("direct", "proxy")
+
+
+def testnet_prover(root: Path, wanted: str | None = None) -> str:
+    """The testnet's verification mode: fixed by its first `up` (HOME/prover), since its clients
+    are of one kind; asking for the other mode on an existing testnet is an error."""
+    path = Path(root).resolve() / "prover"
+    saved = path.read_text().strip() if path.exists() else None
+    if wanted is not None and wanted not in PROVERS:
+        raise TestnetError(f"--prover must be one of {', '.join(PROVERS)}, got {wanted!r}")
+    if saved is not None and wanted is not None and saved != wanted:
+        raise TestnetError(f"the testnet in {root} was created with --prover {saved}; its clients cannot switch. "
+                           f"Use another --home for --prover {wanted}")
+    mode = saved or wanted or "direct"
+    if saved is None:
+        path.write_text(mode + "\n")
+    return mode
 
 
 async def up_async(root: Path, *, validators: int = 4, block_period: str | None = None, mqtt: str | None = None,
-                   wait_s: float = 60.0) -> Testnet:
+                   wait_s: float = 60.0, prover: str | None = None) -> Testnet:
     """:func:`up` inside a running event loop (gRPC's asyncio channels serve one loop per process)."""
     from relayer.logs import configure_logging
+    from relayer.proxy.testnet import chain_section, up_proxy
 
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    mode = testnet_prover(root, prover)
     started = _up_nodes(root, validators, block_period, wait_s)
+    proxy = up_proxy(root, wait_s)[0] if mode == "proxy" else None
     nodes = await _nodes(root)
     for n in nodes:
         if n.address is None:
@@ -546,7 +572,8 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
     if pid is not None and started:
         _terminate(pid, 20.0)  # it still points at the nodes' old addresses
         pid = None
-    config = _write_config(root, nodes, mqtt) if pid is None else load_config(relayer_home(root) / "relayer.toml")
+    extra = chain_section(proxy) if proxy is not None else ""
+    config = _write_config(root, nodes, mqtt, extra) if pid is None else load_config(relayer_home(root) / "relayer.toml")
     await _wait_heights(nodes, 2, wait_s)
     configure_logging("warning", "console")  # handshakes log on stderr only when something is wrong
     try:
@@ -557,7 +584,7 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
         json.dumps({"connection": connection, "channels": channels}, indent=2, sort_keys=True) + "\n")
     if pid is None:
         await _start_relayer(root, config, secret, wait_s)
-    return Testnet(await _nodes(root), relayer_info(root), connection, channels, created)
+    return Testnet(await _nodes(root), relayer_info(root), connection, channels, created, mode, proxy)
 
 
 def down(root: Path, *, wait_s: float = 20.0) -> list[str]:
@@ -569,6 +596,10 @@ def down(root: Path, *, wait_s: float = 20.0) -> list[str]:
         _terminate(rpid, wait_s)
         stopped.append("relayer")
     (relayer_home(root) / "relayer.pid").unlink(missing_ok=True)
+    from relayer.proxy.testnet import down_proxy
+
+    if down_proxy(root, wait_s):
+        stopped.append("proxy")
     for kind, _, _ in CHAINS:
         home = root / kind
         pid = _node_pid(home)
@@ -584,6 +615,10 @@ def status(root: Path) -> Testnet:
 
 
 async def status_async(root: Path) -> Testnet:
+    from relayer.proxy.testnet import proxy_info
+
     root = Path(root).resolve()
     connection, channels = _saved_paths(root)
-    return Testnet(await _nodes(root), relayer_info(root), connection, channels)
+    saved = root / "prover"
+    mode = saved.read_text().strip() if saved.exists() else "direct"
+    return Testnet(await _nodes(root), relayer_info(root), connection, channels, prover=mode, proxy=proxy_info(root))

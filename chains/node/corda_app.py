@@ -94,6 +94,7 @@ from lightclients.corda.checkpoint import checkpoint_hash, quorum
 from lightclients.corda.client import CordaLightClient, consensus_state_from_checkpoint, encode
 from lightclients.crypto import ed25519_public_key, sha256
 from lightclients.interface import Height
+from lightclients.proxy.client import ProxyLightClient
 from lightclients.qbft import QbftClient
 
 KIND_NAME = "corda"
@@ -367,7 +368,8 @@ class CordaApp:
         store = SparseMerkleTree(self.db.nodes, bytes(latest.checkpoint.ibc_root) if latest else EMPTY_ROOT)
         self.handler = IbcHandler(
             store,
-            {CordaLightClient.client_type: CordaLightClient(), QbftClient.client_type: QbftClient()},
+            {CordaLightClient.client_type: CordaLightClient(), QbftClient.client_type: QbftClient(),
+             ProxyLightClient.client_type: ProxyLightClient()},
             IBC_PREFIX,
             self._sink,
         )

@@ -79,6 +79,7 @@ from lightclients.corda.client import CordaLightClient
 from lightclients.crypto import CryptoError, eth_address, keccak256, secp256k1_public_key
 from lightclients.interface import LightClientModule
 from lightclients.mpt import MptProofError, decode_account
+from lightclients.proxy.client import ProxyLightClient
 from lightclients.qbft.client import CLIENT_TYPE as QBFT_CLIENT_TYPE
 from lightclients.qbft.client import QbftClient, commitment_slot, verify_seals
 from lightclients.qbft.header import HeaderError, QbftHeader, decode_header
@@ -240,10 +241,12 @@ class EvmGenesis:
 
 
 def light_clients() -> dict[str, LightClientModule]:
-    """Client types the chain's IBC handler can host: this chain's own kind and Corda."""
+    """Client types the chain's IBC handler can host: this chain's own kind, Corda, and the
+    proxy client (LCP-style, verifying either through a simulated enclave)."""
     qbft: LightClientModule = QbftClient()
     corda: LightClientModule = CordaLightClient()
-    return {QBFT_CLIENT_TYPE: qbft, CordaLightClient.client_type: corda}
+    proxy: LightClientModule = ProxyLightClient()
+    return {QBFT_CLIENT_TYPE: qbft, CordaLightClient.client_type: corda, ProxyLightClient.client_type: proxy}
 
 
 def build_genesis_chain(

@@ -36,6 +36,7 @@ from lightclients.interface import (
     Status,
     consensus_state_key,
 )
+from lightclients.proxy.client import ProxyLightClient
 from lightclients.qbft.client import QbftClient
 from relayer.watch import ChainWatch
 
@@ -67,6 +68,8 @@ def _module_for(client_id: str) -> LightClientModule:
         return QbftClient()
     if client_id.startswith(CordaLightClient.client_type + "-"):
         return CordaLightClient()
+    if client_id.startswith(ProxyLightClient.client_type + "-"):
+        return ProxyLightClient()
     raise LedgerError(f"client {client_id} is of an unknown type")
 
 

@@ -6,6 +6,7 @@ command) -- the test-only client trusts any root and the test-only host has no s
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from chains.ibc import paths
 from chains.ibc.errors import ClientFailure, InvalidMessage, TxFailed
@@ -16,6 +17,7 @@ from tests.support.cordahost import CordaHost
 from tests.support.evmhost import EvmHost
 from tests.support.host import SECOND, START_NS
 from tests.support.pair import HostPair
+from tests.support.proxyhost import ProxiedHost
 
 
 def test_transfer_may_only_spend_the_signers_account(pair: HostPair, rejected: Callable[..., TxFailed]) -> None:
@@ -36,6 +38,10 @@ def test_transfer_may_only_spend_the_signers_account(pair: HostPair, rejected: C
 
 def _impostor(host: ChainHost) -> ChainHost:
     """The same chain id and kind as ``host``, run by validators/notaries it never had."""
+    if isinstance(host, ProxiedHost):
+        fake = ProxiedHost(_impostor(host.inner))
+        fake.client_state(3600 * SECOND, 3600 * SECOND)
+        return cast(ChainHost, fake)
     if isinstance(host, EvmHost):
         return EvmHost(host.chain_id, host.chain.chain_id, START_NS, host.block_ns, key_label="impostor")
     assert isinstance(host, CordaHost)

@@ -42,6 +42,7 @@ from lightclients.corda.client import (
 )
 from lightclients.crypto import ed25519_public_key, sha256
 from lightclients.interface import Height
+from lightclients.proxy.client import ProxyLightClient
 from lightclients.qbft import QbftClient
 from tests.support.basehost import Block, ChainHost
 
@@ -69,7 +70,8 @@ class CordaHost(ChainHost):
         self.store = self.tree
         self.events = EventLog()
         self.handler = IbcHandler(self.tree, {QbftClient.client_type: QbftClient(),
-                                               CordaLightClient.client_type: CordaLightClient()},
+                                               CordaLightClient.client_type: CordaLightClient(),
+                                               ProxyLightClient.client_type: ProxyLightClient()},
                                   self.prefix, self.events)
         self.transfer = transfer.install(self.handler)
         self.seeds = [sha256(f"{key_label or chain_id}-notary-{i}".encode()) for i in range(4)]

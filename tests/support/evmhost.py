@@ -25,6 +25,7 @@ from kakehashi.qbft.v1 import lightclient_pb2 as qpb
 from lightclients.corda.client import CordaLightClient
 from lightclients.crypto import eth_address, secp256k1_public_key, sha256
 from lightclients.interface import Height
+from lightclients.proxy.client import ProxyLightClient
 from lightclients.qbft import QbftClient
 from lightclients.qbft.client import encode_header_message, encode_misbehaviour_message
 from tests.support.basehost import Block, ChainHost
@@ -55,7 +56,8 @@ class EvmHost(ChainHost):
         validators = [eth_address(secp256k1_public_key(k)) for k in self.keys]
         self.chain = EvmChain(numeric_id, validators, start_ns, token_issuer=SIGNER, revision=revision,
                               clients={QbftClient.client_type: QbftClient(),
-                                       CordaLightClient.client_type: CordaLightClient()})
+                                       CordaLightClient.client_type: CordaLightClient(),
+                                       ProxyLightClient.client_type: ProxyLightClient()})
         self.prefix = IBC_HANDLER_ADDRESS
         self.handler = self.chain.ibc.handler
         self.store = self.chain.ibc.store

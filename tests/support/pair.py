@@ -17,6 +17,8 @@ The conformance suite runs over ``REAL_KINDS`` only: the test-only client stays 
 
 from __future__ import annotations
 
+from typing import cast
+
 from chains.ibc import paths
 from chains.ibc.apps.transfer import VERSION as TRANSFER_VERSION
 from chains.ibc.context import to_proto
@@ -33,7 +35,9 @@ from tests.support.evmhost import EvmHost
 from tests.support.host import START_NS, Host
 
 TESTROOT = "testroot"
-REAL_KINDS = ("evm-corda", "corda-evm", "evm-evm", "corda-corda")
+# "-proxy": both chains track each other through the proxy client (tests/support/proxyhost.py)
+PROXY_KINDS = ("evm-corda-proxy",)
+REAL_KINDS = ("evm-corda", "corda-evm", "evm-evm", "corda-corda", *PROXY_KINDS)
 CLIENT_KINDS = (TESTROOT, *REAL_KINDS)
 
 
@@ -51,6 +55,12 @@ def make_pair(kind: str) -> HostPair:
         return Pair()
     if kind not in REAL_KINDS:
         raise ValueError(f"unknown client kind {kind!r}")
+    if kind in PROXY_KINDS:
+        from tests.support.proxyhost import ProxiedHost
+
+        kind_a, kind_b = kind.removesuffix("-proxy").split("-")
+        return HostPair(kind, cast(ChainHost, ProxiedHost(_real_host(kind_a, "chain-a", 1001, 5 * 10**9))),
+                        cast(ChainHost, ProxiedHost(_real_host(kind_b, "chain-b", 1002, 3 * 10**9))))
     kind_a, kind_b = kind.split("-")
     return HostPair(kind, _real_host(kind_a, "chain-a", 1001, 5 * 10**9),
                     _real_host(kind_b, "chain-b", 1002, 3 * 10**9))
