@@ -25,7 +25,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP) system-deps
-	$(PY) -m pytest -q -p no:cacheprovider
+	@# In-process suites on both cores; suites that run node/relayer processes one at a time
+	@# (they are timing-sensitive and already keep both cores busy).
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 tests/unit tests/conformance tests/vectors tests/fuzz
+	$(PY) -m pytest -q -p no:cacheprovider tests/e2e tests/adversarial
 
 # The main job: a local two-chain testnet (.testnet) with the relayer, demo traffic and a report.
 # `make run PROVER=proxy`: the same through the proxy (SIMULATED enclave) in .testnet-proxy.

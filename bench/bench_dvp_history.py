@@ -31,7 +31,7 @@ from relayer.dvp import Ledgers, parse_trade
 from tests.support.live import NodeProc, Procs
 
 TOTAL_FULL, WINDOW_FULL = 100_000, 1000
-TOTAL_QUICK, WINDOW_QUICK = 200, 50
+TOTAL_QUICK, WINDOW_QUICK = 120, 40
 REPORT_AT_FULL = (1000, 10_000, 25_000, 50_000, 75_000, 99_000)
 CONCURRENCY_FULL, CONCURRENCY_QUICK = 1024, 40
 QTY = AMOUNT = 1

@@ -5,7 +5,7 @@ relayer daemon talking to it over gRPC.
   the pre-check, refunded on an error ack and on a proven timeout) over 12-proxy clients;
   then the proxy is SIGKILLed and `testnet up` restarts it from its sealed key, with no new
   key and no new registration, and the running relayer keeps relaying through it.
-- Key rotation: enclave keys that expire every 30 s while transfers flow; the relayer renews
+- Key rotation: enclave keys that expire every 12 s while transfers flow; the relayer renews
   them ahead of expiry and every transfer is delivered with no failed transaction.
 """
 
@@ -189,8 +189,8 @@ def test_key_rotation_keeps_relaying_without_a_gap(tmp_path: Path) -> None:
         cfg = write_config(tmp_path / "relayer.toml", [evm, corda], RelayerSetup(
             metrics_port=port, keys={evm.chain_id: f"{evm.chain_id}-carol",
                                      corda.chain_id: f"{corda.chain_id}-holder-firm-c"}))
-        # both chains in proxy mode, keys living 30 s and renewed 15 s before they expire
-        use_proxy(cfg, proxy_section(proxy, key_expiration="30s", key_renew_before="15s"))
+        # both chains in proxy mode, keys living 12 s and renewed 6 s before they expire
+        use_proxy(cfg, proxy_section(proxy, key_expiration="12s", key_renew_before="6s"))
         path = create_path(cfg, evm, corda)
         assert path.a_client.startswith("12-proxy-") and path.b_client.startswith("12-proxy-")
         daemon = start_daemon(procs, cfg)
@@ -206,11 +206,11 @@ def test_key_rotation_keeps_relaying_without_a_gap(tmp_path: Path) -> None:
                 sender = Sender(evm, "alice", e)
                 sent = 0
                 started = time.monotonic()
-                while time.monotonic() - started < 75:  # two and a half key lifetimes
+                while time.monotonic() - started < 30:  # two and a half key lifetimes
                     await sender.send(transfers("transfer", path.a_channel, "stake", sender.address, firm_a, [1],
                                                 time.time_ns() + 3600 * 10**9))
                     sent += 1
-                    await asyncio.sleep(2.0)
+                    await asyncio.sleep(1.0)
                 return sent
 
         sent = asyncio.run(flow())
@@ -218,7 +218,7 @@ def test_key_rotation_keeps_relaying_without_a_gap(tmp_path: Path) -> None:
 
         info = json.loads(run("proxy", "info", "--addr", proxy.addr, "--json").stdout)
         keys = [k["address"] for k in info["enclave_keys"]]
-        assert len(keys) >= 4, keys  # a new key about every 15 s
+        assert len(keys) >= 4, keys  # a new key about every 6 s
         for node, client_id in ((evm, path.a_client), (corda, path.b_client)):
             records = _records(node.addr, client_id, keys)
             registered = asyncio.run(_first_registrations(node, client_id))
