@@ -261,7 +261,7 @@ class GrpcChainHandle:
 
     async def _index_to(self, height: int) -> None:
         while self._indexed_to < height:
-            blk = await self.node.block(self._indexed_to + 1)
+            blk = await self.node.block(self._indexed_to + 1, results_only=True)
             self._indexed_to += 1
             for result in blk.results:
                 for event in _events(result):

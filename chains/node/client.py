@@ -209,10 +209,9 @@ class NodeClient:
             "GetHeader", lambda t: self.stub.GetHeader(node_pb2.GetHeaderRequest(height=height), timeout=t)
         )
 
-    async def block(self, height: int = 0) -> node_pb2.Block:
-        return await self._call(
-            "GetBlock", lambda t: self.stub.GetBlock(node_pb2.GetBlockRequest(height=height), timeout=t)
-        )
+    async def block(self, height: int = 0, *, results_only: bool = False) -> node_pb2.Block:
+        req = node_pb2.GetBlockRequest(height=height, results_only=results_only)
+        return await self._call("GetBlock", lambda t: self.stub.GetBlock(req, timeout=t))
 
     async def submit(self, tx: bytes) -> bytes:
         """Admit one tx; concurrent submissions travel together in one SubmitTxs, in call order."""

@@ -33,6 +33,7 @@ class MempoolFull(RuntimeError):
 class RuntimeConfig:
     block_period_s: float = 1.0
     max_block_txs: int = 500
+    max_block_bytes: int = 2 * 1024 * 1024  # raw txs per block; the first tx always fits
     max_mempool: int = 10_000
     default_wait_s: float = 30.0
     retain_heights: int = 0  # 0 = serve state and proofs at every height
@@ -174,7 +175,13 @@ class NodeRuntime:
 
     def produce_once(self) -> ProducedBlock:
         """Produce, persist and commit one block from the mempool head (synchronous)."""
-        batch = list(itertools.islice(self._mempool.items(), self.config.max_block_txs))
+        batch: list[tuple[bytes, bytes]] = []
+        size = 0
+        for item in itertools.islice(self._mempool.items(), self.config.max_block_txs):
+            size += len(item[1])
+            if batch and size > self.config.max_block_bytes:
+                break  # the rest waits for the next block, in arrival order
+            batch.append(item)
         now = max(self.clock(), self.last_time_ns + 1)
         block = self.app.produce_block([tx for _, tx in batch], now)
         proto = block_to_proto(block)

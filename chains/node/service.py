@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from chains.node.answers import encode_answer
 from chains.node.app import QueryError, TxRejected
-from chains.node.limits import MAX_BATCH_ITEMS, MAX_MESSAGE_BYTES, MAX_TX_BYTES
+from chains.node.limits import MAX_BATCH_ITEMS, MAX_MESSAGE_BYTES, MAX_RESPONSE_BYTES, MAX_TX_BYTES
 from chains.node.runtime import MempoolFull, NodeRuntime
 from kakehashi.node.v1 import node_pb2, node_pb2_grpc
 
@@ -90,6 +90,8 @@ class NodeService(node_pb2_grpc.NodeServicer):
         # Above the head there is no block; checked first because SQLite cannot even look up
         # a height past 2**63 - 1 (OverflowError, which would reach the client as UNKNOWN).
         blk = self.rt.block(height) if height <= latest else None
+        if blk is not None and request.results_only:
+            del blk.txs[:]
         if blk is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no block at height {height}")
         assert blk is not None
@@ -326,7 +328,7 @@ def build_server(runtime: NodeRuntime, address: str, tls: TlsFiles | None = None
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
         ]
     )
     server.add_generic_rpc_handlers((node_handler(NodeService(runtime)),))
