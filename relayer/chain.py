@@ -275,9 +275,19 @@ class GrpcChainHandle:
             key = (event.type, packet.source_port, packet.source_channel, packet.sequence)
         elif event.type == ev.WRITE_ACKNOWLEDGEMENT:
             key = (event.type, packet.destination_port, packet.destination_channel, packet.sequence)
+        elif event.type in (ev.ACKNOWLEDGE_PACKET, ev.TIMEOUT_PACKET):
+            # the packet's life on this (source) chain is over: its send is never needed again
+            self._index.pop((ev.SEND_PACKET, packet.source_port, packet.source_channel, packet.sequence), None)
+            return
         else:
             return
         self._index[key] = event
+
+    def forget_acks(self, port: str, channel: str, sequences: Sequence[int]) -> None:
+        """Acks written here that reached the packets' source (a worker saw them land there):
+        the index keeps only what may still be relayed, so it does not grow with history."""
+        for seq in sequences:
+            self._index.pop((ev.WRITE_ACKNOWLEDGEMENT, port, channel, seq), None)
 
     async def packet_events(self, event_type: str, port: str, channel: str,
                             sequences: Sequence[int]) -> dict[int, Event]:

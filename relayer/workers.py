@@ -344,8 +344,15 @@ class PacketWorker(Worker):
         if kind == "recv":
             self.received |= done
         else:
-            self.live -= done
-            self.received -= done
+            self._finished(done)
+
+    def _finished(self, seqs: set[int]) -> None:
+        """Packets acked or timed out on src: out of the pending set and the dst's ack index."""
+        self.live -= seqs
+        self.received -= seqs
+        forget = getattr(self.dst.chain, "forget_acks", None)
+        if forget is not None and seqs:
+            forget(self.dst.port, self.dst.channel, sorted(seqs))
 
     def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
         """Whether the block concerns this path; follows the pending set from its events, and
@@ -362,8 +369,7 @@ class PacketWorker(Worker):
                         chain=chain_id, port=self.src.port, channel=self.src.channel).inc()
                     self._publish(chain_id, self.src.port, self.src.channel, "send", p)
                 elif e.type in (ev.ACKNOWLEDGE_PACKET, ev.TIMEOUT_PACKET):
-                    self.live.discard(p.sequence)
-                    self.received.discard(p.sequence)
+                    self._finished({p.sequence})
                 hit = True
             elif chain_id == self.dst.chain.chain_id:
                 here = ((p.destination_port, p.destination_channel) if p is not None
