@@ -235,6 +235,11 @@ class GrpcChainHandle:
         return self.codec.prefix
 
     async def latest(self) -> ChainStatus:
+        """The head: from this handle's block watch once it follows the chain (no round trip;
+        at most a stream delivery behind), else from Status."""
+        head = getattr(self.watch, "head", None)
+        if self._status_known and head is not None and getattr(self.watch, "following", False):
+            return ChainStatus(_height(self._revision, head.height), head.time_ns)
         st = await self.node.status()
         self._revision = int(st.revision_number)
         self._status_known = True

@@ -83,6 +83,11 @@ class ChainWatch:
                 fut.cancel()
         self._waiters.clear()
 
+    @property
+    def following(self) -> bool:
+        """Whether the stream task runs (the head is then at most one delivery behind)."""
+        return self._task is not None and not self._task.done()
+
     def subscribe(self, listener: BlockListener) -> None:
         """Call ``listener`` with every new block (results and events, no raw txs), in order."""
         self._listeners.append(listener)
@@ -98,6 +103,11 @@ class ChainWatch:
         if self.head.height < self._floor:
             return await self.next_block(self._floor - 1, timeout_s=30.0)
         return self.head
+
+    @property
+    def floor(self) -> int:
+        """The highest height this process knows is committed with its own write."""
+        return self._floor
 
     def saw(self, height: int) -> None:
         """A tx of this process committed at ``height`` (learnt outside the stream)."""

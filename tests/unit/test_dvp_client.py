@@ -92,7 +92,7 @@ class FakeLedgers(Ledgers):
         self.escrows: dict[str, dict[str, Any]] = {}
         self.locks: dict[str, dict[str, Any]] = {}
 
-    async def cash_at(self, owner: bytes) -> tuple[list[dict[str, Any]], int]:
+    async def cash_at(self, owner: bytes, max_stale: int = 0) -> tuple[list[dict[str, Any]], int]:
         return [dict(r) for r in self.cash], self.corda_watch.height  # type: ignore[attr-defined]
 
     async def escrow(self, trade_id: str) -> dict[str, Any]:
@@ -193,10 +193,10 @@ async def test_two_trades_cannot_both_pass_on_one_free_balance(monkeypatch: pyte
                          "buyer": {"evm": "0x" + "02" * 20, "corda": buyer.hex()}, "deadline_ns": 10**18})
     rt = resolve(trade, evm_now_ns=0, security_token=b"\x00" * 20, cash_issuer=b"\x11" * 32, channel="channel-0")
 
-    async def st_holding_at(holder: bytes) -> tuple[int, bool, int]:
+    async def st_holding_at(holder: bytes, max_stale: int = 0) -> tuple[int, bool, int]:
         return 10, True, 5  # 10 ST, read at height 5 (before any lock lands)
 
-    async def sc_balance_at(owner: bytes, issuer: bytes) -> tuple[int, int]:
+    async def sc_balance_at(owner: bytes, issuer: bytes, max_stale: int = 0) -> tuple[int, int]:
         return 100, 5
 
     monkeypatch.setattr(led, "st_holding_at", st_holding_at)
