@@ -30,8 +30,9 @@ from rich.console import Console
 from rich.table import Table
 
 from chains.node.client import ClientTls
-from relayer.config import ConfigError, load_config
-from relayer.console import stdout_console
+from relayer.cli.console import stdout_console
+from relayer.config.schema import load_config
+from relayer.config.tables import ConfigError
 from relayer.dvp.client import DvpClient, DvpError, Settlement
 from relayer.dvp.events import DvpEvents, DvpPublisher
 from relayer.dvp.feed import lines_of, mqtt_messages, run_feed
@@ -39,15 +40,15 @@ from relayer.dvp.keys import KeyMaterialError, KeyRing
 from relayer.dvp.ledgers import LedgerError, Ledgers
 from relayer.dvp.record import RecordError, TradeRecord
 from relayer.dvp.trade import TradeError, load_trade, parse_trade
-from relayer.keystore import Keystore, passphrase_from_env_or_prompt
-from relayer.logs import configure_logging
-from relayer.telemetry import Telemetry
+from relayer.ops.keystore import Keystore, passphrase_from_env_or_prompt
+from relayer.ops.logs import configure_logging
+from relayer.ops.telemetry import Telemetry
 
 T = TypeVar("T")
 
 
 class DvpCliError(ValueError):
-    """One line for the operator; exit status 1 (``relayer.cli.main`` prints ValueErrors so)."""
+    """One line for the operator; exit status 1 (``relayer.cli.parser.main`` prints ValueErrors so)."""
 
 
 ERRORS: tuple[type[Exception], ...] = (DvpError, LedgerError, TradeError, KeyMaterialError, RecordError)
@@ -324,8 +325,8 @@ def cmd_example(ns: argparse.Namespace) -> None:
     Why a command: a trade names raw account identifiers (EVM addresses, Ed25519 keys) that the
     testnet generated, so writing one by hand means digging through node homes.
     """
-    from relayer import testnet
-    from relayer.demo_dvp import Accounts
+    from relayer.testnet import network as testnet
+    from relayer.testnet.demo_dvp import Accounts
 
     root = Path(ns.testnet)
     evm_home, corda_home = root / "evm", root / "corda"

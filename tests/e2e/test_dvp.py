@@ -32,22 +32,22 @@ from chains.corda.dvp import exit_parts
 from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.evm import Message as EvmCall
 from chains.evm import make_tx
-from chains.ibc import paths
 from chains.ibc.apps import dvp as dvp_app
+from chains.ibc.host import paths
 from chains.node.client import NodeClient, RetryPolicy
 from kakehashi.corda.v1 import ledger_pb2 as pb
 from kakehashi.dvp.v1 import dvp_pb2
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.node.v1 import node_pb2
 from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key
-from relayer import packets as planner
-from relayer.chain import GrpcChainHandle, TxOutcome
 from relayer.codecs import codec_for
 from relayer.codecs.corda import fresh_salt
+from relayer.core import packets as planner
+from relayer.core.chain import GrpcChainHandle, TxOutcome
+from relayer.core.workers import update_for
 from relayer.dvp import DvpClient, DvpError, KeyRing, Ledgers, TradeRecord, api, parse_trade
 from relayer.dvp.feed import run_feed
 from relayer.dvp.trade import SEC_NS, resolve
-from relayer.workers import update_for
 
 pytestmark = pytest.mark.slow
 

@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 
 from chains.corda.ibc_host import account_of
-from chains.ibc import paths
 from chains.ibc.apps import dvp as dvp_app
+from chains.ibc.host import paths
 from chains.node.client import NodeClient
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.crypto import ed25519_public_key
-from relayer import testnet
-from relayer.config import load_config
-from relayer.keystore import identity_of
+from relayer.config.schema import load_config
+from relayer.ops.keystore import identity_of
+from relayer.testnet import network as testnet
 from tests.conftest import ROOT
 
 EXE = str(ROOT / ".venv" / "bin" / "kakehashi")

@@ -19,17 +19,18 @@ from rich.table import Table
 
 from chains.node.client import NodeError
 from chains.node.config import NodeConfigError
-from relayer.config import Config, ConfigError, load_config, parse_duration
-from relayer.console import stdout_console
-from relayer.daemon import DaemonError
-from relayer.keystore import (
+from relayer.cli.console import stdout_console
+from relayer.config.schema import Config, load_config
+from relayer.config.tables import ConfigError, parse_duration
+from relayer.core.daemon import DaemonError
+from relayer.ops.keystore import (
     KIND_FOR_CHAIN,
     KINDS,
     Keystore,
     KeystoreError,
     passphrase_from_env_or_prompt,
 )
-from relayer.logs import configure_logging
+from relayer.ops.logs import configure_logging
 
 DEFAULT_CONFIG = Path("config/relayer.toml")
 T = TypeVar("T")
@@ -160,12 +161,13 @@ def _testnet_tables(tn: Any) -> Table:
 
 
 def cmd_testnet_up(ns: argparse.Namespace) -> None:
-    from relayer import testnet
+    from relayer.testnet import network as testnet
+    from relayer.testnet.procs import TestnetError
 
     try:
         tn = testnet.up(Path(ns.home), validators=ns.validators, block_period=ns.block_period, mqtt=ns.mqtt,
                         prover=ns.prover)
-    except (testnet.TestnetError, KeystoreError) as exc:
+    except (TestnetError, KeystoreError) as exc:
         raise CliError(str(exc)) from exc
     _out(ns, tn.to_json(), _testnet_tables(tn))
     if not ns.json:
@@ -174,14 +176,14 @@ def cmd_testnet_up(ns: argparse.Namespace) -> None:
 
 
 def cmd_testnet_down(ns: argparse.Namespace) -> None:
-    from relayer import testnet
+    from relayer.testnet import network as testnet
 
     stopped = testnet.down(Path(ns.home))
     _out(ns, {"stopped": stopped}, f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
 def cmd_testnet_status(ns: argparse.Namespace) -> None:
-    from relayer import testnet
+    from relayer.testnet import network as testnet
 
     tn = testnet.status(Path(ns.home))
     _out(ns, tn.to_json(), _testnet_tables(tn))
@@ -209,14 +211,14 @@ def _rows(doc: dict[str, Any]) -> Table:
 
 
 def cmd_start(ns: argparse.Namespace) -> None:
-    from relayer import daemon
+    from relayer.core import daemon
 
     cfg = _config(ns)
     daemon.start(cfg, passphrase_from_env_or_prompt())
 
 
 def cmd_create_client(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     cfg = _config(ns)
     doc = _run(commands.create_client(cfg, passphrase_from_env_or_prompt(), ns.host_chain, ns.reference_chain))
@@ -224,7 +226,7 @@ def cmd_create_client(ns: argparse.Namespace) -> None:
 
 
 def cmd_create_connection(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     cfg = _config(ns)
     doc = _run(commands.create_connection(cfg, passphrase_from_env_or_prompt(), ns.a_chain, ns.b_chain,
@@ -233,7 +235,7 @@ def cmd_create_connection(ns: argparse.Namespace) -> None:
 
 
 def cmd_create_channel(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     cfg = _config(ns)
     doc = _run(commands.create_channel(cfg, passphrase_from_env_or_prompt(), ns.a_chain, ns.a_connection,
@@ -242,21 +244,21 @@ def cmd_create_channel(ns: argparse.Namespace) -> None:
 
 
 def cmd_query_client(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.query_client(_config(ns), ns.chain, ns.client))
     _out(ns, doc, _rows(doc))
 
 
 def cmd_query_connection(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.query_connection(_config(ns), ns.chain, ns.connection))
     _out(ns, doc, _rows(doc))
 
 
 def cmd_query_channel(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.query_channel(_config(ns), ns.chain, ns.port, ns.channel))
     _out(ns, doc, _rows(doc))
@@ -272,7 +274,7 @@ def _pending_table(doc: dict[str, Any]) -> Table:
 
 
 def cmd_query_packet_pending(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.pending_packets(_config(ns), ns.chain, ns.port,
                                         ns.channel))
@@ -280,7 +282,7 @@ def cmd_query_packet_pending(ns: argparse.Namespace) -> None:
 
 
 def cmd_tx_transfer(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.transfer(_config(ns), passphrase_from_env_or_prompt(), ns.src_chain, ns.src_port,
                                  ns.src_channel, ns.amount, ns.denom, ns.receiver, ns.key,
@@ -303,7 +305,7 @@ def _relayed_table(doc: dict[str, Any]) -> Table | str:
 
 
 def cmd_tx_packet(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.relay_packets(_config(ns), passphrase_from_env_or_prompt(), ns.relay_kind, ns.dst_chain,
                                       ns.src_chain, ns.src_port, ns.src_channel))
@@ -311,14 +313,14 @@ def cmd_tx_packet(ns: argparse.Namespace) -> None:
 
 
 def cmd_clear_packets(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.clear_packets(_config(ns), passphrase_from_env_or_prompt(), ns.chain, ns.port, ns.channel))
     _out(ns, doc, _rows(doc))
 
 
 def cmd_health_check(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     rows = _run(commands.health_check(_config(ns)))
     table = Table("chain", "kind", "grpc", "healthy", "height", "error")
