@@ -20,6 +20,7 @@ from rich.table import Table
 from chains.node.client import NodeError
 from chains.node.config import NodeConfigError
 from relayer.cli.console import stdout_console
+from relayer.cli.defaults import DEFAULT_CONFIG, TESTNET_CONFIG, TESTNET_HOME, config_path
 from relayer.config.schema import Config, load_config
 from relayer.config.tables import ConfigError, parse_duration
 from relayer.core.daemon import DaemonError
@@ -32,7 +33,6 @@ from relayer.ops.keystore import (
 )
 from relayer.ops.logs import configure_logging
 
-DEFAULT_CONFIG = Path("config/relayer.toml")
 T = TypeVar("T")
 
 
@@ -51,7 +51,7 @@ def _keystore(ns: argparse.Namespace) -> Keystore:
     if ns.keystore is not None:
         return Keystore(Path(ns.keystore))
     try:
-        cfg = load_config(Path(ns.config))
+        cfg = load_config(config_path(ns))
     except ConfigError as exc:
         raise CliError(f"{exc} (or pass --keystore DIR)") from exc
     if cfg.keystore is None:
@@ -98,7 +98,7 @@ def cmd_keys_delete(ns: argparse.Namespace) -> None:
 
 
 def cmd_config_validate(ns: argparse.Namespace) -> None:
-    cfg = load_config(Path(ns.config))
+    cfg = load_config(config_path(ns))
     table = Table("chain", "kind", "grpc", "key", "max msgs", "trusting period")
     for c in cfg.chains:
         table.add_row(c.id, c.kind, c.grpc_addr, c.key_name, str(c.max_msg_num), _human(c.trusting_period_s))
@@ -136,20 +136,24 @@ def cmd_node_start(ns: argparse.Namespace) -> None:
 # --- testnet ---------------------------------------------------------------------------
 
 
+def _pid_cell(pid: int | None) -> str:
+    return "[red]not running[/]" if pid is None else str(pid)
+
+
 def _testnet_tables(tn: Any) -> Table:
     table = Table("component", "id", "endpoint", "height / health", "pid", "home / log",
                   title="kakehashi testnet")
     for n in tn.nodes:
         table.add_row(f"{n.kind} node", n.chain_id, n.address or "-", "-" if n.height is None else str(n.height),
-                      "-" if n.pid is None else str(n.pid), str(n.home))
+                      _pid_cell(n.pid), str(n.home))
     r = tn.relayer
     health = "-" if r.healthy is None else ("ok" if r.healthy else "DEGRADED")
-    table.add_row("relayer", "metrics", r.metrics or "-", health, "-" if r.pid is None else str(r.pid), str(r.log))
+    table.add_row("relayer", "metrics", r.metrics or "-", health, _pid_cell(r.pid), str(r.log))
     table.add_row("relayer", "health", r.health or "-", "", "", str(r.config))
     if tn.proxy is not None:
         p = tn.proxy
         table.add_row("proxy (SIMULATED enclave)", f"code {str(p.code_hash or '-')[:16]}…", p.address or "-", "",
-                      "-" if p.pid is None else str(p.pid), str(p.log))
+                      _pid_cell(p.pid), str(p.log))
     if tn.connection:
         c = tn.connection
         table.add_row("connection", f"{c['a_connection']} <-> {c['b_connection']}",
@@ -177,8 +181,12 @@ def cmd_testnet_up(ns: argparse.Namespace) -> None:
 
 def cmd_testnet_down(ns: argparse.Namespace) -> None:
     from relayer.testnet import network as testnet
+    from relayer.testnet.procs import TestnetError
 
-    stopped = testnet.down(Path(ns.home))
+    try:
+        stopped = testnet.down(Path(ns.home))
+    except TestnetError as exc:
+        raise CliError(str(exc)) from exc
     _out(ns, {"stopped": stopped}, f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
@@ -193,7 +201,7 @@ def cmd_testnet_status(ns: argparse.Namespace) -> None:
 
 
 def _config(ns: argparse.Namespace) -> Config:
-    cfg = load_config(Path(ns.config))
+    cfg = load_config(config_path(ns))
     # One-shot commands keep stdout for their result; only warnings go to stderr.
     configure_logging("warning" if cfg.log_level in ("debug", "info") else cfg.log_level, cfg.log_format)
     return cfg
@@ -426,8 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", default=str(DEFAULT_CONFIG),
-                        help=f"relayer config (TOML; default: {DEFAULT_CONFIG})")
+    common.add_argument("-c", "--config", default=None,
+                        help=f"relayer config (TOML; default: {DEFAULT_CONFIG}, else the testnet's "
+                        f"{TESTNET_CONFIG} when it exists)")
     common.add_argument("--json", action="store_true", help="print JSON instead of tables")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -478,7 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="testnet_command", metavar="ACTION", required=True
     )
     tcommon = argparse.ArgumentParser(add_help=False)
-    tcommon.add_argument("--home", default=".testnet", help="testnet directory (default: .testnet); data persists")
+    tcommon.add_argument("--home", default=str(TESTNET_HOME),
+                         help=f"testnet directory (default: {TESTNET_HOME}); data persists")
     tcommon.add_argument("--json", action="store_true")
     tup = tn.add_parser("up", parents=[tcommon],
                         help="initialise (first time) and start both nodes, open the paths, start the relayer")

@@ -45,6 +45,7 @@ from relayer.testnet import network as testnet
 from relayer.testnet.demo_context import DEFAULT_TRADES, DemoContext, Direction, Phase, address_of
 from relayer.testnet.demo_dvp import phase_dvp
 from relayer.testnet.demo_dvp import print_report as print_dvp_report
+from relayer.testnet.procs import TestnetError
 
 SEC_NS = 1_000_000_000
 DEFAULT_HOME = Path(".testnet")
@@ -340,8 +341,12 @@ def main(argv: list[str] | None = None) -> int:
                       trades=ns.trades, prover=ns.prover)
     ok = asyncio.run(run(ctx))
     if ns.down:
-        stopped = testnet.down(ctx.home)
-        ctx.console.print(f"testnet stopped: {', '.join(stopped) or 'nothing was running'}")
+        try:
+            stopped = testnet.down(ctx.home)
+            ctx.console.print(f"testnet stopped: {', '.join(stopped) or 'nothing was running'}")
+        except TestnetError as exc:
+            ctx.failures.append(f"testnet down: {exc}")
+            ok = False
     if ns.json:
         print(json.dumps({"ok": ok, "failures": ctx.failures, **ctx.report}, indent=2, sort_keys=True))
     else:

@@ -4,8 +4,9 @@ Each chain is a real node process (`kakehashi node start`) in its own home under
 testnet directory, and the relayer is a real `kakehashi start` process with its own home
 (``HOME/relayer``: config, keystore, passphrase, log). Each is started in its own session so
 it outlives the command that launched it and can be stopped as a group. A PID file holds the
-PID and the process's start time (from /proc), and the command line must name the home, so
-`down` stops exactly the processes `up` started — never a recycled PID.
+PID (its start time, from /proc, sits beside it: relayer/testnet/procs.py), and the command
+line must name the home, so `down` stops exactly the processes `up` started — never a
+recycled PID — and returns once they are gone.
 
 Data persists between runs: `up` on an existing testnet restarts the nodes where they
 stopped, finds the clients, connection and channels already open on the chains (read from
@@ -45,7 +46,16 @@ from relayer.config.schema import Config, load_config
 from relayer.config.tables import ConfigError
 from relayer.core.chain import ChainHandle
 from relayer.ops.keystore import KIND_FOR_CHAIN, PASSPHRASE_ENV, Keystore, KeystoreError
-from relayer.testnet.procs import TestnetError, kakehashi_argv, read_pid, spawn, terminate
+from relayer.testnet.procs import (
+    TestnetError,
+    kakehashi_argv,
+    read_pid,
+    remove_pid,
+    spawn,
+    stop,
+    terminate,
+)
+from relayer.testnet.proxy import chain_section, proxy_info, proxy_pid, proxy_pid_file, up_proxy
 
 
 def cli_command() -> str:
@@ -470,7 +480,6 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
                    wait_s: float = 60.0, prover: str | None = None) -> Testnet:
     """:func:`up` inside a running event loop (gRPC's asyncio channels serve one loop per process)."""
     from relayer.ops.logs import configure_logging
-    from relayer.testnet.proxy import chain_section, up_proxy
 
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -485,7 +494,7 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
     _ensure_keys(root, secret)
     pid = _relayer_pid(root)
     if pid is not None and started:
-        terminate(pid, 20.0)  # it still points at the nodes' old addresses
+        terminate("relayer", pid, 20.0)  # it still points at the nodes' old addresses
         pid = None
     extra = chain_section(proxy) if proxy is not None else ""
     config = _write_config(root, nodes, mqtt, extra) if pid is None else load_config(relayer_home(root) / "relayer.toml")
@@ -503,25 +512,32 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
 
 
 def down(root: Path, *, wait_s: float = 20.0) -> list[str]:
-    """Stop the relayer, then the nodes (only processes `up` started); returns what was stopped."""
+    """Stop the relayer, then the proxy, then the nodes (only processes `up` started), each
+    group waited for until its processes are gone; returns what was stopped. A process still
+    there after SIGKILL keeps its PID file and is named in a TestnetError."""
     root = Path(root).resolve()
-    stopped = []
-    rpid = _relayer_pid(root)
-    if rpid is not None:
-        terminate(rpid, wait_s)
-        stopped.append("relayer")
-    (relayer_home(root) / "relayer.pid").unlink(missing_ok=True)
-    from relayer.testnet.proxy import down_proxy
-
-    if down_proxy(root, wait_s):
-        stopped.append("proxy")
-    for kind, _, _ in CHAINS:
-        home = root / kind
-        pid = _node_pid(home)
-        if pid is not None:
-            terminate(pid, wait_s)
-            stopped.append(kind)
-        (home / "node.pid").unlink(missing_ok=True)
+    groups = [
+        {"relayer": relayer_home(root) / "relayer.pid"},
+        {"proxy": proxy_pid_file(root)},
+        {kind: root / kind / "node.pid" for kind, _, _ in CHAINS},
+    ]
+    found = {"relayer": _relayer_pid(root), "proxy": proxy_pid(root),
+             **{kind: _node_pid(root / kind) for kind, _, _ in CHAINS}}
+    stopped: list[str] = []
+    stuck: list[str] = []
+    for group in groups:
+        running = {name: pid for name in group if (pid := found[name]) is not None}
+        left = stop(running, wait_s)
+        for name, pid_file in group.items():
+            if name in left:
+                stuck.append(f"{name} (pid {left[name]})")
+                continue
+            remove_pid(pid_file)
+            if name in running:
+                stopped.append(name)
+    if stuck:
+        raise TestnetError(f"stopped: {', '.join(stopped) or 'nothing'}; still running after SIGKILL: "
+                           f"{', '.join(stuck)}")
     return stopped
 
 
@@ -530,8 +546,6 @@ def status(root: Path) -> Testnet:
 
 
 async def status_async(root: Path) -> Testnet:
-    from relayer.testnet.proxy import proxy_info
-
     root = Path(root).resolve()
     connection, channels = _saved_paths(root)
     saved = root / "prover"

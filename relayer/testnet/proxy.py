@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from relayer.testnet.procs import TestnetError, kakehashi_argv, read_pid, spawn, terminate
+from relayer.testnet.procs import TestnetError, kakehashi_argv, read_pid, spawn
 
 PROXY_DIR = "proxy"
 # Testnet key lifetime: long enough that a demo never sees a rotation, short enough that a
@@ -46,9 +46,12 @@ def _public(home: Path) -> dict[str, str]:
         return {}
 
 
+def proxy_pid_file(root: Path) -> Path:
+    return proxy_home(root) / "proxy.pid"
+
+
 def proxy_pid(root: Path) -> int | None:
-    home = proxy_home(root)
-    return read_pid(home / "proxy.pid", home)
+    return read_pid(proxy_pid_file(root), proxy_home(root))
 
 
 def proxy_info(root: Path) -> ProxyProcInfo | None:
@@ -79,7 +82,7 @@ def up_proxy(root: Path, wait_s: float) -> tuple[ProxyProcInfo, bool]:
     if proxy_pid(root) is None:
         (home / "proxy.addr").unlink(missing_ok=True)
         proc = spawn([*kakehashi_argv(), "proxy", "start", "--home", str(home), "--log-format", "json"],
-                      home / "proxy.log", home / "proxy.pid")
+                      home / "proxy.log", proxy_pid_file(root))
         started = True
         deadline = time.monotonic() + wait_s
         while not (home / "proxy.addr").exists():
@@ -92,14 +95,6 @@ def up_proxy(root: Path, wait_s: float) -> tuple[ProxyProcInfo, bool]:
     if info is None or info.address is None or info.code_hash is None:
         raise TestnetError(f"proxy is not serving; see {home / 'proxy.log'}")
     return info, started
-
-
-def down_proxy(root: Path, wait_s: float) -> bool:
-    pid = proxy_pid(root)
-    if pid is not None:
-        terminate(pid, wait_s)
-    (proxy_home(root) / "proxy.pid").unlink(missing_ok=True)
-    return pid is not None
 
 
 def chain_section(info: ProxyProcInfo) -> str:
