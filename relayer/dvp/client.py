@@ -638,6 +638,36 @@ class DvpClient:
                 self.events.emit(trade_id, event, _payload(escrow, lock, state), latency)
         return result
 
+    async def existing(self, trade: Trade) -> Settlement | None:
+        """The trade as the chains already hold it, or None when its id is unused there.
+
+        Why: settling a trade again (a retried command, a second operator) must say what became
+        of it, not that the pre-check "rejected" it. Only a leg naming the trade's own parties
+        and amounts counts as this trade; an id reused for other terms is left to the pre-check,
+        which refuses it.
+        """
+        escrow, lock = await asyncio.gather(self.ledgers.escrow(trade.trade_id), self.ledgers.lock(trade.trade_id))
+        evm_s, corda_s = str(escrow.get("status", "none")), str(lock.get("status", "none"))
+        if evm_s == "none" and corda_s == "none":
+            return None
+        same_evm = evm_s == "none" or (
+            int(escrow.get("quantity", -1)) == trade.st_quantity
+            and str(escrow.get("seller", "")).removeprefix("0x") == trade.seller.evm.hex()
+            and str(escrow.get("buyer", "")).removeprefix("0x") == trade.buyer.evm.hex())
+        same_corda = corda_s == "none" or (
+            int(lock.get("amount", -1)) == trade.sc_amount
+            and str(lock.get("payer", "")) == trade.buyer.corda.hex()
+            and str(lock.get("payee", "")) == trade.seller.corda.hex())
+        if not (same_evm and same_corda):
+            return None
+        got = await self.status(trade.trade_id)
+        if got.state == "settled":
+            how = f"by Corda tx {str(lock.get('exit_txid', ''))[:16]}.. (EVM escrow {evm_s})"
+        else:
+            how = f"on the chains (EVM escrow {evm_s}, Corda lock {corda_s})"
+        got.reasons = [f"trade_id: {trade.trade_id} is already {got.state} {how}"]
+        return got
+
     def list(self) -> list[TradeRow]:
         return self.record.all() if self.record is not None else []
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
 
-from chains.ibc import paths
+from chains.ibc.host import paths
 from chains.node.client import ClientTls, NodeClient, NodeError, RetryPolicy
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import connection_pb2 as cpb
@@ -38,7 +38,7 @@ from lightclients.interface import (
 )
 from lightclients.proxy.client import ProxyLightClient
 from lightclients.qbft.client import QbftClient
-from relayer.watch import ChainWatch
+from relayer.core.watch import ChainWatch
 
 T = TypeVar("T")
 # heights of answers kept below a chain's head (late readers at an older head still share them)

@@ -17,7 +17,7 @@ from lightclients.crypto import keccak256
 from relayer.dvp.client import DvpClient, DvpError, Holds
 from relayer.dvp.events import DvpEvents
 from relayer.dvp.ledgers import Ledgers
-from relayer.telemetry import Telemetry
+from relayer.ops.telemetry import Telemetry
 
 KEY = bytes(range(1, 33))
 ESCROW = b"\xee" * 20
@@ -76,7 +76,7 @@ class FakeWatch:
 
     @property
     def head(self) -> Any:
-        from relayer.watch import Head
+        from relayer.core.watch import Head
 
         return Head(self.height, 0)
 

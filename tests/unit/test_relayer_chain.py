@@ -13,7 +13,7 @@ from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.node.v1 import node_pb2
 from lightclients.crypto import sha256
 from lightclients.interface import Height, LightClientModule
-from relayer.chain import GrpcChainHandle
+from relayer.core.chain import GrpcChainHandle
 from tests.support import rootclient
 from tests.support.fakewatch import ResultWatch
 

@@ -9,7 +9,7 @@ from chains.node.client import NodeClient, RetryPolicy
 from chains.node.db import NodeDatabase
 from chains.node.runtime import NodeRuntime, RuntimeConfig
 from chains.node.service import build_server
-from relayer.events import BlockSource
+from relayer.core.events import BlockSource
 from tests.conftest import free_port
 from tests.unit.kvapp import KvApp
 

@@ -11,8 +11,8 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from relayer.mqtt import MqttPublisher, topic_for
-from relayer.telemetry import Telemetry
+from relayer.ops.mqtt import MqttPublisher, topic_for
+from relayer.ops.telemetry import Telemetry
 
 
 def _get(url: str) -> tuple[int, str]:

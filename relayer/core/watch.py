@@ -6,7 +6,7 @@ the questions grew with the trades in flight while the answers only change once 
 A :class:`ChainWatch` reads the node's block stream (results only, no raw txs) once and
 answers all of them locally: the head height and time, each submitted tx's result, and each
 block's events for whoever subscribed. A stream that breaks reconnects and backfills from
-the last height seen (:class:`relayer.events.BlockSource`), so no outcome is missed.
+the last height seen (:class:`relayer.core.events.BlockSource`), so no outcome is missed.
 
 A tx that never shows up in a block (refused at block production and dropped) is asked for
 once with ``GetTxResult`` after ``lost_after_blocks`` blocks, so a waiter always ends.
@@ -24,7 +24,7 @@ import structlog
 
 from chains.node.client import NodeClient, NodeError
 from kakehashi.node.v1 import node_pb2
-from relayer.events import BlockSource
+from relayer.core.events import BlockSource
 
 log = structlog.get_logger("kakehashi.watch")
 

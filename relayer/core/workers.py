@@ -25,9 +25,9 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 
 from chains.ibc import events as ev
-from chains.ibc import paths
 from chains.ibc.context import to_proto
 from chains.ibc.events import Event
+from chains.ibc.host import paths
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb
@@ -40,17 +40,17 @@ from lightclients.interface import (
     Status,
     consensus_state_key,
 )
-from relayer import packets as planner
-from relayer.bounded import gather_bounded
-from relayer.chain import ChainHandle, PendingTx, QueryResult, TxOutcome
-from relayer.config import PacketFilter
-from relayer.telemetry import Telemetry
+from relayer.config.schema import PacketFilter
+from relayer.core import packets as planner
+from relayer.core.bounded import gather_bounded
+from relayer.core.chain import ChainHandle, PendingTx, QueryResult, TxOutcome
+from relayer.ops.telemetry import Telemetry
 
 log = structlog.get_logger("kakehashi.workers")
 
 
 class EventPublisher(Protocol):
-    """What workers need of the MQTT publisher (relayer.mqtt.MqttPublisher fits)."""
+    """What workers need of the MQTT publisher (relayer.ops.mqtt.MqttPublisher fits)."""
 
     def publish(self, chain: str, port: str, channel: str, event: str, payload: dict[str, object]) -> None: ...
 
@@ -61,7 +61,7 @@ class WorkerStopped(Exception):
 
 @dataclass
 class Settings:
-    """Per-relayer knobs the workers read (from relayer.config in the daemon)."""
+    """Per-relayer knobs the workers read (from relayer.config.schema in the daemon)."""
 
     signer: str = "relayer"
     max_msg_num: dict[str, int] = field(default_factory=dict)  # by chain id

@@ -24,7 +24,7 @@ from chains.ibc.events import Event
 from chains.node.client import NodeClient, NodeError
 from kakehashi.node.v1 import node_pb2
 from lightclients.interface import ClientStore, Height, LightClientModule
-from relayer.watch import ChainWatch
+from relayer.core.watch import ChainWatch
 
 
 @dataclass(frozen=True, slots=True)
