@@ -108,7 +108,15 @@ async def _stream(client: TimedClient, watch: ExitWatch, net: Net, total: int, w
 
     prober = asyncio.create_task(probe())
     try:
-        await asyncio.gather(*(one(i) for i in range(total)))
+        # A pool of ``concurrency`` workers, not one task per trade: 100,000 parked tasks cost
+        # the driver gigabytes and would be counted against the client's memory.
+        ids = iter(range(total))
+
+        async def worker() -> None:
+            for i in ids:
+                await one(i)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
     finally:
         prober.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -141,6 +141,26 @@ async def test_two_locks_never_share_a_cash_input() -> None:
             pass
 
 
+async def test_a_stale_view_short_of_cash_is_checked_at_the_head_before_refusing() -> None:
+    """An advisory read may be a few blocks old; Cash that arrived since must not be refused
+    (nor waited for block after block: waiting for the block after a stale height returns at
+    once, which made every short waiter spin)."""
+    led = FakeLedgers()
+    reads: list[int] = []
+
+    async def cash_at(owner: bytes, max_stale: int = 0) -> tuple[list[dict[str, Any]], int]:
+        reads.append(max_stale)
+        if max_stale:  # the view of two blocks ago: before the buyer was paid
+            return [], led.corda_watch.height - 2  # type: ignore[attr-defined]
+        return [dict(r) for r in led.cash], led.corda_watch.height  # type: ignore[attr-defined]
+
+    led.cash_at = cash_at  # type: ignore[method-assign]
+    client = DvpClient(led)
+    async with client._cash_inputs(b"\x22" * 32, b"\x11" * 32, 100) as inputs:
+        assert bytes(inputs[0][0].txid) == b"\xaa" * 32
+    assert reads[0] > 0 and reads[-1] == 0 and len(reads) == 2
+
+
 async def test_status_publishes_each_event_once_for_trades_it_handled() -> None:
     led = FakeLedgers()
     tel = Telemetry()
