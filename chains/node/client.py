@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 
-from chains.node.limits import MAX_BATCH_ITEMS
+from chains.node.limits import MAX_BATCH_ITEMS, MAX_SEND_BYTES
 from kakehashi.node.v1 import node_pb2, node_pb2_grpc
 
 T = TypeVar("T")
@@ -161,8 +161,8 @@ class NodeClient:
         self.retry = retry or RetryPolicy()
         self._in_flight = asyncio.Semaphore(max_in_flight)
         options = [
-            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-            ("grpc.max_send_message_length", 16 * 1024 * 1024),
+            ("grpc.max_receive_message_length", MAX_SEND_BYTES),
+            ("grpc.max_send_message_length", MAX_SEND_BYTES),
         ]
         if tls is None:
             self._channel = grpc.aio.insecure_channel(address, options=options)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +72,7 @@ from chains.ibc.apps.bank import StoreBank, validate_account, validate_denom
 from chains.ibc.errors import IbcError
 from chains.ibc.events import Event
 from chains.ibc.handler import IbcHandler
+from chains.node.admitted import AdmittedCache
 from chains.node.app import (
     AppEvent,
     HeaderInfo,
@@ -335,7 +335,7 @@ class CordaApp:
         self.db = db
         self._committed = 0
         self._commitments = queries.CommitmentIndex()  # fed the latest height's state only
-        self._admitted: OrderedDict[bytes, SignedTransaction] = OrderedDict()
+        self._admitted: AdmittedCache[SignedTransaction] = AdmittedCache(MAX_ADMITTED)
         self._open()
 
     # --- opening the ledger at its snapshot ---------------------------------------------
@@ -422,14 +422,12 @@ class CordaApp:
             )
         if not stx.wtx.commands:
             raise TxRejected("transaction has no commands")
-        self._admitted[bytes(tx)] = stx
-        if len(self._admitted) > MAX_ADMITTED:
-            self._admitted.popitem(last=False)
+        self._admitted.put(bytes(tx), stx, len(tx))
         return stx.txid
 
     def _execute(self, raw: bytes, time_ns: int) -> TxOutcome:
         self._sink.events.clear()
-        stx = self._admitted.pop(bytes(raw), None)
+        stx = self._admitted.pop(bytes(raw))
         try:
             if stx is None:
                 stx = SignedTransaction.decode(raw)

@@ -61,6 +61,7 @@ from chains.ibc import queries
 from chains.ibc.apps.bank import StoreBank
 from chains.ibc.apps.transfer import escrow_account
 from chains.ibc.errors import IbcError
+from chains.node.admitted import AdmittedCache
 from chains.node.app import (
     AppEvent,
     HeaderInfo,
@@ -330,8 +331,7 @@ class EvmNodeApp:
         self.keys = [k for k in validator_keys if eth_address(secp256k1_public_key(k)) in held]
         self._headers: OrderedDict[int, QbftHeader] = OrderedDict()
         # check_tx results by tx hash, so a tx's signature is recovered once (bounded).
-        self._admitted: OrderedDict[bytes, SignedTx] = OrderedDict()
-        self._admitted_max = admitted_cache
+        self._admitted: AdmittedCache[SignedTx] = AdmittedCache(admitted_cache)
         self._deferred_since: dict[bytes, int] = {}  # tx hash -> height it was first left out
         self._pending: tuple[ConsensusState, dict[bytes, int]] | None = None
         self.chain = build_genesis_chain(genesis, self.store, retain_blocks=RETAIN_BLOCKS,
@@ -467,10 +467,7 @@ class EvmNodeApp:
         used = self._account_at(stx.sender, self._committed)[0]
         if stx.tx.nonce < used:
             raise TxRejected(f"nonce {stx.tx.nonce} already used; next nonce is {used}")
-        self._admitted[stx.hash] = stx
-        self._admitted.move_to_end(stx.hash)
-        while len(self._admitted) > self._admitted_max:
-            self._admitted.popitem(last=False)
+        self._admitted.put(stx.hash, stx, len(stx.raw))
         return stx.hash
 
     def _batch(self, txs: Sequence[bytes]) -> list[SignedTx | bytes]:
@@ -585,7 +582,7 @@ class EvmNodeApp:
         since = self._pending[1] if self._pending is not None else {}
         self._pending = None
         for r in block.results:
-            self._admitted.pop(r.tx_hash, None)
+            self._admitted.pop(r.tx_hash)
             self._deferred_since.pop(r.tx_hash, None)
         self._deferred_since.update(since)
         if block.height % STATE_RELOAD_BLOCKS == 0:

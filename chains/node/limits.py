@@ -1,19 +1,34 @@
-"""The size limits of a node's gRPC API, shared by the server that enforces them and the
-client that keeps its calls within them.
+"""The size limits of a node's gRPC API and of what it holds in memory, shared by the server that
+enforces them and the client that keeps its calls within them.
 
 Each bounds how long one call can hold the node's single event loop (which also produces
-blocks) or how much memory one caller can pin; a request past a limit is refused with
-INVALID_ARGUMENT naming it, or by gRPC itself with RESOURCE_EXHAUSTED for the message size.
+blocks) or how much memory callers can pin; a request past a limit is refused with
+INVALID_ARGUMENT naming it, RESOURCE_EXHAUSTED when the node is full, or by gRPC itself with
+RESOURCE_EXHAUSTED for the message size.
 """
 
 from __future__ import annotations
 
-# One request or response on the wire.
+# One request on the wire (what the node reads).
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# One answer on the wire (what the node sends): a block's results repeat each packet's data in
+# its events (send, recv, write_ack), so a block of MAX_BLOCK_TX_BYTES of txs needs room beyond
+# the request limit. NodeClient reads up to this much.
+MAX_SEND_BYTES = 16 * 1024 * 1024
 # Items one batched call may carry (txs, paths, app queries, packet sequences): enough for a
 # block's worth of trades or packets, few enough that one call cannot hold the event loop for
 # long (4096 unreceived-packet look-ups take about 0.3 s on the Corda node; 500,000 took 33 s).
 MAX_BATCH_ITEMS = 4096
 # One signed transaction, whatever the chain kind: the EVM ledger's own bound
-# (chains/evm/tx.py MAX_TX_BYTES), so a full mempool has a known byte ceiling on both kinds.
+# (chains/evm/tx.py MAX_TX_BYTES).
 MAX_TX_BYTES = 1 << 20
+# Raw tx bytes one block takes from the mempool (a block always takes its first tx, and every
+# tx fits): keeps every block, results included, under MAX_SEND_BYTES, so GetBlock and
+# StreamBlocks can always serve it. Normal blocks are far below it (500 DvP locks ~ 0.8 MiB).
+MAX_BLOCK_TX_BYTES = 2 * MAX_TX_BYTES
+# Default mempool byte budget (`mempool.max_bytes`): with the count bound (`mempool.max_size`,
+# 10,000) alone, 10,000 txs of 1 MiB could pin 10 GB.
+DEFAULT_MEMPOOL_BYTES = 64 * 1024 * 1024
+# Decoded, signature-checked txs an app keeps from admission to their block, by raw size: a
+# cache, so a miss only costs decoding again; bounded so a flood cannot grow it.
+ADMITTED_CACHE_BYTES = 64 * 1024 * 1024

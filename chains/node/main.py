@@ -20,7 +20,7 @@ import structlog
 from chains.node.config import NodeConfig, load_node_config, render_node_config
 from chains.node.db import NodeDatabase
 from chains.node.kinds import chain_kind
-from chains.node.runtime import NodeRuntime, RuntimeConfig
+from chains.node.runtime import BlockLoopHalted, NodeRuntime, RuntimeConfig
 from chains.node.service import TlsFiles, build_server, mark_serving
 
 log = structlog.get_logger("kakehashi.node")
@@ -71,6 +71,7 @@ async def serve(config: NodeConfig, grpc_address: str | None = None, stop: async
             block_period_s=config.block_period_s,
             max_block_txs=config.max_block_txs,
             max_mempool=config.max_mempool,
+            max_mempool_bytes=config.max_mempool_bytes,
             retain_heights=config.retain_heights,
         ),
     )
@@ -89,17 +90,31 @@ async def serve(config: NodeConfig, grpc_address: str | None = None, stop: async
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     producer = asyncio.create_task(runtime.run())
+    stopped = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        # A block loop that dies must take the node down: answering queries and health checks
+        # for a chain that no longer advances would hide the failure from every client.
+        await asyncio.wait({producer, stopped}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         log.info("node stopping", chain_id=config.chain_id)
+        stopped.cancel()
+        await server.health_servicer.enter_graceful_shutdown()
         await runtime.stop()
-        await producer
+        halted = None
+        try:
+            await producer
+        except BlockLoopHalted as exc:
+            halted = exc
         await server.stop(2)
         addr_file.unlink(missing_ok=True)
         db.close()
+    if halted is not None:
+        raise halted
 
 
 def start(home: Path, grpc_address: str | None = None) -> None:
     config = load_node_config(home)
-    asyncio.run(serve(config, grpc_address))
+    try:
+        asyncio.run(serve(config, grpc_address))
+    except BlockLoopHalted as exc:
+        raise SystemExit(f"error: {exc}") from None

@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from chains.node.answers import encode_answer
 from chains.node.app import QueryError, TxRejected
-from chains.node.limits import MAX_BATCH_ITEMS, MAX_MESSAGE_BYTES, MAX_TX_BYTES
+from chains.node.limits import MAX_BATCH_ITEMS, MAX_MESSAGE_BYTES, MAX_SEND_BYTES, MAX_TX_BYTES
 from chains.node.runtime import MempoolFull, NodeRuntime
 from kakehashi.node.v1 import node_pb2, node_pb2_grpc
 
@@ -326,7 +326,7 @@ def build_server(runtime: NodeRuntime, address: str, tls: TlsFiles | None = None
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_SEND_BYTES),
         ]
     )
     server.add_generic_rpc_handlers((node_handler(NodeService(runtime)),))

@@ -181,3 +181,57 @@ def test_answers_encode_fast_path_and_big_integers_alike() -> None:
         text = encode_answer(doc)
         assert json.loads(text) == doc
         assert text == json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+class _BrokenApp(KvApp):
+    """Production raises (a bug, not a disk error) once a tx ``boom=1`` is in the batch."""
+
+    def produce_block(self, txs, time_ns):  # type: ignore[no-untyped-def]
+        if b"boom=1" in txs:
+            raise KeyError("a bug in the state machine")
+        return super().produce_block(txs, time_ns)
+
+
+async def test_a_block_loop_that_fails_stops_the_node_instead_of_serving_a_dead_chain(tmp_path: Path) -> None:
+    """Found by the chaos soak: a block loop that raised died silently while gRPC and health
+    kept answering SERVING, so every client waited on a chain that never advanced. Now the
+    loop raises BlockLoopHalted, ``serve`` turns health NOT_SERVING and stops, and nothing of
+    the failed height is committed (a restart reopens at the last committed one)."""
+    from chains.node import main as node_main
+    from chains.node.config import NodeConfig
+    from chains.node.runtime import BlockLoopHalted
+
+    db = NodeDatabase(tmp_path / "node.db")
+    rt = NodeRuntime(_BrokenApp(db), db, RuntimeConfig(block_period_s=0.05))
+    rt.submit(b"a=1")
+    rt.produce_once()
+    rt.submit(b"boom=1")
+    with pytest.raises(BlockLoopHalted, match="producing block 2 failed: KeyError"):
+        await asyncio.wait_for(rt.run(), 10)
+    assert db.latest_height() == 1
+    db.close()
+
+    class Kind:
+        def open_app(self, config: NodeConfig, db: NodeDatabase) -> _BrokenApp:
+            return _BrokenApp(db)
+
+    config = NodeConfig(home=tmp_path / "home", chain_id="kv-1", kind="evm", block_period_s=0.05)
+    (tmp_path / "home" / "data").mkdir(parents=True)
+    original = node_main.chain_kind
+    node_main.chain_kind = lambda kind: Kind()  # type: ignore[assignment,return-value]
+    try:
+        serving = asyncio.create_task(node_main.serve(config, "127.0.0.1:0"))
+        addr_file = tmp_path / "home" / "node.addr"
+        while not addr_file.exists():
+            await asyncio.sleep(0.02)
+        async with grpc.aio.insecure_channel(addr_file.read_text().strip()) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            ok = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            assert ok.status == health_pb2.HealthCheckResponse.SERVING
+            async with NodeClient(addr_file.read_text().strip()) as client:
+                await client.submit(b"boom=1")
+        with pytest.raises(BlockLoopHalted):
+            await asyncio.wait_for(serving, 15)
+        assert not addr_file.exists()
+    finally:
+        node_main.chain_kind = original  # type: ignore[assignment]
