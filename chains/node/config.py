@@ -48,8 +48,8 @@ class NodeConfig:
     max_block_txs: int = 500
     max_mempool: int = 10_000
     max_mempool_bytes: int = DEFAULT_MEMPOOL_BYTES
-    # Heights back from the latest whose state and proofs are served (0 = all). Blocks are
-    # always kept: the EVM ledger restores by replaying them.
+    # Heights back from the latest whose state, proofs and blocks are kept (0 = all); older
+    # ones are pruned from disk (chains/node/prune.py).
     retain_heights: int = 0
     log_level: str = "info"
     log_format: str = "console"
@@ -212,6 +212,6 @@ def render_node_config(chain_id: str, kind: str, grpc_address: str, block_period
         f'period = "{int(block_period_s * 1000)}ms"\n'
         f"max_txs = 500\n\n"
         f"[mempool]\nmax_size = 10000\nmax_bytes = {DEFAULT_MEMPOOL_BYTES}   # raw bytes of the waiting txs\n\n"
-        f"[storage]\nretain_heights = 0   # 0 = keep every height provable\n\n"
+        f"[storage]\nretain_heights = 0   # 0 = keep every height; N = keep the last N, prune the rest\n\n"
         f'[log]\nlevel = "info"\nformat = "console"\n'
     )

@@ -577,6 +577,29 @@ class CordaApp:
         except (IbcError, SmtError, ValueError) as exc:
             raise QueryError(str(exc)) from None
 
+    # --- pruning (chains/node/prune.py) ------------------------------------------------
+
+    def gc_roots(self, height: int) -> list[tuple[bytes, str]]:
+        root = bytes(self._checkpoint(height).checkpoint.ibc_root)
+        return [] if root == EMPTY_ROOT else [(root, "smt")]
+
+    @staticmethod
+    def gc_children(kind: str, data: bytes) -> list[tuple[bytes, str]]:
+        """An SMT inner node's two children; a leaf's raw key and value entries (which refer to
+        nothing, even when their bytes happen to look like a node)."""
+        if kind != "smt" or len(data) != 65:
+            return []
+        a, b = data[1:33], data[33:]
+        if data[:1] == b"\x01":
+            return [(c, "smt") for c in (a, b) if c != EMPTY_ROOT]
+        return [(a, "raw"), (b, "raw")]
+
+    def prune_history(self, below: int, limit: int) -> int:
+        """Checkpoints of pruned heights, and outputs consumed before ``below`` (no query at a
+        retained height can see them). Kept: every notarised txid (``corda_txs``, the replay
+        check of txs without inputs) and each DvP lock's output (the trade's fate)."""
+        return self.ledger.prune(below, limit)
+
     # --- application queries ----------------------------------------------------------
 
     def _unconsumed(self, key: StateKey, height: int, limit: int | None = None) -> list[IndexedState]:

@@ -17,9 +17,10 @@ from typing import Any
 
 import structlog
 
-from chains.node.config import NodeConfig, load_node_config, render_node_config
+from chains.node.config import NodeConfig, NodeConfigError, load_node_config, render_node_config
 from chains.node.db import NodeDatabase
 from chains.node.kinds import chain_kind
+from chains.node.prune import Prunable, Pruner
 from chains.node.runtime import BlockLoopHalted, NodeRuntime, RuntimeConfig
 from chains.node.service import TlsFiles, build_server, mark_serving
 
@@ -64,6 +65,11 @@ async def serve(config: NodeConfig, grpc_address: str | None = None, stop: async
     config.db_path.parent.mkdir(parents=True, exist_ok=True)
     db = NodeDatabase(config.db_path)
     app = chain_kind(config.kind).open_app(config, db)
+    pruner = None
+    if config.retain_heights:
+        if not isinstance(app, Prunable):
+            raise NodeConfigError(f"storage.retain_heights: the {config.kind} ledger cannot prune")
+        pruner = Pruner(db, app, config.retain_heights)
     runtime = NodeRuntime(
         app,
         db,
@@ -74,6 +80,7 @@ async def serve(config: NodeConfig, grpc_address: str | None = None, stop: async
             max_mempool_bytes=config.max_mempool_bytes,
             retain_heights=config.retain_heights,
         ),
+        pruner=pruner,
     )
     tls = None if config.tls is None else TlsFiles(config.tls.cert_file, config.tls.key_file, config.tls.client_ca_file)
     server, port = build_server(runtime, grpc_address or config.grpc_address, tls)

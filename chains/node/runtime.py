@@ -21,6 +21,7 @@ import structlog
 from chains.node.app import ChainApp, ProducedBlock, TxOutcome, TxRejected
 from chains.node.db import DatabaseError, NodeDatabase
 from chains.node.limits import DEFAULT_MEMPOOL_BYTES, MAX_BLOCK_TX_BYTES
+from chains.node.prune import Pruner
 from kakehashi.node.v1 import node_pb2
 
 log = structlog.get_logger("kakehashi.node")
@@ -79,9 +80,11 @@ class NodeRuntime:
         db: NodeDatabase,
         config: RuntimeConfig | None = None,
         clock: Callable[[], int] = time.time_ns,
+        pruner: Pruner | None = None,
     ) -> None:
         self.app = app
         self.db = db
+        self.pruner = pruner
         self.config = config or RuntimeConfig()
         self.clock = clock
         self._mempool: OrderedDict[bytes, bytes] = OrderedDict()
@@ -267,9 +270,20 @@ class NodeRuntime:
             if block.txs:
                 log.info("block committed", height=block.height, txs=len(block.txs))
             await self._announce()
+            self._prune(block.height)
             if (len(self._mempool) >= self.config.max_block_txs
                     or self._mempool_bytes >= self.config.max_block_bytes):
                 self._wake.set()
+
+    def _prune(self, height: int) -> None:
+        """One bounded pruning step; a failure is logged and retried at the next block (the
+        chain goes on: pruning only frees disk)."""
+        if self.pruner is None:
+            return
+        try:
+            self.pruner.step(height)
+        except Exception as exc:
+            log.error("pruning step failed; retried after the next block", error=f"{type(exc).__name__}: {exc}")
 
     async def stop(self) -> None:
         self._stopping = True

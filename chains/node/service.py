@@ -91,7 +91,10 @@ class NodeService(node_pb2_grpc.NodeServicer):
         # a height past 2**63 - 1 (OverflowError, which would reach the client as UNKNOWN).
         blk = self.rt.block(height) if height <= latest else None
         if blk is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no block at height {height}")
+            earliest = self.rt.earliest_height()
+            reason = (f"block {height} is pruned: the node keeps heights from {earliest} "
+                      "(storage.retain_heights)") if 0 < height < earliest else f"no block at height {height}"
+            await context.abort(grpc.StatusCode.NOT_FOUND, reason)
         assert blk is not None
         return blk
 
