@@ -15,6 +15,17 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # its events (send, recv, write_ack), so a block of MAX_BLOCK_TX_BYTES of txs needs room beyond
 # the request limit. NodeClient reads up to this much.
 MAX_SEND_BYTES = 16 * 1024 * 1024
+# Calls the gRPC server queues until the node's event loop takes them; gRPC cancels calls
+# beyond it (CANCELLED) without reading them. Each waiting call holds ~10 KB.
+MAX_PENDING_CALLS = 10_000
+# Block streams (StreamBlocks) open at once. A stream whose client stops reading still holds
+# what gRPC buffered for it (measured: ~1.5 MB each with 100 KB blocks), so the count is what
+# bounds that memory; a relayer or settlement client opens one or two per node.
+MAX_BLOCK_STREAMS = 64
+# A block stream whose next block gRPC cannot hand to the client for this long is ended (the
+# client stopped reading), freeing what was buffered for it; the client reconnects from where
+# it was (every block source here does).
+STREAM_WRITE_TIMEOUT_S = 10.0
 # Items one batched call may carry (txs, paths, app queries, packet sequences): enough for a
 # block's worth of trades or packets, few enough that one call cannot hold the event loop for
 # long (4096 unreceived-packet look-ups take about 0.3 s on the Corda node; 500,000 took 33 s).
