@@ -13,8 +13,8 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from relayer.mqtt import MqttPublisher, topic_for
 from relayer import telemetry
+from relayer.mqtt import MqttPublisher, topic_for
 from relayer.telemetry import Telemetry
 
 
