@@ -33,7 +33,7 @@ test: $(STAMP) system-deps
 # The main job: a local two-chain testnet (.testnet) with the relayer, demo traffic and a report.
 # `make run PROVER=proxy`: the same through the proxy (SIMULATED enclave) in .testnet-proxy.
 run: $(STAMP)
-	$(PY) -m relayer.demo $(if $(PROVER),--prover $(PROVER),)
+	$(PY) -m relayer.testnet.demo $(if $(PROVER),--prover $(PROVER),)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check chains lightclients relayer tests bench scripts

@@ -26,9 +26,9 @@ from google.protobuf.message import Message
 
 from bench.meter import Meter
 from chains.ibc import events as ev
-from chains.ibc import paths
 from chains.ibc.apps import dvp as dvp_app
 from chains.ibc.context import to_proto
+from chains.ibc.host import paths
 from chains.node.app import ProducedBlock, TxOutcome
 from chains.node.config import load_node_config
 from chains.node.db import NodeDatabase

@@ -58,11 +58,11 @@ from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.evm import Message as EvmCall
 from chains.evm import make_tx
 from chains.ibc import events as ev
-from chains.ibc import paths
 from chains.ibc.apps import dvp as dvp_app
 from chains.ibc.context import to_proto
+from chains.ibc.host import paths
 from chains.node.answers import encode_answer
-from chains.node.corda_app import load_genesis
+from chains.node.apps.corda import load_genesis
 from kakehashi.corda.v1 import ledger_pb2 as pb
 from kakehashi.dvp.v1 import dvp_pb2
 from kakehashi.ibc.v1 import channel_pb2 as chpb

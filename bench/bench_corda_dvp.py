@@ -37,9 +37,9 @@ from chains.corda.dvp import (
 from chains.corda.ibc_host import IBC_CONTRACT, IbcHostContract, ibc_command
 from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.evm import SECURITY_TOKEN_ADDRESS
-from chains.ibc import paths
 from chains.ibc.apps.dvp import VERSION
 from chains.ibc.context import to_proto
+from chains.ibc.host import paths
 from kakehashi.corda.v1 import ledger_pb2 as pb
 from kakehashi.dvp.v1 import dvp_pb2
 from kakehashi.ibc.v1 import channel_pb2 as chpb

@@ -42,12 +42,12 @@ from chains.corda.dvp import REFUND_ON_ERROR, exit_parts, lock_of, lock_transact
 from chains.corda.ibc_host import ibc_command
 from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.evm import SECURITY_TOKEN_ADDRESS
-from chains.ibc import paths
 from chains.ibc.apps.dvp import VERSION as DVP_VERSION
 from chains.ibc.context import to_proto
+from chains.ibc.host import paths
+from chains.node.apps.corda import KIND, CordaApp, load_genesis
 from chains.node.client import NodeClient, RetryPolicy
 from chains.node.config import load_node_config
-from chains.node.corda_app import KIND, CordaApp, load_genesis
 from chains.node.db import NodeDatabase
 from chains.node.main import init_home
 from chains.node.runtime import block_to_proto

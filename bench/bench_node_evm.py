@@ -40,11 +40,11 @@ from bench import evm_node_world as world
 from bench.timing import per_call_us
 from chains.evm import SECURITY_TOKEN_ADDRESS, Message, make_tx
 from chains.evm.contracts import encode_amount
-from chains.ibc import paths
+from chains.ibc.host import paths
+from chains.node.apps.evm import KIND, EvmNodeApp
 from chains.node.client import NodeClient, RetryPolicy
 from chains.node.config import load_node_config
 from chains.node.db import NodeDatabase
-from chains.node.evm_app import KIND, EvmNodeApp
 from chains.node.runtime import block_to_proto
 from kakehashi.node.v1 import node_pb2
 from lightclients import crypto

@@ -17,8 +17,8 @@ from bench.timing import per_call_us
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from lightclients.interface import Height
-from relayer import packets as planner
-from relayer.supervisor import Supervisor
+from relayer.core import packets as planner
+from relayer.core.supervisor import Supervisor
 from tests.support import mockapp
 from tests.support.host import START_NS
 from tests.support.pair import Pair

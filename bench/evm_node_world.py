@@ -22,8 +22,8 @@ from chains.ibc.apps import dvp as dvp_app
 from chains.ibc.errors import InvalidMessage, NoRoute, TxFailed
 from chains.ibc.events import Event, EventLog
 from chains.node.app import ProducedBlock
+from chains.node.apps.evm import Allocation, EvmGenesis, EvmNodeApp
 from chains.node.db import NodeDatabase
-from chains.node.evm_app import Allocation, EvmGenesis, EvmNodeApp
 from chains.node.runtime import block_to_proto
 from kakehashi.dvp.v1 import dvp_pb2
 from lightclients.crypto import eth_address, secp256k1_public_key, sha256

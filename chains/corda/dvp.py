@@ -39,12 +39,12 @@ from chains.corda.cash import ADMISSION, CASH, DVP, DVP_ESCROW_OWNER, cash_state
 from chains.corda.contracts import ContractError, LedgerTransaction, StateAndRef
 from chains.corda.ibc_host import account_of, ibc_command, ibc_messages, type_name, unpack_as
 from chains.corda.transaction import SignedTransaction, WireTransaction
-from chains.ibc import packets, paths
+from chains.ibc import packets
 from chains.ibc.apps import dvp as dvp_app
-from chains.ibc.context import Context, height_of
+from chains.ibc.context import Acknowledgement, Context, height_of
 from chains.ibc.errors import AppError, IdentifierExists, InvalidMessage
 from chains.ibc.handler import IbcHandler
-from chains.ibc.routing import Acknowledgement
+from chains.ibc.host import paths
 from kakehashi.corda.v1 import ledger_pb2 as pb
 from kakehashi.dvp.v1 import dvp_pb2
 from kakehashi.ibc.v1 import channel_pb2 as chpb

@@ -4,7 +4,7 @@ Why an interface: a node must restart at its last height without replaying histo
 UTXO ledger cannot live only in the cluster's memory. The cluster asks little of its store
 (an output and whether it is consumed, whether a txid is notarised, record a notarised tx,
 record and read checkpoints), all point lookups or appends; the node implements them over
-SQLite inside the height's transaction (chains/node/corda_store.py), tests and in-memory
+SQLite inside the height's transaction (chains/node/apps/corda_store.py), tests and in-memory
 hosts use :class:`MemoryLedgerStore`. Like the SMT's node store, the store never decides
 anything: validation stays in the cluster, so both stores give the same ledger.
 

@@ -49,13 +49,12 @@ from chains.evm.contracts import (
     encode_amount,
 )
 from chains.evm.state import WorldState
-from chains.ibc import paths
 from chains.ibc.apps import dvp as dvp_app
-from chains.ibc.context import Context
+from chains.ibc.context import Acknowledgement, Context
 from chains.ibc.errors import AppError, InvalidIdentifier, InvalidMessage
 from chains.ibc.handler import IbcHandler
-from chains.ibc.identifiers import validate_channel_id
-from chains.ibc.routing import Acknowledgement
+from chains.ibc.host import paths
+from chains.ibc.host.identifiers import validate_channel_id
 from kakehashi.dvp.v1 import dvp_pb2
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.crypto import keccak256

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from google.protobuf.message import DecodeError
 
-from chains.ibc import clients, connections, events, paths
+from chains.ibc import clients, connections, events
 from chains.ibc.context import Context, proof_height_of
 from chains.ibc.errors import (
     AppError,
@@ -20,9 +20,10 @@ from chains.ibc.errors import (
     NotFound,
     VersionMismatch,
 )
-from chains.ibc.identifiers import channel_id as make_channel_id
-from chains.ibc.identifiers import validate_channel_id, validate_port_id
-from chains.ibc.store import get_sequence, set_sequence
+from chains.ibc.host import paths
+from chains.ibc.host.identifiers import channel_id as make_channel_id
+from chains.ibc.host.identifiers import validate_channel_id, validate_port_id
+from chains.ibc.host.store import get_sequence, set_sequence
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb

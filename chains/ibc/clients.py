@@ -17,12 +17,13 @@ every use, so a client frozen earlier in the transaction fails every later use.
 
 from __future__ import annotations
 
-from chains.ibc import events, paths
+from chains.ibc import events
 from chains.ibc.context import Context
 from chains.ibc.errors import ClientFailure, IdentifierExists, InvalidMessage, NotFound, ProofFailed
-from chains.ibc.identifiers import client_id as make_client_id
-from chains.ibc.identifiers import validate_client_id, validate_client_type
-from chains.ibc.store import ClientStoreView, get_sequence, set_sequence
+from chains.ibc.host import paths
+from chains.ibc.host.identifiers import client_id as make_client_id
+from chains.ibc.host.identifiers import validate_client_id, validate_client_type
+from chains.ibc.host.store import ClientStoreView, get_sequence, set_sequence
 from kakehashi.ibc.v1 import client_pb2
 from lightclients.interface import (
     BatchOpening,

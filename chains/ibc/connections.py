@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from google.protobuf.message import DecodeError
 
-from chains.ibc import clients, events, paths
+from chains.ibc import clients, events
 from chains.ibc.context import Context, proof_height_of
 from chains.ibc.errors import (
     IdentifierExists,
@@ -17,9 +17,10 @@ from chains.ibc.errors import (
     NotFound,
     VersionMismatch,
 )
-from chains.ibc.identifiers import connection_id as make_connection_id
-from chains.ibc.identifiers import validate_client_id, validate_connection_id
-from chains.ibc.store import get_sequence, set_sequence
+from chains.ibc.host import paths
+from chains.ibc.host.identifiers import connection_id as make_connection_id
+from chains.ibc.host.identifiers import validate_client_id, validate_connection_id
+from chains.ibc.host.store import get_sequence, set_sequence
 from kakehashi.ibc.v1 import connection_pb2 as cpb
 
 State = cpb.ConnectionState

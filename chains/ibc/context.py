@@ -9,22 +9,87 @@ error acknowledgement can drop what the app wrote.
 the same transaction, keyed by (client id, proof height, prefix), so that later messages
 can carry an empty proof (chains/ibc/clients.py). It lives and dies with the Context, so
 nothing verified in one transaction is trusted in another.
+
+The app interface (:class:`IBCModule`, :class:`Acknowledgement`) is defined here because every
+callback receives a Context; a Context reaches apps through :class:`PortRouter`, which
+:class:`chains.ibc.routing.Router` implements. Callbacks write through the same overlay as
+the core; whatever a callback raises aborts the message (and so the transaction), except
+``on_recv_packet``, whose failures the core turns into an error acknowledgement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from chains.ibc.errors import InvalidMessage
 from chains.ibc.events import Event
-from chains.ibc.store import Overlay
-from kakehashi.ibc.v1 import client_pb2
+from chains.ibc.host.store import Overlay
+from kakehashi.ibc.v1 import channel_pb2, client_pb2
 from lightclients.interface import BatchOpening, Height, LightClientModule
 
-if TYPE_CHECKING:
-    from chains.ibc.routing import Router
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """An app's answer to a packet: ``data`` is committed as-is (its hash is stored)."""
+
+    success: bool
+    data: bytes
+
+
+class IBCModule(Protocol):
+    def on_chan_open_init(
+        self,
+        ctx: Context,
+        order: int,
+        connection_hops: list[str],
+        port_id: str,
+        channel_id: str,
+        counterparty: channel_pb2.ChannelCounterparty,
+        version: str,
+    ) -> str:
+        """Return the version to store (an empty proposal may be replaced by the app's default)."""
+
+    def on_chan_open_try(
+        self,
+        ctx: Context,
+        order: int,
+        connection_hops: list[str],
+        port_id: str,
+        channel_id: str,
+        counterparty: channel_pb2.ChannelCounterparty,
+        counterparty_version: str,
+    ) -> str:
+        """Return the version this end agrees to."""
+
+    def on_chan_open_ack(
+        self, ctx: Context, port_id: str, channel_id: str, counterparty_channel_id: str,
+        counterparty_version: str,
+    ) -> None: ...
+
+    def on_chan_open_confirm(self, ctx: Context, port_id: str, channel_id: str) -> None: ...
+
+    def on_chan_close_init(self, ctx: Context, port_id: str, channel_id: str) -> None: ...
+
+    def on_chan_close_confirm(self, ctx: Context, port_id: str, channel_id: str) -> None: ...
+
+    def on_recv_packet(
+        self, ctx: Context, packet: channel_pb2.Packet, relayer: str
+    ) -> Acknowledgement | None:
+        """Return the ack now, or None to acknowledge later (asynchronous ack)."""
+
+    def on_acknowledgement_packet(
+        self, ctx: Context, packet: channel_pb2.Packet, acknowledgement: bytes, relayer: str
+    ) -> None: ...
+
+    def on_timeout_packet(self, ctx: Context, packet: channel_pb2.Packet, relayer: str) -> None: ...
+
+
+class PortRouter(Protocol):
+    """Which app answers for a port (ICS-26); raises NoRoute for an unbound port."""
+
+    def route(self, port_id: str) -> IBCModule: ...
 
 
 @dataclass
@@ -34,7 +99,7 @@ class Context:
     now_ns: int
     prefix: bytes
     clients: Mapping[str, LightClientModule]
-    router: Router
+    router: PortRouter
     events: list[Event] = field(default_factory=list)
     openings: dict[tuple[str, Height, bytes], list[BatchOpening]] = field(default_factory=dict)
 

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from google.protobuf.message import DecodeError
+
 from kakehashi.ibc.v1 import channel_pb2, client_pb2
 from lightclients.interface import Height
 
@@ -60,7 +62,10 @@ class Event:
         if raw is None:
             return None
         packet = channel_pb2.Packet()
-        packet.ParseFromString(raw)
+        try:
+            packet.ParseFromString(raw)
+        except DecodeError:
+            return None  # events come from nodes: a malformed one names no packet
         return packet
 
     def encode(self) -> bytes:

@@ -15,11 +15,11 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from chains.ibc import channels, clients, connections, packets
-from chains.ibc.context import Context
+from chains.ibc.context import Context, IBCModule
 from chains.ibc.errors import IbcError, InvalidMessage, TxFailed
 from chains.ibc.events import Event, EventSink
-from chains.ibc.routing import IBCModule, Router
-from chains.ibc.store import IbcStore, Overlay
+from chains.ibc.host.store import IbcStore, Overlay
+from chains.ibc.routing import Router
 from kakehashi.ibc.v1 import channel_pb2, client_pb2, connection_pb2
 from lightclients.interface import Height, LightClientModule
 

@@ -9,8 +9,8 @@ keys, so cost does not grow with the number of packets on a channel.
 
 from __future__ import annotations
 
-from chains.ibc import channels, clients, commitment, events, paths
-from chains.ibc.context import Context, height_of, proof_height_of
+from chains.ibc import channels, clients, events
+from chains.ibc.context import Acknowledgement, Context, height_of, proof_height_of
 from chains.ibc.errors import (
     AppError,
     IbcError,
@@ -19,8 +19,8 @@ from chains.ibc.errors import (
     NotFound,
     PacketError,
 )
-from chains.ibc.routing import Acknowledgement
-from chains.ibc.store import encode_sequence, get_sequence, set_sequence
+from chains.ibc.host import commitment, paths
+from chains.ibc.host.store import encode_sequence, get_sequence, set_sequence
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import connection_pb2 as cpb
 from lightclients.interface import Height

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 
 from google.protobuf.message import DecodeError
 
-from chains.ibc import paths
 from chains.ibc.errors import InvalidMessage, NotFound
-from chains.ibc.store import IbcStore, get_sequence
+from chains.ibc.host import paths
+from chains.ibc.host.store import IbcStore, get_sequence
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import connection_pb2 as cpb
 

@@ -1,75 +1,14 @@
 """ICS-05 ports and ICS-26 routing: which application module answers for a port.
 
-Callbacks receive the transaction's :class:`Context` so an app writes through the same
-overlay as the core; whatever a callback raises aborts the message (and so the transaction),
-except ``on_recv_packet``, whose failures the core turns into an error acknowledgement.
+The callback interface an app implements (:class:`chains.ibc.context.IBCModule`) lives with
+the :class:`~chains.ibc.context.Context` it receives; this module only binds ports to apps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
-from chains.ibc.context import Context
+from chains.ibc.context import IBCModule
 from chains.ibc.errors import IdentifierExists, NoRoute
-from chains.ibc.identifiers import validate_port_id
-from kakehashi.ibc.v1 import channel_pb2
-
-
-@dataclass(frozen=True, slots=True)
-class Acknowledgement:
-    """An app's answer to a packet: ``data`` is committed as-is (its hash is stored)."""
-
-    success: bool
-    data: bytes
-
-
-class IBCModule(Protocol):
-    def on_chan_open_init(
-        self,
-        ctx: Context,
-        order: int,
-        connection_hops: list[str],
-        port_id: str,
-        channel_id: str,
-        counterparty: channel_pb2.ChannelCounterparty,
-        version: str,
-    ) -> str:
-        """Return the version to store (an empty proposal may be replaced by the app's default)."""
-
-    def on_chan_open_try(
-        self,
-        ctx: Context,
-        order: int,
-        connection_hops: list[str],
-        port_id: str,
-        channel_id: str,
-        counterparty: channel_pb2.ChannelCounterparty,
-        counterparty_version: str,
-    ) -> str:
-        """Return the version this end agrees to."""
-
-    def on_chan_open_ack(
-        self, ctx: Context, port_id: str, channel_id: str, counterparty_channel_id: str,
-        counterparty_version: str,
-    ) -> None: ...
-
-    def on_chan_open_confirm(self, ctx: Context, port_id: str, channel_id: str) -> None: ...
-
-    def on_chan_close_init(self, ctx: Context, port_id: str, channel_id: str) -> None: ...
-
-    def on_chan_close_confirm(self, ctx: Context, port_id: str, channel_id: str) -> None: ...
-
-    def on_recv_packet(
-        self, ctx: Context, packet: channel_pb2.Packet, relayer: str
-    ) -> Acknowledgement | None:
-        """Return the ack now, or None to acknowledge later (asynchronous ack)."""
-
-    def on_acknowledgement_packet(
-        self, ctx: Context, packet: channel_pb2.Packet, acknowledgement: bytes, relayer: str
-    ) -> None: ...
-
-    def on_timeout_packet(self, ctx: Context, packet: channel_pb2.Packet, relayer: str) -> None: ...
+from chains.ibc.host.identifiers import validate_port_id
 
 
 class Router:

@@ -30,6 +30,12 @@ class NodeConfigError(ValueError):
     """Invalid node configuration; the message starts with the offending key."""
 
 
+
+# The raw txs of one block, in bytes: a block (with its results) must fit in one gRPC message
+# of a block stream or GetBlock, whatever the txs' sizes (a tx is at most 1 MiB).
+DEFAULT_MAX_BLOCK_BYTES = 2 * 1024 * 1024
+MAX_BLOCK_BYTES_LIMIT = 8 * 1024 * 1024
+
 @dataclass(frozen=True)
 class NodeTls:
     cert_file: Path
@@ -46,6 +52,7 @@ class NodeConfig:
     tls: NodeTls | None = None
     block_period_s: float = 1.0
     max_block_txs: int = 500
+    max_block_bytes: int = 2 * 1024 * 1024
     max_mempool: int = 10_000
     max_mempool_bytes: int = DEFAULT_MEMPOOL_BYTES
     # Heights back from the latest whose state, proofs and blocks are kept (0 = all); older
@@ -134,6 +141,9 @@ def parse_node_config(doc: Mapping[str, Any], home: Path) -> NodeConfig:
     max_txs = _take(b, "block.", "max_txs", int, 500)
     if not 1 <= max_txs <= 100_000:
         raise NodeConfigError(f"block.max_txs: must be 1..100000, got {max_txs}")
+    max_bytes = _take(b, "block.", "max_bytes", int, DEFAULT_MAX_BLOCK_BYTES)
+    if not 1024 <= max_bytes <= MAX_BLOCK_BYTES_LIMIT:
+        raise NodeConfigError(f"block.max_bytes: must be 1024..{MAX_BLOCK_BYTES_LIMIT}, got {max_bytes}")
     _done(b, "block.")
 
     mp = _table(d, "mempool")
@@ -169,6 +179,7 @@ def parse_node_config(doc: Mapping[str, Any], home: Path) -> NodeConfig:
         tls=tls,
         block_period_s=period,
         max_block_txs=max_txs,
+        max_block_bytes=max_bytes,
         max_mempool=max_mempool,
         max_mempool_bytes=max_bytes,
         retain_heights=retain,

@@ -15,7 +15,7 @@ from chains.node.app import ChainApp
 from chains.node.config import NodeConfig
 from chains.node.db import NodeDatabase
 
-MODULES = {"evm": "chains.node.evm_app", "corda": "chains.node.corda_app"}
+MODULES = {"evm": "chains.node.apps.evm", "corda": "chains.node.apps.corda"}
 
 
 class ChainKind(Protocol):

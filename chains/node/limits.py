@@ -9,12 +9,11 @@ RESOURCE_EXHAUSTED for the message size.
 
 from __future__ import annotations
 
-# One request on the wire (what the node reads).
+# One request on the wire.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-# One answer on the wire (what the node sends): a block's results repeat each packet's data in
-# its events (send, recv, write_ack), so a block of MAX_BLOCK_TX_BYTES of txs needs room beyond
-# the request limit. NodeClient reads up to this much.
-MAX_SEND_BYTES = 16 * 1024 * 1024
+# One response: a block with its results (its raw txs are bounded by block.max_bytes, 2 MiB by
+# default) or a batch of proofs may be larger than any request; clients accept 16 MiB.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 # Calls the gRPC server queues until the node's event loop takes them; gRPC cancels calls
 # beyond it (CANCELLED) without reading them. Each waiting call holds ~10 KB.
 MAX_PENDING_CALLS = 10_000
@@ -34,7 +33,7 @@ MAX_BATCH_ITEMS = 4096
 # (chains/evm/tx.py MAX_TX_BYTES).
 MAX_TX_BYTES = 1 << 20
 # Raw tx bytes one block takes from the mempool (a block always takes its first tx, and every
-# tx fits): keeps every block, results included, under MAX_SEND_BYTES, so GetBlock and
+# tx fits): keeps every block, results included, under MAX_RESPONSE_BYTES, so GetBlock and
 # StreamBlocks can always serve it. Normal blocks are far below it (500 DvP locks ~ 0.8 MiB).
 MAX_BLOCK_TX_BYTES = 2 * MAX_TX_BYTES
 # Default mempool byte budget (`mempool.max_bytes`): with the count bound (`mempool.max_size`,

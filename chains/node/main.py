@@ -76,6 +76,7 @@ async def serve(config: NodeConfig, grpc_address: str | None = None, stop: async
         RuntimeConfig(
             block_period_s=config.block_period_s,
             max_block_txs=config.max_block_txs,
+            max_block_bytes=config.max_block_bytes,
             max_mempool=config.max_mempool,
             max_mempool_bytes=config.max_mempool_bytes,
             retain_heights=config.retain_heights,

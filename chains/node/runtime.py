@@ -40,9 +40,9 @@ class BlockLoopHalted(RuntimeError):
 class RuntimeConfig:
     block_period_s: float = 1.0
     max_block_txs: int = 500
+    max_block_bytes: int = MAX_BLOCK_TX_BYTES  # raw txs per block; the first tx always fits
     max_mempool: int = 10_000
     max_mempool_bytes: int = DEFAULT_MEMPOOL_BYTES
-    max_block_bytes: int = MAX_BLOCK_TX_BYTES  # raw tx bytes per block (a block always takes one tx)
     default_wait_s: float = 30.0
     retain_heights: int = 0  # 0 = serve state and proofs at every height
 

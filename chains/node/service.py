@@ -30,7 +30,7 @@ from chains.node.limits import (
     MAX_BLOCK_STREAMS,
     MAX_MESSAGE_BYTES,
     MAX_PENDING_CALLS,
-    MAX_SEND_BYTES,
+    MAX_RESPONSE_BYTES,
     MAX_TX_BYTES,
     STREAM_WRITE_TIMEOUT_S,
 )
@@ -105,6 +105,8 @@ class NodeService(node_pb2_grpc.NodeServicer):
         # Above the head there is no block; checked first because SQLite cannot even look up
         # a height past 2**63 - 1 (OverflowError, which would reach the client as UNKNOWN).
         blk = self.rt.block(height) if height <= latest else None
+        if blk is not None and request.results_only:
+            del blk.txs[:]
         if blk is None:
             earliest = self.rt.earliest_height()
             reason = (f"block {height} is pruned: the node keeps heights from {earliest} "
@@ -366,7 +368,7 @@ def build_server(runtime: NodeRuntime, address: str, tls: TlsFiles | None = None
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_SEND_BYTES),
+            ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
             # Calls waiting for the event loop to take them (gRPC's default is 1,000; past it
             # gRPC cancels the excess): room for a 10,000-read burst, ~10 KB each at most.
             ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),

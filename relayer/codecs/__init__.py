@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from relayer.chain import ChainCodec
 from relayer.codecs.common import DEFAULT_DRIFT_NS, DEFAULT_TRUSTING_NS, CodecError
 from relayer.codecs.corda import CordaCodec
 from relayer.codecs.evm import EvmCodec
+from relayer.core.chain import ChainCodec
 
 __all__ = ["CodecError", "CordaCodec", "EvmCodec", "codec_for"]
 

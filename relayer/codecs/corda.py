@@ -26,9 +26,9 @@ from google.protobuf.message import DecodeError, Message
 from chains.corda.dvp import exit_parts
 from chains.corda.ibc_host import account_of, ibc_command
 from chains.corda.transaction import SALT_LEN, SignedTransaction, WireTransaction
-from chains.ibc import paths
 from chains.ibc.apps import dvp
 from chains.ibc.errors import InvalidMessage
+from chains.ibc.host import paths
 from chains.node.client import NodeClient, NodeError
 from kakehashi.corda.v1 import ledger_pb2 as pb
 from kakehashi.corda.v1 import lightclient_pb2 as lc
@@ -50,8 +50,6 @@ from lightclients.interface import (
     LightClientModule,
     consensus_state_key,
 )
-from relayer.bounded import gather_bounded
-from relayer.chain import ChainHandle
 from relayer.codecs.common import (
     DEFAULT_DRIFT_NS,
     DEFAULT_TRUSTING_NS,
@@ -59,7 +57,9 @@ from relayer.codecs.common import (
     client_init_at,
     fetch_client_header,
 )
-from relayer.packets import keep_messages
+from relayer.core.bounded import gather_bounded
+from relayer.core.chain import ChainHandle
+from relayer.core.packets import keep_messages
 
 KIND = "corda"
 

@@ -14,7 +14,7 @@ from relayer.dvp.events import DvpEvents
 from relayer.dvp.ledgers import Ledgers
 from relayer.dvp.record import TradeRecord
 from relayer.dvp.trade import ResolvedTrade, Trade
-from relayer.telemetry import Telemetry
+from relayer.ops.telemetry import Telemetry
 
 
 async def precheck(trade: Trade | ResolvedTrade, *, evm: str, corda: str, channel: str | None = None) -> list[str]:

@@ -30,24 +30,26 @@ from rich.console import Console
 from rich.table import Table
 
 from chains.node.client import ClientTls
-from relayer.config import ConfigError, load_config
-from relayer.console import stdout_console
+from relayer.cli.console import stdout_console
+from relayer.cli.defaults import TESTNET_HOME, config_path
+from relayer.config.schema import load_config
+from relayer.config.tables import ConfigError
 from relayer.dvp.client import DvpClient, DvpError, Settlement
 from relayer.dvp.events import DvpEvents, DvpPublisher
 from relayer.dvp.feed import lines_of, mqtt_messages, run_feed
 from relayer.dvp.keys import KeyMaterialError, KeyRing
 from relayer.dvp.ledgers import LedgerError, Ledgers
-from relayer.dvp.record import RecordError, TradeRecord
+from relayer.dvp.record import RecordError, TradeRecord, TradeRow
 from relayer.dvp.trade import TradeError, load_trade, parse_trade
-from relayer.keystore import Keystore, passphrase_from_env_or_prompt
-from relayer.logs import configure_logging
-from relayer.telemetry import Telemetry
+from relayer.ops.keystore import Keystore, passphrase_from_env_or_prompt
+from relayer.ops.logs import configure_logging
+from relayer.ops.telemetry import Telemetry
 
 T = TypeVar("T")
 
 
 class DvpCliError(ValueError):
-    """One line for the operator; exit status 1 (``relayer.cli.main`` prints ValueErrors so)."""
+    """One line for the operator; exit status 1 (``relayer.cli.parser.main`` prints ValueErrors so)."""
 
 
 ERRORS: tuple[type[Exception], ...] = (DvpError, LedgerError, TradeError, KeyMaterialError, RecordError)
@@ -84,7 +86,7 @@ class _Setup:
 
     def __init__(self, ns: argparse.Namespace) -> None:
         self.ns = ns
-        cfg_path = Path(ns.config)
+        cfg_path = config_path(ns)
         self.config = None
         if cfg_path.exists():
             try:
@@ -209,6 +211,9 @@ def cmd_settle(ns: argparse.Namespace) -> None:
     async def body(setup: _Setup, client: DvpClient) -> Settlement:
         ring = setup.keys()
         seller, buyer = ring.evm(trade.seller.evm), ring.corda(trade.buyer.corda)
+        done = await client.existing(trade)
+        if done is not None:  # settled (or under way) already: say so, lock nothing
+            return done
         if ns.json:
             return await client.settle(trade, seller, buyer, follow=not ns.no_follow, wait_s=ns.wait)
         console = Console(stderr=True)
@@ -247,12 +252,27 @@ def cmd_list(ns: argparse.Namespace) -> None:
         rows = record.all()
     finally:
         record.close()
-    table = Table("trade", "state", "EVM", "Corda", "seq", "ST", "SC", "error")
+    _print(ns, [r.to_json() for r in rows], trades_table(rows))
+
+
+# Wide enough for a reason's first clause on one line; narrow enough that a row of the usual
+# trade ids stays near 140 columns when piped (the table is 400 wide then).
+REASON_WIDTH = 48
+
+
+def trades_table(rows: list[TradeRow]) -> Table:
+    """One row per trade, as wide as the terminal allows: every column but the reason keeps its
+    whole value (trade ids get copied from here), and the reason wraps in what is left (at most
+    REASON_WIDTH wide); ``--json`` has each reason on one line."""
+    table = Table()
+    for name in ("trade", "state", "EVM", "Corda", "seq", "ST", "SC"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("reason", overflow="fold", max_width=REASON_WIDTH)
     for r in rows:
         table.add_row(r.trade_id, r.state, r.evm_status, r.corda_status, str(r.sequence or "-"),
                       str(r.terms.st_quantity) if r.terms else "-", str(r.terms.sc_amount) if r.terms else "-",
-                      (r.error or "")[:80])
-    _print(ns, [r.to_json() for r in rows], table)
+                      r.error or "")
+    return table
 
 
 def cmd_reclaim(ns: argparse.Namespace) -> None:
@@ -324,8 +344,8 @@ def cmd_example(ns: argparse.Namespace) -> None:
     Why a command: a trade names raw account identifiers (EVM addresses, Ed25519 keys) that the
     testnet generated, so writing one by hand means digging through node homes.
     """
-    from relayer import testnet
-    from relayer.demo_dvp import Accounts
+    from relayer.testnet import network as testnet
+    from relayer.testnet.demo_dvp import Accounts
 
     root = Path(ns.testnet)
     evm_home, corda_home = root / "evm", root / "corda"
@@ -376,7 +396,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--wait", type=float, help="seconds to follow (default: until the timeout + 60 s)")
     s.set_defaults(func=_one_line(cmd_settle))
     ex = dvp.add_parser("example", help="print a trade between the local testnet's demo accounts")
-    ex.add_argument("--testnet", default=".testnet", help="testnet home (default .testnet)")
+    ex.add_argument("--testnet", default=str(TESTNET_HOME), help=f"testnet home (default {TESTNET_HOME})")
     ex.add_argument("--trade-id", help="default: T-<random hex>")
     ex.add_argument("--st", type=int, default=10, help="ST quantity (default 10)")
     ex.add_argument("--sc", type=int, default=1000, help="SC amount (default 1000)")

@@ -47,7 +47,7 @@ from kakehashi.node.v1 import node_pb2
 from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key
 from lightclients.interface import Status
 from relayer.dvp.events import DvpEvents
-from relayer.dvp.ledgers import LedgerError, Ledgers
+from relayer.dvp.ledgers import ADVISORY_STALE_BLOCKS, EXACT_STALE_BLOCKS, LedgerError, Ledgers
 from relayer.dvp.record import TradeRecord, TradeRow
 from relayer.dvp.trade import SEC_NS, ResolvedTrade, Trade, TradeError, resolve
 
@@ -260,8 +260,9 @@ class DvpClient:
                            f"0x{led.security_token.hex()}")
         issuer = bytes(t.cash_issuer)
         escrow, lock, seller_st, buyer_st, (admission, admitted), path = await asyncio.gather(
-            led.escrow(t.trade_id), led.lock(t.trade_id), led.st_holding(bytes(t.seller_evm)),
-            led.st_holding(bytes(t.buyer_evm)), led.admission(issuer), self._path_reasons(rt, now))
+            led.escrow(t.trade_id), led.lock(t.trade_id), led.st_holding_at(bytes(t.seller_evm), ADVISORY_STALE_BLOCKS),
+            led.st_holding_at(bytes(t.buyer_evm), ADVISORY_STALE_BLOCKS), led.admission(issuer, ADVISORY_STALE_BLOCKS),
+            self._path_reasons(rt, now))
         if escrow.get("status") != "none":
             reasons.append(f"trade_id: {t.trade_id} is already used on the EVM chain (escrow {escrow.get('status')})")
         if lock.get("status") != "none":
@@ -293,7 +294,8 @@ class DvpClient:
         seller, sc_key = bytes(t.seller_evm), (bytes(t.buyer_corda), bytes(t.cash_issuer))
         while True:
             (st, _, st_h), (sc, sc_h) = await asyncio.gather(
-                led.st_holding_at(seller), led.sc_balance_at(bytes(t.buyer_corda), bytes(t.cash_issuer)))
+                led.st_holding_at(seller, EXACT_STALE_BLOCKS),
+                led.sc_balance_at(bytes(t.buyer_corda), bytes(t.cash_issuer), EXACT_STALE_BLOCKS))
             if self._st_holds.fresh(seller, st_h) and self._sc_holds.fresh(sc_key, sc_h):
                 return st, st_h, sc, sc_h
 
@@ -389,7 +391,7 @@ class DvpClient:
         block (their change)."""
         reserved = self._inputs[buyer]
         while True:
-            rows, height = await self.ledgers.cash_at(buyer)
+            rows, height = await self.ledgers.cash_at(buyer, EXACT_STALE_BLOCKS)
             if height < self._inputs_floor[buyer]:
                 continue  # older than inputs already forgotten as spent: read again at the head
             free = self._free_cash(buyer, issuer, rows, height)
@@ -635,6 +637,36 @@ class DvpClient:
             for event in _events_for(evm_s, corda_s):
                 self.events.emit(trade_id, event, _payload(escrow, lock, state), latency)
         return result
+
+    async def existing(self, trade: Trade) -> Settlement | None:
+        """The trade as the chains already hold it, or None when its id is unused there.
+
+        Why: settling a trade again (a retried command, a second operator) must say what became
+        of it, not that the pre-check "rejected" it. Only a leg naming the trade's own parties
+        and amounts counts as this trade; an id reused for other terms is left to the pre-check,
+        which refuses it.
+        """
+        escrow, lock = await asyncio.gather(self.ledgers.escrow(trade.trade_id), self.ledgers.lock(trade.trade_id))
+        evm_s, corda_s = str(escrow.get("status", "none")), str(lock.get("status", "none"))
+        if evm_s == "none" and corda_s == "none":
+            return None
+        same_evm = evm_s == "none" or (
+            int(escrow.get("quantity", -1)) == trade.st_quantity
+            and str(escrow.get("seller", "")).removeprefix("0x") == trade.seller.evm.hex()
+            and str(escrow.get("buyer", "")).removeprefix("0x") == trade.buyer.evm.hex())
+        same_corda = corda_s == "none" or (
+            int(lock.get("amount", -1)) == trade.sc_amount
+            and str(lock.get("payer", "")) == trade.buyer.corda.hex()
+            and str(lock.get("payee", "")) == trade.seller.corda.hex())
+        if not (same_evm and same_corda):
+            return None
+        got = await self.status(trade.trade_id)
+        if got.state == "settled":
+            how = f"by Corda tx {str(lock.get('exit_txid', ''))[:16]}.. (EVM escrow {evm_s})"
+        else:
+            how = f"on the chains (EVM escrow {evm_s}, Corda lock {corda_s})"
+        got.reasons = [f"trade_id: {trade.trade_id} is already {got.state} {how}"]
+        return got
 
     def list(self) -> list[TradeRow]:
         return self.record.all() if self.record is not None else []

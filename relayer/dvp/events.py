@@ -20,8 +20,8 @@ from typing import Any
 import structlog
 
 from relayer.dvp.record import TradeRecord
-from relayer.mqtt import MqttPublisher
-from relayer.telemetry import Telemetry
+from relayer.ops.mqtt import MqttPublisher
+from relayer.ops.telemetry import Telemetry
 
 log = structlog.get_logger("kakehashi.dvp")
 

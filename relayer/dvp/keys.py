@@ -18,7 +18,7 @@ import contextlib
 from pathlib import Path
 
 from lightclients.crypto import CryptoError, ed25519_public_key, eth_address, secp256k1_public_key
-from relayer.keystore import Keystore, KeystoreError
+from relayer.ops.keystore import Keystore, KeystoreError
 
 
 class KeyMaterialError(LookupError):

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
 
-from chains.ibc import paths
+from chains.ibc.host import paths
 from chains.node.client import ClientTls, NodeClient, NodeError, RetryPolicy
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import connection_pb2 as cpb
@@ -38,11 +38,17 @@ from lightclients.interface import (
 )
 from lightclients.proxy.client import ProxyLightClient
 from lightclients.qbft.client import QbftClient
-from relayer.watch import ChainWatch
+from relayer.core.watch import ChainWatch
 
 T = TypeVar("T")
 # heights of answers kept below a chain's head (late readers at an older head still share them)
 KEPT_HEIGHTS = 4
+# how many blocks old an advisory fact may be when the current head's is not read yet
+ADVISORY_STALE_BLOCKS = 3
+# Balances and Cash carry the height they were read at, and the settlement client's holds and
+# input reservations are exact at any height they cover (kept 8 blocks), so it may take an
+# older answer; every other caller reads at the head (the default, max_stale=0).
+EXACT_STALE_BLOCKS = 2
 
 
 class LedgerError(RuntimeError):
@@ -132,9 +138,16 @@ class Ledgers:
             self.watch(on_evm).saw(int(result.height))
         return result
 
-    async def at_head(self, on_evm: bool, key: Hashable, fetch: Callable[[int], Awaitable[T]]) -> tuple[T, int]:
+    async def at_head(self, on_evm: bool, key: Hashable, fetch: Callable[[int], Awaitable[T]],
+                      max_stale: int = 0) -> tuple[T, int]:
         """(``fetch(height)``, height) at the chain's current head, shared by every caller that
-        asks the same ``key`` at that head; answers of old heights are dropped."""
+        asks the same ``key`` at that head; answers of old heights are dropped.
+
+        ``max_stale`` > 0 lets a caller take the answer of a head up to that many blocks old
+        while the current head's is fetched in the background (stale-while-revalidate): for
+        facts a pre-check only advises on (channel and client state, admissions), which the chain
+        enforces again anyway, waiting for a fresh read every block put several round trips to a
+        busy node in front of every trade."""
         height = (await self.watch(on_evm).current()).height
         table = self._memo.setdefault((on_evm, height), {})
         fut = table.get(key)
@@ -142,6 +155,12 @@ class Ledgers:
             fut = table[key] = asyncio.ensure_future(fetch(height))
             for old in [k for k in self._memo if k[0] == on_evm and k[1] < height - KEPT_HEIGHTS]:
                 del self._memo[old]
+        if not fut.done() and max_stale > 0:
+            oldest = max(height - min(max_stale, KEPT_HEIGHTS), self.watch(on_evm).floor)  # never below our own write
+            for h in range(height - 1, oldest - 1, -1):
+                prev = self._memo.get((on_evm, h), {}).get(key)
+                if prev is not None and prev.done() and prev.exception() is None:
+                    return prev.result(), h
         return await asyncio.shield(fut), height
 
     async def __aenter__(self) -> Ledgers:
@@ -200,11 +219,11 @@ class Ledgers:
         balance, listed, _ = await self.st_holding_at(holder)
         return balance, listed
 
-    async def st_holding_at(self, holder: bytes) -> tuple[int, bool, int]:
+    async def st_holding_at(self, holder: bytes, max_stale: int = 0) -> tuple[int, bool, int]:
         """(ST balance, whitelisted, the EVM height they were read at), shared per head."""
         async def fetch(height: int) -> Any:
             return await _ask(self.evm, "EVM", "security_token", height=height, holder="0x" + holder.hex())
-        got, height = await self.at_head(True, ("security_token", holder), fetch)
+        got, height = await self.at_head(True, ("security_token", holder), fetch, max_stale=max_stale)
         return int(got["balance"]), bool(got["whitelisted"]), height
 
     async def st_supply(self) -> int:
@@ -213,28 +232,28 @@ class Ledgers:
     async def cash_of(self, owner: bytes) -> list[dict[str, Any]]:
         return (await self.cash_at(owner))[0]
 
-    async def cash_at(self, owner: bytes) -> tuple[list[dict[str, Any]], int]:
+    async def cash_at(self, owner: bytes, max_stale: int = 0) -> tuple[list[dict[str, Any]], int]:
         """(the owner's unconsumed Cash states, the Corda height they were read at), per head."""
         async def fetch(height: int) -> Any:
             return await _ask(self.corda, "Corda", "cash_states", height=height, owner=owner.hex())
-        rows, height = await self.at_head(False, ("cash_states", owner), fetch)
+        rows, height = await self.at_head(False, ("cash_states", owner), fetch, max_stale=max_stale)
         return rows, height  # shared by every caller at this head: read, never change
 
     async def sc_balance(self, owner: bytes, issuer: bytes) -> int:
         return (await self.sc_balance_at(owner, issuer))[0]
 
-    async def sc_balance_at(self, owner: bytes, issuer: bytes) -> tuple[int, int]:
+    async def sc_balance_at(self, owner: bytes, issuer: bytes, max_stale: int = 0) -> tuple[int, int]:
         """(the owner's SC of ``issuer``, the Corda height it was read at), shared per head."""
         async def fetch(height: int) -> Any:
             return await _ask(self.corda, "Corda", "balances", height=height, owner=owner.hex())
-        got, height = await self.at_head(False, ("balances", owner), fetch)
+        got, height = await self.at_head(False, ("balances", owner), fetch, max_stale=max_stale)
         return int(got["by_issuer"].get(issuer.hex(), 0)), height
 
-    async def admission(self, issuer: bytes) -> tuple[dict[str, Any] | None, set[bytes]]:
+    async def admission(self, issuer: bytes, max_stale: int = 0) -> tuple[dict[str, Any] | None, set[bytes]]:
         """(Admission state ref, admitted holders) of ``issuer``'s cash; (None, {}) without one."""
         async def fetch(height: int) -> Any:
             return await _ask(self.corda, "Corda", "holders", height=height)
-        got, _ = await self.at_head(False, "holders", fetch)
+        got, _ = await self.at_head(False, "holders", fetch, max_stale=max_stale)
         entry = got.get(issuer.hex()) if isinstance(got, dict) else None
         if entry is None:
             return None, set()
@@ -243,7 +262,8 @@ class Ledgers:
     async def channel_view(self, corda_channel: str) -> ChannelView | None:
         """Both ends of the dvp channel whose Corda end is ``corda_channel`` (None if absent),
         read once per Corda head."""
-        got, _ = await self.at_head(False, ("channel_view", corda_channel), lambda _h: self._channel_view(corda_channel))
+        got, _ = await self.at_head(False, ("channel_view", corda_channel), lambda _h: self._channel_view(corda_channel),
+                                    max_stale=ADVISORY_STALE_BLOCKS)
         view: ChannelView | None = got
         return view
 
@@ -252,11 +272,19 @@ class Ledgers:
         mine = await _ibc(self.corda, "Corda", paths.channel(port, corda_channel).decode(), chpb.Channel)
         if mine is None:
             return None
-        theirs = await _ibc(self.evm, "EVM", paths.channel(mine.counterparty.port_id or port,
-                                                             mine.counterparty.channel_id).decode(), chpb.Channel) \
-            if mine.counterparty.channel_id else None
-        corda_conn = await _ibc(self.corda, "Corda", paths.connection(mine.connection_hops[0]).decode(),
-                                cpb.ConnectionEnd) if mine.connection_hops else None
+        async def theirs_end() -> Any:
+            if not mine.counterparty.channel_id:
+                return None
+            return await _ibc(self.evm, "EVM", paths.channel(mine.counterparty.port_id or port,
+                                                             mine.counterparty.channel_id).decode(), chpb.Channel)
+
+        async def corda_connection() -> Any:
+            if not mine.connection_hops:
+                return None
+            return await _ibc(self.corda, "Corda", paths.connection(mine.connection_hops[0]).decode(),
+                              cpb.ConnectionEnd)
+
+        theirs, corda_conn = await asyncio.gather(theirs_end(), corda_connection())
         evm_conn = await _ibc(self.evm, "EVM", paths.connection(theirs.connection_hops[0]).decode(),
                               cpb.ConnectionEnd) if theirs is not None and theirs.connection_hops else None
         return ChannelView(
@@ -275,7 +303,8 @@ class Ledgers:
         consensus state: the time the relayer would have to refresh it by). The client's states
         are read once per head of the chain that hosts it."""
         module = _module_for(client_id)
-        store, _ = await self.at_head(on_evm, ("client", client_id), lambda _h: self._client_store(on_evm, client_id))
+        store, _ = await self.at_head(on_evm, ("client", client_id), lambda _h: self._client_store(on_evm, client_id),
+                                      max_stale=ADVISORY_STALE_BLOCKS)
         if store is None:
             return [Status.UNKNOWN for _ in at_ns]
         try:

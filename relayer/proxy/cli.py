@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.table import Table
 
-from relayer.console import stdout_console
+from relayer.cli.console import stdout_console
 
 SIMULATED = "SIMULATED enclave and attestation authority (no real TEE)"
 
@@ -46,7 +46,7 @@ def cmd_init(ns: argparse.Namespace) -> None:
 
 
 def cmd_start(ns: argparse.Namespace) -> None:
-    from relayer.logs import configure_logging
+    from relayer.ops.logs import configure_logging
     from relayer.proxy.home import ProxyHomeError
     from relayer.proxy.service import start
 

@@ -40,9 +40,9 @@ from kakehashi.proxy.v1 import service_pb2 as spb
 from lightclients.interface import ClientError, ClientStore, Height, LightClientModule
 from lightclients.proxy.client import CLIENT_TYPE, ProxyLightClient, decode_client_message
 from lightclients.proxy.messages import encode, height, hex_address, parse_update
-from relayer.chain import ChainCodec, ChainHandle, GrpcChainHandle, QueryResult
+from relayer.config.proxy import ProxyConfig
+from relayer.core.chain import ChainCodec, ChainHandle, GrpcChainHandle, QueryResult
 from relayer.proxy.client import ProxyError, ProxyServiceClient
-from relayer.proxy.config import ProxyConfig
 
 log = structlog.get_logger("kakehashi.proxy.prover")
 

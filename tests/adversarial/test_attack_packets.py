@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from chains.ibc import paths
 from chains.ibc.context import to_proto
+from chains.ibc.host import paths
 from chains.ibc.packets import MAX_PACKET_DATA
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.interface import Height

@@ -25,8 +25,8 @@ from tests.adversarial.matrix import Attempt, attack
 from tests.support.adversary import CordaParty, Net
 
 ADMISSION = "chains/node/runtime.py submit (check_tx)"
-EVM_ADMISSION = "chains/node/evm_app.py check_tx"
-CORDA_ADMISSION = "chains/node/corda_app.py check_tx"
+EVM_ADMISSION = "chains/node/apps/evm.py check_tx"
+CORDA_ADMISSION = "chains/node/apps/corda.py check_tx"
 
 
 def _st_transfer(net: Net, sender: str, to: str, amount: int, nonce: int | None = None) -> bytes:

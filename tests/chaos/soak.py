@@ -46,7 +46,7 @@ from kakehashi.corda.v1 import ledger_pb2 as pb
 from kakehashi.node.v1 import node_pb2
 from relayer.codecs.corda import fresh_salt
 from relayer.dvp import Ledgers
-from relayer.logs import configure_logging
+from relayer.ops.logs import configure_logging
 from tests.chaos import verdict as V
 from tests.chaos.faults import KINDS, FaultTimes, Injector, Schedule
 from tests.chaos.net import BUYER, Child, Net, build, feed_argv

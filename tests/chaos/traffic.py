@@ -142,7 +142,7 @@ class TransferDriver:
                 deadline = int(dst_time.latest_time_ns) + ttl * SEC
                 amounts = [rng.randint(1, 100) for _ in range(k)]
                 msgs = transfers("transfer", d.channel, d.denom, account, d.receiver, amounts, deadline)
-                raw = await _retry(lambda: sender.encode(msgs))
+                raw = await _retry(lambda msgs=msgs: sender.encode(msgs))  # type: ignore[misc]
                 result = await _land(src, raw, d)
                 if result is None:
                     sender._nonce = None  # FAILED on chain: resync the nonce and sign again

@@ -8,9 +8,9 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chains.ibc import commitment
 from chains.ibc.errors import TxFailed
 from chains.ibc.handler import CORE_MESSAGES
+from chains.ibc.host import commitment
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import transfer_pb2
 from tests.support.pair import HostPair

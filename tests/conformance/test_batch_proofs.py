@@ -17,8 +17,9 @@ import pytest
 import lightclients.corda.checkpoint as corda_checkpoint
 import lightclients.proxy.messages as proxy_messages
 import lightclients.qbft.client as qbft_client
-from chains.ibc import clients, commitment, paths
+from chains.ibc import clients
 from chains.ibc.errors import ClientFailure, PacketError, ProofFailed, TxFailed
+from chains.ibc.host import commitment, paths
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from lightclients.interface import Height

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from chains.ibc import paths
 from chains.ibc.errors import ClientFailure, IdentifierExists, InvalidIdentifier, NotFound, TxFailed
-from chains.ibc.store import encode_sequence
+from chains.ibc.host import paths
+from chains.ibc.host.store import encode_sequence
 from kakehashi.ibc.v1 import client_pb2
 from lightclients.interface import Height
 from tests.support.host import SECOND
@@ -65,7 +65,7 @@ def test_latest_height_never_decreases(pair: HostPair) -> None:
     pair.trust(a, newer)
     a.tx(client_pb2.MsgUpdateClient(client_id=cid, client_message=pair.header_for(a, older)))
     module = a.handler.clients[pair.client_type_on(a)]
-    from chains.ibc.store import ClientStoreView
+    from chains.ibc.host.store import ClientStoreView
 
     view = ClientStoreView(a.store, paths.client_prefix(cid))
     assert module.latest_height(view) == newer

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chains.ibc import paths
 from chains.ibc.context import to_proto
 from chains.ibc.errors import InvalidState, NotFound, ProofFailed, TxFailed, VersionMismatch
+from chains.ibc.host import paths
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import connection_pb2 as cpb
 from lightclients.interface import Height

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from chains.ibc import paths
 from chains.ibc.errors import AppError, InvalidState, NotFound, ProofFailed, TxFailed
+from chains.ibc.host import paths
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from tests.support.host import SECOND
 from tests.support.pair import HostPair

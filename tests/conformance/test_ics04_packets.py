@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import pytest
 
-from chains.ibc import commitment, paths
 from chains.ibc.errors import (
     InvalidMessage,
     InvalidState,
@@ -16,6 +15,7 @@ from chains.ibc.errors import (
     TxFailed,
 )
 from chains.ibc.events import Event
+from chains.ibc.host import commitment, paths
 from chains.ibc.packets import MAX_PACKET_DATA
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.interface import Height

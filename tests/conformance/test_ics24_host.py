@@ -10,8 +10,8 @@ from google.protobuf import any_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chains.ibc import identifiers, paths
 from chains.ibc.errors import InvalidIdentifier, InvalidMessage, NotFound, TxFailed
+from chains.ibc.host import identifiers, paths
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from lightclients.interface import Height

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from chains.ibc import paths
 from chains.ibc.errors import IdentifierExists, NoRoute, NotFound, TxFailed
+from chains.ibc.host import paths
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from tests.support import mockapp
 from tests.support.host import SECOND

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import cast
 
-from chains.ibc import paths
 from chains.ibc.errors import ClientFailure, InvalidMessage, TxFailed
+from chains.ibc.host import paths
 from kakehashi.ibc.v1 import client_pb2, transfer_pb2
 from tests.conformance.test_ics20_transfer import SUPPLY, _setup, _users
 from tests.support.basehost import ChainHost

@@ -32,22 +32,22 @@ from chains.corda.dvp import exit_parts
 from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.evm import Message as EvmCall
 from chains.evm import make_tx
-from chains.ibc import paths
 from chains.ibc.apps import dvp as dvp_app
+from chains.ibc.host import paths
 from chains.node.client import NodeClient, RetryPolicy
 from kakehashi.corda.v1 import ledger_pb2 as pb
 from kakehashi.dvp.v1 import dvp_pb2
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.node.v1 import node_pb2
 from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key
-from relayer import packets as planner
-from relayer.chain import GrpcChainHandle, TxOutcome
 from relayer.codecs import codec_for
 from relayer.codecs.corda import fresh_salt
+from relayer.core import packets as planner
+from relayer.core.chain import GrpcChainHandle, TxOutcome
+from relayer.core.workers import update_for
 from relayer.dvp import DvpClient, DvpError, KeyRing, Ledgers, TradeRecord, api, parse_trade
 from relayer.dvp.feed import run_feed
 from relayer.dvp.trade import SEC_NS, resolve
-from relayer.workers import update_for
 
 pytestmark = pytest.mark.slow
 
@@ -344,13 +344,22 @@ async def test_happy_path_through_the_cli(net: Net, client: DvpClient, tmp_path:
     listed = kj("dvp", "list", *common)
     assert [(r["trade_id"], r["state"]) for r in listed] == [("T-happy", "settled")]
     assert listed[0]["events"] == ["locked", "delivered", "settled"]
-    # the same trade id again: pre-check names it, nothing moves
+    # the same trade again: it says what became of it (settled, exit 0), nothing moves
     again = kh("dvp", "settle", str(trade), *common, "--key", str(net.evm_home / "keys"), "--key",
+               str(net.corda_home / "keys"), "--json")
+    got = json.loads(again.stdout)
+    assert got["state"] == "settled" and got["corda"]["exit_txid"] == status["corda"]["exit_txid"], again
+    assert got["reasons"] == [f"trade_id: T-happy is already settled by Corda tx {status['corda']['exit_txid'][:16]}.. "
+                              f"(EVM escrow delivered)"], got
+    # the same trade id for other terms: pre-check names it, exit 1, nothing moves
+    reuse = tmp_path / "reuse.json"
+    reuse.write_text(json.dumps(trade_doc(net, "T-happy", qty=26, amount=2500)))
+    other = kh("dvp", "settle", str(reuse), *common, "--key", str(net.evm_home / "keys"), "--key",
                str(net.corda_home / "keys"), "--json", check=False)
-    got, _ = json.JSONDecoder().raw_decode(again.stdout)
-    assert again.returncode == 1 and got["state"] == "rejected", again
+    got, _ = json.JSONDecoder().raw_decode(other.stdout)
+    assert other.returncode == 1 and got["state"] == "rejected", other
     assert [r.split(":")[0] for r in got["reasons"]] == ["trade_id", "trade_id"], got
-    assert "T-happy is rejected" in again.stderr and len(again.stderr.splitlines()) == 1
+    assert "T-happy is rejected" in other.stderr and len(other.stderr.splitlines()) == 1
     assert await holdings(led, net) == after
     assert [(r["trade_id"], r["state"]) for r in kj("dvp", "list", *common)] == [("T-happy", "settled")]
 

@@ -31,13 +31,13 @@ from chains.corda.cash import CASH, cash_state
 from chains.corda.ibc_host import account_of, ibc_command
 from chains.corda.notary import NotaryError
 from chains.corda.transaction import SignedTransaction, WireTransaction
-from chains.ibc import paths
 from chains.ibc.apps import transfer
 from chains.ibc.context import to_proto
+from chains.ibc.host import paths
 from chains.node.app import QueryError, TxRejected
+from chains.node.apps.corda import KIND, CordaApp, GenesisError, load_genesis
 from chains.node.client import NodeClient, NodeError, RetryPolicy
 from chains.node.config import load_node_config
-from chains.node.corda_app import KIND, CordaApp, GenesisError, load_genesis
 from chains.node.db import DatabaseError, NodeDatabase
 from chains.node.runtime import block_to_proto
 from kakehashi.corda.v1 import ledger_pb2 as pb

@@ -28,13 +28,13 @@ from google.protobuf import any_pb2
 
 from chains.evm import IBC_HANDLER_ADDRESS, SECURITY_TOKEN_ADDRESS, Message, Transaction, make_tx
 from chains.evm.contracts import encode_amount
-from chains.ibc import paths
+from chains.ibc.host import paths
 from chains.node import main as node_main
 from chains.node.app import IbcQueryResult, ProducedBlock, QueryError, TxRejected
+from chains.node.apps.evm import KIND, EvmGenesis, EvmNodeApp, GenesisError
 from chains.node.client import NodeClient, NodeError, RetryPolicy
 from chains.node.config import load_node_config
 from chains.node.db import DatabaseError, NodeDatabase
-from chains.node.evm_app import KIND, EvmGenesis, EvmNodeApp, GenesisError
 from chains.node.runtime import block_to_proto
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.node.v1 import node_pb2

@@ -19,7 +19,7 @@ import grpc
 import pytest
 
 from chains.evm import IBC_HANDLER_ADDRESS
-from chains.ibc import paths
+from chains.ibc.host import paths
 from chains.node.client import NodeClient, NodeError, RetryPolicy
 from kakehashi.corda.v1 import lightclient_pb2 as lc
 from kakehashi.ibc.v1 import client_pb2

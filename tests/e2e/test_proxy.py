@@ -113,7 +113,7 @@ def _wait_balance(addr: str, account: str, denom: str, want: int, log: Path, tim
 def test_dvp_in_proxy_mode_then_the_proxy_restarts_from_its_sealed_key(tmp_path: Path) -> None:
     home = tmp_path / "tn"
     try:
-        out = subprocess.run([sys.executable, "-m", "relayer.demo", "--prover", "proxy", "--transfers", "3",
+        out = subprocess.run([sys.executable, "-m", "relayer.testnet.demo", "--prover", "proxy", "--transfers", "3",
                               "--trades", "3", "--home", str(home), "--json"],
                              capture_output=True, text=True, timeout=500, cwd=ROOT)
         assert out.returncode == 0, out.stderr[-4000:]

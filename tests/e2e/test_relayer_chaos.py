@@ -29,11 +29,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from chains.ibc import events as ev
-from chains.ibc import paths
+from chains.ibc.host import paths
 from lightclients.interface import Status
-from relayer.chain import GrpcChainHandle
 from relayer.codecs import codec_for
-from relayer.workers import client_status
+from relayer.core.chain import GrpcChainHandle
+from relayer.core.workers import client_status
 from tests.support.live import (
     SEC,
     IbcPath,

@@ -31,8 +31,8 @@ from chains.corda.ibc_host import account_of, ibc_command
 from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.evm import IBC_HANDLER_ADDRESS, make_tx
 from chains.evm import Message as EvmCall
-from chains.ibc import paths
 from chains.ibc.apps import transfer
+from chains.ibc.host import paths
 from chains.node.client import NodeClient, RetryPolicy
 from kakehashi.corda.v1 import lightclient_pb2 as corda_lc
 from kakehashi.ibc.v1 import channel_pb2 as chpb
@@ -44,12 +44,12 @@ from lightclients.corda.checkpoint import sign_checkpoint
 from lightclients.corda.client import header_message
 from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key, sha256
 from lightclients.interface import Height
-from relayer.chain import GrpcChainHandle, TxOutcome
 from relayer.codecs import CodecError, CordaCodec, EvmCodec, codec_for
 from relayer.codecs.corda import fresh_salt
-from relayer.supervisor import Supervisor
-from relayer.telemetry import Telemetry
-from relayer.workers import Services, Settings
+from relayer.core.chain import GrpcChainHandle, TxOutcome
+from relayer.core.supervisor import Supervisor
+from relayer.core.workers import Services, Settings
+from relayer.ops.telemetry import Telemetry
 from tests.support.relaying import RecordingPublisher
 
 pytestmark = pytest.mark.slow

@@ -18,21 +18,21 @@ from typing import Any
 import pytest
 
 from chains.corda.ibc_host import account_of
-from chains.ibc import paths
 from chains.ibc.apps import dvp as dvp_app
+from chains.ibc.host import paths
 from chains.node.client import NodeClient
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.crypto import ed25519_public_key
-from relayer import testnet
-from relayer.config import load_config
-from relayer.keystore import identity_of
+from relayer.config.schema import load_config
+from relayer.ops.keystore import identity_of
+from relayer.testnet import network as testnet
 from tests.conftest import ROOT
 
 EXE = str(ROOT / ".venv" / "bin" / "kakehashi")
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=180, env=env)
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=180, env=env, cwd=cwd)
 
 
 def up(home: Path) -> dict[str, Any]:
@@ -132,6 +132,16 @@ def test_up_relays_down_stops_all_and_up_again_resumes_and_clears(tmp_path: Path
         # both ends of the dvp channel are OPEN on the chains themselves (not only in `up`'s answer)
         _assert_open(nodes, dvp_chan)
 
+        # PID files hold the PID alone (`kill $(cat relayer.pid)` works); start times sit beside them
+        assert [(home / k / "node.pid").read_text() for k in ("evm", "corda")] == [f"{n['pid']}\n" for n in nodes]
+        assert (home / "relayer" / "relayer.pid").read_text() == f"{relayer['pid']}\n"
+        assert (home / "relayer" / "relayer.pid.start").read_text().strip().isdigit()
+        # README's query, typed without -c where the testnet is .testnet: its config is found
+        (tmp_path / ".testnet").symlink_to(home)
+        pending = run("query", "packet", "pending", "--chain", "evm-1", "--port", "transfer", "--channel",
+                      chan["a_channel"], "--json", cwd=tmp_path)
+        assert pending.returncode == 0 and "using the testnet's config" in pending.stderr, pending
+
         # the relayer's home: a config that validates, a 0600 passphrase, fresh relayer keys
         rhome = home / "relayer"
         cfg = load_config(rhome / "relayer.toml")
@@ -188,6 +198,9 @@ def test_up_relays_down_stops_all_and_up_again_resumes_and_clears(tmp_path: Path
             assert _gone(pid)
         st = json.loads(run("testnet", "status", "--home", str(home), "--json").stdout)
         assert all(n["pid"] is None for n in st["nodes"]) and st["relayer"]["pid"] is None
+        shown = run("testnet", "status", "--home", str(home)).stdout
+        assert shown.count("not running") == 3, shown  # both nodes and the relayer
+        assert not (home / "relayer" / "relayer.pid").exists() and not (home / "evm" / "node.pid.start").exists()
 
         second = up(home)
         pids = [n["pid"] for n in second["nodes"]] + [second["relayer"]["pid"]]

@@ -19,9 +19,9 @@ from chains.corda.cash import CASH, cash_state
 from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.evm import IBC_HANDLER_ADDRESS, make_tx
 from chains.evm import Message as EvmCall
-from chains.ibc import paths
 from chains.ibc.apps import dvp as dvp_app
 from chains.ibc.apps.transfer import FungibleTokenPacketData
+from chains.ibc.host import paths
 from chains.node.config import render_node_config
 from kakehashi.corda.v1 import ledger_pb2 as lpb
 from kakehashi.dvp.v1 import dvp_pb2

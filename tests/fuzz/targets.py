@@ -32,11 +32,11 @@ from chains.corda.transaction import (
     verify_filtered,
 )
 from chains.evm.tx import TxError, decode_tx
-from chains.ibc import paths
 from chains.ibc.apps import dvp as dvp_app
 from chains.ibc.apps.transfer import FungibleTokenPacketData
 from chains.ibc.errors import IbcError, TxFailed
-from chains.ibc.store import ClientStoreView, Overlay
+from chains.ibc.host import paths
+from chains.ibc.host.store import ClientStoreView, Overlay
 from chains.node.config import NodeConfigError, node_config_from_toml
 from kakehashi.node.v1 import node_pb2
 from kakehashi.qbft.v1 import lightclient_pb2 as qpb
@@ -47,7 +47,8 @@ from lightclients.interface import ClientError, MemoryClientStore
 from lightclients.mpt import MptProofError, verify_account_proof, verify_storage_proof
 from lightclients.qbft.client import QbftClient
 from lightclients.qbft.header import HeaderError, decode_extra_data, decode_header
-from relayer.config import ConfigError, config_from_toml
+from relayer.config.schema import config_from_toml
+from relayer.config.tables import ConfigError
 from relayer.dvp.trade import TradeError, trade_from_json
 
 Target = Callable[[bytes], None]

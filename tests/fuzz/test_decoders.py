@@ -18,7 +18,8 @@ from chains.ibc.apps.transfer import FungibleTokenPacketData, ack_succeeded
 from chains.ibc.errors import InvalidMessage
 from chains.node.config import NodeConfigError, node_config_from_toml
 from lightclients.qbft.header import HeaderError, decode_extra_data
-from relayer.config import ConfigError, config_from_toml
+from relayer.config.schema import config_from_toml
+from relayer.config.tables import ConfigError
 from relayer.dvp.trade import TradeError, trade_from_json
 from tests.fuzz.targets import TARGETS
 

@@ -31,9 +31,9 @@ from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.evm import IBC_HANDLER_ADDRESS, make_tx
 from chains.evm import Message as EvmCall
 from chains.evm.dvp import DVP_ESCROW_ADDRESS
-from chains.ibc import paths
 from chains.ibc.apps import dvp as dvp_app
 from chains.ibc.context import to_proto
+from chains.ibc.host import paths
 from kakehashi.corda.v1 import ledger_pb2 as lpb
 from kakehashi.corda.v1 import lightclient_pb2 as lc
 from kakehashi.dvp.v1 import dvp_pb2

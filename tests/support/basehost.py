@@ -26,7 +26,7 @@ from chains.ibc.context import Context
 from chains.ibc.errors import TxFailed
 from chains.ibc.events import EventLog
 from chains.ibc.handler import IbcHandler
-from chains.ibc.store import IbcStore
+from chains.ibc.host.store import IbcStore
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.interface import Height
 

@@ -1,4 +1,4 @@
-"""A stand-in for :class:`relayer.watch.ChainWatch` in unit tests of one module.
+"""A stand-in for :class:`relayer.core.watch.ChainWatch` in unit tests of one module.
 
 The fake node decides each tx's outcome (``outcome_of``); ``wait_tx`` returns it as the block
 stream would, optionally after the test releases it, so tests can hold txs "in flight".
@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 from kakehashi.node.v1 import node_pb2
-from relayer.watch import Head
+from relayer.core.watch import Head
 
 
 class ResultWatch:

@@ -18,7 +18,7 @@ from chains.ibc.apps import transfer
 from chains.ibc.context import Context
 from chains.ibc.events import EventLog
 from chains.ibc.handler import IbcHandler
-from chains.ibc.store import MemoryStore
+from chains.ibc.host.store import MemoryStore
 from chains.store.smt import SparseMerkleTree
 from lightclients.crypto import sha256
 from lightclients.interface import Height, LightClientModule

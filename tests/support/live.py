@@ -38,7 +38,7 @@ from kakehashi.ibc.v1 import transfer_pb2
 from kakehashi.node.v1 import node_pb2
 from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key
 from relayer.codecs.corda import fresh_salt
-from relayer.keystore import KIND_FOR_CHAIN, Keystore
+from relayer.ops.keystore import KIND_FOR_CHAIN, Keystore
 
 BIN = Path(sys.executable).parent / "kakehashi"
 PASSPHRASE = "correct horse battery"

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chains.ibc.context import Context
+from chains.ibc.context import Acknowledgement, Context
 from chains.ibc.errors import AppError
-from chains.ibc.routing import Acknowledgement
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 
 PORT_ID = "mock"

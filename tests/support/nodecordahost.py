@@ -16,7 +16,7 @@ from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.ibc.errors import InvalidMessage, TxFailed
 from chains.ibc.events import Event, EventLog
 from chains.node.app import ProducedBlock
-from chains.node.corda_app import CordaApp
+from chains.node.apps.corda import CordaApp
 from chains.node.db import NodeDatabase
 from chains.node.runtime import block_to_proto
 from lightclients.crypto import ed25519_public_key, sha256

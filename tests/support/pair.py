@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from typing import cast
 
-from chains.ibc import paths
 from chains.ibc.apps.transfer import VERSION as TRANSFER_VERSION
 from chains.ibc.context import to_proto
 from chains.ibc.events import Event
-from chains.ibc.store import encode_sequence
+from chains.ibc.host import paths
+from chains.ibc.host.store import encode_sequence
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb

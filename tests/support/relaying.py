@@ -17,9 +17,9 @@ from chains.ibc import queries
 from chains.ibc.errors import IbcError
 from chains.ibc.events import Event
 from lightclients.interface import Height, LightClientModule
-from relayer.chain import BlockEvents, ChainStatus, PendingTx, QueryResult, TxOutcome
-from relayer.telemetry import Telemetry
-from relayer.workers import Services, Settings
+from relayer.core.chain import BlockEvents, ChainStatus, PendingTx, QueryResult, TxOutcome
+from relayer.core.workers import Services, Settings
+from relayer.ops.telemetry import Telemetry
 from tests.support import rootclient
 from tests.support.host import Host, SmtStore
 

@@ -50,7 +50,6 @@ from chains.corda.notary import DoubleSpend, IbcRejected, NotaryError
 from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.evm import SECURITY_TOKEN_ADDRESS, Message, make_tx
 from chains.evm.dvp import DVP_ESCROW_ADDRESS
-from chains.ibc import paths
 from chains.ibc.apps.dvp import (
     SUCCESS_ACK,
     VERSION,
@@ -61,9 +60,10 @@ from chains.ibc.apps.dvp import (
 )
 from chains.ibc.errors import PacketError, TxFailed
 from chains.ibc.events import Event
+from chains.ibc.host import paths
 from chains.node.app import QueryError
+from chains.node.apps.corda import KIND, CordaApp
 from chains.node.config import load_node_config
-from chains.node.corda_app import KIND, CordaApp
 from chains.node.db import NodeDatabase
 from chains.node.main import init_home
 from kakehashi.corda.v1 import ledger_pb2 as pb

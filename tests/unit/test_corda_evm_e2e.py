@@ -13,12 +13,12 @@ from chains.corda.notary import NotaryCluster
 from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.evm import IBC_HANDLER_ADDRESS, EvmChain, Message, make_tx
 from chains.evm.ibc_contract import account_of as evm_account
-from chains.ibc import paths
 from chains.ibc.apps import transfer
 from chains.ibc.apps.bank import StoreBank
 from chains.ibc.context import to_proto
 from chains.ibc.events import Event, EventLog
 from chains.ibc.handler import IbcHandler
+from chains.ibc.host import paths
 from chains.store.smt import SparseMerkleTree
 from kakehashi.corda.v1 import lightclient_pb2 as lc
 from kakehashi.ibc.v1 import channel_pb2 as chpb

@@ -12,12 +12,12 @@ from chains.corda.contracts import Contract
 from chains.corda.ibc_host import IBC_CONTRACT, IbcHostContract, account_of, ibc_command
 from chains.corda.notary import NotaryCluster
 from chains.corda.transaction import SignedTransaction, WireTransaction
-from chains.ibc import paths
 from chains.ibc.apps import transfer
 from chains.ibc.apps.bank import StoreBank
 from chains.ibc.context import to_proto
 from chains.ibc.events import EventLog
 from chains.ibc.handler import IbcHandler
+from chains.ibc.host import paths
 from chains.store.smt import SparseMerkleTree
 from kakehashi.corda.v1 import lightclient_pb2 as lc
 from kakehashi.ibc.v1 import channel_pb2 as chpb

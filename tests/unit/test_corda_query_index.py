@@ -26,8 +26,8 @@ from chains.corda.ibc_host import account_of
 from chains.corda.ledger import SignedCheckpoint
 from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.node.app import QueryError
-from chains.node.corda_app import MAX_QUERY_ROWS, CordaApp, Genesis
-from chains.node.corda_store import SqliteLedgerStore, StateKey, state_key
+from chains.node.apps.corda import MAX_QUERY_ROWS, CordaApp, Genesis
+from chains.node.apps.corda_store import SqliteLedgerStore, StateKey, state_key
 from chains.node.db import NodeDatabase
 from chains.node.runtime import block_to_proto
 from kakehashi.corda.v1 import ledger_pb2 as pb

@@ -17,7 +17,7 @@ from lightclients.crypto import keccak256
 from relayer.dvp.client import DvpClient, DvpError, Holds
 from relayer.dvp.events import DvpEvents
 from relayer.dvp.ledgers import Ledgers
-from relayer.telemetry import Telemetry
+from relayer.ops.telemetry import Telemetry
 
 KEY = bytes(range(1, 33))
 ESCROW = b"\xee" * 20
@@ -76,7 +76,7 @@ class FakeWatch:
 
     @property
     def head(self) -> Any:
-        from relayer.watch import Head
+        from relayer.core.watch import Head
 
         return Head(self.height, 0)
 
@@ -92,7 +92,7 @@ class FakeLedgers(Ledgers):
         self.escrows: dict[str, dict[str, Any]] = {}
         self.locks: dict[str, dict[str, Any]] = {}
 
-    async def cash_at(self, owner: bytes) -> tuple[list[dict[str, Any]], int]:
+    async def cash_at(self, owner: bytes, max_stale: int = 0) -> tuple[list[dict[str, Any]], int]:
         return [dict(r) for r in self.cash], self.corda_watch.height  # type: ignore[attr-defined]
 
     async def escrow(self, trade_id: str) -> dict[str, Any]:
@@ -193,10 +193,10 @@ async def test_two_trades_cannot_both_pass_on_one_free_balance(monkeypatch: pyte
                          "buyer": {"evm": "0x" + "02" * 20, "corda": buyer.hex()}, "deadline_ns": 10**18})
     rt = resolve(trade, evm_now_ns=0, security_token=b"\x00" * 20, cash_issuer=b"\x11" * 32, channel="channel-0")
 
-    async def st_holding_at(holder: bytes) -> tuple[int, bool, int]:
+    async def st_holding_at(holder: bytes, max_stale: int = 0) -> tuple[int, bool, int]:
         return 10, True, 5  # 10 ST, read at height 5 (before any lock lands)
 
-    async def sc_balance_at(owner: bytes, issuer: bytes) -> tuple[int, int]:
+    async def sc_balance_at(owner: bytes, issuer: bytes, max_stale: int = 0) -> tuple[int, int]:
         return 100, 5
 
     monkeypatch.setattr(led, "st_holding_at", st_holding_at)

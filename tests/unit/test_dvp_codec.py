@@ -17,8 +17,8 @@ from kakehashi.dvp.v1 import dvp_pb2
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.node.v1 import node_pb2
-from relayer.chain import GrpcChainHandle
 from relayer.codecs import CodecError, CordaCodec
+from relayer.core.chain import GrpcChainHandle
 from tests.support.fakewatch import ResultWatch
 
 NOTARY = b"\x07" * 32

@@ -17,8 +17,8 @@ from relayer.dvp.feed import lines_of, run_feed
 from relayer.dvp.keys import KeyMaterialError, KeyRing
 from relayer.dvp.record import TradeRecord
 from relayer.dvp.trade import Trade
-from relayer.keystore import Keystore
-from relayer.telemetry import Telemetry
+from relayer.ops.keystore import Keystore
+from relayer.ops.telemetry import Telemetry
 
 
 @pytest.mark.parametrize(("evm", "corda", "state", "events"), [

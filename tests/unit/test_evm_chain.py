@@ -20,7 +20,7 @@ from chains.evm import (
 )
 from chains.evm.contracts import SecurityToken, mapping_slot
 from chains.evm.ibc_contract import account_of
-from chains.ibc import paths
+from chains.ibc.host import paths
 from kakehashi.ibc.v1 import client_pb2, transfer_pb2
 from lightclients.crypto import eth_address, secp256k1_public_key
 from lightclients.interface import Height

@@ -34,14 +34,12 @@ from chains.evm.dvp import (
     REASON_WRONG_TOKEN,
     escrow_slot,
 )
-from chains.ibc import paths
 from chains.ibc.apps import dvp as dvp_app
 from chains.ibc.errors import AppError, InvalidMessage, NoRoute, TxFailed
+from chains.ibc.host import paths
 from chains.node import main as node_main
 from chains.node.app import QueryError
-from chains.node.config import load_node_config
-from chains.node.db import NodeDatabase
-from chains.node.evm_app import (
+from chains.node.apps.evm import (
     KIND,
     Allocation,
     EvmGenesis,
@@ -49,6 +47,8 @@ from chains.node.evm_app import (
     GenesisError,
     build_genesis_chain,
 )
+from chains.node.config import load_node_config
+from chains.node.db import NodeDatabase
 from kakehashi.dvp.v1 import dvp_pb2
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.crypto import eth_address, secp256k1_public_key, sha256

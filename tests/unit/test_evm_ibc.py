@@ -9,10 +9,10 @@ from google.protobuf.message import Message as ProtoMessage
 
 from chains.evm import IBC_HANDLER_ADDRESS, Block, EvmChain, Message, make_tx
 from chains.evm.ibc_contract import account_of
-from chains.ibc import paths
 from chains.ibc.apps.bank import StoreBank
 from chains.ibc.apps.transfer import PORT_ID, VERSION, escrow_account
 from chains.ibc.events import Event
+from chains.ibc.host import paths
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2, transfer_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb

@@ -29,14 +29,14 @@ from chains.evm import IBC_HANDLER_ADDRESS, SECURITY_TOKEN_ADDRESS, Message, mak
 from chains.evm.contracts import encode_amount
 from chains.evm.state import BLOB_ROOT_SLOT
 from chains.node.app import QueryError
-from chains.node.db import NodeCache, NodeDatabase
-from chains.node.evm_app import (
+from chains.node.apps.evm import (
     RETAIN_BLOCKS,
     STATE_RELOAD_BLOCKS,
     Allocation,
     EvmGenesis,
     EvmNodeApp,
 )
+from chains.node.db import NodeCache, NodeDatabase
 from chains.node.runtime import NodeRuntime, RuntimeConfig
 from chains.store.mpt import EMPTY_ROOT, MerklePatriciaTrie
 from kakehashi.ibc.v1 import client_pb2

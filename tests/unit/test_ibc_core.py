@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chains.ibc import commitment, paths
 from chains.ibc.apps.bank import BankError, StoreBank
 from chains.ibc.errors import IdentifierExists, InvalidMessage, NoRoute, TxFailed
 from chains.ibc.events import Event, EventLog
 from chains.ibc.handler import IbcHandler
+from chains.ibc.host import commitment, paths
+from chains.ibc.host.store import ClientStoreView, MemoryStore, Overlay, get_sequence, set_sequence
 from chains.ibc.routing import Router
-from chains.ibc.store import ClientStoreView, MemoryStore, Overlay, get_sequence, set_sequence
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from lightclients.interface import Height

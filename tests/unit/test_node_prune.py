@@ -21,8 +21,8 @@ from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.evm import Message as EvmCall
 from chains.evm import make_tx
 from chains.evm.chain import SECURITY_TOKEN_ADDRESS
+from chains.node.apps.corda import CordaApp
 from chains.node.config import load_node_config
-from chains.node.corda_app import CordaApp
 from chains.node.db import NodeDatabase
 from chains.node.kinds import chain_kind
 from chains.node.main import init_home
@@ -252,8 +252,8 @@ async def test_what_a_pruned_node_serves_over_grpc(tmp_path: Path) -> None:
 
     from chains.node.client import NodeClient, NodeError
     from chains.node.service import build_server, mark_serving
-    from relayer.chain import GrpcChainHandle
     from relayer.codecs import codec_for
+    from relayer.core.chain import GrpcChainHandle
 
     chain = Chain(tmp_path / "corda", "corda", retain=10)
     for _ in range(40):

@@ -295,3 +295,28 @@ async def test_block_streams_are_capped_and_a_client_that_stops_reading_is_dropp
         await loop
         await server.stop(None)
         db.close()
+
+
+async def test_a_block_takes_txs_up_to_its_byte_budget_and_the_rest_wait(tmp_path: Path) -> None:
+    """A block (with its results) must fit one gRPC message of a stream or GetBlock."""
+    db = NodeDatabase(tmp_path / "node.db")
+    rt = NodeRuntime(KvApp(db), db, RuntimeConfig(max_block_txs=100, max_block_bytes=3000))
+    hashes = [rt.submit(f"k{i}={'x' * 1000}".encode()) for i in range(7)]
+    first = rt.produce_once()
+    assert len(first.txs) == 2  # 2 x ~1 KB fit in 3,000 bytes, the third would not
+    second = rt.produce_once()
+    assert len(second.txs) == 2 and rt.mempool_size() == 3
+    big = rt.submit(b"big=" + b"y" * 5000)  # larger than the budget alone: still goes, alone
+    while rt.mempool_size():
+        rt.produce_once()
+    assert all(rt.tx_result(h).status == node_pb2.TX_STATUS_COMMITTED for h in [*hashes, big])
+    db.close()
+
+
+async def test_get_block_without_its_raw_txs(node: tuple[NodeClient, NodeRuntime, str]) -> None:
+    client, _rt, _ = node
+    res = await client.submit_and_wait(b"a=1", wait_s=5)
+    full = await client.block(res.height)
+    slim = await client.block(res.height, results_only=True)
+    assert list(full.txs) == [b"a=1"] and not slim.txs
+    assert [r.tx_hash for r in slim.results] == [r.tx_hash for r in full.results]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from chains.ibc import paths
+from chains.ibc.host import paths
 from kakehashi.proxy.v1 import proxy_pb2 as pb
 from lightclients.interface import (
     ClientNotActive,

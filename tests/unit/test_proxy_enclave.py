@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chains.ibc import paths
+from chains.ibc.host import paths
 from kakehashi.proxy.v1 import proxy_pb2 as pb
 from lightclients.interface import Height, MemoryClientStore, Status
 from lightclients.proxy import messages as proxy_messages

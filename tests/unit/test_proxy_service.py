@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from chains.ibc import paths
+from chains.ibc.host import paths
 from kakehashi.proxy.v1 import service_pb2 as spb
 from lightclients.interface import Height
 from lightclients.proxy.messages import parse_membership, parse_update

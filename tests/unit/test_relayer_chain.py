@@ -13,7 +13,7 @@ from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.node.v1 import node_pb2
 from lightclients.crypto import sha256
 from lightclients.interface import Height, LightClientModule
-from relayer.chain import GrpcChainHandle
+from relayer.core.chain import GrpcChainHandle
 from tests.support import rootclient
 from tests.support.fakewatch import ResultWatch
 
@@ -42,7 +42,7 @@ class FakeNode:
         return node_pb2.StatusResponse(chain_id="evm-1", latest_height=max(self.blocks), latest_time_ns=20,
                                        revision_number=3)
 
-    async def block(self, height: int = 0) -> node_pb2.Block:
+    async def block(self, height: int = 0, results_only: bool = False) -> node_pb2.Block:
         return self.blocks[height]
 
     async def query_ibc(self, path: str, height: int = 0, prove: bool = True) -> node_pb2.QueryIbcResponse:
@@ -156,3 +156,15 @@ async def test_codec_parts_are_delegated() -> None:
     assert await h.build_misbehaviour(b"forged", Height(3, 2)) == b"forged|3-2"
     assert await h.client_init() == ("testroot", b"cs", b"cons")
     assert h.light_client().client_type == "testroot"
+
+
+async def test_the_event_index_forgets_finished_packets() -> None:
+    """Sends leave the index when the packet is acked or timed out here, acks when a worker saw
+    them reach the source: it holds what may still be relayed, not the chain's history."""
+    h, _ = handle()
+    assert await h.packet_events("send_packet", "transfer", "channel-0", [1, 2])
+    h._remember(Event.decode(Event.make("acknowledge_packet", packet=chpb.Packet(
+        sequence=1, source_port="transfer", source_channel="channel-0").SerializeToString()).encode()))
+    assert sorted(await h.packet_events("send_packet", "transfer", "channel-0", [1, 2])) == [2]
+    h.forget_acks("transfer", "channel-3", [7])
+    assert await h.packet_events("write_acknowledgement", "transfer", "channel-3", [7]) == {}

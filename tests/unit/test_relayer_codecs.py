@@ -14,7 +14,7 @@ from google.protobuf import any_pb2
 from chains.corda.ibc_host import IBC_COMMAND, IBC_CONTRACT, ibc_messages
 from chains.corda.transaction import SignedTransaction
 from chains.evm import IBC_HANDLER_ADDRESS, decode_tx
-from chains.ibc import paths
+from chains.ibc.host import paths
 from chains.node.client import NodeError
 from kakehashi.corda.v1 import lightclient_pb2 as corda_lc
 from kakehashi.ibc.v1 import channel_pb2 as chpb
@@ -25,8 +25,8 @@ from lightclients.corda.client import CordaLightClient, encode, header_message, 
 from lightclients.crypto import ed25519_public_key, sha256
 from lightclients.interface import CLIENT_STATE_KEY, Height, MemoryClientStore, consensus_state_key
 from lightclients.qbft.client import QbftClient, encode_header_message
-from relayer.chain import GrpcChainHandle, QueryResult, SignerSync, ViewCompleter
 from relayer.codecs import CodecError, CordaCodec, EvmCodec, codec_for
+from relayer.core.chain import GrpcChainHandle, QueryResult, SignerSync, ViewCompleter
 from tests.support.fakewatch import ResultWatch
 
 EVM_KEY = sha256(b"relayer-evm-key")

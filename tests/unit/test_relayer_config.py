@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from relayer.config import ConfigError, load_config, parse_config, parse_duration
+from relayer.config.schema import load_config, parse_config
+from relayer.config.tables import ConfigError, parse_duration
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "config" / "relayer.example.toml"

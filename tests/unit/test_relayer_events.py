@@ -9,7 +9,7 @@ from chains.node.client import NodeClient, RetryPolicy
 from chains.node.db import NodeDatabase
 from chains.node.runtime import NodeRuntime, RuntimeConfig
 from chains.node.service import build_server
-from relayer.events import BlockSource
+from relayer.core.events import BlockSource
 from tests.conftest import free_port
 from tests.unit.kvapp import KvApp
 
@@ -63,3 +63,9 @@ async def test_reconnect_and_backfill_without_gaps_or_duplicates(tmp_path: Path)
         await node.stop()
     assert heights == list(range(1, 16))
     assert reconnects and reconnects[0] == 5
+
+
+def test_an_event_with_undecodable_packet_bytes_names_no_packet() -> None:
+    from chains.ibc.events import Event
+
+    assert Event("send_packet", (("packet", b"\xff\xff\xff"),)).packet() is None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key
-from relayer.keystore import Keystore, KeystoreError
+from relayer.ops.keystore import Keystore, KeystoreError
 
 FAST = 2**10  # scrypt cost lowered for tests only
 PW = "correct horse"

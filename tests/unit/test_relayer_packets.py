@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from lightclients.interface import Height
-from relayer import packets as planner
-from relayer.config import PacketFilter
+from relayer.config.schema import PacketFilter
+from relayer.core import packets as planner
 
 SECOND = 10**9
 NOW = 1_700_000_000 * SECOND

@@ -9,17 +9,18 @@ from collections.abc import Sequence
 import pytest
 from google.protobuf.message import Message
 
-from chains.ibc import paths, queries
+from chains.ibc import queries
 from chains.ibc.apps.bank import StoreBank
 from chains.ibc.apps.transfer import escrow_account
+from chains.ibc.host import paths
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2, transfer_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb
 from lightclients.interface import Height
-from relayer.chain import TxOutcome
-from relayer.config import load_config
-from relayer.supervisor import Supervisor, settings_from_config
-from relayer.workers import ClientWorker, Services
+from relayer.config.schema import load_config
+from relayer.core.chain import TxOutcome
+from relayer.core.supervisor import Supervisor, settings_from_config
+from relayer.core.workers import ClientWorker, Services
 from tests.conftest import ROOT
 from tests.support import mockapp, rootclient
 from tests.support.host import SECOND, Host

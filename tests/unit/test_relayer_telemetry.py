@@ -13,9 +13,9 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from relayer import telemetry
-from relayer.mqtt import MqttPublisher, topic_for
-from relayer.telemetry import Telemetry
+from relayer.ops import telemetry
+from relayer.ops.mqtt import MqttPublisher, topic_for
+from relayer.ops.telemetry import Telemetry
 
 
 def _get(url: str) -> tuple[int, str]:

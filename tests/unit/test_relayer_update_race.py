@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from chains.ibc import paths
-from relayer.workers import StaleProofHeight, update_if_needed
+from chains.ibc.host import paths
+from relayer.core.workers import StaleProofHeight, update_if_needed
 from tests.support.pair import Pair
 from tests.support.relaying import HostHandle
 

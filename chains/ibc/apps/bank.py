@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from chains.ibc.errors import IbcError
-from chains.ibc.store import IbcStore
+from chains.ibc.host.store import IbcStore
 
 MAX_AMOUNT = 2**256 - 1
 

@@ -30,11 +30,10 @@ from chains.ibc.apps.bank import (
     validate_account,
     validate_denom,
 )
-from chains.ibc.context import Context, height_of
+from chains.ibc.context import Acknowledgement, Context, height_of
 from chains.ibc.errors import AppError, IbcError, InvalidMessage
 from chains.ibc.handler import IbcHandler
-from chains.ibc.routing import Acknowledgement
-from chains.ibc.store import IbcStore
+from chains.ibc.host.store import IbcStore
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import transfer_pb2
 from lightclients.crypto import sha256

@@ -74,10 +74,12 @@ class HeaderResponse(_message.Message):
     def __init__(self, height: _Optional[int] = ..., time_ns: _Optional[int] = ..., hash: _Optional[bytes] = ..., header: _Optional[bytes] = ..., client_header: _Optional[bytes] = ...) -> None: ...
 
 class GetBlockRequest(_message.Message):
-    __slots__ = ("height",)
+    __slots__ = ("height", "results_only")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_ONLY_FIELD_NUMBER: _ClassVar[int]
     height: int
-    def __init__(self, height: _Optional[int] = ...) -> None: ...
+    results_only: bool
+    def __init__(self, height: _Optional[int] = ..., results_only: _Optional[bool] = ...) -> None: ...
 
 class Attribute(_message.Message):
     __slots__ = ("key", "value")

@@ -6,7 +6,7 @@ the questions grew with the trades in flight while the answers only change once 
 A :class:`ChainWatch` reads the node's block stream (results only, no raw txs) once and
 answers all of them locally: the head height and time, each submitted tx's result, and each
 block's events for whoever subscribed. A stream that breaks reconnects and backfills from
-the last height seen (:class:`relayer.events.BlockSource`), so no outcome is missed.
+the last height seen (:class:`relayer.core.events.BlockSource`), so no outcome is missed.
 
 A tx that never shows up in a block (refused at block production and dropped) is asked for
 once with ``GetTxResult`` after ``lost_after_blocks`` blocks, so a waiter always ends.
@@ -24,13 +24,15 @@ import structlog
 
 from chains.node.client import NodeClient, NodeError
 from kakehashi.node.v1 import node_pb2
-from relayer.events import BlockSource
+from relayer.core.events import BlockSource
 
 log = structlog.get_logger("kakehashi.watch")
 
 FINAL = (node_pb2.TX_STATUS_COMMITTED, node_pb2.TX_STATUS_FAILED)
-# tx results remembered for waiters that arrive after the block (a few blocks' worth)
-REMEMBERED_RESULTS = 50_000
+# Blocks whose tx results are kept for a waiter that asks after the block went by (a waiter
+# normally registers right after submitting, long before its block): memory stays a few blocks'
+# results, not every result ever seen (at 10k trades that alone was tens of MB).
+REMEMBERED_BLOCKS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,8 @@ class ChainWatch:
         self.node = node
         self.lost_after_blocks = lost_after_blocks
         self.head: Head | None = None
-        self._results: OrderedDict[bytes, node_pb2.TxResult] = OrderedDict()
+        self._results: dict[bytes, node_pb2.TxResult] = {}
+        self._by_height: OrderedDict[int, list[bytes]] = OrderedDict()
         self._waiters: dict[bytes, tuple[asyncio.Future[node_pb2.TxResult], int]] = {}
         self._listeners: list[BlockListener] = []
         self._task: asyncio.Task[None] | None = None
@@ -80,6 +83,11 @@ class ChainWatch:
                 fut.cancel()
         self._waiters.clear()
 
+    @property
+    def following(self) -> bool:
+        """Whether the stream task runs (the head is then at most one delivery behind)."""
+        return self._task is not None and not self._task.done()
+
     def subscribe(self, listener: BlockListener) -> None:
         """Call ``listener`` with every new block (results and events, no raw txs), in order."""
         self._listeners.append(listener)
@@ -95,6 +103,11 @@ class ChainWatch:
         if self.head.height < self._floor:
             return await self.next_block(self._floor - 1, timeout_s=30.0)
         return self.head
+
+    @property
+    def floor(self) -> int:
+        """The highest height this process knows is committed with its own write."""
+        return self._floor
 
     def saw(self, height: int) -> None:
         """A tx of this process committed at ``height`` (learnt outside the stream)."""
@@ -162,16 +175,19 @@ class ChainWatch:
     def _on_block(self, blk: node_pb2.Block) -> None:
         self.blocks_seen += 1
         self.head = Head(int(blk.height), int(blk.time_ns))
+        kept = self._by_height.setdefault(int(blk.height), [])
         for res in blk.results:
             if res.status not in FINAL:
                 continue
             h = bytes(res.tx_hash)
             self._results[h] = res
+            kept.append(h)
             waiter = self._waiters.pop(h, None)
             if waiter is not None and not waiter[0].done():
                 waiter[0].set_result(res)
-        while len(self._results) > REMEMBERED_RESULTS:
-            self._results.popitem(last=False)
+        while len(self._by_height) > REMEMBERED_BLOCKS:
+            for h in self._by_height.popitem(last=False)[1]:
+                self._results.pop(h, None)
         for listener in self._listeners:
             try:
                 listener(blk)

@@ -25,9 +25,9 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 
 from chains.ibc import events as ev
-from chains.ibc import paths
 from chains.ibc.context import to_proto
 from chains.ibc.events import Event
+from chains.ibc.host import paths
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb
@@ -40,17 +40,17 @@ from lightclients.interface import (
     Status,
     consensus_state_key,
 )
-from relayer import packets as planner
-from relayer.bounded import gather_bounded
-from relayer.chain import ChainHandle, PendingTx, QueryResult, TxOutcome
-from relayer.config import PacketFilter
-from relayer.telemetry import Telemetry
+from relayer.config.schema import PacketFilter
+from relayer.core import packets as planner
+from relayer.core.bounded import gather_bounded
+from relayer.core.chain import ChainHandle, PendingTx, QueryResult, TxOutcome
+from relayer.ops.telemetry import Telemetry
 
 log = structlog.get_logger("kakehashi.workers")
 
 
 class EventPublisher(Protocol):
-    """What workers need of the MQTT publisher (relayer.mqtt.MqttPublisher fits)."""
+    """What workers need of the MQTT publisher (relayer.ops.mqtt.MqttPublisher fits)."""
 
     def publish(self, chain: str, port: str, channel: str, event: str, payload: dict[str, object]) -> None: ...
 
@@ -61,7 +61,7 @@ class WorkerStopped(Exception):
 
 @dataclass
 class Settings:
-    """Per-relayer knobs the workers read (from relayer.config in the daemon)."""
+    """Per-relayer knobs the workers read (from relayer.config.schema in the daemon)."""
 
     signer: str = "relayer"
     max_msg_num: dict[str, int] = field(default_factory=dict)  # by chain id
@@ -344,8 +344,15 @@ class PacketWorker(Worker):
         if kind == "recv":
             self.received |= done
         else:
-            self.live -= done
-            self.received -= done
+            self._finished(done)
+
+    def _finished(self, seqs: set[int]) -> None:
+        """Packets acked or timed out on src: out of the pending set and the dst's ack index."""
+        self.live -= seqs
+        self.received -= seqs
+        forget = getattr(self.dst.chain, "forget_acks", None)
+        if forget is not None and seqs:
+            forget(self.dst.port, self.dst.channel, sorted(seqs))
 
     def relevant(self, chain_id: str, events: Sequence[Event]) -> bool:
         """Whether the block concerns this path; follows the pending set from its events, and
@@ -362,8 +369,7 @@ class PacketWorker(Worker):
                         chain=chain_id, port=self.src.port, channel=self.src.channel).inc()
                     self._publish(chain_id, self.src.port, self.src.channel, "send", p)
                 elif e.type in (ev.ACKNOWLEDGE_PACKET, ev.TIMEOUT_PACKET):
-                    self.live.discard(p.sequence)
-                    self.received.discard(p.sequence)
+                    self._finished({p.sequence})
                 hit = True
             elif chain_id == self.dst.chain.chain_id:
                 here = ((p.destination_port, p.destination_channel) if p is not None

@@ -15,8 +15,8 @@ from typing import Any, cast
 
 from chains.corda.ibc_host import account_of
 from chains.ibc import events as ev
-from chains.ibc import paths
 from chains.ibc.events import Event
+from chains.ibc.host import paths
 from chains.node.client import NodeClient
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2, transfer_pb2
@@ -24,13 +24,20 @@ from kakehashi.ibc.v1 import connection_pb2 as cpb
 from kakehashi.node.v1 import node_pb2
 from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key
 from lightclients.interface import Height
-from relayer import packets as planner
-from relayer.chain import ChainHandle, GrpcChainHandle, TxOutcome
-from relayer.config import Config
-from relayer.daemon import DaemonError, node_client, opened, probe, services_for, signer_secret
-from relayer.supervisor import Supervisor
-from relayer.telemetry import Telemetry
-from relayer.workers import End, PacketWorker, Services, WorkerStopped, channel_end, connection_end
+from relayer.config.schema import Config
+from relayer.core import packets as planner
+from relayer.core.chain import ChainHandle, GrpcChainHandle, TxOutcome
+from relayer.core.daemon import DaemonError, node_client, opened, probe, services_for, signer_secret
+from relayer.core.supervisor import Supervisor
+from relayer.core.workers import (
+    End,
+    PacketWorker,
+    Services,
+    WorkerStopped,
+    channel_end,
+    connection_end,
+)
+from relayer.ops.telemetry import Telemetry
 
 SEC_NS = 1_000_000_000
 HANDSHAKE_TIMEOUT_S = 90.0

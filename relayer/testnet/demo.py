@@ -26,8 +26,6 @@ import json
 import math
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +33,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from chains.corda.ibc_host import account_of
 from chains.ibc import events as ev
 from chains.ibc.apps.transfer import ack_succeeded
 from chains.ibc.events import Event
 from chains.node.client import NodeClient
 from kakehashi.ibc.v1 import client_pb2, transfer_pb2
-from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key
-from relayer import testnet
-from relayer.chain import GrpcChainHandle
+from relayer.cli.console import stdout_console
 from relayer.codecs import codec_for
-from relayer.console import stdout_console
-from relayer.demo_dvp import DEFAULT_TRADES, phase_dvp
-from relayer.demo_dvp import print_report as print_dvp_report
+from relayer.core.chain import GrpcChainHandle
+from relayer.testnet import network as testnet
+from relayer.testnet.demo_context import DEFAULT_TRADES, DemoContext, Direction, Phase, address_of
+from relayer.testnet.demo_dvp import phase_dvp
+from relayer.testnet.demo_dvp import print_report as print_dvp_report
+from relayer.testnet.procs import TestnetError
 
 SEC_NS = 1_000_000_000
 DEFAULT_HOME = Path(".testnet")
@@ -64,73 +62,6 @@ PACKET_TIMEOUT_S = 600
 
 def _key(home: Path, name: str) -> bytes:
     return bytes.fromhex((home / "keys" / f"{name}.key").read_text().strip().removeprefix("0x"))
-
-
-def _address(kind: str, secret: bytes) -> str:
-    if kind == "evm":
-        return "0x" + eth_address(secp256k1_public_key(secret)).hex()
-    return account_of(ed25519_public_key(secret))
-
-
-@dataclass
-class Direction:
-    """One way of the transfer phase, and what was observed of it on the chains."""
-
-    name: str
-    src_kind: str
-    dst_kind: str
-    src_channel: str
-    dst_channel: str
-    denom: str
-    sender_key: bytes
-    receiver: str
-    port: str = "transfer"
-    sent: dict[int, float] = field(default_factory=dict)  # sequence -> send committed (monotonic s)
-    received: dict[int, float] = field(default_factory=dict)
-    acked: dict[int, float] = field(default_factory=dict)
-    failed_acks: set[int] = field(default_factory=set)
-    before: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def voucher(self) -> str:
-        return f"{self.port}/{self.dst_channel}/{self.denom}"
-
-    @property
-    def sender(self) -> str:
-        return _address(self.src_kind, self.sender_key)
-
-
-@dataclass
-class DemoContext:
-    home: Path
-    transfers: int
-    console: Console
-    timeout_s: float = 90.0
-    trades: int = DEFAULT_TRADES  # DvP trades that should settle (the failure kinds come on top)
-    prover: str = "direct"  # how the chains verify each other (relayer/proxy for "proxy")
-    tn: testnet.Testnet | None = None
-    directions: list[Direction] = field(default_factory=list)
-    report: dict[str, Any] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def testnet(self) -> testnet.Testnet:
-        if self.tn is None:
-            raise RuntimeError("the testnet phase has not run")
-        return self.tn
-
-    def address(self, kind: str) -> str:
-        for n in self.testnet.nodes:
-            if n.kind == kind and n.address:
-                return n.address
-        raise RuntimeError(f"the {kind} node has no address")
-
-    def chain_id(self, kind: str) -> str:
-        return next(n.chain_id for n in self.testnet.nodes if n.kind == kind)
-
-
-# One event loop runs every phase: gRPC's asyncio channels serve a single loop per process.
-Phase = Callable[[DemoContext], Awaitable[None]]
 
 
 # --- phase: testnet ------------------------------------------------------------------------
@@ -232,9 +163,9 @@ async def phase_transfers(ctx: DemoContext) -> None:
     evm_home, corda_home = (next(n.home for n in tn.nodes if n.kind == k) for k in ("evm", "corda"))
     ctx.directions = [
         Direction("evm -> corda", "evm", "corda", ch["a_channel"], ch["b_channel"], "stake", _key(evm_home, "alice"),
-                  _address("corda", _key(corda_home, "holder-firm-a"))),
+                  address_of("corda", _key(corda_home, "holder-firm-a"))),
         Direction("corda -> evm", "corda", "evm", ch["b_channel"], ch["a_channel"], "jpy",
-                  _key(corda_home, "holder-firm-b"), _address("evm", _key(evm_home, "bob"))),
+                  _key(corda_home, "holder-firm-b"), address_of("evm", _key(evm_home, "bob"))),
     ]
     nodes = {k: NodeClient(ctx.address(k)) for k in ("evm", "corda")}
     watchers: list[asyncio.Task[None]] = []
@@ -344,7 +275,7 @@ PHASES: list[tuple[str, Phase]] = [
     ("transfers", phase_transfers),
     ("supply", phase_supply),
 ]
-PHASES.append(("dvp", phase_dvp))  # relayer/demo_dvp.py: trades, failures refunded, conservation
+PHASES.append(("dvp", phase_dvp))  # relayer/testnet/demo_dvp.py: trades, failures refunded, conservation
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -388,7 +319,7 @@ async def run(ctx: DemoContext, phases: list[tuple[str, Phase]] | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m relayer.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m relayer.testnet.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--home", default=None,
                         help="testnet directory, fresh or existing (default .testnet, or .testnet-proxy with --prover proxy)")
     parser.add_argument("--prover", choices=sorted(MODES), default="direct",
@@ -410,8 +341,12 @@ def main(argv: list[str] | None = None) -> int:
                       trades=ns.trades, prover=ns.prover)
     ok = asyncio.run(run(ctx))
     if ns.down:
-        stopped = testnet.down(ctx.home)
-        ctx.console.print(f"testnet stopped: {', '.join(stopped) or 'nothing was running'}")
+        try:
+            stopped = testnet.down(ctx.home)
+            ctx.console.print(f"testnet stopped: {', '.join(stopped) or 'nothing was running'}")
+        except TestnetError as exc:
+            ctx.failures.append(f"testnet down: {exc}")
+            ok = False
     if ns.json:
         print(json.dumps({"ok": ok, "failures": ctx.failures, **ctx.report}, indent=2, sort_keys=True))
     else:

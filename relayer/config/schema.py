@@ -16,34 +16,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from relayer.proxy.config import ProxyConfig
+from relayer.config.proxy import ProxyConfig, parse_prover
+from relayer.config.tables import (
+    HOSTPORT,
+    ConfigError,
+    Section,
+    choice,
+    parse_duration,
+    port_number,
+    positive,
+)
 
 CHAIN_KINDS = ("evm", "corda")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "console")
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d|days?)?\s*$")
-_UNITS = {
-    None: 1.0,
-    "ns": 1e-9,
-    "us": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-    "d": 86400.0,
-    "day": 86400.0,
-    "days": 86400.0,
-}
 _CHAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_HOSTPORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
-
-
-class ConfigError(ValueError):
-    """Invalid relayer configuration; the message starts with the offending key."""
 
 
 # --- typed configuration ---------------------------------------------------------------
@@ -153,63 +143,6 @@ class Config:
 # --- parsing ---------------------------------------------------------------------------
 
 
-class _Section:
-    """A TOML table being consumed; whatever is left unconsumed is an unknown key."""
-
-    def __init__(self, where: str, table: Any) -> None:
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{where}: expected a table, got {type(table).__name__}")
-        self.where = where
-        self.left = dict(table)
-
-    def key(self, name: str) -> str:
-        return f"{self.where}.{name}" if self.where else name
-
-    def take(self, name: str, kind: type | tuple[type, ...], default: Any) -> Any:
-        if name not in self.left:
-            return default
-        value = self.left.pop(name)
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds:
-            raise ConfigError(f"{self.key(name)}: expected {_names(kinds)}, got a boolean")
-        if not isinstance(value, kinds):
-            raise ConfigError(f"{self.key(name)}: expected {_names(kinds)}, got {type(value).__name__}")
-        return value
-
-    def required(self, name: str, kind: type) -> Any:
-        if name not in self.left:
-            raise ConfigError(f"{self.key(name)}: required key is missing")
-        return self.take(name, kind, None)
-
-    def sub(self, name: str) -> _Section:
-        return _Section(self.key(name), self.left.pop(name, {}))
-
-    def done(self) -> None:
-        if self.left:
-            names = ", ".join(self.key(k) for k in sorted(self.left))
-            raise ConfigError(f"{names}: unknown key")
-
-
-def _names(kinds: tuple[type, ...]) -> str:
-    return " or ".join({bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-                        list: "a list", dict: "a table"}.get(k, k.__name__) for k in kinds)
-
-
-def parse_duration(value: Any, where: str) -> float:
-    """Seconds from a number (seconds) or a string like "500ms", "10s", "2h", "14d"."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a duration, got a boolean")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ConfigError(f"{where}: expected a duration like '10s', '500ms', '14d', got {value!r}")
-    if seconds <= 0:
-        raise ConfigError(f"{where}: duration must be positive, got {value!r}")
-    return seconds
-
-
 def _fraction(value: Any, where: str) -> Fraction:
     try:
         if isinstance(value, str):
@@ -230,34 +163,16 @@ def _fraction(value: Any, where: str) -> Fraction:
     return frac
 
 
-def _port(value: int, where: str) -> int:
-    if not 0 < value < 65536:
-        raise ConfigError(f"{where}: port must be 1..65535, got {value}")
-    return value
-
-
-def _choice(value: str, choices: tuple[str, ...], where: str) -> str:
-    if value not in choices:
-        raise ConfigError(f"{where}: expected one of {list(choices)}, got {value!r}")
-    return value
-
-
-def _positive(value: int, where: str, *, allow_zero: bool = False) -> int:
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{where}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
-    return value
-
-
-def _chain(sec: _Section, base_dir: Path) -> ChainConfig:
+def _chain(sec: Section, base_dir: Path) -> ChainConfig:
     cid = sec.required("id", str)
     if not _CHAIN_ID.match(cid):
         raise ConfigError(f"{sec.key('id')}: invalid chain id {cid!r}")
-    kind = _choice(sec.required("kind", str), CHAIN_KINDS, sec.key("kind"))
+    kind = choice(sec.required("kind", str), CHAIN_KINDS, sec.key("kind"))
     addr = sec.required("grpc_addr", str)
-    m = _HOSTPORT.match(addr)
+    m = HOSTPORT.match(addr)
     if not m:
         raise ConfigError(f"{sec.key('grpc_addr')}: expected host:port, got {addr!r}")
-    _port(int(m.group("port")), sec.key("grpc_addr"))
+    port_number(int(m.group("port")), sec.key("grpc_addr"))
     key_name = sec.required("key_name", str)
     if not key_name:
         raise ConfigError(f"{sec.key('key_name')}: must not be empty")
@@ -273,7 +188,7 @@ def _chain(sec: _Section, base_dir: Path) -> ChainConfig:
         t.done()
         if (tls.cert_file is None) != (tls.key_file is None):
             raise ConfigError(f"{t.where}: cert_file and key_file must be given together")
-    max_msg = _positive(sec.take("max_msg_num", int, 30), sec.key("max_msg_num"))
+    max_msg = positive(sec.take("max_msg_num", int, 30), sec.key("max_msg_num"))
     rpc_timeout = parse_duration(sec.take("rpc_timeout", (int, float, str), 10), sec.key("rpc_timeout"))
     trusting = parse_duration(
         sec.take("trusting_period", (int, float, str), "14d"), sec.key("trusting_period")
@@ -285,7 +200,7 @@ def _chain(sec: _Section, base_dir: Path) -> ChainConfig:
     pf = PacketFilter()
     if "packet_filter" in sec.left:
         f = sec.sub("packet_filter")
-        policy = _choice(f.take("policy", str, "allow"), ("allow", "deny", "allow_all"), f.key("policy"))
+        policy = choice(f.take("policy", str, "allow"), ("allow", "deny", "allow_all"), f.key("policy"))
         rules = []
         for i, rule in enumerate(f.take("list", list, [])):
             if not (isinstance(rule, list) and len(rule) == 2 and all(isinstance(x, str) and x for x in rule)):
@@ -293,7 +208,6 @@ def _chain(sec: _Section, base_dir: Path) -> ChainConfig:
             rules.append((rule[0], rule[1]))
         f.done()
         pf = PacketFilter(policy, tuple(rules))
-    from relayer.proxy.config import parse_prover
 
     prover, proxy = parse_prover(sec)
     sec.done()
@@ -315,10 +229,10 @@ def _chain(sec: _Section, base_dir: Path) -> ChainConfig:
 
 
 def parse_config(doc: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
-    root = _Section("", doc)
+    root = Section("", doc)
     g = root.sub("global")
-    log_level = _choice(g.take("log_level", str, "info"), LOG_LEVELS, g.key("log_level"))
-    log_format = _choice(g.take("log_format", str, "json"), LOG_FORMATS, g.key("log_format"))
+    log_level = choice(g.take("log_level", str, "info"), LOG_LEVELS, g.key("log_level"))
+    log_format = choice(g.take("log_format", str, "json"), LOG_FORMATS, g.key("log_format"))
     keystore_raw = g.take("keystore", str, None)
     g.done()
 
@@ -344,8 +258,8 @@ def parse_config(doc: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
     packets = PacketsMode(
         enabled=mp.take("enabled", bool, True),
         clear_on_start=mp.take("clear_on_start", bool, True),
-        clear_interval=_positive(mp.take("clear_interval", int, 100), mp.key("clear_interval"), allow_zero=True),
-        clear_limit=_positive(mp.take("clear_limit", int, 50), mp.key("clear_limit")),
+        clear_interval=positive(mp.take("clear_interval", int, 100), mp.key("clear_interval"), allow_zero=True),
+        clear_limit=positive(mp.take("clear_limit", int, 50), mp.key("clear_limit")),
         tx_confirmation=mp.take("tx_confirmation", bool, True),
     )
     mp.done()
@@ -355,7 +269,7 @@ def parse_config(doc: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
     telemetry = Telemetry(
         enabled=t.take("enabled", bool, True),
         host=t.take("host", str, "127.0.0.1"),
-        port=_port(t.take("port", int, 3001), t.key("port")),
+        port=port_number(t.take("port", int, 3001), t.key("port")),
     )
     t.done()
 
@@ -366,7 +280,7 @@ def parse_config(doc: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
     mqtt = Mqtt(
         enabled=q.take("enabled", bool, False),
         host=q.take("host", str, "127.0.0.1"),
-        port=_port(q.take("port", int, 1883), q.key("port")),
+        port=port_number(q.take("port", int, 1883), q.key("port")),
         topic_prefix=q.take("topic_prefix", str, "kakehashi"),
         client_id=q.take("client_id", str, "kakehashi-relayer"),
         qos=qos,
@@ -374,7 +288,7 @@ def parse_config(doc: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
     q.done()
 
     raw_chains = root.take("chains", list, [])
-    chains = tuple(_chain(_Section(f"chains[{i}]", c), base_dir) for i, c in enumerate(raw_chains))
+    chains = tuple(_chain(Section(f"chains[{i}]", c), base_dir) for i, c in enumerate(raw_chains))
     if len(chains) < 2:
         raise ConfigError(f"chains: a relayer needs at least two [[chains]] entries, found {len(chains)}")
     seen: set[str] = set()

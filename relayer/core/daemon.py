@@ -19,15 +19,15 @@ import grpc
 import structlog
 
 from chains.node.client import ClientTls, NodeClient, NodeError, RetryPolicy
-from relayer.chain import GrpcChainHandle
 from relayer.codecs import CodecError, codec_for
-from relayer.config import ChainConfig, Config
-from relayer.keystore import Keystore, KeystoreError
-from relayer.logs import configure_logging
-from relayer.mqtt import MqttPublisher
-from relayer.supervisor import Supervisor, settings_from_config
-from relayer.telemetry import Telemetry
-from relayer.workers import Services
+from relayer.config.schema import ChainConfig, Config
+from relayer.core.chain import GrpcChainHandle
+from relayer.core.supervisor import Supervisor, settings_from_config
+from relayer.core.workers import Services
+from relayer.ops.keystore import Keystore, KeystoreError
+from relayer.ops.logs import configure_logging
+from relayer.ops.mqtt import MqttPublisher
+from relayer.ops.telemetry import Telemetry
 
 log = structlog.get_logger("kakehashi.daemon")
 

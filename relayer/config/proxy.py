@@ -21,14 +21,12 @@ Every error names the key, as the rest of the config's do.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from relayer.config import ConfigError, _Section, parse_duration
+from relayer.config.tables import HOSTPORT, ConfigError, Section, parse_duration
 
 PROVERS = ("direct", "proxy")
-_HOSTPORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 
 
 @dataclass(frozen=True)
@@ -56,14 +54,14 @@ def _hex(value: Any, where: str, length: int) -> bytes:
     return raw
 
 
-def parse_proxy(sec: _Section) -> ProxyConfig:
+def parse_proxy(sec: Section) -> ProxyConfig:
     addrs_raw = sec.take("addrs", list, None)
     addr = sec.take("addr", str, None)
     if (addrs_raw is None) == (addr is None):
         raise ConfigError(f"{sec.key('addrs')}: give either addr = \"host:port\" or addrs = [...] (one per operator)")
     addrs = tuple(addrs_raw) if addrs_raw is not None else (addr,)
     for i, a in enumerate(addrs):
-        if not isinstance(a, str) or not _HOSTPORT.match(a):
+        if not isinstance(a, str) or not HOSTPORT.match(a):
             raise ConfigError(f"{sec.key('addrs')}[{i}]: expected host:port, got {a!r}")
     code_hash = _hex(sec.required("code_hash", str), sec.key("code_hash"), 32)
     authority = _hex(sec.required("authority", str), sec.key("authority"), 20)
@@ -89,7 +87,7 @@ def parse_proxy(sec: _Section) -> ProxyConfig:
     return ProxyConfig(addrs, code_hash, authority, operators, threshold, expiration, renew_s, allow, timeout)
 
 
-def parse_prover(sec: _Section) -> tuple[str, ProxyConfig | None]:
+def parse_prover(sec: Section) -> tuple[str, ProxyConfig | None]:
     """(prover, proxy config) of one [[chains]] table; consumes ``prover`` and ``proxy``."""
     prover = sec.take("prover", str, "direct")
     if prover not in PROVERS:

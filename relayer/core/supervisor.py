@@ -17,15 +17,15 @@ from typing import Any
 import structlog
 
 from chains.ibc import events as ev
-from chains.ibc import paths
-from chains.ibc.identifiers import channel_id as make_channel_id
-from chains.ibc.identifiers import connection_id as make_connection_id
+from chains.ibc.host import paths
+from chains.ibc.host.identifiers import channel_id as make_channel_id
+from chains.ibc.host.identifiers import connection_id as make_connection_id
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb
-from relayer.chain import ChainHandle
-from relayer.config import Config
-from relayer.workers import (
+from relayer.config.schema import Config
+from relayer.core.chain import ChainHandle
+from relayer.core.workers import (
     ChannelHandshakeWorker,
     ClientWorker,
     ConnectionHandshakeWorker,

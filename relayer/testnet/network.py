@@ -4,8 +4,9 @@ Each chain is a real node process (`kakehashi node start`) in its own home under
 testnet directory, and the relayer is a real `kakehashi start` process with its own home
 (``HOME/relayer``: config, keystore, passphrase, log). Each is started in its own session so
 it outlives the command that launched it and can be stopped as a group. A PID file holds the
-PID and the process's start time (from /proc), and the command line must name the home, so
-`down` stops exactly the processes `up` started — never a recycled PID.
+PID (its start time, from /proc, sits beside it: relayer/testnet/procs.py), and the command
+line must name the home, so `down` stops exactly the processes `up` started — never a
+recycled PID — and returns once they are gone.
 
 Data persists between runs: `up` on an existing testnet restarts the nodes where they
 stopped, finds the clients, connection and channels already open on the chains (read from
@@ -25,7 +26,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -36,15 +36,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chains.ibc import paths
 from chains.ibc.apps import dvp as dvp_app
+from chains.ibc.host import paths
 from chains.node.client import NodeClient, NodeError, RetryPolicy
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb
-from relayer.chain import ChainHandle
-from relayer.config import Config, ConfigError, load_config
-from relayer.keystore import KIND_FOR_CHAIN, PASSPHRASE_ENV, Keystore, KeystoreError
+from relayer.config.schema import Config, load_config
+from relayer.config.tables import ConfigError
+from relayer.core.chain import ChainHandle
+from relayer.ops.keystore import KIND_FOR_CHAIN, PASSPHRASE_ENV, Keystore, KeystoreError
+from relayer.testnet.procs import (
+    TestnetError,
+    kakehashi_argv,
+    read_pid,
+    remove_pid,
+    spawn,
+    stop,
+    terminate,
+)
+from relayer.testnet.proxy import chain_section, proxy_info, proxy_pid, proxy_pid_file, up_proxy
 
 
 def cli_command() -> str:
@@ -86,10 +97,6 @@ CLEAR_INTERVAL_BLOCKS = 20
 MAX_CLOCK_DRIFT = "30s"
 
 
-class TestnetError(RuntimeError):
-    """The testnet could not be brought up or down; the message says which process and why."""
-
-
 @dataclass(frozen=True)
 class NodeInfo:
     kind: str
@@ -119,7 +126,7 @@ class Testnet:
     channels: list[dict[str, str]] = field(default_factory=list)
     created: list[str] = field(default_factory=list)  # by this `up`; empty when everything existed
     prover: str = "direct"  # how each chain is proven to the other: "direct" or "proxy"
-    proxy: Any = None  # relayer.proxy.testnet.ProxyProcInfo in proxy mode
+    proxy: Any = None  # relayer.testnet.proxy.ProxyProcInfo in proxy mode
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = json.loads(json.dumps(
@@ -135,93 +142,11 @@ class Testnet:
         raise TestnetError(f"the testnet has no channel on port {a_port}")
 
 
-# --- processes ---------------------------------------------------------------------------
-
-
-def _kakehashi() -> list[str]:
-    exe = Path(sys.executable).with_name("kakehashi")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "relayer.cli"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[19] if len(fields) > 19 else None
-
-
-def _write_pid(pid_file: Path, pid: int) -> None:
-    pid_file.write_text(f"{pid} {_start_time(pid) or ''}\n")
-
-
-def _read_pid(pid_file: Path, marker: Path) -> int | None:
-    """The PID in ``pid_file`` if that process is alive, started when the file says, and is
-    a ``kakehashi ... start`` naming ``marker`` (its home or config) — else None."""
-    try:
-        parts = pid_file.read_text().split()
-        pid = int(parts[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    if not _alive(pid):
-        return None
-    if len(parts) > 1 and parts[1] != _start_time(pid):
-        return None  # the PID was recycled
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    return pid if b"start" in cmdline and str(marker).encode() in cmdline else None
-
-
-def _spawn(argv: list[str], log_path: Path, pid_file: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
-    try:
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                                env=env)
-    finally:
-        log.close()
-    _write_pid(pid_file, proc.pid)
-    return proc
-
-
-def _terminate(pid: int, wait_s: float) -> None:
-    """SIGTERM, then SIGKILL after ``wait_s``; reaps the process if it is our child."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait_s
-    while _alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 # --- nodes -------------------------------------------------------------------------------
 
 
 def _node_pid(home: Path) -> int | None:
-    return _read_pid(home / "node.pid", home)
+    return read_pid(home / "node.pid", home)
 
 
 async def _height(address: str, timeout_s: float = 2.0) -> int | None:
@@ -254,7 +179,7 @@ def _up_nodes(root: Path, validators: int, block_period: str | None, wait_s: flo
         home = root / kind
         if not (home / "node.toml").exists():
             res = subprocess.run(
-                [*_kakehashi(), "node", "init", "--chain", kind, "--home", str(home), "--chain-id", chain_id,
+                [*kakehashi_argv(), "node", "init", "--chain", kind, "--home", str(home), "--chain-id", chain_id,
                  "--validators", str(validators), "--block-period", block_period or default_period, "--json"],
                 capture_output=True, text=True, timeout=120,
             )
@@ -263,7 +188,7 @@ def _up_nodes(root: Path, validators: int, block_period: str | None, wait_s: flo
         if _node_pid(home) is not None:
             continue  # already running
         (home / "node.addr").unlink(missing_ok=True)
-        proc = _spawn([*_kakehashi(), "node", "start", "--home", str(home), "--log-format", "json"],
+        proc = spawn([*kakehashi_argv(), "node", "start", "--home", str(home), "--log-format", "json"],
                       home / "node.log", home / "node.pid")
         started.append((kind, proc))
     deadline = time.monotonic() + wait_s
@@ -402,7 +327,7 @@ async def _sequence(chain: ChainHandle, key: bytes) -> int:
 
 async def _existing(a: ChainHandle, b: ChainHandle) -> tuple[dict[str, str], dict[ChannelSpec, dict[str, str]]]:
     """The first connection OPEN on both chains and, on it, the open channel for each spec."""
-    from relayer.workers import channel_end, connection_end
+    from relayer.core.workers import channel_end, connection_end
 
     connection: dict[str, str] = {}
     for n in range(await _sequence(a, paths.NEXT_CONNECTION_SEQUENCE)):
@@ -442,8 +367,8 @@ async def _existing(a: ChainHandle, b: ChainHandle) -> tuple[dict[str, str], dic
 
 async def _ensure_paths(config: Config, secret: str) -> tuple[dict[str, str], list[dict[str, str]], list[str]]:
     """Find or create the connection and every channel in CHANNELS; returns what was created too."""
-    from relayer import commands
-    from relayer.daemon import opened
+    from relayer.cli import commands
+    from relayer.core.daemon import opened
 
     a_id, b_id = CHAINS[0][1], CHAINS[1][1]
     async with opened(config, secret, a_id, b_id) as (a, b):
@@ -465,7 +390,7 @@ async def _ensure_paths(config: Config, secret: str) -> tuple[dict[str, str], li
 
 def _relayer_pid(root: Path) -> int | None:
     home = relayer_home(root)
-    return _read_pid(home / "relayer.pid", home / "relayer.toml")
+    return read_pid(home / "relayer.pid", home / "relayer.toml")
 
 
 def _health(port: int, timeout_s: float = 2.0) -> dict[str, Any] | None:
@@ -483,7 +408,7 @@ def _health(port: int, timeout_s: float = 2.0) -> dict[str, Any] | None:
 
 async def _start_relayer(root: Path, config: Config, secret: str, wait_s: float) -> None:
     home = relayer_home(root)
-    proc = _spawn([*_kakehashi(), "start", "-c", str(home / "relayer.toml")], home / "relayer.log",
+    proc = spawn([*kakehashi_argv(), "start", "-c", str(home / "relayer.toml")], home / "relayer.log",
                   home / "relayer.pid", env={**os.environ, PASSPHRASE_ENV: secret})
     deadline = time.monotonic() + wait_s
     while True:
@@ -554,8 +479,7 @@ def testnet_prover(root: Path, wanted: str | None = None) -> str:
 async def up_async(root: Path, *, validators: int = 4, block_period: str | None = None, mqtt: str | None = None,
                    wait_s: float = 60.0, prover: str | None = None) -> Testnet:
     """:func:`up` inside a running event loop (gRPC's asyncio channels serve one loop per process)."""
-    from relayer.logs import configure_logging
-    from relayer.proxy.testnet import chain_section, up_proxy
+    from relayer.ops.logs import configure_logging
 
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -570,7 +494,7 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
     _ensure_keys(root, secret)
     pid = _relayer_pid(root)
     if pid is not None and started:
-        _terminate(pid, 20.0)  # it still points at the nodes' old addresses
+        terminate("relayer", pid, 20.0)  # it still points at the nodes' old addresses
         pid = None
     extra = chain_section(proxy) if proxy is not None else ""
     config = _write_config(root, nodes, mqtt, extra) if pid is None else load_config(relayer_home(root) / "relayer.toml")
@@ -588,25 +512,32 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
 
 
 def down(root: Path, *, wait_s: float = 20.0) -> list[str]:
-    """Stop the relayer, then the nodes (only processes `up` started); returns what was stopped."""
+    """Stop the relayer, then the proxy, then the nodes (only processes `up` started), each
+    group waited for until its processes are gone; returns what was stopped. A process still
+    there after SIGKILL keeps its PID file and is named in a TestnetError."""
     root = Path(root).resolve()
-    stopped = []
-    rpid = _relayer_pid(root)
-    if rpid is not None:
-        _terminate(rpid, wait_s)
-        stopped.append("relayer")
-    (relayer_home(root) / "relayer.pid").unlink(missing_ok=True)
-    from relayer.proxy.testnet import down_proxy
-
-    if down_proxy(root, wait_s):
-        stopped.append("proxy")
-    for kind, _, _ in CHAINS:
-        home = root / kind
-        pid = _node_pid(home)
-        if pid is not None:
-            _terminate(pid, wait_s)
-            stopped.append(kind)
-        (home / "node.pid").unlink(missing_ok=True)
+    groups = [
+        {"relayer": relayer_home(root) / "relayer.pid"},
+        {"proxy": proxy_pid_file(root)},
+        {kind: root / kind / "node.pid" for kind, _, _ in CHAINS},
+    ]
+    found = {"relayer": _relayer_pid(root), "proxy": proxy_pid(root),
+             **{kind: _node_pid(root / kind) for kind, _, _ in CHAINS}}
+    stopped: list[str] = []
+    stuck: list[str] = []
+    for group in groups:
+        running = {name: pid for name in group if (pid := found[name]) is not None}
+        left = stop(running, wait_s)
+        for name, pid_file in group.items():
+            if name in left:
+                stuck.append(f"{name} (pid {left[name]})")
+                continue
+            remove_pid(pid_file)
+            if name in running:
+                stopped.append(name)
+    if stuck:
+        raise TestnetError(f"stopped: {', '.join(stopped) or 'nothing'}; still running after SIGKILL: "
+                           f"{', '.join(stuck)}")
     return stopped
 
 
@@ -615,8 +546,6 @@ def status(root: Path) -> Testnet:
 
 
 async def status_async(root: Path) -> Testnet:
-    from relayer.proxy.testnet import proxy_info
-
     root = Path(root).resolve()
     connection, channels = _saved_paths(root)
     saved = root / "prover"

@@ -19,19 +19,20 @@ from rich.table import Table
 
 from chains.node.client import NodeError
 from chains.node.config import NodeConfigError
-from relayer.config import Config, ConfigError, load_config, parse_duration
-from relayer.console import stdout_console
-from relayer.daemon import DaemonError
-from relayer.keystore import (
+from relayer.cli.console import stdout_console
+from relayer.cli.defaults import DEFAULT_CONFIG, TESTNET_CONFIG, TESTNET_HOME, config_path
+from relayer.config.schema import Config, load_config
+from relayer.config.tables import ConfigError, parse_duration
+from relayer.core.daemon import DaemonError
+from relayer.ops.keystore import (
     KIND_FOR_CHAIN,
     KINDS,
     Keystore,
     KeystoreError,
     passphrase_from_env_or_prompt,
 )
-from relayer.logs import configure_logging
+from relayer.ops.logs import configure_logging
 
-DEFAULT_CONFIG = Path("config/relayer.toml")
 T = TypeVar("T")
 
 
@@ -50,7 +51,7 @@ def _keystore(ns: argparse.Namespace) -> Keystore:
     if ns.keystore is not None:
         return Keystore(Path(ns.keystore))
     try:
-        cfg = load_config(Path(ns.config))
+        cfg = load_config(config_path(ns))
     except ConfigError as exc:
         raise CliError(f"{exc} (or pass --keystore DIR)") from exc
     if cfg.keystore is None:
@@ -97,7 +98,7 @@ def cmd_keys_delete(ns: argparse.Namespace) -> None:
 
 
 def cmd_config_validate(ns: argparse.Namespace) -> None:
-    cfg = load_config(Path(ns.config))
+    cfg = load_config(config_path(ns))
     table = Table("chain", "kind", "grpc", "key", "max msgs", "trusting period")
     for c in cfg.chains:
         table.add_row(c.id, c.kind, c.grpc_addr, c.key_name, str(c.max_msg_num), _human(c.trusting_period_s))
@@ -135,20 +136,24 @@ def cmd_node_start(ns: argparse.Namespace) -> None:
 # --- testnet ---------------------------------------------------------------------------
 
 
+def _pid_cell(pid: int | None) -> str:
+    return "[red]not running[/]" if pid is None else str(pid)
+
+
 def _testnet_tables(tn: Any) -> Table:
     table = Table("component", "id", "endpoint", "height / health", "pid", "home / log",
                   title="kakehashi testnet")
     for n in tn.nodes:
         table.add_row(f"{n.kind} node", n.chain_id, n.address or "-", "-" if n.height is None else str(n.height),
-                      "-" if n.pid is None else str(n.pid), str(n.home))
+                      _pid_cell(n.pid), str(n.home))
     r = tn.relayer
     health = "-" if r.healthy is None else ("ok" if r.healthy else "DEGRADED")
-    table.add_row("relayer", "metrics", r.metrics or "-", health, "-" if r.pid is None else str(r.pid), str(r.log))
+    table.add_row("relayer", "metrics", r.metrics or "-", health, _pid_cell(r.pid), str(r.log))
     table.add_row("relayer", "health", r.health or "-", "", "", str(r.config))
     if tn.proxy is not None:
         p = tn.proxy
         table.add_row("proxy (SIMULATED enclave)", f"code {str(p.code_hash or '-')[:16]}…", p.address or "-", "",
-                      "-" if p.pid is None else str(p.pid), str(p.log))
+                      _pid_cell(p.pid), str(p.log))
     if tn.connection:
         c = tn.connection
         table.add_row("connection", f"{c['a_connection']} <-> {c['b_connection']}",
@@ -160,12 +165,13 @@ def _testnet_tables(tn: Any) -> Table:
 
 
 def cmd_testnet_up(ns: argparse.Namespace) -> None:
-    from relayer import testnet
+    from relayer.testnet import network as testnet
+    from relayer.testnet.procs import TestnetError
 
     try:
         tn = testnet.up(Path(ns.home), validators=ns.validators, block_period=ns.block_period, mqtt=ns.mqtt,
                         prover=ns.prover)
-    except (testnet.TestnetError, KeystoreError) as exc:
+    except (TestnetError, KeystoreError) as exc:
         raise CliError(str(exc)) from exc
     _out(ns, tn.to_json(), _testnet_tables(tn))
     if not ns.json:
@@ -174,14 +180,18 @@ def cmd_testnet_up(ns: argparse.Namespace) -> None:
 
 
 def cmd_testnet_down(ns: argparse.Namespace) -> None:
-    from relayer import testnet
+    from relayer.testnet import network as testnet
+    from relayer.testnet.procs import TestnetError
 
-    stopped = testnet.down(Path(ns.home))
+    try:
+        stopped = testnet.down(Path(ns.home))
+    except TestnetError as exc:
+        raise CliError(str(exc)) from exc
     _out(ns, {"stopped": stopped}, f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
 def cmd_testnet_status(ns: argparse.Namespace) -> None:
-    from relayer import testnet
+    from relayer.testnet import network as testnet
 
     tn = testnet.status(Path(ns.home))
     _out(ns, tn.to_json(), _testnet_tables(tn))
@@ -191,7 +201,7 @@ def cmd_testnet_status(ns: argparse.Namespace) -> None:
 
 
 def _config(ns: argparse.Namespace) -> Config:
-    cfg = load_config(Path(ns.config))
+    cfg = load_config(config_path(ns))
     # One-shot commands keep stdout for their result; only warnings go to stderr.
     configure_logging("warning" if cfg.log_level in ("debug", "info") else cfg.log_level, cfg.log_format)
     return cfg
@@ -209,14 +219,14 @@ def _rows(doc: dict[str, Any]) -> Table:
 
 
 def cmd_start(ns: argparse.Namespace) -> None:
-    from relayer import daemon
+    from relayer.core import daemon
 
     cfg = _config(ns)
     daemon.start(cfg, passphrase_from_env_or_prompt())
 
 
 def cmd_create_client(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     cfg = _config(ns)
     doc = _run(commands.create_client(cfg, passphrase_from_env_or_prompt(), ns.host_chain, ns.reference_chain))
@@ -224,7 +234,7 @@ def cmd_create_client(ns: argparse.Namespace) -> None:
 
 
 def cmd_create_connection(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     cfg = _config(ns)
     doc = _run(commands.create_connection(cfg, passphrase_from_env_or_prompt(), ns.a_chain, ns.b_chain,
@@ -233,7 +243,7 @@ def cmd_create_connection(ns: argparse.Namespace) -> None:
 
 
 def cmd_create_channel(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     cfg = _config(ns)
     doc = _run(commands.create_channel(cfg, passphrase_from_env_or_prompt(), ns.a_chain, ns.a_connection,
@@ -242,21 +252,21 @@ def cmd_create_channel(ns: argparse.Namespace) -> None:
 
 
 def cmd_query_client(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.query_client(_config(ns), ns.chain, ns.client))
     _out(ns, doc, _rows(doc))
 
 
 def cmd_query_connection(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.query_connection(_config(ns), ns.chain, ns.connection))
     _out(ns, doc, _rows(doc))
 
 
 def cmd_query_channel(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.query_channel(_config(ns), ns.chain, ns.port, ns.channel))
     _out(ns, doc, _rows(doc))
@@ -272,7 +282,7 @@ def _pending_table(doc: dict[str, Any]) -> Table:
 
 
 def cmd_query_packet_pending(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.pending_packets(_config(ns), ns.chain, ns.port,
                                         ns.channel))
@@ -280,7 +290,7 @@ def cmd_query_packet_pending(ns: argparse.Namespace) -> None:
 
 
 def cmd_tx_transfer(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.transfer(_config(ns), passphrase_from_env_or_prompt(), ns.src_chain, ns.src_port,
                                  ns.src_channel, ns.amount, ns.denom, ns.receiver, ns.key,
@@ -303,7 +313,7 @@ def _relayed_table(doc: dict[str, Any]) -> Table | str:
 
 
 def cmd_tx_packet(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.relay_packets(_config(ns), passphrase_from_env_or_prompt(), ns.relay_kind, ns.dst_chain,
                                       ns.src_chain, ns.src_port, ns.src_channel))
@@ -311,14 +321,14 @@ def cmd_tx_packet(ns: argparse.Namespace) -> None:
 
 
 def cmd_clear_packets(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     doc = _run(commands.clear_packets(_config(ns), passphrase_from_env_or_prompt(), ns.chain, ns.port, ns.channel))
     _out(ns, doc, _rows(doc))
 
 
 def cmd_health_check(ns: argparse.Namespace) -> None:
-    from relayer import commands
+    from relayer.cli import commands
 
     rows = _run(commands.health_check(_config(ns)))
     table = Table("chain", "kind", "grpc", "healthy", "height", "error")
@@ -424,8 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", default=str(DEFAULT_CONFIG),
-                        help=f"relayer config (TOML; default: {DEFAULT_CONFIG})")
+    common.add_argument("-c", "--config", default=None,
+                        help=f"relayer config (TOML; default: {DEFAULT_CONFIG}, else the testnet's "
+                        f"{TESTNET_CONFIG} when it exists)")
     common.add_argument("--json", action="store_true", help="print JSON instead of tables")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -476,7 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="testnet_command", metavar="ACTION", required=True
     )
     tcommon = argparse.ArgumentParser(add_help=False)
-    tcommon.add_argument("--home", default=".testnet", help="testnet directory (default: .testnet); data persists")
+    tcommon.add_argument("--home", default=str(TESTNET_HOME),
+                         help=f"testnet directory (default: {TESTNET_HOME}); data persists")
     tcommon.add_argument("--json", action="store_true")
     tup = tn.add_parser("up", parents=[tcommon],
                         help="initialise (first time) and start both nodes, open the paths, start the relayer")

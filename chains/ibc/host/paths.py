@@ -6,7 +6,7 @@ the host (it is handed to light clients separately), so the same core runs on an
 
 from __future__ import annotations
 
-from chains.ibc.identifiers import validate_client_id
+from chains.ibc.host.identifiers import validate_client_id
 from lightclients.interface import Height
 
 NEXT_CLIENT_SEQUENCE = b"nextClientSequence"

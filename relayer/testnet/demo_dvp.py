@@ -43,7 +43,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -61,7 +61,6 @@ from chains.evm import make_tx
 from chains.node.client import NodeError
 from kakehashi.node.v1 import node_pb2
 from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key
-from relayer import testnet
 from relayer.dvp import (
     DvpClient,
     DvpError,
@@ -71,11 +70,9 @@ from relayer.dvp import (
     TradeRecord,
     parse_trade,
 )
+from relayer.testnet import network as testnet
+from relayer.testnet.demo_context import DemoContext
 
-if TYPE_CHECKING:
-    from relayer.demo import DemoContext
-
-DEFAULT_TRADES = 8
 CONCURRENCY = 4
 PRICE = 100  # SC per ST
 OK_DEADLINE_S = 60
@@ -552,4 +549,4 @@ def print_report(report: dict[str, Any], out: Console) -> None:
     out.print(proof)
 
 
-__all__ = ["DEFAULT_TRADES", "EXPECTED", "DemoTrade", "percentile", "phase_dvp", "plan_trades", "print_report"]
+__all__ = ["EXPECTED", "DemoTrade", "percentile", "phase_dvp", "plan_trades", "print_report"]

@@ -23,7 +23,7 @@ from chains.ibc.context import to_proto
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from lightclients.interface import Height
-from relayer.config import PacketFilter
+from relayer.config.schema import PacketFilter
 
 T = TypeVar("T")
 

@@ -10,9 +10,12 @@ keys without a new registration while they are valid.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from relayer.testnet.procs import TestnetError, kakehashi_argv, read_pid, spawn
 
 PROXY_DIR = "proxy"
 # Testnet key lifetime: long enough that a demo never sees a rotation, short enough that a
@@ -43,11 +46,12 @@ def _public(home: Path) -> dict[str, str]:
         return {}
 
 
-def proxy_pid(root: Path) -> int | None:
-    from relayer.testnet import _read_pid
+def proxy_pid_file(root: Path) -> Path:
+    return proxy_home(root) / "proxy.pid"
 
-    home = proxy_home(root)
-    return _read_pid(home / "proxy.pid", home)
+
+def proxy_pid(root: Path) -> int | None:
+    return read_pid(proxy_pid_file(root), proxy_home(root))
 
 
 def proxy_info(root: Path) -> ProxyProcInfo | None:
@@ -68,21 +72,17 @@ def proxy_info(root: Path) -> ProxyProcInfo | None:
 
 def up_proxy(root: Path, wait_s: float) -> tuple[ProxyProcInfo, bool]:
     """Initialise (first time) and start the proxy unless it runs; (info, started now)."""
-    import subprocess
-
-    from relayer.testnet import TestnetError, _kakehashi, _spawn
-
     home = proxy_home(root)
     if not (home / "proxy.toml").exists():
-        res = subprocess.run([*_kakehashi(), "proxy", "init", "--home", str(home), "--json"], capture_output=True,
+        res = subprocess.run([*kakehashi_argv(), "proxy", "init", "--home", str(home), "--json"], capture_output=True,
                              text=True, timeout=60)
         if res.returncode != 0:
             raise TestnetError(f"proxy: init failed: {res.stderr.strip()}")
     started = False
     if proxy_pid(root) is None:
         (home / "proxy.addr").unlink(missing_ok=True)
-        proc = _spawn([*_kakehashi(), "proxy", "start", "--home", str(home), "--log-format", "json"],
-                      home / "proxy.log", home / "proxy.pid")
+        proc = spawn([*kakehashi_argv(), "proxy", "start", "--home", str(home), "--log-format", "json"],
+                      home / "proxy.log", proxy_pid_file(root))
         started = True
         deadline = time.monotonic() + wait_s
         while not (home / "proxy.addr").exists():
@@ -95,16 +95,6 @@ def up_proxy(root: Path, wait_s: float) -> tuple[ProxyProcInfo, bool]:
     if info is None or info.address is None or info.code_hash is None:
         raise TestnetError(f"proxy is not serving; see {home / 'proxy.log'}")
     return info, started
-
-
-def down_proxy(root: Path, wait_s: float) -> bool:
-    from relayer.testnet import _terminate
-
-    pid = proxy_pid(root)
-    if pid is not None:
-        _terminate(pid, wait_s)
-    (proxy_home(root) / "proxy.pid").unlink(missing_ok=True)
-    return pid is not None
 
 
 def chain_section(info: ProxyProcInfo) -> str:

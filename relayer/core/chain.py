@@ -25,7 +25,7 @@ from chains.ibc.events import Event
 from chains.node.client import NodeClient, NodeError
 from kakehashi.node.v1 import node_pb2
 from lightclients.interface import ClientStore, Height, LightClientModule
-from relayer.watch import ChainWatch
+from relayer.core.watch import ChainWatch
 
 log = structlog.get_logger("kakehashi.chain")
 
@@ -241,6 +241,11 @@ class GrpcChainHandle:
         return self.codec.prefix
 
     async def latest(self) -> ChainStatus:
+        """The head: from this handle's block watch once it follows the chain (no round trip;
+        at most a stream delivery behind), else from Status."""
+        head = getattr(self.watch, "head", None)
+        if self._status_known and head is not None and getattr(self.watch, "following", False):
+            return ChainStatus(_height(self._revision, head.height), head.time_ns)
         st = await self.node.status()
         self._revision = int(st.revision_number)
         self._status_known = True
@@ -295,9 +300,19 @@ class GrpcChainHandle:
             key = (event.type, packet.source_port, packet.source_channel, packet.sequence)
         elif event.type == ev.WRITE_ACKNOWLEDGEMENT:
             key = (event.type, packet.destination_port, packet.destination_channel, packet.sequence)
+        elif event.type in (ev.ACKNOWLEDGE_PACKET, ev.TIMEOUT_PACKET):
+            # the packet's life on this (source) chain is over: its send is never needed again
+            self._index.pop((ev.SEND_PACKET, packet.source_port, packet.source_channel, packet.sequence), None)
+            return
         else:
             return
         self._index[key] = event
+
+    def forget_acks(self, port: str, channel: str, sequences: Sequence[int]) -> None:
+        """Acks written here that reached the packets' source (a worker saw them land there):
+        the index keeps only what may still be relayed, so it does not grow with history."""
+        for seq in sequences:
+            self._index.pop((ev.WRITE_ACKNOWLEDGEMENT, port, channel, seq), None)
 
     async def packet_events(self, event_type: str, port: str, channel: str,
                             sequences: Sequence[int]) -> dict[int, Event]:

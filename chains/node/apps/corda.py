@@ -8,7 +8,7 @@ with its reason (it consumed nothing) so its submitter gets a definite answer.
 
 Restart (crash safety) is from a snapshot, never by replay: the UTXO ledger the notary
 cluster reads and writes (outputs, consumed outputs, notarised txids, checkpoints with their
-batch signatures) is :class:`chains.node.corda_store.SqliteLedgerStore`, whose rows land in
+batch signatures) is :class:`chains.node.apps.corda_store.SqliteLedgerStore`, whose rows land in
 the same SQLite transaction as their block, and the IBC host SMT's nodes go through
 ``db.nodes`` likewise. Opening the node reads the latest checkpoint and builds the cluster and
 the IBC tree at it, so restart time and memory do not grow with history. On open the latest
@@ -82,8 +82,8 @@ from chains.node.app import (
     TxOutcome,
     TxRejected,
 )
+from chains.node.apps.corda_store import IndexedState, SqliteLedgerStore, StateKey
 from chains.node.config import NodeConfig
-from chains.node.corda_store import IndexedState, SqliteLedgerStore, StateKey
 from chains.node.db import DatabaseError, NodeDatabase
 from chains.node.runtime import block_to_proto
 from chains.store.smt import EMPTY_ROOT, SmtError, SparseMerkleTree
