@@ -150,6 +150,8 @@ def test_relayer_health_under_a_flood_of_clients() -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
             assert resp.status == 200 and json.loads(resp.read())["status"] == "ok"
         assert threads < MAX_CONNECTIONS * 2 + 40, threads
+        print(f"relayer /health flood: {dict(codes)} with {len(stuck)} stuck connections; "
+              f"{threads} threads at the end")
     finally:
         for s in stuck:
             s.close()
