@@ -72,7 +72,6 @@ from chains.ibc.apps.bank import StoreBank, validate_account, validate_denom
 from chains.ibc.errors import IbcError
 from chains.ibc.events import Event
 from chains.ibc.handler import IbcHandler
-from chains.node.admitted import AdmittedCache
 from chains.node.app import (
     AppEvent,
     HeaderInfo,
@@ -82,6 +81,7 @@ from chains.node.app import (
     TxOutcome,
     TxRejected,
 )
+from chains.node.apps.admitted import AdmittedCache
 from chains.node.apps.corda_store import IndexedState, SqliteLedgerStore, StateKey
 from chains.node.config import NodeConfig
 from chains.node.db import DatabaseError, NodeDatabase

@@ -61,7 +61,6 @@ from chains.ibc import queries
 from chains.ibc.apps.bank import StoreBank
 from chains.ibc.apps.transfer import escrow_account
 from chains.ibc.errors import IbcError
-from chains.node.admitted import AdmittedCache
 from chains.node.app import (
     AppEvent,
     HeaderInfo,
@@ -71,6 +70,7 @@ from chains.node.app import (
     TxOutcome,
     TxRejected,
 )
+from chains.node.apps.admitted import AdmittedCache
 from chains.node.config import NodeConfig
 from chains.node.db import DatabaseError, NodeDatabase
 from chains.store.mpt import EMPTY_ROOT, MerklePatriciaTrie, MissingNode, NodeStore, TrieError
