@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export KAKEHASHI_TESTVECTORS ?= $(abspath ../shared/testvectors)
 
-.PHONY: test run lint proto bench fuzz clean venv system-deps
+.PHONY: test run lint proto bench fuzz soak clean venv system-deps
 
 venv: $(STAMP)
 
@@ -28,7 +28,7 @@ test: $(STAMP) system-deps
 	@# In-process suites on both cores; suites that run node/relayer processes one at a time
 	@# (they are timing-sensitive and already keep both cores busy).
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 tests/unit tests/conformance tests/vectors tests/fuzz
-	$(PY) -m pytest -q -p no:cacheprovider tests/e2e tests/adversarial
+	$(PY) -m pytest -q -p no:cacheprovider tests/e2e tests/adversarial tests/chaos
 
 # The main job: a local two-chain testnet (.testnet) with the relayer, demo traffic and a report.
 # `make run PROVER=proxy`: the same through the proxy (SIMULATED enclave) in .testnet-proxy.
@@ -56,6 +56,13 @@ $(FUZZ_STAMP): pyproject.toml $(STAMP)
 
 fuzz: $(FUZZ_STAMP)
 	$(PY) -m tests.fuzz.run $(if $(RUNS),--total $(RUNS),)
+
+# The full chaos soak (tests/chaos/soak.py): 10,000 DvP trades and 10,000 transfers under >= 50
+# seeded faults, judged from the chains; prints its seed and the faults table, exits 1 on any
+# failed check. `make soak SEED=N` replays run N; TRADES/TRANSFERS/FAULTS override the size.
+soak: $(STAMP) system-deps
+	$(PY) -m tests.chaos.soak $(if $(SEED),--seed $(SEED),) $(if $(TRADES),--trades $(TRADES),) \
+		$(if $(TRANSFERS),--transfers $(TRANSFERS),) $(if $(FAULTS),--faults $(FAULTS),)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis tests/fuzz/crashes

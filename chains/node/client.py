@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import grpc
 
-from chains.node.limits import MAX_BATCH_ITEMS
+from chains.node.limits import MAX_BATCH_ITEMS, MAX_RESPONSE_BYTES
 from kakehashi.node.v1 import node_pb2, node_pb2_grpc
 
 T = TypeVar("T")
@@ -161,8 +161,8 @@ class NodeClient:
         self.retry = retry or RetryPolicy()
         self._in_flight = asyncio.Semaphore(max_in_flight)
         options = [
-            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-            ("grpc.max_send_message_length", 16 * 1024 * 1024),
+            ("grpc.max_receive_message_length", MAX_RESPONSE_BYTES),
+            ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
         ]
         if tls is None:
             self._channel = grpc.aio.insecure_channel(address, options=options)
@@ -311,7 +311,7 @@ class NodeClient:
     async def _flush_app(self, height: int, items: list[node_pb2.AppQuery]) -> list[Any]:
         return (await self._query_app_batch(height, items))[1]
 
-    async def stream_blocks(self, from_height: int, *, results_only: bool = False) -> AsyncIterator[node_pb2.Block]:
+    async def stream_blocks(self, from_height: int, *, results_only: bool = False) -> AsyncGenerator[node_pb2.Block, None]:
         """Blocks from ``from_height``; the caller reconnects (see relayer event sources).
         ``results_only`` leaves the raw txs out (outcomes and events stay)."""
         call = self.stub.StreamBlocks(node_pb2.StreamBlocksRequest(from_height=from_height, results_only=results_only))

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chains.node.limits import DEFAULT_MEMPOOL_BYTES, MAX_TX_BYTES
+
 KINDS = ("evm", "corda")
 _HOSTPORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _CHAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -52,8 +54,9 @@ class NodeConfig:
     max_block_txs: int = 500
     max_block_bytes: int = 2 * 1024 * 1024
     max_mempool: int = 10_000
-    # Heights back from the latest whose state and proofs are served (0 = all). Blocks are
-    # always kept: the EVM ledger restores by replaying them.
+    max_mempool_bytes: int = DEFAULT_MEMPOOL_BYTES
+    # Heights back from the latest whose state, proofs and blocks are kept (0 = all); older
+    # ones are pruned from disk (chains/node/prune.py).
     retain_heights: int = 0
     log_level: str = "info"
     log_format: str = "console"
@@ -147,6 +150,10 @@ def parse_node_config(doc: Mapping[str, Any], home: Path) -> NodeConfig:
     max_mempool = _take(mp, "mempool.", "max_size", int, 10_000)
     if max_mempool < max_txs:
         raise NodeConfigError(f"mempool.max_size: must be >= block.max_txs ({max_txs}), got {max_mempool}")
+    max_bytes = _take(mp, "mempool.", "max_bytes", int, DEFAULT_MEMPOOL_BYTES)
+    if not MAX_TX_BYTES <= max_bytes <= 1 << 40:
+        raise NodeConfigError(f"mempool.max_bytes: must be at least one transaction's limit ({MAX_TX_BYTES}) "
+                              f"and at most 2**40, got {max_bytes}")
     _done(mp, "mempool.")
 
     s = _table(d, "storage")
@@ -174,6 +181,7 @@ def parse_node_config(doc: Mapping[str, Any], home: Path) -> NodeConfig:
         max_block_txs=max_txs,
         max_block_bytes=max_bytes,
         max_mempool=max_mempool,
+        max_mempool_bytes=max_bytes,
         retain_heights=retain,
         log_level=level,
         log_format=fmt,
@@ -214,7 +222,7 @@ def render_node_config(chain_id: str, kind: str, grpc_address: str, block_period
         f"[block]\n"
         f'period = "{int(block_period_s * 1000)}ms"\n'
         f"max_txs = 500\n\n"
-        f"[mempool]\nmax_size = 10000\n\n"
-        f"[storage]\nretain_heights = 0   # 0 = keep every height provable\n\n"
+        f"[mempool]\nmax_size = 10000\nmax_bytes = {DEFAULT_MEMPOOL_BYTES}   # raw bytes of the waiting txs\n\n"
+        f"[storage]\nretain_heights = 0   # 0 = keep every height; N = keep the last N, prune the rest\n\n"
         f'[log]\nlevel = "info"\nformat = "console"\n'
     )

@@ -21,6 +21,14 @@ to, the database enter it, so a height that failed to commit leaves nothing behi
 The ``state`` table is a flat key -> value copy of an app's latest state (what the EVM
 node answers unproved queries at its latest height from), written in the height's
 transaction so it always matches the committed trie root of the last committed height.
+
+Node ids record when a node was last written, which is what pruning needs
+(``chains/node/prune.py``): each height's nodes get ids above every id before, a node written
+again (the same content put by a later height) moves to a new id, and ``node_heights`` keeps
+the first id of each height. So the nodes with ids below the first id of height E were last
+written before E, and the only ones of them a root at E or later can still reach are those
+the root at E reaches (the tries are persistent: a new node refers to nodes it wrote in the
+same height or to nodes the previous root reached).
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ CREATE TABLE IF NOT EXISTS txs     (hash BLOB PRIMARY KEY, height INTEGER NOT NU
 CREATE INDEX IF NOT EXISTS txs_by_height ON txs (height, idx);
 CREATE TABLE IF NOT EXISTS meta    (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state   (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+-- The first node id of each height (see the module doc); only on databases whose nodes have ids.
+CREATE TABLE IF NOT EXISTS node_heights (height INTEGER PRIMARY KEY, first_id INTEGER NOT NULL);
 """
 
 DEFAULT_NODE_CACHE_BYTES = 64 << 20
@@ -83,6 +93,12 @@ class NodeCache:
         self.hits += 1
         self._entries.move_to_end(key)
         return hit
+
+    def discard(self, keys: Iterable[bytes]) -> None:
+        for key in keys:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= len(key) + len(old) + _ENTRY_OVERHEAD
 
     def add(self, key: bytes, value: bytes) -> None:
         cost = len(key) + len(value) + _ENTRY_OVERHEAD
@@ -156,6 +172,11 @@ class NodeDatabase:
         # cache made each height's commit re-read the pages it was about to update.
         self._conn.execute(f"PRAGMA cache_size={-max(1, sqlite_cache_bytes >> 10)}")
         self._conn.executescript(SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(nodes)")}
+        # Databases from before node ids keep hash-keyed rows: they work, but cannot be pruned.
+        self.node_ids = "id" in columns
+        row = self._conn.execute("SELECT MAX(id) FROM nodes").fetchone() if self.node_ids else None
+        self._next_id = (int(row[0]) + 1) if row is not None and row[0] is not None else 1
         self.node_cache = NodeCache(node_cache_bytes)
         self.nodes = BufferedNodeStore(self)
         self._writers: dict[str, HeightWriter] = {}
@@ -275,7 +296,10 @@ class NodeDatabase:
         nodes = self.nodes.drain()
         try:
             with self._tx() as c:
-                c.executemany("INSERT OR IGNORE INTO nodes (hash, data) VALUES (?, ?)", nodes.items())
+                first_id = self._insert_nodes(c, nodes)
+                if first_id is not None:
+                    c.execute("INSERT OR REPLACE INTO node_heights (height, first_id) VALUES (?, ?)",
+                              (height, first_id))
                 c.execute(
                     "INSERT INTO blocks (height, hash, data) VALUES (?, ?, ?)", (height, block_hash, block)
                 )
@@ -299,6 +323,7 @@ class NodeDatabase:
             for k, v in nodes.items():
                 self.nodes.put(k, v)
             raise DatabaseError(f"could not commit height {height}: {exc}") from exc
+        self._next_id += len(nodes) if self.node_ids else 0
         with self._lock:
             add = self.node_cache.add
             for k, v in nodes.items():
@@ -322,7 +347,7 @@ class NodeDatabase:
         nodes = self.nodes.drain()
         try:
             with self._tx() as c:
-                c.executemany("INSERT OR IGNORE INTO nodes (hash, data) VALUES (?, ?)", nodes.items())
+                self._insert_nodes(c, nodes)
                 self._write_state(c, state)
                 if meta:
                     c.executemany(
@@ -334,6 +359,18 @@ class NodeDatabase:
             for k, v in nodes.items():
                 self.nodes.put(k, v)
             raise DatabaseError(f"could not write the state index: {exc}") from exc
+        self._next_id += len(nodes) if self.node_ids else 0
+
+    def _insert_nodes(self, c: sqlite3.Connection, nodes: Mapping[bytes, bytes]) -> int | None:
+        """Write nodes with ids from ``_next_id`` on (a node already stored moves to its new id);
+        the first id used, or None on a database without node ids."""
+        if not self.node_ids:
+            c.executemany("INSERT OR IGNORE INTO nodes (hash, data) VALUES (?, ?)", nodes.items())
+            return None
+        first = self._next_id
+        c.executemany("INSERT OR REPLACE INTO nodes (id, hash, data) VALUES (?, ?, ?)",
+                      [(first + i, k, v) for i, (k, v) in enumerate(nodes.items())])
+        return first
 
     def set_meta(self, key: str, value: bytes) -> None:
         with self._tx() as c:
@@ -342,3 +379,71 @@ class NodeDatabase:
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    # --- pruning (chains/node/prune.py) -----------------------------------------------
+
+    def first_node_id(self, height: int) -> int | None:
+        """The first node id of ``height``: nodes below it were last written before it."""
+        with self._lock:
+            row = self._conn.execute("SELECT first_id FROM node_heights WHERE height = ?", (height,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def node_rows(self, hashes: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
+        """hash -> (id, data) of the stored nodes among ``hashes`` (absent ones are left out)."""
+        found: dict[bytes, tuple[int, bytes]] = {}
+        with self._lock:
+            for start in range(0, len(hashes), 500):
+                chunk = list(hashes[start:start + 500])
+                marks = ",".join("?" * len(chunk))
+                for i, h, d in self._conn.execute(f"SELECT id, hash, data FROM nodes WHERE hash IN ({marks})", chunk):
+                    found[bytes(h)] = (int(i), bytes(d))
+        return found
+
+    def node_ids_between(self, start: int, end: int, limit: int) -> list[tuple[int, bytes]]:
+        """(id, hash) of nodes with start <= id < end, in id order, at most ``limit``."""
+        with self._lock:
+            rows = self._conn.execute("SELECT id, hash FROM nodes WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                                      (start, end, limit)).fetchall()
+        return [(int(i), bytes(h)) for i, h in rows]
+
+    def delete_nodes(self, doomed: Sequence[tuple[int, bytes]]) -> None:
+        """Delete nodes by id in one transaction; their cache entries go too."""
+        if not doomed:
+            return
+        with self._tx() as c:
+            c.executemany("DELETE FROM nodes WHERE id = ?", [(i,) for i, _ in doomed])
+        with self._lock:
+            self.node_cache.discard(h for _, h in doomed)
+
+    def prune_below(self, height: int, limit: int, extra: Sequence[tuple[str, str, str]] = ()) -> int:
+        """Delete up to ``limit`` rows per table of heights below ``height``: blocks, their tx
+        results, node id marks, and each ``extra`` (table, key column, height column) an app
+        adds. The latest block is never below the retained window. Rows deleted."""
+        deleted = 0
+        tables = [("blocks", "height", "height"), ("txs", "hash", "height"), ("node_heights", "height", "height"),
+                  *extra]
+        with self._tx() as c:
+            for table, key, column in tables:
+                cur = c.execute(f"DELETE FROM {table} WHERE {key} IN "
+                                f"(SELECT {key} FROM {table} WHERE {column} < ? LIMIT ?)", (height, limit))
+                deleted += max(cur.rowcount, 0)
+        return deleted
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """One write statement in its own transaction (an app's pruning); rows changed."""
+        with self._tx() as c:
+            cur = c.execute(sql, params)
+        return max(cur.rowcount, 0)
+
+    def used_bytes(self) -> int:
+        """Bytes of database pages in use (WAL content included, free pages not): what the data
+        takes, whatever the file size SQLite keeps for reuse."""
+        with self._lock:
+            pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+            free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+            size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+    def file_bytes(self) -> int:
+        """Bytes on disk: the database file and its WAL."""
+        return sum(p.stat().st_size for p in (self.path, self.path.with_name(self.path.name + "-wal")) if p.exists())

@@ -17,10 +17,11 @@ from typing import Any
 
 import structlog
 
-from chains.node.config import NodeConfig, load_node_config, render_node_config
+from chains.node.config import NodeConfig, NodeConfigError, load_node_config, render_node_config
 from chains.node.db import NodeDatabase
 from chains.node.kinds import chain_kind
-from chains.node.runtime import NodeRuntime, RuntimeConfig
+from chains.node.prune import Prunable, Pruner
+from chains.node.runtime import BlockLoopHalted, NodeRuntime, RuntimeConfig
 from chains.node.service import TlsFiles, build_server, mark_serving
 
 log = structlog.get_logger("kakehashi.node")
@@ -64,6 +65,11 @@ async def serve(config: NodeConfig, grpc_address: str | None = None, stop: async
     config.db_path.parent.mkdir(parents=True, exist_ok=True)
     db = NodeDatabase(config.db_path)
     app = chain_kind(config.kind).open_app(config, db)
+    pruner = None
+    if config.retain_heights:
+        if not isinstance(app, Prunable):
+            raise NodeConfigError(f"storage.retain_heights: the {config.kind} ledger cannot prune")
+        pruner = Pruner(db, app, config.retain_heights)
     runtime = NodeRuntime(
         app,
         db,
@@ -72,8 +78,10 @@ async def serve(config: NodeConfig, grpc_address: str | None = None, stop: async
             max_block_txs=config.max_block_txs,
             max_block_bytes=config.max_block_bytes,
             max_mempool=config.max_mempool,
+            max_mempool_bytes=config.max_mempool_bytes,
             retain_heights=config.retain_heights,
         ),
+        pruner=pruner,
     )
     tls = None if config.tls is None else TlsFiles(config.tls.cert_file, config.tls.key_file, config.tls.client_ca_file)
     server, port = build_server(runtime, grpc_address or config.grpc_address, tls)
@@ -90,17 +98,31 @@ async def serve(config: NodeConfig, grpc_address: str | None = None, stop: async
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     producer = asyncio.create_task(runtime.run())
+    stopped = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        # A block loop that dies must take the node down: answering queries and health checks
+        # for a chain that no longer advances would hide the failure from every client.
+        await asyncio.wait({producer, stopped}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         log.info("node stopping", chain_id=config.chain_id)
+        stopped.cancel()
+        await server.health_servicer.enter_graceful_shutdown()
         await runtime.stop()
-        await producer
+        halted = None
+        try:
+            await producer
+        except BlockLoopHalted as exc:
+            halted = exc
         await server.stop(2)
         addr_file.unlink(missing_ok=True)
         db.close()
+    if halted is not None:
+        raise halted
 
 
 def start(home: Path, grpc_address: str | None = None) -> None:
     config = load_node_config(home)
-    asyncio.run(serve(config, grpc_address))
+    try:
+        asyncio.run(serve(config, grpc_address))
+    except BlockLoopHalted as exc:
+        raise SystemExit(f"error: {exc}") from None

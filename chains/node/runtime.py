@@ -20,6 +20,8 @@ import structlog
 
 from chains.node.app import ChainApp, ProducedBlock, TxOutcome, TxRejected
 from chains.node.db import DatabaseError, NodeDatabase
+from chains.node.limits import DEFAULT_MEMPOOL_BYTES, MAX_BLOCK_TX_BYTES
+from chains.node.prune import Pruner
 from kakehashi.node.v1 import node_pb2
 
 log = structlog.get_logger("kakehashi.node")
@@ -29,12 +31,18 @@ class MempoolFull(RuntimeError):
     """The mempool is at capacity; the client should retry later."""
 
 
+class BlockLoopHalted(RuntimeError):
+    """Block production failed in a way a retry cannot fix; the node must stop (and be restarted,
+    which reopens it at its last committed height) rather than keep answering with a dead chain."""
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     block_period_s: float = 1.0
     max_block_txs: int = 500
-    max_block_bytes: int = 2 * 1024 * 1024  # raw txs per block; the first tx always fits
+    max_block_bytes: int = MAX_BLOCK_TX_BYTES  # raw txs per block; the first tx always fits
     max_mempool: int = 10_000
+    max_mempool_bytes: int = DEFAULT_MEMPOOL_BYTES
     default_wait_s: float = 30.0
     retain_heights: int = 0  # 0 = serve state and proofs at every height
 
@@ -72,12 +80,16 @@ class NodeRuntime:
         db: NodeDatabase,
         config: RuntimeConfig | None = None,
         clock: Callable[[], int] = time.time_ns,
+        pruner: Pruner | None = None,
     ) -> None:
         self.app = app
         self.db = db
+        self.pruner = pruner
         self.config = config or RuntimeConfig()
         self.clock = clock
         self._mempool: OrderedDict[bytes, bytes] = OrderedDict()
+        self._mempool_bytes = 0
+        self._pending_raw: dict[bytes, bytes] = {}  # raw tx -> its hash, for every mempool tx
         self._rejected: dict[bytes, str] = {}
         self._new_block = asyncio.Condition()
         self._wake = asyncio.Event()
@@ -89,17 +101,35 @@ class NodeRuntime:
     # --- submission ----------------------------------------------------------------
 
     def submit(self, tx: bytes) -> bytes:
+        """Admit ``tx`` to the mempool; its hash. Room is checked before the tx is decoded, so
+        a flood against a full mempool costs no decoding or signature checks (and fills no
+        cache); a tx already waiting gets its hash again even then."""
+        waiting = self._pending_raw.get(tx)
+        if waiting is not None:
+            return waiting
+        self._check_room(len(tx))
         tx_hash = self.app.check_tx(tx)  # raises TxRejected
         if self.db.get_tx(tx_hash) is not None:
             raise TxRejected(f"transaction 0x{tx_hash.hex()} is already committed")
         if tx_hash in self._mempool:
             return tx_hash
-        if len(self._mempool) >= self.config.max_mempool:
-            raise MempoolFull(f"mempool is full ({self.config.max_mempool} transactions)")
         self._mempool[tx_hash] = tx
-        if len(self._mempool) >= self.config.max_block_txs:
+        self._pending_raw[tx] = tx_hash
+        self._mempool_bytes += len(tx)
+        if len(self._mempool) >= self.config.max_block_txs or self._mempool_bytes >= self.config.max_block_bytes:
             self._wake.set()
         return tx_hash
+
+    def _check_room(self, size: int) -> None:
+        cfg = self.config
+        if len(self._mempool) >= cfg.max_mempool:
+            raise MempoolFull(f"mempool is full ({cfg.max_mempool} transactions)")
+        if self._mempool_bytes + size > cfg.max_mempool_bytes:
+            raise MempoolFull(f"mempool is full ({self._mempool_bytes} of {cfg.max_mempool_bytes} bytes; "
+                              f"this transaction has {size})")
+
+    def mempool_bytes(self) -> int:
+        return self._mempool_bytes
 
     def earliest_height(self) -> int:
         """Oldest height whose state and proofs are served (see RuntimeConfig.retain_heights)."""
@@ -173,15 +203,21 @@ class NodeRuntime:
                 if self.db.latest_height() < next_height and not self._stopping:
                     await self._new_block.wait()
 
-    def produce_once(self) -> ProducedBlock:
-        """Produce, persist and commit one block from the mempool head (synchronous)."""
+    def _next_batch(self) -> list[tuple[bytes, bytes]]:
+        """The mempool head in arrival order, up to the block's tx count and byte budgets
+        (stopping at the first tx that does not fit, so a sender's txs keep their order)."""
         batch: list[tuple[bytes, bytes]] = []
         size = 0
         for item in itertools.islice(self._mempool.items(), self.config.max_block_txs):
-            size += len(item[1])
-            if batch and size > self.config.max_block_bytes:
-                break  # the rest waits for the next block, in arrival order
+            if batch and size + len(item[1]) > self.config.max_block_bytes:
+                break
             batch.append(item)
+            size += len(item[1])
+        return batch
+
+    def produce_once(self) -> ProducedBlock:
+        """Produce, persist and commit one block from the mempool head (synchronous)."""
+        batch = self._next_batch()
         now = max(self.clock(), self.last_time_ns + 1)
         block = self.app.produce_block([tx for _, tx in batch], now)
         proto = block_to_proto(block)
@@ -203,7 +239,10 @@ class NodeRuntime:
         deferred = set(block.deferred)
         for tx_hash, _ in batch:
             if tx_hash not in deferred:
-                self._mempool.pop(tx_hash, None)
+                raw = self._mempool.pop(tx_hash, None)
+                if raw is not None:
+                    self._mempool_bytes -= len(raw)
+                    self._pending_raw.pop(raw, None)
         return block
 
     async def _announce(self) -> None:
@@ -223,11 +262,28 @@ class NodeRuntime:
             except DatabaseError as exc:
                 log.error("block commit failed; will retry", error=str(exc))
                 continue
+            except Exception as exc:
+                # Anything else leaves the app in an unknown state between two heights: stop.
+                log.exception("block production failed; the node stops", height=self.app.latest_height() + 1)
+                raise BlockLoopHalted(f"producing block {self.app.latest_height() + 1} failed: "
+                                      f"{type(exc).__name__}: {exc}") from exc
             if block.txs:
                 log.info("block committed", height=block.height, txs=len(block.txs))
             await self._announce()
-            if len(self._mempool) >= self.config.max_block_txs:
+            self._prune(block.height)
+            if (len(self._mempool) >= self.config.max_block_txs
+                    or self._mempool_bytes >= self.config.max_block_bytes):
                 self._wake.set()
+
+    def _prune(self, height: int) -> None:
+        """One bounded pruning step; a failure is logged and retried at the next block (the
+        chain goes on: pruning only frees disk)."""
+        if self.pruner is None:
+            return
+        try:
+            self.pruner.step(height)
+        except Exception as exc:
+            log.error("pruning step failed; retried after the next block", error=f"{type(exc).__name__}: {exc}")
 
     async def stop(self) -> None:
         self._stopping = True

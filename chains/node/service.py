@@ -8,6 +8,8 @@ gRPC itself before it is parsed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,7 +25,15 @@ from grpc_reflection.v1alpha import reflection
 
 from chains.node.answers import encode_answer
 from chains.node.app import QueryError, TxRejected
-from chains.node.limits import MAX_BATCH_ITEMS, MAX_MESSAGE_BYTES, MAX_RESPONSE_BYTES, MAX_TX_BYTES
+from chains.node.limits import (
+    MAX_BATCH_ITEMS,
+    MAX_BLOCK_STREAMS,
+    MAX_MESSAGE_BYTES,
+    MAX_PENDING_CALLS,
+    MAX_RESPONSE_BYTES,
+    MAX_TX_BYTES,
+    STREAM_WRITE_TIMEOUT_S,
+)
 from chains.node.runtime import MempoolFull, NodeRuntime
 from kakehashi.node.v1 import node_pb2, node_pb2_grpc
 
@@ -40,8 +50,13 @@ class TlsFiles:
 
 
 class NodeService(node_pb2_grpc.NodeServicer):
-    def __init__(self, runtime: NodeRuntime) -> None:
+    def __init__(self, runtime: NodeRuntime, max_streams: int = MAX_BLOCK_STREAMS,
+                 stream_write_timeout_s: float = STREAM_WRITE_TIMEOUT_S) -> None:
         self.rt = runtime
+        self.max_streams = max_streams
+        self.stream_write_timeout_s = stream_write_timeout_s
+        self.streams = 0  # StreamBlocks calls open now
+        self.streams_dropped = 0  # ended because the client stopped reading
 
     def _height(self, requested: int) -> int:
         """The height a query runs at (0 = latest), inside the window of retained heights.
@@ -93,17 +108,27 @@ class NodeService(node_pb2_grpc.NodeServicer):
         if blk is not None and request.results_only:
             del blk.txs[:]
         if blk is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no block at height {height}")
+            earliest = self.rt.earliest_height()
+            reason = (f"block {height} is pruned: the node keeps heights from {earliest} "
+                      "(storage.retain_heights)") if 0 < height < earliest else f"no block at height {height}"
+            await context.abort(grpc.StatusCode.NOT_FOUND, reason)
         assert blk is not None
         return blk
 
     async def StreamBlocks(
         self, request: node_pb2.StreamBlocksRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[node_pb2.Block]:
-        async for blk in self.rt.stream_blocks(request.from_height):
-            if request.results_only:
-                del blk.txs[:]
-            yield blk
+        if self.streams >= self.max_streams:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"too many block streams open ({self.max_streams}); close one or retry later")
+        self.streams += 1
+        try:
+            async for blk in self.rt.stream_blocks(request.from_height):
+                if request.results_only:
+                    del blk.txs[:]
+                yield blk
+        finally:
+            self.streams -= 1
 
     async def SubmitTx(self, request: node_pb2.SubmitTxRequest, context: grpc.aio.ServicerContext) -> node_pb2.SubmitTxResponse:
         tx_hash = await self._submit(request.tx, context)
@@ -304,10 +329,24 @@ def node_handler(servicer: NodeService) -> grpc.GenericRpcHandler:
         impl = getattr(servicer, method.name)
         if method.server_streaming:
 
-            async def stream(raw: bytes, context: grpc.aio.ServicerContext, impl: Any = impl, req_cls: Any = req_cls) -> AsyncIterator[Any]:
+            async def stream(raw: bytes, context: grpc.aio.ServicerContext, impl: Any = impl,
+                             req_cls: Any = req_cls) -> None:
+                """Writes each item itself, so a client that stops reading is noticed: a write
+                gRPC cannot hand on for STREAM_WRITE_TIMEOUT_S ends the stream, and with it
+                what gRPC buffered for that client."""
                 request = await _parse(req_cls, raw, context)
-                async for item in impl(request, context):
-                    yield item
+                limit = servicer.stream_write_timeout_s
+                # aclosing: the generator's cleanup (the open-stream count) runs when the stream
+                # ends here, on abort or cancellation too, not whenever it is garbage collected
+                async with contextlib.aclosing(impl(request, context)) as items:
+                    async for item in items:
+                        try:
+                            await asyncio.wait_for(context.write(item), limit)
+                        except TimeoutError:
+                            servicer.streams_dropped += 1
+                            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                                f"the client read nothing for {limit:g} s; "
+                                                "reconnect from the next height to resume")
 
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
                 stream, response_serializer=resp_cls.SerializeToString
@@ -323,15 +362,19 @@ def node_handler(servicer: NodeService) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 
 
-def build_server(runtime: NodeRuntime, address: str, tls: TlsFiles | None = None) -> tuple[grpc.aio.Server, int]:
+def build_server(runtime: NodeRuntime, address: str, tls: TlsFiles | None = None,
+                 service: NodeService | None = None) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server with the Node, health and reflection services bound to ``address``."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
+            # Calls waiting for the event loop to take them (gRPC's default is 1,000; past it
+            # gRPC cancels the excess): room for a 10,000-read burst, ~10 KB each at most.
+            ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
         ]
     )
-    server.add_generic_rpc_handlers((node_handler(NodeService(runtime)),))
+    server.add_generic_rpc_handlers((node_handler(service or NodeService(runtime)),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import structlog
 from google.protobuf.message import Message
 
 from chains.ibc import events as ev
@@ -25,6 +26,8 @@ from chains.node.client import NodeClient, NodeError
 from kakehashi.node.v1 import node_pb2
 from lightclients.interface import ClientStore, Height, LightClientModule
 from relayer.core.watch import ChainWatch
+
+log = structlog.get_logger("kakehashi.chain")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +208,9 @@ class GrpcChainHandle:
     """ChainHandle over a node's gRPC service; chain specifics come from the codec.
 
     Packet data is looked up in an index of send/ack events that the handle fills from the
-    node's blocks (the node keeps them all), so it is rebuilt from the chain after a restart.
+    node's blocks, so it is rebuilt from the chain after a restart: one block stream from the
+    first block the node still serves (a node with ``storage.retain_heights`` has pruned the
+    ones before; packets sent there cannot be relayed from it).
     """
 
     def __init__(self, chain_id: str, node: NodeClient, codec: ChainCodec, *, watch: ChainWatch | None = None) -> None:
@@ -217,6 +222,7 @@ class GrpcChainHandle:
         self._status_known = False
         self._index: dict[tuple[str, str, str, int], Event] = {}
         self._indexed_to = 0
+        self._indexing = asyncio.Lock()
         self.watch = watch or ChainWatch(node)
         self._inflight = 0
         self._drained = asyncio.Event()
@@ -264,13 +270,27 @@ class GrpcChainHandle:
     async def unreceived_acks(self, port: str, channel: str, sequences: Sequence[int]) -> list[int]:
         return await self.node.unreceived_acks(port, channel, list(sequences))
 
-    async def _index_to(self, height: int) -> None:
-        while self._indexed_to < height:
-            blk = await self.node.block(self._indexed_to + 1, results_only=True)
-            self._indexed_to += 1
-            for result in blk.results:
-                for event in _events(result):
-                    self._remember(event)
+    async def _index_to(self, height: int, earliest: int = 1) -> None:
+        """Index every block up to ``height`` through one results-only block stream (a restarted
+        relayer reads its whole history this way: one call, not one GetBlock per block)."""
+        if self._indexed_to >= height:
+            return
+        async with self._indexing:
+            if self._indexed_to < earliest - 1:
+                log.warning("packet data before the node's earliest retained height is not available",
+                            chain=self._chain_id, earliest=earliest, indexed_to=self._indexed_to)
+                self._indexed_to = earliest - 1
+            if self._indexed_to >= height:
+                return
+            blocks = self.node.stream_blocks(self._indexed_to + 1, results_only=True)
+            async with contextlib.aclosing(blocks):
+                async for blk in blocks:
+                    for result in blk.results:
+                        for event in _events(result):
+                            self._remember(event)
+                    self._indexed_to = max(self._indexed_to, int(blk.height))
+                    if blk.height >= height:
+                        break
 
     def _remember(self, event: Event) -> None:
         packet = event.packet()
@@ -296,7 +316,10 @@ class GrpcChainHandle:
 
     async def packet_events(self, event_type: str, port: str, channel: str,
                             sequences: Sequence[int]) -> dict[int, Event]:
-        await self._index_to((await self.latest()).height.revision_height)
+        status = await self.node.status()
+        self._revision = int(status.revision_number)
+        self._status_known = True
+        await self._index_to(int(status.latest_height), max(1, int(status.earliest_height)))
         found = {s: self._index.get((event_type, port, channel, s)) for s in sequences}
         return {s: e for s, e in found.items() if e is not None}
 

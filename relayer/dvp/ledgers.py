@@ -96,7 +96,10 @@ class Ledgers:
                       retry: RetryPolicy | None = None) -> Ledgers:
         """Open both nodes (``host:port``) and read their chain_info; ``channel`` is the Corda
         end of the dvp channel used when a trade names none."""
-        retry = retry or RetryPolicy(attempts=4, timeout_s=15.0)
+        # Ten attempts back off for ~15 s in all: long enough to ride out a node restart (found
+        # by the chaos soak: with four, ~0.7 s, a 2 s Corda restart failed the feed's trades in
+        # flight and their settlement events were never published though the relayer settled them)
+        retry = retry or RetryPolicy(attempts=10, timeout_s=15.0)
         evm, corda = NodeClient(evm_addr, tls=evm_tls, retry=retry), NodeClient(corda_addr, tls=corda_tls, retry=retry)
         try:
             evm_info = await _ask(evm, "EVM", "chain_info")

@@ -3,21 +3,77 @@
 Metric names follow Hermes' telemetry where a counterpart exists, so dashboards port over.
 Each :class:`Telemetry` owns its registry (no global state), which lets tests and a second
 relayer in one process keep separate counts. The HTTP endpoint is prometheus-client's WSGI
-app behind a small dispatcher that adds ``/health``; it runs on a daemon thread so a slow
+app behind a small dispatcher that adds ``/health``; it runs on threads of its own so a slow
 scrape never blocks the relaying event loop.
+
+Why a thread per connection, a connection cap and a deadline: with one thread, a single client
+that opened a connection and never finished its request held ``/health`` for good (found by the
+flood tests). Now each connection gets its own thread for at most ``REQUEST_DEADLINE_S`` (its
+socket is shut after that, request and answer included), at most ``MAX_CONNECTIONS`` are served
+at once and any beyond are closed at once, so slow or stuck clients cost a bounded number of
+threads and ``/health`` answers as long as fewer than that many are stuck.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
+MAX_CONNECTIONS = 128
+REQUEST_DEADLINE_S = 5.0
+
+
+class _Handler(WSGIRequestHandler):
+    timeout = REQUEST_DEADLINE_S  # each read and write; the deadline below bounds them together
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def handle(self) -> None:
+        deadline = threading.Timer(REQUEST_DEADLINE_S, self._expire)
+        deadline.daemon = True
+        deadline.start()
+        try:
+            super().handle()
+        finally:
+            deadline.cancel()
+
+    def _expire(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = MAX_CONNECTIONS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.refused = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)  # over the cap: closed at once, no thread
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class Telemetry:
@@ -72,7 +128,7 @@ class Telemetry:
             "kakehashi_settlement_latency_seconds", "DvP lock to both legs final", buckets=LATENCY_BUCKETS, registry=r
         )
         self._health: Callable[[], dict[str, Any]] = lambda: {"status": "ok"}
-        self._server: WSGIServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def set_health(self, probe: Callable[[], dict[str, Any]]) -> None:
@@ -103,11 +159,7 @@ class Telemetry:
     def serve(self, host: str, port: int) -> int:
         """Start the HTTP endpoint; returns the bound port (pass 0 for any free port)."""
 
-        class QuietHandler(WSGIRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = make_server(host, port, self._app(), handler_class=QuietHandler)
+        self._server = make_server(host, port, self._app(), server_class=_Server, handler_class=_Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="telemetry", daemon=True)
         self._thread.start()
         return int(self._server.server_port)

@@ -26,7 +26,7 @@ from chains.node.client import NodeClient
 from chains.node.config import load_node_config
 from chains.node.db import NodeDatabase
 from chains.node.kinds import chain_kind
-from chains.node.limits import MAX_BATCH_ITEMS, MAX_TX_BYTES
+from chains.node.limits import MAX_BATCH_ITEMS, MAX_MESSAGE_BYTES, MAX_TX_BYTES
 from chains.node.main import init_home
 from chains.node.runtime import NodeRuntime, RuntimeConfig
 from chains.node.service import build_server, mark_serving
@@ -202,3 +202,70 @@ async def test_a_full_mempool_refuses_with_resource_exhausted_and_keeps_serving(
         assert len(block.txs) == 8
         assert (await stub.Status(node_pb2.StatusRequest(), timeout=10)).mempool_size == 0
         assert (await stub.SubmitTx(node_pb2.SubmitTxRequest(tx=txs[8]), timeout=10)).tx_hash
+
+
+# --- the mempool's byte budget and the block's ----------------------------------------------
+
+
+@pytest.fixture(params=["evm", "corda"])
+async def budgeted(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, NodeRuntime, str, Path]]:
+    """A paused node whose mempool holds 100 txs but only 6 MiB."""
+    kind = str(request.param)
+    home = tmp_path / kind
+    init_home(home, kind, f"{kind}-bytes", 4)
+    config = load_node_config(home)
+    db = NodeDatabase(config.db_path)
+    runtime = NodeRuntime(chain_kind(kind).open_app(config, db), db,
+                          RuntimeConfig(max_mempool=100, max_block_txs=100, max_mempool_bytes=6 * MAX_TX_BYTES))
+    runtime.produce_once()
+    server, port = build_server(runtime, "127.0.0.1:0")
+    await server.start()
+    await mark_serving(server)
+    try:
+        yield kind, runtime, f"127.0.0.1:{port}", home
+    finally:
+        await server.stop(None)
+        db.close()
+
+
+async def test_the_mempool_byte_budget_refuses_before_decoding_and_blocks_stay_servable(
+        budgeted: tuple[str, NodeRuntime, str, Path]) -> None:
+    """10,000 x 1 MiB used to fit the count bound; now the bytes run out first, with a reason,
+    before the tx is even decoded (no signature check, nothing cached); a block takes at most
+    MAX_BLOCK_TX_BYTES of txs, so the block and its results still fit one gRPC answer."""
+    kind, runtime, addr, home = budgeted
+    node = live.NodeProc(kind, f"{kind}-bytes", home, addr, None)  # type: ignore[arg-type]
+    big = 1_000_000
+    txs = [_evm_tx(node, n, padding=big) if kind == "evm" else _corda_tx(node, big + n) for n in range(7)]
+    assert all(len(t) <= MAX_TX_BYTES for t in txs)
+    cached = len(runtime.app._admitted)  # type: ignore[attr-defined]
+    async with grpc.aio.insecure_channel(addr, options=[("grpc.max_send_message_length", 8 << 20),
+                                                        ("grpc.max_receive_message_length", 32 << 20)]) as channel:
+        stub = node_pb2_grpc.NodeStub(channel)
+        for tx in txs[:6]:
+            await stub.SubmitTx(node_pb2.SubmitTxRequest(tx=tx), timeout=10)
+        held = runtime.mempool_bytes()
+        assert held == sum(len(t) for t in txs[:6]) and runtime.mempool_size() == 6
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.SubmitTx(node_pb2.SubmitTxRequest(tx=txs[6]), timeout=10)
+        assert info.value.code() == EXHAUSTED
+        assert info.value.details() == (f"mempool is full ({held} of {6 * MAX_TX_BYTES} bytes; "
+                                        f"this transaction has {len(txs[6])})")
+        # not decoded: garbage of that size gets the same answer, and the admission cache did not grow
+        junk = await stub.SubmitTxs(node_pb2.SubmitTxsRequest(txs=[b"\x01" * big] * 3), timeout=10)
+        assert {o.code for o in junk.outcomes} == {EXHAUSTED.value[0]}
+        assert len(runtime.app._admitted) == cached + 6  # type: ignore[attr-defined]
+        # the same bytes again while they wait: the same hash, full or not
+        again = await stub.SubmitTx(node_pb2.SubmitTxRequest(tx=txs[0]), timeout=10)
+        assert again.tx_hash
+        block = runtime.produce_once()  # 2 MiB of txs per block (6 MB in one block was unservable)
+        assert len(block.txs) == 2 and runtime.mempool_bytes() == sum(len(t) for t in txs[2:6])
+        served = await stub.GetBlock(node_pb2.GetBlockRequest(height=block.height), timeout=10)
+        assert len(served.txs) == 2 and len(served.SerializeToString()) < MAX_MESSAGE_BYTES
+        stream = stub.StreamBlocks(node_pb2.StreamBlocksRequest(from_height=block.height))
+        first = await stream.read()
+        assert first.height == block.height and len(first.txs) == 2
+        stream.cancel()
+        assert (await stub.SubmitTx(node_pb2.SubmitTxRequest(tx=txs[6]), timeout=10)).tx_hash
+        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING

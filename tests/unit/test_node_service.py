@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -21,7 +22,7 @@ from chains.node.client import NodeClient, NodeError, RetryPolicy
 from chains.node.db import NodeDatabase
 from chains.node.runtime import NodeRuntime, RuntimeConfig
 from chains.node.service import build_server, mark_serving
-from kakehashi.node.v1 import node_pb2
+from kakehashi.node.v1 import node_pb2, node_pb2_grpc
 from tests.unit.kvapp import KvApp
 
 
@@ -181,6 +182,119 @@ def test_answers_encode_fast_path_and_big_integers_alike() -> None:
         text = encode_answer(doc)
         assert json.loads(text) == doc
         assert text == json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+class _BrokenApp(KvApp):
+    """Production raises (a bug, not a disk error) once a tx ``boom=1`` is in the batch."""
+
+    def produce_block(self, txs, time_ns):  # type: ignore[no-untyped-def]
+        if b"boom=1" in txs:
+            raise KeyError("a bug in the state machine")
+        return super().produce_block(txs, time_ns)
+
+
+async def test_a_block_loop_that_fails_stops_the_node_instead_of_serving_a_dead_chain(tmp_path: Path) -> None:
+    """Found by the chaos soak: a block loop that raised died silently while gRPC and health
+    kept answering SERVING, so every client waited on a chain that never advanced. Now the
+    loop raises BlockLoopHalted, ``serve`` turns health NOT_SERVING and stops, and nothing of
+    the failed height is committed (a restart reopens at the last committed one)."""
+    from chains.node import main as node_main
+    from chains.node.config import NodeConfig
+    from chains.node.runtime import BlockLoopHalted
+
+    db = NodeDatabase(tmp_path / "node.db")
+    rt = NodeRuntime(_BrokenApp(db), db, RuntimeConfig(block_period_s=0.05))
+    rt.submit(b"a=1")
+    rt.produce_once()
+    rt.submit(b"boom=1")
+    with pytest.raises(BlockLoopHalted, match="producing block 2 failed: KeyError"):
+        await asyncio.wait_for(rt.run(), 10)
+    assert db.latest_height() == 1
+    db.close()
+
+    class Kind:
+        def open_app(self, config: NodeConfig, db: NodeDatabase) -> _BrokenApp:
+            return _BrokenApp(db)
+
+    config = NodeConfig(home=tmp_path / "home", chain_id="kv-1", kind="evm", block_period_s=0.05)
+    (tmp_path / "home" / "data").mkdir(parents=True)
+    original = node_main.chain_kind
+    node_main.chain_kind = lambda kind: Kind()  # type: ignore[assignment,return-value]
+    try:
+        serving = asyncio.create_task(node_main.serve(config, "127.0.0.1:0"))
+        addr_file = tmp_path / "home" / "node.addr"
+        while not addr_file.exists():
+            await asyncio.sleep(0.02)
+        async with grpc.aio.insecure_channel(addr_file.read_text().strip()) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            ok = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            assert ok.status == health_pb2.HealthCheckResponse.SERVING
+            async with NodeClient(addr_file.read_text().strip()) as client:
+                await client.submit(b"boom=1")
+        with pytest.raises(BlockLoopHalted):
+            await asyncio.wait_for(serving, 15)
+        assert not addr_file.exists()
+    finally:
+        node_main.chain_kind = original  # type: ignore[assignment]
+
+
+async def test_block_streams_are_capped_and_a_client_that_stops_reading_is_dropped(tmp_path: Path) -> None:
+    """A client that opens block streams and never reads: past the cap a stream is refused
+    RESOURCE_EXHAUSTED; an open one whose client reads nothing (its flow-control window stays
+    shut) ends after the write timeout, freeing what the node held for it. Readers and the
+    health service are unaffected."""
+    from chains.node.service import NodeService
+
+    db = NodeDatabase(tmp_path / "node.db")
+    rt = NodeRuntime(KvApp(db), db, RuntimeConfig(block_period_s=0.05))
+    service = NodeService(rt, max_streams=4, stream_write_timeout_s=1.0)
+    server, port = build_server(rt, "127.0.0.1:0", service=service)
+    await server.start()
+    await mark_serving(server)
+    loop = asyncio.create_task(rt.run())
+    addr = f"127.0.0.1:{port}"
+    # a window of 1 KiB that never grows, and nobody reading: the node's writes cannot complete
+    stuck = grpc.aio.insecure_channel(addr, options=[("grpc.http2.lookahead_bytes", 1024),
+                                                     ("grpc.http2.bdp_probe", 0)])
+    calls: list[Any] = []
+    try:
+        for i in range(30):  # one key: the KvApp header carries the whole state, keep it at one value
+            rt.submit(f"k={i}{'x' * 200_000}".encode())
+        calls = [node_pb2_grpc.NodeStub(stuck).StreamBlocks(node_pb2.StreamBlocksRequest(from_height=1))
+                 for _ in range(4)]
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + 20
+        while service.streams < 4 and clock() < deadline:
+            await asyncio.sleep(0.05)
+        assert service.streams == 4
+        # the fifth, from a client that does read, is refused with a reason (a stuck client
+        # would not even see its status: it sits behind the answers it never read)
+        async with grpc.aio.insecure_channel(addr) as ch:
+            fifth = node_pb2_grpc.NodeStub(ch).StreamBlocks(node_pb2.StreamBlocksRequest(from_height=1))
+            assert await asyncio.wait_for(fifth.code(), 10) == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "too many block streams open (4)" in (await fifth.details())
+        deadline = clock() + 20
+        while service.streams_dropped < 4 and clock() < deadline:
+            await asyncio.sleep(0.2)
+        assert service.streams_dropped == 4 and service.streams == 0
+        async with NodeClient(addr, retry=RetryPolicy(attempts=2, timeout_s=5)) as reader:
+            got = []
+            async for blk in reader.stream_blocks(1, results_only=True):  # room again, and served
+                got.append(blk.height)
+                if len(got) == 3:
+                    break
+            assert got == [1, 2, 3]
+        async with grpc.aio.insecure_channel(addr) as ch:
+            health = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        for c in calls:
+            c.cancel()
+        await stuck.close()
+        await rt.stop()
+        await loop
+        await server.stop(None)
+        db.close()
 
 
 async def test_a_block_takes_txs_up_to_its_byte_budget_and_the_rest_wait(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from relayer.ops import telemetry
 from relayer.ops.mqtt import MqttPublisher, topic_for
 from relayer.ops.telemetry import Telemetry
 
@@ -40,6 +43,38 @@ def test_metrics_and_health_over_http() -> None:
         assert code == 503 and json.loads(body)["reason"] == "client frozen"
         assert _get(f"http://127.0.0.1:{port}/nope")[0] == 404
     finally:
+        t.close()
+
+
+def test_stuck_clients_cost_a_bounded_number_of_threads_and_health_comes_back(monkeypatch: Any) -> None:
+    """Clients that open a connection and never finish a request: past the cap a connection is
+    closed at once (no thread), and each stuck one is cut at the deadline, so /health answers
+    again. With one serving thread (the old endpoint) the first stuck client held /health."""
+    monkeypatch.setattr(telemetry, "MAX_CONNECTIONS", 4)
+    monkeypatch.setattr(telemetry, "REQUEST_DEADLINE_S", 1.0)
+    t = Telemetry()
+    port = t.serve("127.0.0.1", 0)
+    stuck = []
+    try:
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /health HTTP/1.1\r\n")  # and never the blank line
+            stuck.append(s)
+        time.sleep(0.3)
+        over = socket.create_connection(("127.0.0.1", port), timeout=5)
+        over.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+        assert over.recv(100) == b""  # closed without an answer: over the cap
+        over.close()
+        assert t._server is not None and t._server.refused >= 1
+        time.sleep(1.5)  # the deadline cut the stuck ones
+        for s in stuck:
+            s.settimeout(0.5)  # already closed: no wait
+            assert s.recv(100) == b""
+        code, body = _get(f"http://127.0.0.1:{port}/health")
+        assert code == 200 and json.loads(body)["status"] == "ok"
+    finally:
+        for s in stuck:
+            s.close()
         t.close()
 
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +81,7 @@ from chains.node.app import (
     TxOutcome,
     TxRejected,
 )
+from chains.node.apps.admitted import AdmittedCache
 from chains.node.apps.corda_store import IndexedState, SqliteLedgerStore, StateKey
 from chains.node.config import NodeConfig
 from chains.node.db import DatabaseError, NodeDatabase
@@ -335,7 +335,7 @@ class CordaApp:
         self.db = db
         self._committed = 0
         self._commitments = queries.CommitmentIndex()  # fed the latest height's state only
-        self._admitted: OrderedDict[bytes, SignedTransaction] = OrderedDict()
+        self._admitted: AdmittedCache[SignedTransaction] = AdmittedCache(MAX_ADMITTED)
         self._open()
 
     # --- opening the ledger at its snapshot ---------------------------------------------
@@ -422,14 +422,12 @@ class CordaApp:
             )
         if not stx.wtx.commands:
             raise TxRejected("transaction has no commands")
-        self._admitted[bytes(tx)] = stx
-        if len(self._admitted) > MAX_ADMITTED:
-            self._admitted.popitem(last=False)
+        self._admitted.put(bytes(tx), stx, len(tx))
         return stx.txid
 
     def _execute(self, raw: bytes, time_ns: int) -> TxOutcome:
         self._sink.events.clear()
-        stx = self._admitted.pop(bytes(raw), None)
+        stx = self._admitted.pop(bytes(raw))
         try:
             if stx is None:
                 stx = SignedTransaction.decode(raw)
@@ -578,6 +576,29 @@ class CordaApp:
             return queries.unreceived_acks(self._view(height), port_id, channel_id, sequences)
         except (IbcError, SmtError, ValueError) as exc:
             raise QueryError(str(exc)) from None
+
+    # --- pruning (chains/node/prune.py) ------------------------------------------------
+
+    def gc_roots(self, height: int) -> list[tuple[bytes, str]]:
+        root = bytes(self._checkpoint(height).checkpoint.ibc_root)
+        return [] if root == EMPTY_ROOT else [(root, "smt")]
+
+    @staticmethod
+    def gc_children(kind: str, data: bytes) -> list[tuple[bytes, str]]:
+        """An SMT inner node's two children; a leaf's raw key and value entries (which refer to
+        nothing, even when their bytes happen to look like a node)."""
+        if kind != "smt" or len(data) != 65:
+            return []
+        a, b = data[1:33], data[33:]
+        if data[:1] == b"\x01":
+            return [(c, "smt") for c in (a, b) if c != EMPTY_ROOT]
+        return [(a, "raw"), (b, "raw")]
+
+    def prune_history(self, below: int, limit: int) -> int:
+        """Checkpoints of pruned heights, and outputs consumed before ``below`` (no query at a
+        retained height can see them). Kept: every notarised txid (``corda_txs``, the replay
+        check of txs without inputs) and each DvP lock's output (the trade's fate)."""
+        return self.ledger.prune(below, limit)
 
     # --- application queries ----------------------------------------------------------
 

@@ -54,6 +54,12 @@ CREATE TABLE IF NOT EXISTS corda_locks (trade_id TEXT PRIMARY KEY, txid BLOB NOT
                                         exit_kind TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS corda_checkpoints (height INTEGER PRIMARY KEY, header BLOB NOT NULL, batch BLOB);
 """
+# Only a pruning node needs these (created on its first prune): consumed outputs by when, and
+# lock outputs by output.
+PRUNE_SCHEMA = """
+CREATE INDEX IF NOT EXISTS corda_outputs_by_consumed ON corda_outputs (consumed_at) WHERE consumed_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS corda_locks_by_output ON corda_locks (txid, idx);
+"""
 WRITER = "corda.ledger"
 _CHECKPOINT_CACHE = 256
 
@@ -155,6 +161,7 @@ class SqliteLedgerStore:
         self._pos = 0  # position of the next notarised tx in the pending height
         self._cache: OrderedDict[int, SignedCheckpoint] = OrderedDict()
         self.visited = 0  # rows the ledger queries read (the cost measure tests and benches use)
+        self._prune_indexes = False
         rows = db.read("SELECT height, header, batch FROM corda_checkpoints ORDER BY height DESC LIMIT 1")
         self._latest: SignedCheckpoint | None = None
         if rows:
@@ -288,6 +295,22 @@ class SqliteLedgerStore:
         if back:
             rows.sort(key=lambda r: r.order)
         return rows[:limit] if limit is not None else rows
+
+    def prune(self, below: int, limit: int) -> int:
+        """Delete up to ``limit`` checkpoints below ``below`` and as many outputs consumed
+        before it, keeping DvP lock outputs (see CordaApp.prune_history); rows deleted."""
+        if not self._prune_indexes:
+            self.db.ensure_schema(PRUNE_SCHEMA)
+            self._prune_indexes = True
+        for height in [h for h in self._cache if h < below]:
+            del self._cache[height]
+        n = self.db.execute("DELETE FROM corda_checkpoints WHERE height IN "
+                            "(SELECT height FROM corda_checkpoints WHERE height < ? LIMIT ?)", (below, limit))
+        n += self.db.execute(
+            "DELETE FROM corda_outputs WHERE (txid, idx) IN (SELECT o.txid, o.idx FROM corda_outputs o "
+            "INDEXED BY corda_outputs_by_consumed WHERE o.consumed_at < ? AND NOT EXISTS "
+            "(SELECT 1 FROM corda_locks l WHERE l.txid = o.txid AND l.idx = o.idx) LIMIT ?)", (below, limit))
+        return n
 
     def lock(self, trade_id: str) -> LockRecord | None:
         rows = self.db.read(

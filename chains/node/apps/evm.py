@@ -70,6 +70,7 @@ from chains.node.app import (
     TxOutcome,
     TxRejected,
 )
+from chains.node.apps.admitted import AdmittedCache
 from chains.node.config import NodeConfig
 from chains.node.db import DatabaseError, NodeDatabase
 from chains.store.mpt import EMPTY_ROOT, MerklePatriciaTrie, MissingNode, NodeStore, TrieError
@@ -78,7 +79,7 @@ from kakehashi.qbft.v1 import lightclient_pb2 as qbft_pb
 from lightclients.corda.client import CordaLightClient
 from lightclients.crypto import CryptoError, eth_address, keccak256, secp256k1_public_key
 from lightclients.interface import LightClientModule
-from lightclients.mpt import MptProofError, decode_account
+from lightclients.mpt import MptProofError, decode_account, decode_hex_prefix, decode_node
 from lightclients.proxy.client import ProxyLightClient
 from lightclients.qbft.client import CLIENT_TYPE as QBFT_CLIENT_TYPE
 from lightclients.qbft.client import QbftClient, commitment_slot, verify_seals
@@ -88,6 +89,8 @@ log = structlog.get_logger("kakehashi.node.evm")
 
 _NS = 1_000_000_000
 STATE_ROOT_META = "evm/state_root"
+# The genesis block hash block 1 descends from, kept so the check survives block 1's pruning.
+GENESIS_META = "evm/genesis_hash"
 SNAPSHOT_META = "evm/snapshot"
 SNAPSHOT_VERSION = 1
 # Blocks (with their txs and receipts) the ledger keeps in memory; older headers are read
@@ -330,8 +333,7 @@ class EvmNodeApp:
         self.keys = [k for k in validator_keys if eth_address(secp256k1_public_key(k)) in held]
         self._headers: OrderedDict[int, QbftHeader] = OrderedDict()
         # check_tx results by tx hash, so a tx's signature is recovered once (bounded).
-        self._admitted: OrderedDict[bytes, SignedTx] = OrderedDict()
-        self._admitted_max = admitted_cache
+        self._admitted: AdmittedCache[SignedTx] = AdmittedCache(admitted_cache)
         self._deferred_since: dict[bytes, int] = {}  # tx hash -> height it was first left out
         self._pending: tuple[ConsensusState, dict[bytes, int]] | None = None
         self.chain = build_genesis_chain(genesis, self.store, retain_blocks=RETAIN_BLOCKS,
@@ -420,8 +422,14 @@ class EvmNodeApp:
             raise DatabaseError(f"stored block {latest} is not final: {exc}") from None
         if self.db.get_state(FLAT_HEIGHT_KEY) != latest.to_bytes(8, "big"):
             raise DatabaseError(f"the flat state index is not at the last committed height {latest}")
+        genesis = self.chain.header(0).block_hash()
+        recorded = self.db.get_meta(GENESIS_META)
         first = self._stored_header(1)
-        if first is None or first.parent_hash != self.chain.header(0).block_hash():
+        if recorded is None:  # written before the meta existed: block 1 is still there
+            if first is None or first.parent_hash != genesis:
+                raise DatabaseError("the database does not descend from this genesis")
+            self.db.set_meta(GENESIS_META, genesis)
+        elif recorded != genesis or (first is not None and first.parent_hash != genesis):
             raise DatabaseError("the database does not descend from this genesis")
         try:
             self.chain.resume(Block(header, tuple(blk.txs), (), ()), consensus)
@@ -467,10 +475,7 @@ class EvmNodeApp:
         used = self._account_at(stx.sender, self._committed)[0]
         if stx.tx.nonce < used:
             raise TxRejected(f"nonce {stx.tx.nonce} already used; next nonce is {used}")
-        self._admitted[stx.hash] = stx
-        self._admitted.move_to_end(stx.hash)
-        while len(self._admitted) > self._admitted_max:
-            self._admitted.popitem(last=False)
+        self._admitted.put(stx.hash, stx, len(stx.raw))
         return stx.hash
 
     def _batch(self, txs: Sequence[bytes]) -> list[SignedTx | bytes]:
@@ -533,7 +538,8 @@ class EvmNodeApp:
             header=header.encode(),
             txs=block.txs,
             results=tuple(results),
-            meta={STATE_ROOT_META: header.state_root, SNAPSHOT_META: self._snapshot(block)},
+            meta={STATE_ROOT_META: header.state_root, SNAPSHOT_META: self._snapshot(block),
+                  **({GENESIS_META: header.parent_hash} if header.number == 1 else {})},
             state=changes,
             deferred=tuple(deferred),
         )
@@ -585,7 +591,7 @@ class EvmNodeApp:
         since = self._pending[1] if self._pending is not None else {}
         self._pending = None
         for r in block.results:
-            self._admitted.pop(r.tx_hash, None)
+            self._admitted.pop(r.tx_hash)
             self._deferred_since.pop(r.tx_hash, None)
         self._deferred_since.update(since)
         if block.height % STATE_RELOAD_BLOCKS == 0:
@@ -750,6 +756,40 @@ class EvmNodeApp:
             if isinstance(exc, QueryError):
                 raise
             raise QueryError(f"{query}: {exc}") from None
+
+    # --- pruning (chains/node/prune.py) ----------------------------------------------------
+
+    def gc_roots(self, height: int) -> list[tuple[bytes, str]]:
+        """The state trie's root at ``height``; storage and blob tries hang off its accounts."""
+        return [(self.chain.header(height).state_root, "account")]
+
+    def gc_children(self, kind: str, data: bytes) -> list[tuple[bytes, str]]:
+        """Hashed children of an MPT node (embedded ones, under 32 bytes, hold no hashes); an
+        account leaf adds its storage trie and, for a contract that keeps blobs, the blob trie."""
+        items = decode_node(data)
+        if len(items) == 17:
+            return [(c, kind) for c in items[:16] if isinstance(c, bytes) and len(c) == 32]
+        if len(items) != 2 or not isinstance(items[0], bytes):
+            return []
+        _, leaf = decode_hex_prefix(items[0])
+        value = items[1]
+        if not leaf:
+            return [(value, kind)] if isinstance(value, bytes) and len(value) == 32 else []
+        if kind != "account" or not isinstance(value, bytes):
+            return []
+        storage_root = decode_account(value).storage_root
+        if storage_root == EMPTY_ROOT:
+            return []
+        out = [(storage_root, "storage")]
+        blob = self._word(MerklePatriciaTrie(self.store, storage_root, secure=True).get(BLOB_ROOT_SLOT),
+                          BLOB_ROOT_SLOT)
+        if blob:
+            out.append((blob.to_bytes(32, "big"), "blob"))
+        return out
+
+    def prune_history(self, below: int, limit: int) -> int:
+        """Nothing beyond the generic tables: the EVM ledger keeps no other per-height rows."""
+        return 0
 
     # --- app queries (JSON answers) -----------------------------------------------------
 
