@@ -397,7 +397,7 @@ def test_valid_lock_is_accepted_and_a_lock_of_every_other_shape_refused(world: W
     world.refused(resign(good, BUYER, outputs=tuple(outs)), "escrow Cash must be owned by the DvP escrow")
     # Wrong amount in the lock alone, and in the lock and its cash (but not in the terms).
     world.refused(resign(good, BUYER, outputs=_replace_output(good, 1, _with_lock(good, amount=99))),
-                  "of the lock's issuer and amount")
+                  "of the lock's issuer, brand and amount")
     outs[1] = _with_lock(good, amount=99)
     world.refused(resign(good, BUYER, outputs=tuple(outs)), "does not match the terms")
     # Wrong owner: the "escrow" cash is the seller's.
