@@ -83,7 +83,7 @@ class TradeRow:
             t = self.terms
             doc["terms"] = {
                 "security_token": "0x" + t.security_token.hex(), "st_quantity": t.st_quantity,
-                "cash_issuer": t.cash_issuer.hex(), "sc_amount": t.sc_amount,
+                "cash_issuer": t.cash_issuer.hex(), "sc_brand": t.sc_brand, "sc_amount": t.sc_amount,
                 "seller": {"evm": "0x" + t.seller_evm.hex(), "corda": t.seller_corda.hex()},
                 "buyer": {"evm": "0x" + t.buyer_evm.hex(), "corda": t.buyer_corda.hex()},
                 "deadline_ns": t.deadline_ns,
