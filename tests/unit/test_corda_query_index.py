@@ -20,7 +20,14 @@ from typing import Any
 
 import pytest
 
-from chains.corda.cash import ADMISSION, CASH, DVP_ESCROW_OWNER, admission_state, brand_key, cash_state
+from chains.corda.cash import (
+    ADMISSION,
+    CASH,
+    DVP_ESCROW_OWNER,
+    admission_state,
+    brand_key,
+    cash_state,
+)
 from chains.corda.dvp import lock_state
 from chains.corda.ibc_host import account_of
 from chains.corda.ledger import SignedCheckpoint
