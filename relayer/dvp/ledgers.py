@@ -253,20 +253,24 @@ class Ledgers:
         rows, height = await self.at_head(False, ("cash_states", owner), fetch, max_stale=max_stale)
         return rows, height  # shared by every caller at this head: read, never change
 
-    async def sc_balance(self, owner: bytes, issuer: bytes, brand: str = "") -> int:
+    async def sc_balance(self, owner: bytes, issuer: bytes, brand: str | None = None) -> int:
         return (await self.sc_balance_at(owner, issuer, brand=brand))[0]
 
     async def sc_balance_at(self, owner: bytes, issuer: bytes, max_stale: int = 0, *,
-                            brand: str = "") -> tuple[int, int]:
-        """(the owner's SC of ``issuer``'s ``brand``, the Corda height it was read at), per head."""
+                            brand: str | None = None) -> tuple[int, int]:
+        """(the owner's SC of ``issuer``'s ``brand`` (None: the default brand), the Corda height
+        it was read at), shared per head."""
+        brand = self.default_brand if brand is None else brand
         async def fetch(height: int) -> Any:
             return await _ask(self.corda, "Corda", "balances", height=height, owner=owner.hex())
         got, height = await self.at_head(False, ("balances", owner), fetch, max_stale=max_stale)
         return int(got["by_brand"].get(brand_key(issuer, brand), 0)), height
 
     async def admission(self, issuer: bytes, max_stale: int = 0, *,
-                        brand: str = "") -> tuple[dict[str, Any] | None, set[bytes]]:
-        """(Admission state ref, admitted holders) of ``issuer``'s ``brand``; (None, {}) without one."""
+                        brand: str | None = None) -> tuple[dict[str, Any] | None, set[bytes]]:
+        """(Admission state ref, admitted holders) of ``issuer``'s ``brand`` (None: the default
+        brand); (None, {}) without one."""
+        brand = self.default_brand if brand is None else brand
         async def fetch(height: int) -> Any:
             return await _ask(self.corda, "Corda", "holders", height=height)
         got, _ = await self.at_head(False, "holders", fetch, max_stale=max_stale)

@@ -149,7 +149,8 @@ def test_forged_success_ack(net: Net, trades: Trades, attempt: Attempt) -> None:
 def test_spend_encumbered_cash_without_lock(net: Net, trades: Trades, attempt: Attempt) -> None:
     buyer = net.corda_party("holder-firm-b")
     cash_ref, _ = _refs(net, trades.locked.trade_id)
-    back = cash_state(bytes.fromhex(net.corda.info()["issuer"]), buyer.key, 300, buyer.notary)
+    back = cash_state(bytes.fromhex(net.corda.info()["issuer"]), buyer.key, 300, buyer.notary,
+                      brand=net.corda.info()["brand"])
     wtx = buyer.wtx((cash_ref,), (back,), (lpb.Command(contract=CASH, name="Move", signers=[buyer.key]),),
                     (net.admission(),))
     with attempt.watch(net.snapshot):
@@ -162,7 +163,8 @@ def test_spend_encumbered_cash_without_lock(net: Net, trades: Trades, attempt: A
 def test_consume_lock_by_another_command(net: Net, trades: Trades, attempt: Attempt) -> None:
     buyer = net.corda_party("holder-firm-b")
     cash_ref, lock_ref = _refs(net, trades.locked.trade_id)
-    back = cash_state(bytes.fromhex(net.corda.info()["issuer"]), buyer.key, 300, buyer.notary)
+    back = cash_state(bytes.fromhex(net.corda.info()["issuer"]), buyer.key, 300, buyer.notary,
+                      brand=net.corda.info()["brand"])
     wtx = buyer.wtx((cash_ref, lock_ref), (back,), (lpb.Command(contract=CASH, name="Move", signers=[buyer.key]),),
                     (net.admission(),))
     with attempt.watch(net.snapshot):

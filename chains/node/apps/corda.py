@@ -111,9 +111,10 @@ IBC_PREFIX = b"ibc"
 BANK_DENOM = "jpy"
 DEMO_HOLDERS = ("firm-a", "firm-b", "firm-c")
 DEMO_CASH = 1_000_000
-# The testnet's two SC brands: the default one (issuer.key), and a second with its own issuer
-# that admits only firm-a and firm-b, so a firm-c buyer is refused for it.
-DEMO_BRAND = "KJPY"
+# The testnet's two SC brands: the default one of issuer.key, unnamed ("") as every SC before
+# brands was, so existing ledgers, trade files and tools keep meaning the same coin; and a
+# second with its own issuer that admits only firm-a and firm-b (a firm-c buyer is refused).
+DEMO_BRAND = ""
 DEMO_BRAND_2 = "KUSD"
 DEMO_BRAND_2_HOLDERS = ("firm-a", "firm-b")
 DEMO_BANK = 1_000_000
