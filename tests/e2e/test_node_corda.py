@@ -343,8 +343,8 @@ async def test_sigkill_under_load_then_restart(home: Home) -> None:
             c = NodeClient(node.addr, retry=RetryPolicy(attempts=1, timeout_s=10))
             adm = await admission(c, home)
             # A committed spend before the kill, to re-spend after the restart.
-            spent = [r for r in await c.query_app("cash_states", owner=await holder_key(home, "firm-a"))
-                     if r["brand"] == ""][0]  # the default brand's; the testnet also issues KUSD
+            rows = await c.query_app("cash_states", owner=await holder_key(home, "firm-a"))
+            spent = next(r for r in rows if r["brand"] == "")  # the default brand's; the testnet also issues KUSD
             move = move_tx(home, "firm-a", "firm-b", spent, 1, adm)
             assert (await c.submit_and_wait(move.encode(), wait_s=20)).status == node_pb2.TX_STATUS_COMMITTED
             stop = asyncio.Event()
@@ -447,7 +447,7 @@ def _produce(app: CordaApp, db: NodeDatabase, txs: list[bytes], time_ns: int) ->
 def _first_cash(app: CordaApp, home: Home, name: str) -> dict[str, object]:
     rows = app.query_app("cash_states", {"owner": ed25519_public_key(home.seed(f"holder-{name}")).hex()},
                          app.latest_height())
-    row: dict[str, object] = [r for r in rows if r["brand"] == ""][0]  # the default brand's
+    row: dict[str, object] = next(r for r in rows if r["brand"] == "")  # the default brand's
     return row
 
 
