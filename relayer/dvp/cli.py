@@ -1,4 +1,4 @@
-"""``kakehashi dvp ...``: pre-check, settle, status, list, reclaim and the trade feed.
+"""``kakehashi dvp ...``: pre-check, settle, status, list, reclaim, the trade feed and the board.
 
 Where things come from: node addresses from the relayer config (the chain of kind evm and
 the one of kind corda, TLS included) unless ``--evm`` / ``--corda`` override them; the dvp
@@ -338,6 +338,24 @@ def cmd_feed(ns: argparse.Namespace) -> None:
 # --- parser ------------------------------------------------------------------------------
 
 
+def cmd_watch(ns: argparse.Namespace) -> None:
+    """The settlement board: trades by state, path and SC brand, from the record (and MQTT)."""
+    from relayer.dvp import watch
+
+    setup = _Setup(ns)
+    if setup.config is None and not ns.db:
+        raise DvpCliError(f"cannot read config file {ns.config}: no such file (pass -c RELAYER.toml or --db FILE)")
+    if ns.interval <= 0:
+        raise DvpCliError(f"--interval: expected a positive number of seconds, got {ns.interval}")
+    try:
+        if ns.once:
+            watch.once(setup.db, stdout_console())
+            return
+        asyncio.run(watch.live(setup.db, stdout_console(), broker=setup.broker(), interval_s=ns.interval))
+    except (watch.WatchError, RecordError) as exc:
+        raise DvpCliError(str(exc)) from None
+
+
 def cmd_example(ns: argparse.Namespace) -> None:
     """A trade between the local testnet's demo accounts, ready for ``dvp precheck|settle``.
 
@@ -424,3 +442,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     f.add_argument("--wait", type=float, help="seconds to follow each trade (default: its timeout + 60 s)")
     f.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT meanwhile")
     f.set_defaults(func=_one_line(cmd_feed))
+    w = dvp.add_parser("watch", parents=[dcommon], help="live board of trades by state, path and SC brand")
+    w.add_argument("--once", action="store_true", help="print one frame from the record and exit")
+    w.add_argument("--interval", type=float, default=1.0, help="seconds between record reads (default 1)")
+    w.set_defaults(func=_one_line(cmd_watch))

@@ -723,7 +723,7 @@ def _ordered(reasons: list[str]) -> list[str]:
 def _payload(escrow: dict[str, Any], lock: dict[str, Any], state: str) -> dict[str, Any]:
     return {"state": state, "evm_status": escrow.get("status"), "corda_status": lock.get("status"),
             "sequence": lock.get("sequence"), "channel": lock.get("channel_id"),
-            "st_quantity": escrow.get("quantity"), "sc_amount": lock.get("amount"),
+            "st_quantity": escrow.get("quantity"), "sc_amount": lock.get("amount"), "sc_brand": lock.get("brand"),
             "exit_txid": lock.get("exit_txid")}
 
 

@@ -123,6 +123,15 @@ class TradeRecord:
             rows = cur.fetchall()
         return [_row(dict(zip(names, r, strict=True))) for r in rows]
 
+    def changed_since(self, updated_s: float) -> list[TradeRow]:
+        """Rows written at or after ``updated_s`` (a watcher's incremental read; ties re-read)."""
+        with self._lock:
+            cur = self._db.execute("SELECT * FROM trades WHERE updated_s >= ? ORDER BY updated_s, trade_id",
+                                   (updated_s,))
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        return [_row(dict(zip(names, r, strict=True))) for r in rows]
+
     def create(self, trade_id: str, state: str, **values: Any) -> TradeRow:
         """Insert the trade, or update it when this client saw it before (a retried settle)."""
         now = time.time()
