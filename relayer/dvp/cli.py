@@ -351,7 +351,11 @@ def cmd_watch(ns: argparse.Namespace) -> None:
         if ns.once:
             watch.once(setup.db, stdout_console())
             return
-        asyncio.run(watch.live(setup.db, stdout_console(), broker=setup.broker(), interval_s=ns.interval))
+        try:
+            asyncio.run(watch.live(setup.db, stdout_console(), broker=setup.broker(), interval_s=ns.interval))
+        except KeyboardInterrupt:  # Ctrl-C before the board's own handler was installed: still exit cleanly
+            if setup.db.is_file():
+                watch.once(setup.db, stdout_console())
     except (watch.WatchError, RecordError) as exc:
         raise DvpCliError(str(exc)) from None
 

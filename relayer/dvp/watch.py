@@ -107,8 +107,9 @@ async def _follow_mqtt(board: Board, host: str, port: int, prefix: str, stop: as
 
 
 async def live(path: Path, console: Console, *, broker: tuple[str, int, str] | None = None,
-               interval_s: float = 1.0, stop: asyncio.Event | None = None) -> Board:
-    """Redraw the board until ``stop`` is set or SIGINT / SIGTERM arrives; returns the last board."""
+               interval_s: float = 1.0, stop: asyncio.Event | None = None, board: Board | None = None) -> Board:
+    """Redraw the board until ``stop`` is set or SIGINT / SIGTERM arrives; returns the last board.
+    A console that is not a terminal gets the last frame once, when the board stops."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
@@ -116,7 +117,7 @@ async def live(path: Path, console: Console, *, broker: tuple[str, int, str] | N
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
-    board, reader = Board(), RecordReader(path)
+    board, reader = board or Board(), RecordReader(path)
     mqtt = None
     if broker is not None:
         board.mqtt_status = f"connecting to {broker[0]}:{broker[1]}"
