@@ -22,8 +22,8 @@ from rich.console import Console
 
 from kakehashi.dvp.v1 import dvp_pb2
 from relayer.dvp import watch
-from relayer.dvp.board import Board
 from relayer.dvp.record import TradeRecord
+from relayer.dvp.watch.board import Board
 
 BIN = Path(sys.executable).parent / "kakehashi"
 

@@ -1,4 +1,4 @@
-"""The settlement board's merge of record rows and MQTT events (relayer/dvp/board.py)."""
+"""The settlement board's merge of record rows and MQTT events (relayer/dvp/watch/board.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import io
 from rich.console import Console
 
 from kakehashi.dvp.v1 import dvp_pb2
-from relayer.dvp.board import DEFAULT_BRAND, Board
 from relayer.dvp.record import TradeRow
+from relayer.dvp.watch.board import DEFAULT_BRAND, Board
 
 
 def row(trade_id: str, state: str, brand: str = "", channel: str = "channel-1", updated: float = 1.0,

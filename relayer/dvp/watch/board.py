@@ -4,7 +4,7 @@ Why a model apart from the loop that feeds it: the board merges two sources that
 timing — the trade record (SQLite, what this client's settle/feed wrote, authoritative for
 its own trades) and the MQTT feed (events of every client publishing to the broker, seconds
 earlier than the next record read and including trades this record never saw) — and the
-merge rule is easier to test without a broker or a terminal. ``relayer/dvp/watch.py`` runs the
+merge rule is easier to test without a broker or a terminal. ``relayer/dvp/watch/live.py`` runs the
 I/O; this module only folds rows and events into per-trade entries and renders them.
 
 Merge rule: an entry is keyed by trade id. A record row replaces the entry's state whenever

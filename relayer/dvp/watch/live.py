@@ -3,7 +3,7 @@
 Why both sources: the record (SQLite, WAL) is what this back office's settle/feed wrote and
 is read incrementally (rows updated since the last read), so the board costs a few rows per
 refresh however long the history; the MQTT feed is optional and adds trades other clients
-settle, and shows an event before the next record read. The board (``relayer/dvp/board.py``)
+settle, and shows an event before the next record read. The board (``relayer/dvp/watch/board.py``)
 merges them; this module only reads, subscribes and redraws.
 
 Why the broker is allowed to be absent or down: a dashboard must not fail because the event
@@ -24,8 +24,8 @@ import aiomqtt
 from rich.console import Console
 from rich.live import Live
 
-from relayer.dvp.board import Board
 from relayer.dvp.record import RecordError, TradeRecord
+from relayer.dvp.watch.board import Board
 
 RECONNECT_MAX_S = 5.0
 
