@@ -382,6 +382,8 @@ def cmd_example(ns: argparse.Namespace) -> None:
             "buyer": {"evm": "0x" + acc.evm_address(ns.buyer).hex(), "corda": acc.corda_party(ns.payer).hex()},
             "deadline_s": ns.deadline_s, "timeout_s": ns.timeout_s,
         }
+        if ns.sc_brand is not None:
+            doc["sc_brand"] = ns.sc_brand
     except (OSError, ValueError) as exc:
         evm_names = sorted(p.stem for p in (evm_home / "keys").glob("*.key"))
         corda_names = sorted(p.stem.removeprefix("holder-") for p in (corda_home / "keys").glob("holder-*.key"))
@@ -428,6 +430,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ex.add_argument("--payee", default="firm-a", help="Corda demo holder receiving the SC (default firm-a)")
     ex.add_argument("--deadline-s", type=int, default=120, help="ST escrow deadline, seconds from now (default 120)")
     ex.add_argument("--timeout-s", type=int, default=60, help="packet timeout, seconds from now (default 60)")
+    ex.add_argument("--sc-brand", help="SC brand paid in, e.g. KUSD (default: the Corda chain's default brand)")
     ex.set_defaults(func=_one_line(cmd_example))
     st = dvp.add_parser("status", parents=[dcommon], help="a trade as both chains see it")
     st.add_argument("trade_id", metavar="TRADE_ID")
