@@ -214,6 +214,11 @@ class DvpClient:
         self._cash_views: dict[tuple[bytes, bytes, str], tuple[int, list[dict[str, Any]]]] = {}
         self._spent: dict[bytes, dict[int, list[tuple[str, int]]]] = defaultdict(dict)  # by landing height
         self._inputs_floor: dict[bytes, int] = defaultdict(int)
+        # Per buyer: locks holding inputs whose block is not known yet, and the highest block a
+        # lock of this client landed in. Together they say in O(1) whether change is still to
+        # come (a scan of every reservation per waiter per block was quadratic in concurrency).
+        self._locks_unlanded: dict[bytes, int] = defaultdict(int)
+        self._last_landed: dict[bytes, int] = defaultdict(int)
         self._changed: dict[str, asyncio.Event] = {}
         self._watching = False
         # Corda channel end -> EVM channel end; an open channel's counterparty never changes.
@@ -399,10 +404,12 @@ class DvpClient:
         in flight; with too little free Cash while locks are in flight, it waits for the next
         block (their change)."""
         reserved = self._inputs[buyer]
+        stale = EXACT_STALE_BLOCKS
         while True:
-            rows, height = await self.ledgers.cash_at(buyer, EXACT_STALE_BLOCKS)
+            rows, height = await self.ledgers.cash_at(buyer, stale)
             if height < self._inputs_floor[buyer]:
-                continue  # older than inputs already forgotten as spent: read again at the head
+                stale = 0  # older than inputs already forgotten as spent: read again at the head
+                continue
             free = self._free_cash(buyer, coin, rows, height)
             chosen, total = [], 0
             while free and total < amount:
@@ -412,19 +419,28 @@ class DvpClient:
             if total >= amount:
                 break
             free.extend(reversed(chosen))  # not enough: put them back
-            if not any(at is None or at > height for at in reserved.values()):
+            if stale:
+                # A view a few blocks old said too little: ask the head before waiting. (Waiting
+                # for "the block after" a stale height returns at once, which spun every waiter.)
+                stale = 0
+                continue
+            if not self._locks_unlanded[buyer] and self._last_landed[buyer] <= height:
                 raise DvpError(f"buyer {buyer.hex()[:16]}.. has only {total} SC of this issuer and brand; "
                                f"needs {amount}")
             await self.ledgers.corda_watch.next_block(height)  # a lock in flight returns change when it lands
         keys = [(r["txid"], int(r["index"])) for r in chosen]
         for k in keys:
             reserved[k] = None
+        self._locks_unlanded[buyer] += 1
         picked = _Picked((pb.StateRef(txid=bytes.fromhex(r["txid"]), index=int(r["index"])),
                           pb.Cash(issuer=coin[0], owner=buyer, amount=int(r["amount"]), brand=coin[1]))
                          for r in chosen)
         try:
             yield picked
         finally:
+            self._locks_unlanded[buyer] -= 1
+            if picked.landed_at is not None:
+                self._last_landed[buyer] = max(self._last_landed[buyer], picked.landed_at)
             spent = self._spent[buyer]
             view = self._cash_views.get((buyer, *coin))
             if picked.landed_at is None and view is not None:  # the lock failed: free again
