@@ -333,7 +333,7 @@ def _dvp_blocks(n: int, exits_per_tx: int) -> dict[str, Any]:
         h = app.latest_height()
         adm = app.query_app("holders", {}, h)[g.issuer.hex()]["admission"]
         admission = pb.StateRef(txid=bytes.fromhex(adm["txid"]), index=adm["index"])
-        (row,) = app.query_app("cash_states", {"owner": buyer.hex()}, h)
+        (row,) = [r for r in app.query_app("cash_states", {"owner": buyer.hex()}, h) if r["brand"] == ""]
         each = row["amount"] // n
         split = WireTransaction(
             inputs=(pb.StateRef(txid=bytes.fromhex(row["txid"]), index=row["index"]),),
@@ -393,8 +393,8 @@ def _dvp_blocks(n: int, exits_per_tx: int) -> dict[str, Any]:
                                 crypto.sha256(b"bench-exit-%d" % k), references=(admission,))
             exit_txs.append(SignedTransaction(w).sign(relayer).encode())
         exit_s = block_cpu_s(exit_txs)
-        assert app.query_app("balances", {"owner": buyer.hex()}, app.latest_height())["by_issuer"] == {
-            g.issuer.hex(): row["amount"]}
+        assert app.query_app("balances", {"owner": buyer.hex()}, app.latest_height())["by_issuer"][
+            g.issuer.hex()] == row["amount"]
         db.close()
     return {
         "locks": n,
@@ -453,7 +453,7 @@ def _open_and_report(home: Path) -> None:
     start = time.perf_counter()
     answer = app.query_app("balances", {"owner": owner}, app.latest_height())
     query_s = time.perf_counter() - start
-    assert answer["by_issuer"] == {app.genesis.issuer.hex(): 1_000_000}
+    assert answer["by_issuer"][app.genesis.issuer.hex()] == 1_000_000
     print(json.dumps({"height": app.latest_height(), "open_ms": round(open_s * 1e3, 2),
                       "first_balances_ms": round(query_s * 1e3, 2),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))

@@ -70,7 +70,7 @@ def dvp_blocks(n: int, per_exit_tx: int) -> dict:
         h = app.latest_height()
         adm = app.query_app("holders", {}, h)[g.issuer.hex()]["admission"]
         admission = pb.StateRef(txid=bytes.fromhex(adm["txid"]), index=adm["index"])
-        (row,) = app.query_app("cash_states", {"owner": buyer.hex()}, h)
+        (row,) = [r for r in app.query_app("cash_states", {"owner": buyer.hex()}, h) if r["brand"] == ""]
         each = row["amount"] // n
         split = WireTransaction(
             inputs=(pb.StateRef(txid=bytes.fromhex(row["txid"]), index=row["index"]),),
@@ -130,7 +130,7 @@ def dvp_blocks(n: int, per_exit_tx: int) -> dict:
             exit_txs.append(SignedTransaction(w).sign(RELAYER).encode())
         exit_block = timed_block(exit_txs)
         bal = app.query_app("balances", {"owner": buyer.hex()}, app.latest_height())
-        assert bal["by_issuer"] == {g.issuer.hex(): 1_000_000}, bal
+        assert bal["by_issuer"][g.issuer.hex()] == 1_000_000, bal
         db.close()
     return {"n": n, "empty_block_ms": round(empty * 1e3, 1), "lock_block_ms": round(lock_block * 1e3, 1),
             "lock_us_per_tx": round((lock_block - empty) / n * 1e6, 1), "exits_per_tx": per_exit_tx,

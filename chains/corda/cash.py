@@ -6,7 +6,16 @@ anyone but the issuer must carry that Admission as a reference input naming ever
 so admission is checked against notarised ledger data rather than an off-ledger list.
 Commands (contract "Cash"): Issue (issuer signs), Move (every input owner signs), Redeem
 (issuer and every input owner sign; inputs - outputs = redeemed amount). Amounts are
-conserved per issuer on Move.
+conserved per (issuer, brand) on Move.
+
+Brands: an issuer (an SC trust) may issue several stablecoins for different purposes. A
+brand is a name on the Cash state, so the coin is the pair (issuer, brand): only the issuer
+can create it (Issue needs its signature), no Move can turn one brand into another (amounts
+are conserved per pair), and each brand has its own Admission (Admission.brand), so being
+admitted to one brand admits nobody to another. Why on the state rather than in a registry
+of names: the issuer's key already namespaces what it issues, so no party has to own a
+global name table, and every contract check is a comparison of fields of the states in the
+transaction. "" is the unnamed brand (states written before brands existed).
 
 DvP escrow: Cash owned by ``DVP_ESCROW_OWNER`` (a hash nobody holds a key for) is the buyer's
 stablecoin locked for one trade. Its guard is not a signature but the DvpLock it is cycled
@@ -21,6 +30,7 @@ builds on this module; dvp.py re-exports them.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 from google.protobuf.message import DecodeError
@@ -34,6 +44,17 @@ ADMISSION = "Admission"
 DVP = "DvP"
 DVP_ESCROW_OWNER = sha256(b"kakehashi.corda.dvp-escrow")
 _U64 = 2**64
+_BRAND = re.compile(r"[A-Za-z0-9._-]{0,32}")
+
+
+def valid_brand(brand: str) -> bool:
+    return _BRAND.fullmatch(brand) is not None
+
+
+def brand_key(issuer: bytes, brand: str) -> str:
+    """How node queries name a coin: the issuer's hex key, then ``/brand`` for a named brand
+    (the unnamed brand keeps the bare key that answers used before brands)."""
+    return issuer.hex() if not brand else f"{issuer.hex()}/{brand}"
 
 
 def parse_cash(state: pb.TransactionState) -> pb.Cash:
@@ -44,6 +65,8 @@ def parse_cash(state: pb.TransactionState) -> pb.Cash:
         raise ContractError("Cash state data does not decode") from None
     if len(cash.issuer) != 32 or len(cash.owner) != 32 or cash.amount == 0:
         raise ContractError("Cash needs a 32-byte issuer and owner and a positive amount")
+    if not valid_brand(cash.brand):
+        raise ContractError("Cash brand must be 0-32 characters of [A-Za-z0-9._-]")
     return cash
 
 
@@ -55,11 +78,14 @@ def _parse_admission(state: pb.TransactionState) -> pb.Admission:
         raise ContractError("Admission state data does not decode") from None
     if len(adm.issuer) != 32:
         raise ContractError("Admission needs a 32-byte issuer")
+    if not valid_brand(adm.brand):
+        raise ContractError("Admission brand must be 0-32 characters of [A-Za-z0-9._-]")
     return adm
 
 
-def cash_state(issuer: bytes, owner: bytes, amount: int, notary: bytes, encumbrance: int | None = None) -> pb.TransactionState:
-    data = pb.Cash(issuer=issuer, owner=owner, amount=amount).SerializeToString(deterministic=True)
+def cash_state(issuer: bytes, owner: bytes, amount: int, notary: bytes, encumbrance: int | None = None,
+               brand: str = "") -> pb.TransactionState:
+    data = pb.Cash(issuer=issuer, owner=owner, amount=amount, brand=brand).SerializeToString(deterministic=True)
     st = pb.TransactionState(contract=CASH, data=data, participants=[owner], notary=notary)
     if encumbrance is not None:
         st.has_encumbrance = True
@@ -67,8 +93,8 @@ def cash_state(issuer: bytes, owner: bytes, amount: int, notary: bytes, encumbra
     return st
 
 
-def admission_state(issuer: bytes, holders: list[bytes], notary: bytes) -> pb.TransactionState:
-    data = pb.Admission(issuer=issuer, holders=holders).SerializeToString(deterministic=True)
+def admission_state(issuer: bytes, holders: list[bytes], notary: bytes, brand: str = "") -> pb.TransactionState:
+    data = pb.Admission(issuer=issuer, holders=holders, brand=brand).SerializeToString(deterministic=True)
     return pb.TransactionState(contract=ADMISSION, data=data, participants=[issuer], notary=notary)
 
 
@@ -90,12 +116,12 @@ class AdmissionContract:
 class CashContract:
     name = CASH
 
-    def _admitted(self, ltx: LedgerTransaction) -> dict[bytes, set[bytes]]:
-        admitted: dict[bytes, set[bytes]] = defaultdict(set)
+    def _admitted(self, ltx: LedgerTransaction) -> dict[tuple[bytes, str], set[bytes]]:
+        admitted: dict[tuple[bytes, str], set[bytes]] = defaultdict(set)
         for ref in ltx.references:
             if ref.state.contract == ADMISSION:
                 adm = _parse_admission(ref.state)
-                admitted[bytes(adm.issuer)].update(bytes(h) for h in adm.holders)
+                admitted[(bytes(adm.issuer), adm.brand)].update(bytes(h) for h in adm.holders)
         return admitted
 
     @staticmethod
@@ -133,25 +159,26 @@ class CashContract:
         for o in outs:
             if o.owner in (o.issuer, DVP_ESCROW_OWNER):
                 continue
-            if bytes(o.owner) not in admitted[bytes(o.issuer)]:
-                raise ContractError(f"{o.owner.hex()[:16]} is not admitted to hold this issuer's cash")
-        in_sum: dict[bytes, int] = defaultdict(int)
-        out_sum: dict[bytes, int] = defaultdict(int)
+            if bytes(o.owner) not in admitted[(bytes(o.issuer), o.brand)]:
+                raise ContractError(
+                    f"{o.owner.hex()[:16]} is not admitted to hold this issuer's cash of brand {o.brand!r}")
+        in_sum: dict[tuple[bytes, str], int] = defaultdict(int)
+        out_sum: dict[tuple[bytes, str], int] = defaultdict(int)
         for c in ins:
-            in_sum[bytes(c.issuer)] += c.amount
+            in_sum[(bytes(c.issuer), c.brand)] += c.amount
         for c in outs:
-            out_sum[bytes(c.issuer)] += c.amount
+            out_sum[(bytes(c.issuer), c.brand)] += c.amount
         owners = {bytes(c.owner) for c in ins} - {DVP_ESCROW_OWNER}
         if not owners <= signers:
             raise ContractError("every owner of consumed cash must sign")
         if cmd.name == "Issue":
             if ins or not outs:
                 raise ContractError("Issue consumes no cash and creates some")
-            if not set(out_sum) <= signers:
+            if not {issuer for issuer, _ in out_sum} <= signers:
                 raise ContractError("only the issuer may issue its cash, and it must sign")
         elif cmd.name == "Move":
             if not ins or dict(in_sum) != dict(out_sum):
-                raise ContractError("Move must conserve the amount of each issuer's cash")
+                raise ContractError("Move must conserve the amount of each issuer's cash of each brand")
         elif cmd.name == "Redeem":
             redeem = pb.CashRedeem()
             try:
@@ -159,11 +186,11 @@ class CashContract:
             except DecodeError:
                 raise ContractError("Redeem data does not decode") from None
             if len(in_sum) != 1:
-                raise ContractError("Redeem consumes cash of exactly one issuer")
-            issuer = next(iter(in_sum))
-            if issuer not in signers:
+                raise ContractError("Redeem consumes cash of exactly one issuer and brand")
+            coin = next(iter(in_sum))
+            if coin[0] not in signers:
                 raise ContractError("the issuer must sign a redemption")
-            if set(out_sum) - {issuer} or in_sum[issuer] - out_sum[issuer] != redeem.amount or redeem.amount == 0:
+            if set(out_sum) - {coin} or in_sum[coin] - out_sum[coin] != redeem.amount or redeem.amount == 0:
                 raise ContractError("Redeem must destroy exactly the redeemed amount")
         else:
             raise ContractError(f"unknown Cash command {cmd.name!r}")

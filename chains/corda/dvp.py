@@ -23,6 +23,13 @@ trade id). The module refuses a second send with a trade id and records ``dvp/tr
 message about any other sequence with a copy of the terms would be a successful no-op in the
 core (no commitment, nothing verified), so without the pin it could release the cash unproven.
 
+Brands: the trade's terms name the SC brand (``sc_brand``) of ``cash_issuer`` it pays in, and
+the lock records it (``DvpLock.brand``). The Lock requires the escrow Cash to be of exactly that
+(issuer, brand) and the payee admitted by that brand's Admission; every exit pays out Cash of
+the same (issuer, brand). With the Cash contract conserving each (issuer, brand) separately, a
+buyer cannot pay a brand-B trade with brand-A cash, and the seller receives only the brand the
+EVM leg's terms hash committed to.
+
 Status of a lock for queries is derived from the ledger: a lock is "locked" until consumed,
 and the consuming transaction's DvP command for its trade says how it ended.
 """
@@ -199,7 +206,7 @@ def _dvp_packet_exits(messages: list[any_pb2.Any]) -> list[tuple[_PacketExit, dv
     return out
 
 
-def _admitted(ltx: LedgerTransaction, issuer: bytes, holder: bytes) -> bool:
+def _admitted(ltx: LedgerTransaction, issuer: bytes, brand: str, holder: bytes) -> bool:
     if holder == issuer:
         return True
     for ref in ltx.references:
@@ -209,7 +216,7 @@ def _admitted(ltx: LedgerTransaction, issuer: bytes, holder: bytes) -> bool:
                 adm.ParseFromString(ref.state.data)
             except DecodeError:
                 raise ContractError("Admission state data does not decode") from None
-            if bytes(adm.issuer) == issuer and holder in {bytes(h) for h in adm.holders}:
+            if bytes(adm.issuer) == issuer and adm.brand == brand and holder in {bytes(h) for h in adm.holders}:
                 return True
     return False
 
@@ -252,8 +259,10 @@ class DvpContract:
         cash = parse_cash(cash_st)
         if not cash_st.has_encumbrance or cash_st.encumbrance != index:
             raise ContractError("the escrow Cash and the DvpLock must encumber each other")
-        if (bytes(cash.owner), bytes(cash.issuer), cash.amount) != (DVP_ESCROW_OWNER, lock.cash_issuer, lock.amount):
-            raise ContractError("the escrow Cash must be owned by the DvP escrow, of the lock's issuer and amount")
+        if (bytes(cash.owner), bytes(cash.issuer), cash.brand, cash.amount) != (
+                DVP_ESCROW_OWNER, lock.cash_issuer, lock.brand, lock.amount):
+            raise ContractError(
+                "the escrow Cash must be owned by the DvP escrow, of the lock's issuer, brand and amount")
         sends = [unpack_as(m, dvp_pb2.MsgDvpSend) for m in messages if type_name(m) == _DVP_SEND]
         if len(sends) != 1:
             raise ContractError(f"a Lock carries exactly one MsgDvpSend, found {len(sends)}")
@@ -263,9 +272,9 @@ class DvpContract:
         except InvalidMessage as exc:
             raise ContractError(f"MsgDvpSend terms: {exc}") from None
         t = send.terms
-        expected = (t.trade_id, t.buyer_corda, t.seller_corda, t.cash_issuer, t.sc_amount, dvp_app.terms_hash(t),
-                    send.source_channel, send.timeout_timestamp)
-        actual = (lock.trade_id, lock.payer, lock.payee, lock.cash_issuer, lock.amount, lock.terms_hash,
+        expected = (t.trade_id, t.buyer_corda, t.seller_corda, t.cash_issuer, t.sc_brand, t.sc_amount,
+                    dvp_app.terms_hash(t), send.source_channel, send.timeout_timestamp)
+        actual = (lock.trade_id, lock.payer, lock.payee, lock.cash_issuer, lock.brand, lock.amount, lock.terms_hash,
                   lock.channel_id, lock.timeout_timestamp)
         if expected != actual:
             raise ContractError("the DvpLock does not match the terms, channel and timeout of its MsgDvpSend")
@@ -274,8 +283,10 @@ class DvpContract:
         payer = bytes(lock.payer)
         if payer not in ltx.signers or payer not in {bytes(k) for k in cmd.signers}:
             raise ContractError("the buyer (payer) must sign the Lock")
-        if not _admitted(ltx, bytes(lock.cash_issuer), bytes(lock.payee)):
-            raise ContractError("the payee is not admitted to hold this issuer's cash (reference its Admission)")
+        if not _admitted(ltx, bytes(lock.cash_issuer), lock.brand, bytes(lock.payee)):
+            raise ContractError(
+                f"the payee is not admitted to hold this issuer's cash of brand {lock.brand!r} "
+                "(reference that brand's Admission)")
 
     # --- exits ---
 
@@ -311,8 +322,8 @@ class DvpContract:
             if not sar.state.has_encumbrance or cash_st is None or cash_st.contract != CASH:
                 raise ContractError(f"trade {lock.trade_id!r}: the lock's escrow Cash must be consumed with it")
             cash = parse_cash(cash_st)
-            if (bytes(cash.owner), bytes(cash.issuer), cash.amount) != (DVP_ESCROW_OWNER, lock.cash_issuer,
-                                                                         lock.amount):
+            if (bytes(cash.owner), bytes(cash.issuer), cash.brand, cash.amount) != (
+                    DVP_ESCROW_OWNER, lock.cash_issuer, lock.brand, lock.amount):
                 raise ContractError(f"trade {lock.trade_id!r}: the consumed escrow Cash is not the lock's")
             mine = packet_exits.get((lock.channel_id, lock.trade_id), [])
             if len(mine) != 1:
@@ -346,9 +357,10 @@ class DvpContract:
             if out.contract != CASH or out.has_encumbrance:
                 raise ContractError(f"trade {lock.trade_id!r}: output {output_index} must be unencumbered Cash")
             paid = parse_cash(out)
-            if (bytes(paid.owner), bytes(paid.issuer), paid.amount) != (payee, lock.cash_issuer, lock.amount):
+            if (bytes(paid.owner), bytes(paid.issuer), paid.brand, paid.amount) != (
+                    payee, lock.cash_issuer, lock.brand, lock.amount):
                 raise ContractError(
-                    f"trade {lock.trade_id!r}: {name} must pay {lock.amount} of the lock's issuer to "
+                    f"trade {lock.trade_id!r}: {name} must pay {lock.amount} of the lock's issuer and brand to "
                     f"{'the payee' if name == SETTLE else 'the payer'}"
                 )
 
@@ -451,7 +463,8 @@ def lock_transaction(
 
     Outputs: 0 = Cash(owner = DVP_ESCROW_OWNER, sc_amount, encumbered by 1), 1 = DvpLock
     (encumbered by 0), 2 = change Cash to the buyer when the inputs exceed sc_amount.
-    ``admission_ref`` is the issuer's Admission naming the seller (and the buyer, for the change).
+    ``admission_ref`` is the Admission of the terms' (issuer, brand) naming the seller (and the
+    buyer, for the change); ``cash_inputs`` must all be the buyer's Cash of that issuer and brand.
     """
     try:
         dvp_app.validate_terms(terms)
@@ -462,21 +475,22 @@ def lock_transaction(
         raise DvpError("buyer_seed is not the key of terms.buyer_corda")
     if not 0 < timeout_timestamp <= terms.deadline_ns:
         raise DvpError("timeout_timestamp must be set and not later than terms.deadline_ns")
-    issuer = bytes(terms.cash_issuer)
-    if not cash_inputs or any((bytes(c.owner), bytes(c.issuer)) != (buyer, issuer) for _, c in cash_inputs):
-        raise DvpError("cash_inputs must be the buyer's cash of terms.cash_issuer")
+    issuer, brand = bytes(terms.cash_issuer), terms.sc_brand
+    if not cash_inputs or any((bytes(c.owner), bytes(c.issuer), c.brand) != (buyer, issuer, brand)
+                              for _, c in cash_inputs):
+        raise DvpError("cash_inputs must be the buyer's cash of terms.cash_issuer and terms.sc_brand")
     total = sum(int(c.amount) for _, c in cash_inputs)
     if total < terms.sc_amount:
         raise DvpError(f"cash_inputs hold {total}, the trade needs {terms.sc_amount}")
     lock = dvp_pb2.DvpLock(
-        trade_id=terms.trade_id, payer=buyer, payee=terms.seller_corda, cash_issuer=issuer,
+        trade_id=terms.trade_id, payer=buyer, payee=terms.seller_corda, cash_issuer=issuer, brand=brand,
         amount=terms.sc_amount, port_id=dvp_app.PORT_ID, channel_id=channel_id,
         timeout_timestamp=timeout_timestamp, terms_hash=dvp_app.terms_hash(terms),
     )
-    outputs = [cash_state(issuer, DVP_ESCROW_OWNER, terms.sc_amount, notary, encumbrance=1),
+    outputs = [cash_state(issuer, DVP_ESCROW_OWNER, terms.sc_amount, notary, encumbrance=1, brand=brand),
                lock_state(lock, notary, encumbrance=0)]
     if total > terms.sc_amount:
-        outputs.append(cash_state(issuer, buyer, total - terms.sc_amount, notary))
+        outputs.append(cash_state(issuer, buyer, total - terms.sc_amount, notary, brand=brand))
     send = dvp_pb2.MsgDvpSend(source_channel=channel_id, terms=terms, timeout_timestamp=timeout_timestamp,
                               sender=account_of(buyer))
     commands = (
@@ -503,15 +517,15 @@ def exit_parts(
     - the IBC command carrying the packet's MsgAcknowledgement (Settle: success ack,
       RefundOnError: error ack) or MsgTimeout / MsgTimeoutOnClose (RefundOnTimeout),
       signed by the relayer, as for any IBC message;
-    - a reference to the cash issuer's current Admission state (the ``holders`` query's
-      ``admission``) unless the paid party is the issuer: the Cash contract admits every
-      new owner against it.
+    - a reference to the current Admission state of the lock's (issuer, brand) (the ``holders``
+      query's ``admission``) unless the paid party is the issuer: the Cash contract admits
+      every new owner against it.
     """
     if kind not in EXITS:
         raise DvpError(f"kind must be one of {', '.join(EXITS)}, got {kind!r}")
     if output_index < 0:
         raise DvpError("output_index must not be negative")
     owner = bytes(lock.payee) if kind == SETTLE else bytes(lock.payer)
-    output = cash_state(bytes(lock.cash_issuer), owner, int(lock.amount), notary)
+    output = cash_state(bytes(lock.cash_issuer), owner, int(lock.amount), notary, brand=lock.brand)
     commands = [_command(kind, lock.trade_id, output_index, []), pb.Command(contract=CASH, name="Move")]
     return [cash_ref, lock_ref], [output], commands

@@ -23,6 +23,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 
+from chains.corda.cash import brand_key
 from chains.corda.dvp import exit_parts
 from chains.corda.ibc_host import account_of, ibc_command
 from chains.corda.transaction import SALT_LEN, SignedTransaction, WireTransaction
@@ -105,13 +106,13 @@ async def dvp_exits(node: NodeClient, msgs: Sequence[Message], notary: bytes) ->
     """Exit parts for every dvp ack/timeout in ``msgs`` (None when there is none).
 
     The Cash output of an exit pays the payee (Settle) or the payer (refunds), so it carries
-    that issuer's Admission as a reference input, once per issuer.
+    the Admission of the lock's (issuer, brand) as a reference input, once per brand.
     """
     found = [(i, got) for i, m in enumerate(msgs) if (got := _dvp_packet(m)) is not None]
     if not found:
         return None
     exits = DvpExits(msgs)
-    admissions: dict[bytes, pb.StateRef] = {}
+    admissions: dict[str, pb.StateRef] = {}
     taken: set[tuple[bytes, int]] = set()
     trade_ids: dict[int, str] = {}
     for i, (_kind, packet) in found:
@@ -139,12 +140,13 @@ async def dvp_exits(node: NodeClient, msgs: Sequence[Message], notary: bytes) ->
                 continue
             taken.add((bytes(lock_ref.txid), lock_ref.index))
             lock = dvp_pb2.DvpLock.FromString(bytes.fromhex(str(got["lock_state"])))
-            issuer = bytes(lock.cash_issuer)
-            if issuer not in admissions:
-                admitted = holders.get(issuer.hex()) if isinstance(holders, dict) else None
+            coin = brand_key(bytes(lock.cash_issuer), lock.brand)
+            if coin not in admissions:
+                admitted = holders.get(coin) if isinstance(holders, dict) else None
                 if admitted is None:
-                    raise CodecError(f"the Corda chain has no Admission for cash issuer {issuer.hex()[:16]}")
-                admissions[issuer] = _ref(admitted["admission"])
+                    raise CodecError(f"the Corda chain has no Admission for cash issuer "
+                                     f"{lock.cash_issuer.hex()[:16]} brand {lock.brand!r}")
+                admissions[coin] = _ref(admitted["admission"])
             ins, outs, cmds = exit_parts(kind, lock_ref, lock, cash_ref, len(exits.outputs), notary)
             exits.inputs += ins
             exits.outputs += outs

@@ -1,4 +1,4 @@
-"""``kakehashi dvp ...``: pre-check, settle, status, list, reclaim and the trade feed.
+"""``kakehashi dvp ...``: pre-check, settle, status, list, reclaim, the trade feed and the board.
 
 Where things come from: node addresses from the relayer config (the chain of kind evm and
 the one of kind corda, TLS included) unless ``--evm`` / ``--corda`` override them; the dvp
@@ -338,6 +338,28 @@ def cmd_feed(ns: argparse.Namespace) -> None:
 # --- parser ------------------------------------------------------------------------------
 
 
+def cmd_watch(ns: argparse.Namespace) -> None:
+    """The settlement board: trades by state, path and SC brand, from the record (and MQTT)."""
+    from relayer.dvp import watch
+
+    setup = _Setup(ns)
+    if setup.config is None and not ns.db:
+        raise DvpCliError(f"cannot read config file {ns.config}: no such file (pass -c RELAYER.toml or --db FILE)")
+    if ns.interval <= 0:
+        raise DvpCliError(f"--interval: expected a positive number of seconds, got {ns.interval}")
+    try:
+        if ns.once:
+            watch.once(setup.db, stdout_console())
+            return
+        try:
+            asyncio.run(watch.live(setup.db, stdout_console(), broker=setup.broker(), interval_s=ns.interval))
+        except KeyboardInterrupt:  # Ctrl-C before the board's own handler was installed: still exit cleanly
+            if setup.db.is_file():
+                watch.once(setup.db, stdout_console())
+    except (watch.WatchError, RecordError) as exc:
+        raise DvpCliError(str(exc)) from None
+
+
 def cmd_example(ns: argparse.Namespace) -> None:
     """A trade between the local testnet's demo accounts, ready for ``dvp precheck|settle``.
 
@@ -360,6 +382,8 @@ def cmd_example(ns: argparse.Namespace) -> None:
             "buyer": {"evm": "0x" + acc.evm_address(ns.buyer).hex(), "corda": acc.corda_party(ns.payer).hex()},
             "deadline_s": ns.deadline_s, "timeout_s": ns.timeout_s,
         }
+        if ns.sc_brand is not None:
+            doc["sc_brand"] = ns.sc_brand
     except (OSError, ValueError) as exc:
         evm_names = sorted(p.stem for p in (evm_home / "keys").glob("*.key"))
         corda_names = sorted(p.stem.removeprefix("holder-") for p in (corda_home / "keys").glob("holder-*.key"))
@@ -406,6 +430,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ex.add_argument("--payee", default="firm-a", help="Corda demo holder receiving the SC (default firm-a)")
     ex.add_argument("--deadline-s", type=int, default=120, help="ST escrow deadline, seconds from now (default 120)")
     ex.add_argument("--timeout-s", type=int, default=60, help="packet timeout, seconds from now (default 60)")
+    ex.add_argument("--sc-brand", help="SC brand paid in, e.g. KUSD (default: the Corda chain's default brand)")
     ex.set_defaults(func=_one_line(cmd_example))
     st = dvp.add_parser("status", parents=[dcommon], help="a trade as both chains see it")
     st.add_argument("trade_id", metavar="TRADE_ID")
@@ -424,3 +449,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     f.add_argument("--wait", type=float, help="seconds to follow each trade (default: its timeout + 60 s)")
     f.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT meanwhile")
     f.set_defaults(func=_one_line(cmd_feed))
+    w = dvp.add_parser("watch", parents=[dcommon], help="live board of trades by state, path and SC brand")
+    w.add_argument("--once", action="store_true", help="print one frame from the record and exit")
+    w.add_argument("--interval", type=float, default=1.0, help="seconds between record reads (default 1)")
+    w.set_defaults(func=_one_line(cmd_watch))

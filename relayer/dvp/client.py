@@ -208,10 +208,10 @@ class DvpClient:
         self.poll_s = poll_s
         self._accounts: dict[bytes, _EvmAccount] = defaultdict(_EvmAccount)
         self._st_holds = Holds()  # key: seller EVM address
-        self._sc_holds = Holds()  # key: (buyer Corda key, cash issuer)
+        self._sc_holds = Holds()  # key: (buyer Corda key, cash issuer, SC brand)
         # Cash inputs of locks in flight: buyer -> state ref -> Corda height its lock landed at (None: not yet)
         self._inputs: dict[bytes, dict[tuple[str, int], int | None]] = defaultdict(dict)
-        self._cash_views: dict[tuple[bytes, bytes], tuple[int, list[dict[str, Any]]]] = {}
+        self._cash_views: dict[tuple[bytes, bytes, str], tuple[int, list[dict[str, Any]]]] = {}
         self._spent: dict[bytes, dict[int, list[tuple[str, int]]]] = defaultdict(dict)  # by landing height
         self._inputs_floor: dict[bytes, int] = defaultdict(int)
         # Per buyer: locks holding inputs whose block is not known yet, and the highest block a
@@ -234,7 +234,8 @@ class DvpClient:
             return trade
         led = self.ledgers
         return resolve(trade, evm_now_ns=await led.evm_time_ns(), security_token=led.security_token,
-                       cash_issuer=led.cash_issuer, channel=led.channel)
+                       cash_issuer=led.cash_issuer, channel=led.channel, brands=led.brands,
+                       default_brand=led.default_brand)
 
     async def precheck(self, trade: Trade | ResolvedTrade) -> list[str]:
         """Every reason the trade would fail now, read from both chains; [] = go."""
@@ -263,11 +264,18 @@ class DvpClient:
         if bytes(t.security_token) != led.security_token:
             reasons.append(f"security_token: 0x{t.security_token.hex()} is not the EVM chain's security token "
                            f"0x{led.security_token.hex()}")
-        issuer = bytes(t.cash_issuer)
+        issuer, brand = bytes(t.cash_issuer), t.sc_brand
+        brands = led.brands
+        if brand not in brands:
+            reasons.append(f"sc_brand: {brand!r} is not an SC brand of the Corda chain "
+                           f"(it issues {', '.join(repr(b) for b in sorted(brands))})")
+        elif brands[brand] != issuer:
+            reasons.append(f"cash_issuer: {issuer.hex()[:16]}.. does not issue SC brand {brand!r} "
+                           f"(its issuer is {brands[brand].hex()[:16]}..)")
         escrow, lock, seller_st, buyer_st, (admission, admitted), path = await asyncio.gather(
             led.escrow(t.trade_id), led.lock(t.trade_id), led.st_holding_at(bytes(t.seller_evm), ADVISORY_STALE_BLOCKS),
-            led.st_holding_at(bytes(t.buyer_evm), ADVISORY_STALE_BLOCKS), led.admission(issuer, ADVISORY_STALE_BLOCKS),
-            self._path_reasons(rt, now))
+            led.st_holding_at(bytes(t.buyer_evm), ADVISORY_STALE_BLOCKS),
+            led.admission(issuer, ADVISORY_STALE_BLOCKS, brand=brand), self._path_reasons(rt, now))
         if escrow.get("status") != "none":
             reasons.append(f"trade_id: {t.trade_id} is already used on the EVM chain (escrow {escrow.get('status')})")
         if lock.get("status") != "none":
@@ -279,12 +287,13 @@ class DvpClient:
         if not buyer_st[1]:
             reasons.append(f"buyer.evm: 0x{t.buyer_evm.hex()} is not whitelisted for the security token")
         if admission is None:
-            reasons.append(f"cash_issuer: {issuer.hex()[:16]}.. has no Admission on the Corda chain")
+            reasons.append(f"cash_issuer: {issuer.hex()[:16]}.. has no Admission for SC brand {brand!r} "
+                           "on the Corda chain")
         else:
             for role, key in (("buyer", bytes(t.buyer_corda)), ("seller", bytes(t.seller_corda))):
                 if key not in admitted:
-                    reasons.append(f"{role}.corda: {key.hex()[:16]}.. is not admitted to hold issuer "
-                                   f"{issuer.hex()[:16]}..'s cash")
+                    reasons.append(f"{role}.corda: {key.hex()[:16]}.. is not admitted to hold SC brand {brand!r} "
+                                   f"of issuer {issuer.hex()[:16]}..")
         path_reasons: list[str] = path
         return reasons + path_reasons
 
@@ -296,11 +305,11 @@ class DvpClient:
     async def _read_balances(self, rt: ResolvedTrade) -> tuple[int, int, int, int]:
         """(seller ST, its EVM height, buyer SC, its Corda height), fresh against the holds."""
         led, t = self.ledgers, rt.terms
-        seller, sc_key = bytes(t.seller_evm), (bytes(t.buyer_corda), bytes(t.cash_issuer))
+        seller, sc_key = bytes(t.seller_evm), _sc_key(t)
         while True:
             (st, _, st_h), (sc, sc_h) = await asyncio.gather(
                 led.st_holding_at(seller, EXACT_STALE_BLOCKS),
-                led.sc_balance_at(bytes(t.buyer_corda), bytes(t.cash_issuer), EXACT_STALE_BLOCKS))
+                led.sc_balance_at(bytes(t.buyer_corda), bytes(t.cash_issuer), EXACT_STALE_BLOCKS, brand=t.sc_brand))
             if self._st_holds.fresh(seller, st_h) and self._sc_holds.fresh(sc_key, sc_h):
                 return st, st_h, sc, sc_h
 
@@ -311,10 +320,10 @@ class DvpClient:
         st_free = st - self._st_holds.held(seller, st_h)
         if st_free < t.st_quantity:
             reasons.append(f"seller.evm: 0x{t.seller_evm.hex()} has {st_free} ST free, the trade needs {t.st_quantity}")
-        sc_free = sc - self._sc_holds.held((bytes(t.buyer_corda), issuer), sc_h)
+        sc_free = sc - self._sc_holds.held(_sc_key(t), sc_h)
         if sc_free < t.sc_amount:
-            reasons.append(f"buyer.corda: {t.buyer_corda.hex()[:16]}.. has {sc_free} SC of issuer "
-                           f"{issuer.hex()[:16]}.. free, the trade needs {t.sc_amount}")
+            reasons.append(f"buyer.corda: {t.buyer_corda.hex()[:16]}.. has {sc_free} SC of brand {t.sc_brand!r} "
+                           f"of issuer {issuer.hex()[:16]}.. free, the trade needs {t.sc_amount}")
         return reasons
 
     async def _path_reasons(self, rt: ResolvedTrade, now: int) -> list[str]:
@@ -387,8 +396,8 @@ class DvpClient:
         return await self._evm_tx(seller_key, calls)
 
     @contextlib.asynccontextmanager
-    async def _cash_inputs(self, buyer: bytes, issuer: bytes, amount: int) -> AsyncIterator[_Picked]:
-        """Cash states of ``buyer`` covering ``amount``, reserved until the lock using them
+    async def _cash_inputs(self, buyer: bytes, coin: tuple[bytes, str], amount: int) -> AsyncIterator[_Picked]:
+        """Cash states of ``buyer`` of ``coin`` (issuer, brand) covering ``amount``, reserved until the lock using them
         lands (the caller reports it through the yielded list's ``landed`` marker) or fails.
 
         Chosen from the Cash the chain shows at its head, minus inputs of this client's locks
@@ -401,7 +410,7 @@ class DvpClient:
             if height < self._inputs_floor[buyer]:
                 stale = 0  # older than inputs already forgotten as spent: read again at the head
                 continue
-            free = self._free_cash(buyer, issuer, rows, height)
+            free = self._free_cash(buyer, coin, rows, height)
             chosen, total = [], 0
             while free and total < amount:
                 r = free.pop()  # largest first
@@ -416,14 +425,16 @@ class DvpClient:
                 stale = 0
                 continue
             if not self._locks_unlanded[buyer] and self._last_landed[buyer] <= height:
-                raise DvpError(f"buyer {buyer.hex()[:16]}.. has only {total} SC of this issuer; needs {amount}")
+                raise DvpError(f"buyer {buyer.hex()[:16]}.. has only {total} SC of this issuer and brand; "
+                               f"needs {amount}")
             await self.ledgers.corda_watch.next_block(height)  # a lock in flight returns change when it lands
         keys = [(r["txid"], int(r["index"])) for r in chosen]
         for k in keys:
             reserved[k] = None
         self._locks_unlanded[buyer] += 1
         picked = _Picked((pb.StateRef(txid=bytes.fromhex(r["txid"]), index=int(r["index"])),
-                          pb.Cash(issuer=issuer, owner=buyer, amount=int(r["amount"]))) for r in chosen)
+                          pb.Cash(issuer=coin[0], owner=buyer, amount=int(r["amount"]), brand=coin[1]))
+                         for r in chosen)
         try:
             yield picked
         finally:
@@ -431,7 +442,7 @@ class DvpClient:
             if picked.landed_at is not None:
                 self._last_landed[buyer] = max(self._last_landed[buyer], picked.landed_at)
             spent = self._spent[buyer]
-            view = self._cash_views.get((buyer, issuer))
+            view = self._cash_views.get((buyer, *coin))
             if picked.landed_at is None and view is not None:  # the lock failed: free again
                 for r in chosen:
                     bisect.insort(view[1], r, key=lambda x: int(x["amount"]))
@@ -448,26 +459,30 @@ class DvpClient:
                         reserved.pop(k, None)
                     self._inputs_floor[buyer] = max(self._inputs_floor[buyer], at)
 
-    def _free_cash(self, buyer: bytes, issuer: bytes, rows: list[dict[str, Any]], height: int) -> list[dict[str, Any]]:
-        """The buyer's Cash of ``issuer`` not reserved by a lock in flight, smallest first (so
-        the largest pops first), built once per Corda height and consumed as inputs are taken."""
-        view = self._cash_views.get((buyer, issuer))
+    def _free_cash(self, buyer: bytes, coin: tuple[bytes, str], rows: list[dict[str, Any]],
+                   height: int) -> list[dict[str, Any]]:
+        """The buyer's Cash of ``coin`` (issuer, brand) not reserved by a lock in flight, smallest
+        first (so the largest pops first), built once per Corda height and consumed as inputs are taken."""
+        view = self._cash_views.get((buyer, *coin))
         if view is not None and view[0] >= height:
             return view[1]
         reserved = self._inputs[buyer]
-        free = sorted((r for r in rows if r["issuer"] == issuer.hex() and (r["txid"], int(r["index"])) not in reserved),
+        issuer_hex, brand = coin[0].hex(), coin[1]
+        free = sorted((r for r in rows if r["issuer"] == issuer_hex and r.get("brand", "") == brand
+                       and (r["txid"], int(r["index"])) not in reserved),
                       key=lambda r: int(r["amount"]))
-        self._cash_views[(buyer, issuer)] = (height, free)
+        self._cash_views[(buyer, *coin)] = (height, free)
         return free
 
     async def lock_corda(self, rt: ResolvedTrade, buyer_seed: bytes) -> node_pb2.TxResult:
         """The buyer's SC lock, which also sends the DvP packet."""
         led, t = self.ledgers, rt.terms
-        admission, _ = await led.admission(bytes(t.cash_issuer))
+        admission, _ = await led.admission(bytes(t.cash_issuer), brand=t.sc_brand)
         if admission is None:
-            raise DvpError("the cash issuer has no Admission on the Corda chain")
+            raise DvpError(f"the cash issuer has no Admission for SC brand {t.sc_brand!r} on the Corda chain")
         admission_ref = pb.StateRef(txid=bytes.fromhex(admission["txid"]), index=int(admission["index"]))
-        async with self._cash_inputs(bytes(t.buyer_corda), bytes(t.cash_issuer), int(t.sc_amount)) as inputs:
+        async with self._cash_inputs(bytes(t.buyer_corda), (bytes(t.cash_issuer), t.sc_brand),
+                                     int(t.sc_amount)) as inputs:
             stx = lock_transaction(t, rt.channel, rt.timeout_ns, buyer_seed, list(inputs), admission_ref,
                                    led.notary, _salt())
             tx_hash = await led.corda.submit(stx.encode())
@@ -496,7 +511,7 @@ class DvpClient:
             return Settlement(getattr(trade, "trade_id", "?"), "rejected", reasons=[str(exc)])
         t = rt.terms
         self._check_keys(t, seller_key, buyer_seed)
-        seller, sc_key = bytes(t.seller_evm), (bytes(t.buyer_corda), bytes(t.cash_issuer))
+        seller, sc_key = bytes(t.seller_evm), _sc_key(t)
         static, balances = await asyncio.gather(self._static_reasons(rt), self._read_balances(rt))
         # Judge and reserve the free balances with no await in between: atomic in this loop.
         reasons = static + self._free_reasons(rt, *balances)
@@ -711,6 +726,11 @@ class DvpClient:
         return got
 
 
+def _sc_key(t: dvp_pb2.Terms) -> tuple[bytes, bytes, str]:
+    """What an SC hold is counted against: the buyer's balance of one (issuer, brand)."""
+    return bytes(t.buyer_corda), bytes(t.cash_issuer), t.sc_brand
+
+
 def _ordered(reasons: list[str]) -> list[str]:
     """Reasons grouped by field, without repeats, so a report reads the same every time."""
     return sorted(dict.fromkeys(reasons), key=lambda r: r.split(":", 1)[0])
@@ -719,7 +739,7 @@ def _ordered(reasons: list[str]) -> list[str]:
 def _payload(escrow: dict[str, Any], lock: dict[str, Any], state: str) -> dict[str, Any]:
     return {"state": state, "evm_status": escrow.get("status"), "corda_status": lock.get("status"),
             "sequence": lock.get("sequence"), "channel": lock.get("channel_id"),
-            "st_quantity": escrow.get("quantity"), "sc_amount": lock.get("amount"),
+            "st_quantity": escrow.get("quantity"), "sc_amount": lock.get("amount"), "sc_brand": lock.get("brand"),
             "exit_txid": lock.get("exit_txid")}
 
 

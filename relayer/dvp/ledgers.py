@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
 
+from chains.corda.cash import brand_key
 from chains.ibc.host import paths
 from chains.node.client import ClientTls, NodeClient, NodeError, RetryPolicy
 from kakehashi.ibc.v1 import channel_pb2 as chpb
@@ -194,6 +195,19 @@ class Ledgers:
     def cash_issuer(self) -> bytes:
         return bytes.fromhex(str(self.corda_info["issuer"]))
 
+    @property
+    def default_brand(self) -> str:
+        """The SC brand a trade without ``sc_brand`` pays in: the default brand of ``issuer``."""
+        return str(self.corda_info.get("brand", ""))
+
+    @property
+    def brands(self) -> dict[str, bytes]:
+        """SC brand name -> issuer key, as the Corda chain's genesis declares them."""
+        got = self.corda_info.get("brands")
+        if not isinstance(got, dict):
+            return {self.default_brand: self.cash_issuer}
+        return {str(name): bytes.fromhex(str(key)) for name, key in got.items()}
+
     async def evm_time_ns(self) -> int:
         """The EVM chain's latest block time (from its block stream, not a query per call)."""
         try:
@@ -242,22 +256,28 @@ class Ledgers:
         rows, height = await self.at_head(False, ("cash_states", owner), fetch, max_stale=max_stale)
         return rows, height  # shared by every caller at this head: read, never change
 
-    async def sc_balance(self, owner: bytes, issuer: bytes) -> int:
-        return (await self.sc_balance_at(owner, issuer))[0]
+    async def sc_balance(self, owner: bytes, issuer: bytes, brand: str | None = None) -> int:
+        return (await self.sc_balance_at(owner, issuer, brand=brand))[0]
 
-    async def sc_balance_at(self, owner: bytes, issuer: bytes, max_stale: int = 0) -> tuple[int, int]:
-        """(the owner's SC of ``issuer``, the Corda height it was read at), shared per head."""
+    async def sc_balance_at(self, owner: bytes, issuer: bytes, max_stale: int = 0, *,
+                            brand: str | None = None) -> tuple[int, int]:
+        """(the owner's SC of ``issuer``'s ``brand`` (None: the default brand), the Corda height
+        it was read at), shared per head."""
+        brand = self.default_brand if brand is None else brand
         async def fetch(height: int) -> Any:
             return await _ask(self.corda, "Corda", "balances", height=height, owner=owner.hex())
         got, height = await self.at_head(False, ("balances", owner), fetch, max_stale=max_stale)
-        return int(got["by_issuer"].get(issuer.hex(), 0)), height
+        return int(got["by_brand"].get(brand_key(issuer, brand), 0)), height
 
-    async def admission(self, issuer: bytes, max_stale: int = 0) -> tuple[dict[str, Any] | None, set[bytes]]:
-        """(Admission state ref, admitted holders) of ``issuer``'s cash; (None, {}) without one."""
+    async def admission(self, issuer: bytes, max_stale: int = 0, *,
+                        brand: str | None = None) -> tuple[dict[str, Any] | None, set[bytes]]:
+        """(Admission state ref, admitted holders) of ``issuer``'s ``brand`` (None: the default
+        brand); (None, {}) without one."""
+        brand = self.default_brand if brand is None else brand
         async def fetch(height: int) -> Any:
             return await _ask(self.corda, "Corda", "holders", height=height)
         got, _ = await self.at_head(False, "holders", fetch, max_stale=max_stale)
-        entry = got.get(issuer.hex()) if isinstance(got, dict) else None
+        entry = got.get(brand_key(issuer, brand)) if isinstance(got, dict) else None
         if entry is None:
             return None, set()
         return dict(entry["admission"]), {bytes.fromhex(h) for h in entry["holders"]}

@@ -83,7 +83,7 @@ class TradeRow:
             t = self.terms
             doc["terms"] = {
                 "security_token": "0x" + t.security_token.hex(), "st_quantity": t.st_quantity,
-                "cash_issuer": t.cash_issuer.hex(), "sc_amount": t.sc_amount,
+                "cash_issuer": t.cash_issuer.hex(), "sc_brand": t.sc_brand, "sc_amount": t.sc_amount,
                 "seller": {"evm": "0x" + t.seller_evm.hex(), "corda": t.seller_corda.hex()},
                 "buyer": {"evm": "0x" + t.buyer_evm.hex(), "corda": t.buyer_corda.hex()},
                 "deadline_ns": t.deadline_ns,
@@ -119,6 +119,15 @@ class TradeRecord:
     def all(self) -> list[TradeRow]:
         with self._lock:
             cur = self._db.execute("SELECT * FROM trades ORDER BY created_s, trade_id")
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        return [_row(dict(zip(names, r, strict=True))) for r in rows]
+
+    def changed_since(self, updated_s: float) -> list[TradeRow]:
+        """Rows written at or after ``updated_s`` (a watcher's incremental read; ties re-read)."""
+        with self._lock:
+            cur = self._db.execute("SELECT * FROM trades WHERE updated_s >= ? ORDER BY updated_s, trade_id",
+                                   (updated_s,))
             names = [d[0] for d in cur.description]
             rows = cur.fetchall()
         return [_row(dict(zip(names, r, strict=True))) for r in rows]

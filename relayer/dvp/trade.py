@@ -15,11 +15,14 @@ Format (JSON object; unknown keys are errors so a misspelt field is never ignore
     {"trade_id": "T-0001", "st_quantity": 100, "sc_amount": 25000,
      "seller": {"evm": "0x..", "corda": "<64 hex>"}, "buyer": {"evm": "0x..", "corda": "<64 hex>"},
      "deadline_s": 600, "timeout_s": 300,
-     "security_token": "0x..", "cash_issuer": "<64 hex>", "channel": "channel-0"}
+     "security_token": "0x..", "sc_brand": "KUSD", "cash_issuer": "<64 hex>", "channel": "channel-0"}
 
-``security_token`` (default: the EVM chain's ST), ``cash_issuer`` (default: the Corda
-chain's issuer) and ``channel`` (the Corda end of the dvp channel; default: the client's)
-are optional.
+``security_token`` (default: the EVM chain's ST), ``sc_brand`` (the SC brand paid in;
+default: the Corda chain's default brand, the single SC of trade files written before
+brands), ``cash_issuer`` (default: the issuer of ``sc_brand``, as the Corda chain's
+``chain_info`` names it) and ``channel`` (the Corda end of the dvp channel; default: the
+client's) are optional. A brand the chain does not issue is not an error here: the trade
+resolves, and the pre-check refuses it with the brands the chain does issue.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ _TRADE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _EVM = re.compile(r"0x[0-9a-fA-F]{40}")
 _CORDA = re.compile(r"[0-9a-fA-F]{64}")
 _CHANNEL = re.compile(r"channel-[0-9]{1,19}")
+_SC_BRAND = re.compile(r"[A-Za-z0-9._-]{0,32}")
 _FIELDS = {"trade_id", "security_token", "st_quantity", "cash_issuer", "sc_amount", "seller", "buyer",
-           "deadline_s", "deadline_ns", "timeout_s", "timeout_ns", "channel"}
+           "deadline_s", "deadline_ns", "timeout_s", "timeout_ns", "channel", "sc_brand"}
 
 
 class TradeError(ValueError):
@@ -92,6 +96,7 @@ class Trade:
     security_token: bytes | None = None
     cash_issuer: bytes | None = None
     channel: str | None = None
+    sc_brand: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -108,6 +113,8 @@ class Trade:
             doc["cash_issuer"] = self.cash_issuer.hex()
         if self.channel is not None:
             doc["channel"] = self.channel
+        if self.sc_brand is not None:
+            doc["sc_brand"] = self.sc_brand
         return doc
 
 
@@ -197,6 +204,9 @@ def parse_trade(doc: Any) -> Trade:
     channel = doc.get("channel")
     if channel is not None and (not isinstance(channel, str) or not _CHANNEL.fullmatch(channel)):
         raise TradeError("channel", f"expected a channel id like channel-0, got {channel!r}")
+    sc_brand = doc.get("sc_brand")
+    if sc_brand is not None and (not isinstance(sc_brand, str) or not _SC_BRAND.fullmatch(sc_brand)):
+        raise TradeError("sc_brand", f"expected an SC brand name (0-32 characters of [A-Za-z0-9._-]), got {sc_brand!r}")
     return Trade(
         trade_id=trade_id,
         st_quantity=_uint(doc, "st_quantity"),
@@ -208,6 +218,7 @@ def parse_trade(doc: Any) -> Trade:
         security_token=_evm(doc["security_token"], "security_token") if "security_token" in doc else None,
         cash_issuer=_corda(doc["cash_issuer"], "cash_issuer") if "cash_issuer" in doc else None,
         channel=channel,
+        sc_brand=sc_brand,
     )
 
 
@@ -228,9 +239,28 @@ def load_trade(path: Path) -> Trade:
     return trade_from_json(raw, str(path))
 
 
+def resolve_brand(trade: Trade, brands: dict[str, bytes], default_brand: str,
+                  default_issuer: bytes) -> tuple[str, bytes]:
+    """(SC brand, its issuer) a trade pays in: what it names, else the chain's defaults.
+
+    A trade naming only ``cash_issuer`` (files from before brands) pays in the default brand
+    when that issuer issues it, else in the issuer's first brand. An unknown brand keeps the
+    named (or default) issuer so that the pre-check, not the parser, refuses it by name.
+    """
+    if trade.sc_brand is not None:
+        return trade.sc_brand, trade.cash_issuer or brands.get(trade.sc_brand, default_issuer)
+    issuer = trade.cash_issuer or brands.get(default_brand, default_issuer)
+    if brands.get(default_brand) == issuer:
+        return default_brand, issuer
+    own = [name for name, key in brands.items() if key == issuer]
+    return (own[0] if own else default_brand), issuer
+
+
 def resolve(trade: Trade, *, evm_now_ns: int, security_token: bytes, cash_issuer: bytes,
-            channel: str | None) -> ResolvedTrade:
-    """Fix the chain defaults and the clock; the result is what gets hashed and locked."""
+            channel: str | None, brands: dict[str, bytes] | None = None,
+            default_brand: str = "") -> ResolvedTrade:
+    """Fix the chain defaults and the clock; the result is what gets hashed and locked.
+    ``brands`` (name -> issuer) and ``default_brand`` are the Corda chain's SC brands."""
     deadline = trade.deadline.at(evm_now_ns)
     timeout = trade.timeout.at(evm_now_ns) if trade.timeout is not None else deadline
     if not 0 < deadline < U64:
@@ -240,11 +270,13 @@ def resolve(trade: Trade, *, evm_now_ns: int, security_token: bytes, cash_issuer
     chan = trade.channel or channel
     if not chan:
         raise TradeError("channel", "no dvp channel: name one in the trade or pass --channel")
+    brand, issuer = resolve_brand(trade, brands if brands is not None else {default_brand: cash_issuer},
+                                  default_brand, cash_issuer)
     terms = dvp_pb2.Terms(
         trade_id=trade.trade_id, security_token=trade.security_token or security_token,
-        st_quantity=trade.st_quantity, cash_issuer=trade.cash_issuer or cash_issuer, sc_amount=trade.sc_amount,
+        st_quantity=trade.st_quantity, cash_issuer=issuer, sc_amount=trade.sc_amount,
         seller_evm=trade.seller.evm, buyer_evm=trade.buyer.evm, seller_corda=trade.seller.corda,
-        buyer_corda=trade.buyer.corda, deadline_ns=deadline)
+        buyer_corda=trade.buyer.corda, deadline_ns=deadline, sc_brand=brand)
     try:
         validate_terms(terms)
     except InvalidMessage as exc:

@@ -8,11 +8,12 @@ more ST than the seller escrowed, so its delivery wrote an error ack on the EVM 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
 
-from chains.corda.cash import CASH, cash_state
+from chains.corda.cash import CASH, DVP_ESCROW_OWNER, cash_state
 from chains.corda.dvp import lock_transaction
 from chains.evm import Message as EvmCall
 from chains.evm.dvp import DVP_ESCROW_ADDRESS
@@ -149,7 +150,8 @@ def test_forged_success_ack(net: Net, trades: Trades, attempt: Attempt) -> None:
 def test_spend_encumbered_cash_without_lock(net: Net, trades: Trades, attempt: Attempt) -> None:
     buyer = net.corda_party("holder-firm-b")
     cash_ref, _ = _refs(net, trades.locked.trade_id)
-    back = cash_state(bytes.fromhex(net.corda.info()["issuer"]), buyer.key, 300, buyer.notary)
+    back = cash_state(bytes.fromhex(net.corda.info()["issuer"]), buyer.key, 300, buyer.notary,
+                      brand=net.corda.info()["brand"])
     wtx = buyer.wtx((cash_ref,), (back,), (lpb.Command(contract=CASH, name="Move", signers=[buyer.key]),),
                     (net.admission(),))
     with attempt.watch(net.snapshot):
@@ -162,7 +164,8 @@ def test_spend_encumbered_cash_without_lock(net: Net, trades: Trades, attempt: A
 def test_consume_lock_by_another_command(net: Net, trades: Trades, attempt: Attempt) -> None:
     buyer = net.corda_party("holder-firm-b")
     cash_ref, lock_ref = _refs(net, trades.locked.trade_id)
-    back = cash_state(bytes.fromhex(net.corda.info()["issuer"]), buyer.key, 300, buyer.notary)
+    back = cash_state(bytes.fromhex(net.corda.info()["issuer"]), buyer.key, 300, buyer.notary,
+                      brand=net.corda.info()["brand"])
     wtx = buyer.wtx((cash_ref, lock_ref), (back,), (lpb.Command(contract=CASH, name="Move", signers=[buyer.key]),),
                     (net.admission(),))
     with attempt.watch(net.snapshot):
@@ -203,6 +206,29 @@ def test_trade_id_reused_on_corda(net: Net, trades: Trades, attempt: Attempt) ->
     with attempt.watch(net.snapshot):
         res = net.corda.submit(net.lock_corda_tx(terms))
         attempt.failed(res, "IdentifierExists", f"trade id {terms.trade_id!r} already sent a dvp packet on this chain")
+
+
+@attack("a trade in SC brand KUSD locked with Cash of the default brand", layer=LOCK,
+        where="chains/corda/dvp.py DvpContract._verify_lock")
+def test_lock_paid_in_another_brand(net: Net, trades: Trades, attempt: Attempt) -> None:
+    # The honest KUSD lock, with its escrow Cash (and the inputs and change behind it) swapped
+    # for the buyer's default-brand cash: the lock and the packet still promise KUSD.
+    info = net.corda.info()
+    terms = net.trade_terms(qty=1, amount=100)
+    terms.sc_brand, terms.cash_issuer = "KUSD", bytes.fromhex(info["brands"]["KUSD"])
+    party = net.corda_party("holder-firm-b")
+    honest = lock_transaction(terms, net.corda_dvp, int(terms.deadline_ns), party.seed,
+                              net.cash_of(party, 100, "KUSD"), net.admission("KUSD"), party.notary, fresh_salt())
+    paid = net.cash_of(party, 100, "")
+    default_issuer, total = bytes.fromhex(info["issuer"]), sum(int(c.amount) for _, c in paid)
+    outs = (cash_state(default_issuer, DVP_ESCROW_OWNER, 100, party.notary, encumbrance=1), honest.wtx.outputs[1],
+            *([cash_state(default_issuer, party.key, total - 100, party.notary)] if total > 100 else []))
+    wtx = dataclasses.replace(honest.wtx, inputs=tuple(ref for ref, _ in paid), outputs=outs,
+                              references=(net.admission("KUSD"), net.admission("")))
+    with attempt.watch(net.snapshot):
+        res = net.corda.submit(party.sign(wtx))
+        attempt.failed(res, "the escrow Cash must be owned by the DvP escrow, of the lock's issuer, brand and amount")
+    assert net.lock(terms.trade_id)["status"] == "none"
 
 
 # --- the ST escrow ---------------------------------------------------------------------------------

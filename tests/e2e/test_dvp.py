@@ -258,7 +258,7 @@ async def relay_recv(net: Net, evm: GrpcChainHandle, corda: GrpcChainHandle, seq
 
 def trade_doc(net: Net, trade_id: str, *, qty: int = 10, amount: int = 1000, deadline_s: int = 120,
               timeout_s: int | None = None, seller: str = "alice", buyer: str = "bob", payee: str = "firm-a",
-              payer: str = "firm-b") -> dict[str, Any]:
+              payer: str = "firm-b", sc_brand: str | None = None) -> dict[str, Any]:
     net.trade_ids.append(trade_id)
     doc: dict[str, Any] = {
         "trade_id": trade_id, "st_quantity": qty, "sc_amount": amount,
@@ -268,6 +268,8 @@ def trade_doc(net: Net, trade_id: str, *, qty: int = 10, amount: int = 1000, dea
     }
     if timeout_s is not None:
         doc["timeout_s"] = timeout_s
+    if sc_brand is not None:
+        doc["sc_brand"] = sc_brand
     return doc
 
 
@@ -281,6 +283,9 @@ async def holdings(led: Ledgers, net: Net) -> dict[str, int]:
         out[f"st:{name}"] = (await led.st_holding(net.evm_address(name)))[0]
     for name in ("firm-a", "firm-b", "firm-c"):
         out[f"sc:{name}"] = await led.sc_balance(net.corda_party(name), led.cash_issuer)
+        for brand, issuer in led.brands.items():
+            if brand:  # the default brand is sc:NAME above
+                out[f"sc.{brand}:{name}"] = await led.sc_balance(net.corda_party(name), issuer, brand)
     return out
 
 
@@ -297,21 +302,23 @@ async def conservation(net: Net, led: Ledgers) -> None:
     assert supply == st_total == sum(balances) + escrow_st, (supply, st_total, balances, escrow_st)
 
     cgen = json.loads((net.corda_home / "genesis.json").read_text())
-    sc_total = sum(cgen["cash"].values())
-    issuer = led.cash_issuer
-    owners = [bytes.fromhex(h) for h in cgen["holders"].values()] + [issuer]
+    issued = {cgen.get("brand", ""): sum(cgen["cash"].values()),
+              **{b["name"]: sum(b["cash"].values()) for b in cgen.get("brands", [])}}
     escrow_owner = bytes.fromhex(led.corda_info["dvp_escrow_owner"])
-    sc = [await led.sc_balance(o, issuer) for o in owners]
-    escrow_sc = await led.sc_balance(escrow_owner, issuer)
-    assert sc_total == sum(sc) + escrow_sc, (sc_total, sc, escrow_sc)
+    escrow_sc: dict[str, int] = {}
+    for brand, issuer in led.brands.items():  # each SC brand on its own
+        owners = [bytes.fromhex(h) for h in cgen["holders"].values()] + [issuer]
+        sc = [await led.sc_balance(o, issuer, brand) for o in owners]
+        escrow_sc[brand] = await led.sc_balance(escrow_owner, issuer, brand)
+        assert issued[brand] == sum(sc) + escrow_sc[brand], (brand, issued, sc, escrow_sc)
 
-    locked_st = locked_sc = 0
+    locked_st, locked_sc = 0, dict.fromkeys(escrow_sc, 0)
     for tid in net.trade_ids:
         escrow, lock = await led.escrow(tid), await led.lock(tid)
         if escrow["status"] == "locked":
             locked_st += int(escrow["quantity"])
         if lock["status"] == "locked":
-            locked_sc += int(lock["amount"])
+            locked_sc[str(lock["brand"])] += int(lock["amount"])
     assert (escrow_st, escrow_sc) == (locked_st, locked_sc)
 
 
@@ -574,6 +581,51 @@ async def test_precheck_failures_lock_nothing(net: Net, client: DvpClient, tmp_p
                 str(tmp_path / "feed.sqlite"), "--key", str(net.evm_home / "keys"), "--key", str(net.corda_home / "keys"))
     assert report["received"] == 2 and report["outcomes"] == {"rejected": 1, "invalid": 1}, report
     assert await final_on_both(led, "T-file-bad") == ("none", "none")
+    assert await holdings(led, net) == before
+
+
+async def test_a_trade_in_the_second_brand_moves_that_brand_only(net: Net, client: DvpClient, tmp_path: Path) -> None:
+    """KUSD (its own issuer, admitting firm-a and firm-b) settles in KUSD; the default brand
+    does not move; ``dvp watch --once`` shows the record's trades by brand."""
+    led = client.ledgers
+    assert set(led.brands) == {"", "KUSD"} and led.brands["KUSD"] != led.cash_issuer
+    before = await holdings(led, net)
+    net.relayer()
+    seller, buyer = keys_for(net)
+    got = await client.settle(parse_trade(trade_doc(net, "T-kusd", qty=3, amount=700, sc_brand="KUSD")), seller, buyer)
+    assert got.state == "settled", got
+    lock = await led.lock("T-kusd")
+    assert lock["brand"] == "KUSD" and lock["cash_issuer"] == led.brands["KUSD"].hex()
+    after = await holdings(led, net)
+    moved = {k: after[k] - before[k] for k in before if after[k] != before[k]}
+    assert moved == {"st:alice": -3, "st:bob": 3, "sc.KUSD:firm-b": -700, "sc.KUSD:firm-a": 700}, moved
+    # the board over this client's real record: the KUSD trade, settled, under its brand
+    shown = kh("dvp", "watch", "--once", "--db", str(tmp_path / "dvp.sqlite"))
+    line = next(ln for ln in shown.stdout.splitlines() if "T-kusd" in ln)
+    assert "settled" in line and "KUSD" in line and net.channel in line, shown.stdout
+    assert "trades by path and SC brand" in shown.stdout
+
+
+async def test_a_trade_of_an_unknown_brand_or_an_unadmitted_buyer_locks_nothing(net: Net, client: DvpClient) -> None:
+    led = client.ledgers
+    before = await holdings(led, net)
+    seller, _ = keys_for(net)
+    cases = {
+        "T-brand-none": (trade_doc(net, "T-brand-none", sc_brand="NOPE"), "firm-b",
+                         "sc_brand: 'NOPE' is not an SC brand of the Corda chain (it issues '', 'KUSD')"),
+        "T-brand-firm-c": (trade_doc(net, "T-brand-firm-c", sc_brand="KUSD", payer="firm-c"), "firm-c",
+                           "buyer.corda: {buyer} is not admitted to hold SC brand 'KUSD'"),
+        "T-brand-issuer": ({**trade_doc(net, "T-brand-issuer", sc_brand="KUSD"),
+                            "cash_issuer": led.cash_issuer.hex()}, "firm-b",
+                           f"cash_issuer: {led.cash_issuer.hex()[:16]}.. does not issue SC brand 'KUSD'"),
+    }
+    for tid, (doc, payer, reason) in cases.items():
+        buyer_key = net.key(net.corda_home, f"holder-{payer}")
+        expected = reason.format(buyer=net.corda_party(payer).hex()[:16] + "..")
+        assert any(r.startswith(expected) for r in await client.precheck(parse_trade(doc))), (tid, expected)
+        got = await client.settle(parse_trade(doc), seller, buyer_key)
+        assert got.state == "rejected" and any(r.startswith(expected) for r in got.reasons), got
+        assert await final_on_both(led, tid) == ("none", "none")
     assert await holdings(led, net) == before
 
 

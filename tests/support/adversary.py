@@ -23,7 +23,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-from chains.corda.cash import DVP_ESCROW_OWNER
+from chains.corda.cash import DVP_ESCROW_OWNER, brand_key
 from chains.corda.dvp import exit_parts, lock_transaction
 from chains.corda.ibc_host import account_of as corda_account
 from chains.corda.ibc_host import ibc_command
@@ -351,6 +351,7 @@ class Net:
         return dvp_pb2.Terms(
             trade_id=trade_id, security_token=bytes.fromhex(self.evm.info()["security_token"][2:]),
             st_quantity=qty, cash_issuer=bytes.fromhex(self.corda.info()["issuer"]), sc_amount=amount,
+            sc_brand=self.corda.info()["brand"],
             seller_evm=self.evm_account(seller).address, buyer_evm=self.evm_account(buyer).address,
             seller_corda=self.corda_party(f"holder-{payee}").key, buyer_corda=self.corda_party(f"holder-{payer}").key,
             deadline_ns=self.evm.time_ns() + int(deadline_s * SEC))
@@ -364,17 +365,22 @@ class Net:
         assert res.status == node_pb2.TX_STATUS_COMMITTED, res.reason
         return res
 
-    def admission(self) -> lpb.StateRef:
-        adm = self.corda.app("holders")[self.corda.info()["issuer"]]["admission"]
+    def admission(self, brand: str | None = None) -> lpb.StateRef:
+        """The Admission of ``brand`` (default: the chain's default brand) of its issuer."""
+        info = self.corda.info()
+        brand = info["brand"] if brand is None else brand
+        adm = self.corda.app("holders")[brand_key(bytes.fromhex(info["brands"][brand]), brand)]["admission"]
         return lpb.StateRef(txid=bytes.fromhex(adm["txid"]), index=int(adm["index"]))
 
-    def cash_of(self, party: CordaParty, at_least: int) -> list[tuple[lpb.StateRef, lpb.Cash]]:
-        rows = self.corda.app("cash_states", owner=party.key.hex())
+    def cash_of(self, party: CordaParty, at_least: int, brand: str | None = None) -> list[tuple[lpb.StateRef, lpb.Cash]]:
+        """``party``'s Cash of ``brand`` (default: the chain's default brand) covering ``at_least``."""
+        brand = self.corda.info()["brand"] if brand is None else brand
+        rows = [r for r in self.corda.app("cash_states", owner=party.key.hex()) if r["brand"] == brand]
         picked, total = [], 0
         for r in rows:
             picked.append((lpb.StateRef(txid=bytes.fromhex(r["txid"]), index=int(r["index"])),
                            lpb.Cash(issuer=bytes.fromhex(r["issuer"]), owner=bytes.fromhex(r["owner"]),
-                                    amount=int(r["amount"]))))
+                                    amount=int(r["amount"]), brand=r["brand"])))
             total += int(r["amount"])
             if total >= at_least:
                 return picked
@@ -383,8 +389,8 @@ class Net:
     def lock_corda_tx(self, terms: dvp_pb2.Terms, timeout_ns: int | None = None, payer: str = "firm-b") -> bytes:
         party = self.corda_party(f"holder-{payer}")
         stx = lock_transaction(terms, self.corda_dvp, timeout_ns or int(terms.deadline_ns), party.seed,
-                               self.cash_of(party, int(terms.sc_amount)), self.admission(), party.notary,
-                               fresh_salt())
+                               self.cash_of(party, int(terms.sc_amount), terms.sc_brand),
+                               self.admission(terms.sc_brand), party.notary, fresh_salt())
         return stx.encode()
 
     def lock_corda(self, terms: dvp_pb2.Terms, timeout_ns: int | None = None, payer: str = "firm-b") -> chpb.Packet:
@@ -407,7 +413,7 @@ class Net:
         party = signer or self.corda_relayer
         ins, outs, cmds = exit_parts(kind, lock_ref, lock, cash_ref, 0, party.notary)
         cmds += [ibc_command(m, [party.key]) for m in msgs]
-        wtx = party.wtx(tuple(ins), tuple(outs), tuple(cmds), (self.admission(),))
+        wtx = party.wtx(tuple(ins), tuple(outs), tuple(cmds), (self.admission(lock.brand),))
         return party.sign(wtx)
 
     # --- what an attack must not change ---
@@ -434,10 +440,10 @@ class Net:
         out["evm.st.escrow"] = evm.app("security_token", holder="0x" + DVP_ESCROW_ADDRESS.hex())["balance"]
         out["evm.st.supply"] = evm.app("security_token")["total_supply"]
         owners = {n: bytes.fromhex(k) for n, k in info["holders"].items()}
-        owners["issuer"] = bytes.fromhex(info["issuer"])
+        owners.update({f"issuer.{brand}": bytes.fromhex(key) for brand, key in info["brands"].items()})
         owners["escrow"] = DVP_ESCROW_OWNER
         for name, key in owners.items():
-            out[f"corda.sc.{name}"] = corda.app("balances", owner=key.hex())["by_issuer"]
+            out[f"corda.sc.{name}"] = corda.app("balances", owner=key.hex())["by_brand"]
             out[f"corda.cash.{name}"] = sorted((r["txid"], r["index"])
                                                for r in corda.app("cash_states", owner=key.hex()))
         for tid in self.trades:

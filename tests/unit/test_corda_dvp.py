@@ -397,7 +397,7 @@ def test_valid_lock_is_accepted_and_a_lock_of_every_other_shape_refused(world: W
     world.refused(resign(good, BUYER, outputs=tuple(outs)), "escrow Cash must be owned by the DvP escrow")
     # Wrong amount in the lock alone, and in the lock and its cash (but not in the terms).
     world.refused(resign(good, BUYER, outputs=_replace_output(good, 1, _with_lock(good, amount=99))),
-                  "of the lock's issuer and amount")
+                  "of the lock's issuer, brand and amount")
     outs[1] = _with_lock(good, amount=99)
     world.refused(resign(good, BUYER, outputs=tuple(outs)), "does not match the terms")
     # Wrong owner: the "escrow" cash is the seller's.
@@ -642,7 +642,7 @@ def test_node_dvp_lock_query_follows_the_lock_and_survives_replay(tmp_path: Path
     admission = pb.StateRef(txid=bytes.fromhex(adm["txid"]), index=adm["index"])
     cash = [(pb.StateRef(txid=bytes.fromhex(r["txid"]), index=r["index"]),
              pb.Cash(issuer=bytes.fromhex(r["issuer"]), owner=bytes.fromhex(r["owner"]), amount=r["amount"]))
-            for r in app.query_app("cash_states", {"owner": buyer.hex()}, h)]
+            for r in app.query_app("cash_states", {"owner": buyer.hex()}, h) if r["brand"] == ""]  # not KUSD
     terms = dvp_pb2.Terms(trade_id="N-1", security_token=SECURITY_TOKEN_ADDRESS, st_quantity=3, cash_issuer=issuer,
                           sc_amount=250, seller_evm=EVM_SELLER, buyer_evm=EVM_BUYER, seller_corda=seller,
                           buyer_corda=buyer, deadline_ns=evm.now_ns + 900 * SEC)
@@ -658,7 +658,7 @@ def test_node_dvp_lock_query_follows_the_lock_and_survives_replay(tmp_path: Path
         "trade_id": "N-1", "status": "locked", "lock": {"txid": stx.txid.hex(), "index": 1},
         "cash": {"txid": stx.txid.hex(), "index": 0}, "lock_state": lock.SerializeToString(deterministic=True).hex(),
         "payer": buyer.hex(), "payee": seller.hex(), "amount": 250, "channel_id": channel, "sequence": 1,
-        "timeout_timestamp": timeout, "exit_txid": None,
+        "timeout_timestamp": timeout, "exit_txid": None, "cash_issuer": issuer.hex(), "brand": "",
     }
     assert app.query_app("dvp_lock", {"trade_id": "N-1"}, locked_at - 1)["status"] == "none"
     # The EVM chain holds no escrow for N-1: error ack, and the relayer's tx carries the refund.
@@ -682,7 +682,7 @@ def test_node_dvp_lock_query_follows_the_lock_and_survives_replay(tmp_path: Path
     supply = sum(app.query_app("balances", {"owner": k.hex()}, done)["by_issuer"][issuer.hex()] for k in holders)
     assert supply == 3 * 1_000_000 and app.query_app("balances", {"owner": DVP_ESCROW_OWNER.hex()}, done)[
         "by_issuer"] == {}
-    assert app.query_app("balances", {"owner": buyer.hex()}, done)["by_issuer"] == {issuer.hex(): 1_000_000}
+    assert app.query_app("balances", {"owner": buyer.hex()}, done)["by_issuer"][issuer.hex()] == 1_000_000
     # Restart: the ledger and the lock index are rebuilt by replay and answer the same.
     db.close()
     db = NodeDatabase(home / "data" / "node.db")

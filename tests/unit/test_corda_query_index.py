@@ -20,7 +20,14 @@ from typing import Any
 
 import pytest
 
-from chains.corda.cash import ADMISSION, CASH, DVP_ESCROW_OWNER, admission_state, cash_state
+from chains.corda.cash import (
+    ADMISSION,
+    CASH,
+    DVP_ESCROW_OWNER,
+    admission_state,
+    brand_key,
+    cash_state,
+)
 from chains.corda.dvp import lock_state
 from chains.corda.ibc_host import account_of
 from chains.corda.ledger import SignedCheckpoint
@@ -246,19 +253,23 @@ def _scan_answers(app: CordaApp, height: int, owners: list[bytes]) -> dict[str, 
         rows = [(t, i, pb.Cash.FromString(st.data)) for t, i, st in unconsumed if st.contract == CASH]
         rows = [(t, i, c) for t, i, c in rows if bytes(c.owner) == owner]
         totals: dict[str, int] = {}
+        by_brand: dict[str, int] = {}
         for _, _, c in rows:
             totals[c.issuer.hex()] = totals.get(c.issuer.hex(), 0) + c.amount
-        answers[f"balances/{owner.hex()}"] = {"owner": owner.hex(), "by_issuer": totals}
+            by_brand[brand_key(bytes(c.issuer), c.brand)] = by_brand.get(brand_key(bytes(c.issuer), c.brand), 0) + c.amount
+        answers[f"balances/{owner.hex()}"] = {"owner": owner.hex(), "by_issuer": totals, "by_brand": by_brand}
         answers[f"cash_states/{owner.hex()}"] = [
-            {"txid": t.hex(), "index": i, "issuer": c.issuer.hex(), "owner": c.owner.hex(), "amount": c.amount}
+            {"txid": t.hex(), "index": i, "issuer": c.issuer.hex(), "owner": c.owner.hex(), "amount": c.amount,
+             "brand": c.brand}
             for t, i, c in rows[:MAX_QUERY_ROWS]
         ]
     holders: dict[str, Any] = {}
     for t, i, st in unconsumed:
         if st.contract == ADMISSION:
             adm = pb.Admission.FromString(st.data)
-            holders[adm.issuer.hex()] = {"admission": {"txid": t.hex(), "index": i},
-                                         "holders": [bytes(h).hex() for h in adm.holders]}
+            holders[brand_key(bytes(adm.issuer), adm.brand)] = {
+                "admission": {"txid": t.hex(), "index": i}, "issuer": adm.issuer.hex(), "brand": adm.brand,
+                "holders": [bytes(h).hex() for h in adm.holders]}
     answers["holders"] = holders
     return answers
 

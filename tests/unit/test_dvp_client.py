@@ -122,7 +122,7 @@ async def test_two_locks_never_share_a_cash_input() -> None:
     order: list[str] = []
 
     async def first() -> None:
-        async with client._cash_inputs(buyer, issuer, 60) as inputs:
+        async with client._cash_inputs(buyer, (issuer, ""), 60) as inputs:
             order.append("first:" + bytes(inputs[0][0].txid).hex()[:2])
             await asyncio.sleep(0.05)
             led.cash = [{"txid": "bb" * 32, "index": 2, "issuer": "11" * 32, "amount": 40}]  # its change
@@ -131,13 +131,13 @@ async def test_two_locks_never_share_a_cash_input() -> None:
 
     async def second() -> None:
         await asyncio.sleep(0.01)
-        async with client._cash_inputs(buyer, issuer, 30) as inputs:
+        async with client._cash_inputs(buyer, (issuer, ""), 30) as inputs:
             order.append("second:" + bytes(inputs[0][0].txid).hex()[:2])
 
     await asyncio.gather(first(), second())
     assert order == ["first:aa", "second:bb"]
     with pytest.raises(DvpError, match="has only 40 SC"):
-        async with client._cash_inputs(buyer, issuer, 41):
+        async with client._cash_inputs(buyer, (issuer, ""), 41):
             pass
 
 
@@ -216,7 +216,7 @@ async def test_two_trades_cannot_both_pass_on_one_free_balance(monkeypatch: pyte
     async def st_holding_at(holder: bytes, max_stale: int = 0) -> tuple[int, bool, int]:
         return 10, True, 5  # 10 ST, read at height 5 (before any lock lands)
 
-    async def sc_balance_at(owner: bytes, issuer: bytes, max_stale: int = 0) -> tuple[int, int]:
+    async def sc_balance_at(owner: bytes, issuer: bytes, max_stale: int = 0, *, brand: str = "") -> tuple[int, int]:
         return 100, 5
 
     monkeypatch.setattr(led, "st_holding_at", st_holding_at)

@@ -26,6 +26,9 @@ from lightclients.crypto import sha256
 PORT_ID = "dvp"
 VERSION = "kakehashi-dvp-1"
 _TRADE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# The SC brand's alphabet; the Corda Cash contract (chains/corda/cash.py) checks the same one on
+# its states. Kept here too because this module is host-independent and imports no ledger.
+_SC_BRAND = re.compile(r"[A-Za-z0-9._-]{0,32}")
 
 __all__ = [
     "PORT_ID",
@@ -58,6 +61,8 @@ def validate_terms(terms: dvp_pb2.Terms) -> None:
         raise InvalidMessage("deadline_ns must be set (Unix ns on the EVM chain's clock)")
     if terms.seller_evm == terms.buyer_evm or terms.seller_corda == terms.buyer_corda:
         raise InvalidMessage("seller and buyer must be different accounts")
+    if not _SC_BRAND.fullmatch(terms.sc_brand):
+        raise InvalidMessage("sc_brand must be 0-32 characters of [A-Za-z0-9._-]")
 
 
 def encode_terms(terms: dvp_pb2.Terms) -> bytes:

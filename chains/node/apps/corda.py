@@ -34,6 +34,13 @@ carries it neither decodes nor verifies it again (bounded; a miss just does the 
 Genesis (height 1) is produced by the node itself on first open from genesis.json: the
 issuer's Admission list naming the demo holders (securities firms) and one Issue of Cash to
 each, plus ICS-20 bank balances minted into the IBC store before the first checkpoint.
+
+SC brands (chains/corda/cash.py): genesis.json's ``brand`` names the default brand of
+``issuer`` (the one a trade without ``sc_brand`` pays in); ``brands`` lists further brands,
+each with its own issuer key (``keys/issuer-NAME.key``), its own admitted holders and its own
+genesis cash. Brand names are unique on the chain, so ``chain_info``'s ``brands`` (name ->
+issuer) resolves a trade's ``sc_brand`` without ambiguity. Queries name a coin by
+``brand_key(issuer, brand)``.
 """
 
 from __future__ import annotations
@@ -51,7 +58,9 @@ from chains.corda.cash import (
     AdmissionContract,
     CashContract,
     admission_state,
+    brand_key,
     cash_state,
+    valid_brand,
 )
 from chains.corda.contracts import Contract
 from chains.corda.dvp import (
@@ -102,6 +111,12 @@ IBC_PREFIX = b"ibc"
 BANK_DENOM = "jpy"
 DEMO_HOLDERS = ("firm-a", "firm-b", "firm-c")
 DEMO_CASH = 1_000_000
+# The testnet's two SC brands: the default one of issuer.key, unnamed ("") as every SC before
+# brands was, so existing ledgers, trade files and tools keep meaning the same coin; and a
+# second with its own issuer that admits only firm-a and firm-b (a firm-c buyer is refused).
+DEMO_BRAND = ""
+DEMO_BRAND_2 = "KUSD"
+DEMO_BRAND_2_HOLDERS = ("firm-a", "firm-b")
 DEMO_BANK = 1_000_000
 CONTRACTS: dict[str, Contract] = {
     CASH: CashContract(),
@@ -122,6 +137,20 @@ class GenesisError(ValueError):
 
 
 @dataclass(frozen=True)
+class GenesisBrand:
+    """A further SC brand at genesis: its issuer, the holders it admits and their cash."""
+
+    name: str
+    issuer_seed: bytes
+    holders: tuple[str, ...]
+    cash: tuple[tuple[str, int], ...]
+
+    @property
+    def issuer(self) -> bytes:
+        return ed25519_public_key(self.issuer_seed)
+
+
+@dataclass(frozen=True)
 class Genesis:
     chain_id: str
     genesis_time_ns: int
@@ -131,6 +160,13 @@ class Genesis:
     holder_seeds: tuple[tuple[str, bytes], ...]
     cash: tuple[tuple[str, int], ...]
     bank: tuple[tuple[str, str, int], ...]  # (account, denom, amount)
+    brand: str = ""  # the default brand of ``issuer``
+    more_brands: tuple[GenesisBrand, ...] = ()
+
+    @property
+    def brands(self) -> dict[str, bytes]:
+        """Brand name -> issuer key, the default brand first."""
+        return {self.brand: self.issuer, **{b.name: b.issuer for b in self.more_brands}}
 
     @property
     def identity(self) -> bytes:
@@ -151,7 +187,7 @@ class Genesis:
         holders = [ed25519_public_key(s) for _, s in self.holder_seeds]
         admit = WireTransaction(
             inputs=(),
-            outputs=(admission_state(self.issuer, holders, self.identity),),
+            outputs=(admission_state(self.issuer, holders, self.identity, self.brand),),
             commands=(pb.Command(contract=ADMISSION, name="Admit", signers=[self.issuer]),),
             notary=self.identity,
             privacy_salt=sha256(f"{self.chain_id}/genesis/admission".encode()),
@@ -160,13 +196,37 @@ class Genesis:
         if self.cash:
             issue = WireTransaction(
                 inputs=(),
-                outputs=tuple(cash_state(self.issuer, self.holder(n), a, self.identity) for n, a in self.cash),
+                outputs=tuple(cash_state(self.issuer, self.holder(n), a, self.identity, brand=self.brand)
+                              for n, a in self.cash),
                 commands=(pb.Command(contract=CASH, name="Issue", signers=[self.issuer]),),
                 notary=self.identity,
                 privacy_salt=sha256(f"{self.chain_id}/genesis/issue".encode()),
                 references=(pb.StateRef(txid=admit.txid, index=0),),
             )
             out.append(SignedTransaction(issue).sign(self.issuer_seed))
+        for b in self.more_brands:
+            out += self._brand_transactions(b)
+        return out
+
+    def _brand_transactions(self, b: GenesisBrand) -> list[SignedTransaction]:
+        admit = WireTransaction(
+            inputs=(),
+            outputs=(admission_state(b.issuer, [self.holder(n) for n in b.holders], self.identity, b.name),),
+            commands=(pb.Command(contract=ADMISSION, name="Admit", signers=[b.issuer]),),
+            notary=self.identity,
+            privacy_salt=sha256(f"{self.chain_id}/genesis/{b.name}/admission".encode()),
+        )
+        out = [SignedTransaction(admit).sign(b.issuer_seed)]
+        if b.cash:
+            issue = WireTransaction(
+                inputs=(),
+                outputs=tuple(cash_state(b.issuer, self.holder(n), a, self.identity, brand=b.name) for n, a in b.cash),
+                commands=(pb.Command(contract=CASH, name="Issue", signers=[b.issuer]),),
+                notary=self.identity,
+                privacy_salt=sha256(f"{self.chain_id}/genesis/{b.name}/issue".encode()),
+                references=(pb.StateRef(txid=admit.txid, index=0),),
+            )
+            out.append(SignedTransaction(issue).sign(b.issuer_seed))
         return out
 
 
@@ -218,11 +278,11 @@ def load_genesis(home: Path) -> Genesis:
         if ed25519_public_key(seed).hex() != pub:
             raise GenesisError(f"genesis.json holders.{name}: does not match keys/holder-{name}.key")
         holders.append((str(name), seed))
-    cash = []
-    for name, amount in _field(doc, "cash", dict).items():
-        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount < 2**64:
-            raise GenesisError(f"genesis.json cash.{name}: expected a positive uint64")
-        cash.append((str(name), amount))
+    cash = _cash_of(_field(doc, "cash", dict), "cash")
+    brand = doc.get("brand", "")
+    if not isinstance(brand, str) or not valid_brand(brand):
+        raise GenesisError(f"genesis.json brand: expected 0-32 characters of [A-Za-z0-9._-], got {brand!r}")
+    more = _more_brands(doc.get("brands", []), keys, {n for n, _ in holders})
     bank = []
     for entry in _field(doc, "bank", list):
         if not (isinstance(entry, dict) and isinstance(entry.get("account"), str)
@@ -244,10 +304,50 @@ def load_genesis(home: Path) -> Genesis:
         holder_seeds=tuple(holders),
         cash=tuple(cash),
         bank=tuple(bank),
+        brand=brand,
+        more_brands=more,
     )
     for name, _ in g.cash:
         g.holder(name)
+    if len(g.brands) != 1 + len(more):
+        raise GenesisError("genesis.json brands: brand names must be unique on the chain")
     return g
+
+
+def _cash_of(doc: dict[str, Any], where: str) -> list[tuple[str, int]]:
+    cash = []
+    for name, amount in doc.items():
+        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount < 2**64:
+            raise GenesisError(f"genesis.json {where}.{name}: expected a positive uint64")
+        cash.append((str(name), amount))
+    return cash
+
+
+def _more_brands(doc: Any, keys: Path, holders: set[str]) -> tuple[GenesisBrand, ...]:
+    """genesis.json ``brands``: [{name, issuer, holders: [holder names], cash: {holder: amount}}]."""
+    if not isinstance(doc, list):
+        raise GenesisError("genesis.json brands: expected a list")
+    out = []
+    for i, entry in enumerate(doc):
+        where = f"genesis.json brands[{i}]"
+        if not isinstance(entry, dict) or set(entry) != {"name", "issuer", "holders", "cash"}:
+            raise GenesisError(f"{where}: expected an object with name, issuer, holders and cash")
+        name = entry["name"]
+        if not isinstance(name, str) or not name or not valid_brand(name):
+            raise GenesisError(f"{where}.name: expected 1-32 characters of [A-Za-z0-9._-], got {name!r}")
+        seed = _read_key(keys / f"issuer-{name}.key")
+        if ed25519_public_key(seed).hex() != entry["issuer"]:
+            raise GenesisError(f"{where}.issuer: does not match keys/issuer-{name}.key")
+        admitted = entry["holders"]
+        if not isinstance(admitted, list) or any(h not in holders for h in admitted):
+            raise GenesisError(f"{where}.holders: expected a list of genesis holder names")
+        if not isinstance(entry["cash"], dict):
+            raise GenesisError(f"{where}.cash: expected an object holder -> amount")
+        cash = _cash_of(entry["cash"], f"brands[{i}].cash")
+        if any(n not in admitted for n, _ in cash):
+            raise GenesisError(f"{where}.cash: every holder with cash must be admitted to the brand")
+        out.append(GenesisBrand(name, seed, tuple(str(h) for h in admitted), tuple(cash)))
+    return tuple(out)
 
 
 class CordaKind:
@@ -263,6 +363,8 @@ class CordaKind:
         _write_key(keys / "notary-service.key", service)
         issuer = os.urandom(32)
         _write_key(keys / "issuer.key", issuer)
+        issuer_2 = os.urandom(32)
+        _write_key(keys / f"issuer-{DEMO_BRAND_2}.key", issuer_2)
         holders: dict[str, str] = {}
         for name in DEMO_HOLDERS:
             seed = os.urandom(32)
@@ -275,6 +377,10 @@ class CordaKind:
             "notary_identity": ed25519_public_key(service).hex(),
             "notaries": [ed25519_public_key(s).hex() for s in notary_seeds],
             "issuer": ed25519_public_key(issuer).hex(),
+            "brand": DEMO_BRAND,
+            "brands": [{"name": DEMO_BRAND_2, "issuer": ed25519_public_key(issuer_2).hex(),
+                        "holders": list(DEMO_BRAND_2_HOLDERS),
+                        "cash": {name: DEMO_CASH for name in DEMO_BRAND_2_HOLDERS}}],
             "holders": holders,
             "cash": {name: DEMO_CASH for name in DEMO_HOLDERS},
             "bank": [
@@ -289,6 +395,7 @@ class CordaKind:
             "notaries": len(notary_seeds),
             "notary_identity": doc["notary_identity"],
             "issuer": doc["issuer"],
+            "brands": {DEMO_BRAND: doc["issuer"], DEMO_BRAND_2: ed25519_public_key(issuer_2).hex()},
             "holders": holders,
         }
 
@@ -653,22 +760,26 @@ class CordaApp:
         """Ledger queries read the UTXO history at ``height``; bank queries read the IBC store there."""
         if query == "balances":
             totals: dict[str, int] = {}
+            by_brand: dict[str, int] = {}
             for _, cash in self._cash(height, self._key_arg(args, "owner")):
                 totals[cash.issuer.hex()] = totals.get(cash.issuer.hex(), 0) + cash.amount
-            return {"owner": args["owner"], "by_issuer": totals}
+                coin = brand_key(bytes(cash.issuer), cash.brand)
+                by_brand[coin] = by_brand.get(coin, 0) + cash.amount
+            return {"owner": args["owner"], "by_issuer": totals, "by_brand": by_brand}
         if query == "cash_states":
             rows = self._cash(height, self._key_arg(args, "owner"), MAX_QUERY_ROWS)
             return [
                 {"txid": ref.txid.hex(), "index": ref.index, "issuer": c.issuer.hex(), "owner": c.owner.hex(),
-                 "amount": c.amount}
+                 "amount": c.amount, "brand": c.brand}
                 for ref, c in rows
             ]
         if query == "holders":
             out: dict[str, Any] = {}
             for row in self._unconsumed((ADMISSION, b""), height):
                 adm = pb.Admission.FromString(row.state.data)
-                out[adm.issuer.hex()] = {"admission": {"txid": row.txid.hex(), "index": row.index},
-                                         "holders": [bytes(h).hex() for h in adm.holders]}
+                out[brand_key(bytes(adm.issuer), adm.brand)] = {
+                    "admission": {"txid": row.txid.hex(), "index": row.index}, "issuer": adm.issuer.hex(),
+                    "brand": adm.brand, "holders": [bytes(h).hex() for h in adm.holders]}
             return out
         if query in ("bank_balance", "escrow"):
             denom = self._str_arg(args, "denom")
@@ -694,6 +805,8 @@ class CordaApp:
                 "notary_identity": g.identity.hex(),
                 "notaries": [k.hex() for k in self.cluster.members],
                 "issuer": g.issuer.hex(),
+                "brand": g.brand,
+                "brands": {name: key.hex() for name, key in g.brands.items()},
                 "holders": {n: ed25519_public_key(s).hex() for n, s in g.holder_seeds},
                 "dvp_escrow_owner": DVP_ESCROW_OWNER.hex(),
             }
@@ -732,8 +845,8 @@ class CordaApp:
             raise QueryError(f"dvp_lock: {exc}") from None
         answer: dict[str, Any] = {
             "trade_id": trade_id, "status": "none", "lock": None, "cash": None, "lock_state": None,
-            "payer": None, "payee": None, "amount": None, "channel_id": None, "sequence": sequence,
-            "timeout_timestamp": None, "exit_txid": None,
+            "payer": None, "payee": None, "amount": None, "cash_issuer": None, "brand": None, "channel_id": None,
+            "sequence": sequence, "timeout_timestamp": None, "exit_txid": None,
         }
         found = self.ledger.lock(trade_id)
         if found is None or found.created > height:
@@ -754,6 +867,8 @@ class CordaApp:
             "payer": bytes(lock.payer).hex(),
             "payee": bytes(lock.payee).hex(),
             "amount": int(lock.amount),
+            "cash_issuer": bytes(lock.cash_issuer).hex(),
+            "brand": lock.brand,
             "channel_id": lock.channel_id,
             "timeout_timestamp": int(lock.timeout_timestamp),
         })

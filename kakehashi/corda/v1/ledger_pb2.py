@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fkakehashi/corda/v1/ledger.proto\x12\x12kakehashi.corda.v1\"\'\n\x08StateRef\x12\x0c\n\x04txid\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\r\"\x86\x01\n\x10TransactionState\x12\x10\n\x08\x63ontract\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x14\n\x0cparticipants\x18\x03 \x03(\x0c\x12\x0e\n\x06notary\x18\x04 \x01(\x0c\x12\x17\n\x0fhas_encumbrance\x18\x05 \x01(\x08\x12\x13\n\x0b\x65ncumbrance\x18\x06 \x01(\r\"H\n\x07\x43ommand\x12\x10\n\x08\x63ontract\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0f\n\x07signers\x18\x04 \x03(\x0c\"/\n\nTimeWindow\x12\x0f\n\x07\x66rom_ns\x18\x01 \x01(\x04\x12\x10\n\x08until_ns\x18\x02 \x01(\x04\"\x18\n\x06Notary\x12\x0e\n\x06notary\x18\x01 \x01(\x0c\"5\n\x04\x43\x61sh\x12\x0e\n\x06issuer\x18\x01 \x01(\x0c\x12\r\n\x05owner\x18\x02 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x04\"\x1c\n\nCashRedeem\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x04\",\n\tAdmission\x12\x0e\n\x06issuer\x18\x01 \x01(\x0c\x12\x0f\n\x07holders\x18\x02 \x03(\x0c\"9\n\x0bPartialNode\x12\r\n\x05level\x18\x01 \x01(\r\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04hash\x18\x03 \x01(\x0c\"S\n\x11RevealedComponent\x12\r\n\x05group\x18\x01 \x01(\r\x12\r\n\x05index\x18\x02 \x01(\r\x12\x11\n\tcomponent\x18\x03 \x01(\x0c\x12\r\n\x05nonce\x18\x04 \x01(\x0c\"\x9d\x01\n\nGroupProof\x12\r\n\x05group\x18\x01 \x01(\r\x12\x12\n\nleaf_count\x18\x02 \x01(\r\x12\x39\n\ncomponents\x18\x03 \x03(\x0b\x32%.kakehashi.corda.v1.RevealedComponent\x12\x31\n\x08siblings\x18\x04 \x03(\x0b\x32\x1f.kakehashi.corda.v1.PartialNode\"h\n\x13\x46ilteredTransaction\x12\x0c\n\x04txid\x18\x01 \x01(\x0c\x12\x13\n\x0bgroup_roots\x18\x02 \x03(\x0c\x12.\n\x06groups\x18\x03 \x03(\x0b\x32\x1e.kakehashi.corda.v1.GroupProof\"\xc7\x02\n\x0fWireTransaction\x12,\n\x06inputs\x18\x01 \x03(\x0b\x32\x1c.kakehashi.corda.v1.StateRef\x12\x35\n\x07outputs\x18\x02 \x03(\x0b\x32$.kakehashi.corda.v1.TransactionState\x12-\n\x08\x63ommands\x18\x03 \x03(\x0b\x32\x1b.kakehashi.corda.v1.Command\x12\x0e\n\x06notary\x18\x04 \x01(\x0c\x12\x14\n\x0cprivacy_salt\x18\x05 \x01(\x0c\x12\x30\n\nreferences\x18\x06 \x03(\x0b\x32\x1c.kakehashi.corda.v1.StateRef\x12\x13\n\x0b\x61ttachments\x18\x07 \x03(\x0c\x12\x33\n\x0btime_window\x18\x08 \x01(\x0b\x32\x1e.kakehashi.corda.v1.TimeWindow\"7\n\x0ePartySignature\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"|\n\x11SignedTransaction\x12/\n\x02tx\x18\x01 \x01(\x0b\x32#.kakehashi.corda.v1.WireTransaction\x12\x36\n\nsignatures\x18\x02 \x03(\x0b\x32\".kakehashi.corda.v1.PartySignature\"N\n\x14MemberBatchSignature\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0f\n\x07indices\x18\x03 \x03(\r\"Z\n\x0bNotaryBatch\x12\r\n\x05txids\x18\x01 \x03(\x0c\x12<\n\nsignatures\x18\x02 \x03(\x0b\x32(.kakehashi.corda.v1.MemberBatchSignature\"\x90\x01\n\x11TxNotarySignature\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x12\n\nleaf_count\x18\x03 \x01(\x04\x12\r\n\x05index\x18\x04 \x01(\x04\x12\x31\n\x08siblings\x18\x05 \x03(\x0b\x32\x1f.kakehashi.corda.v1.PartialNodeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fkakehashi/corda/v1/ledger.proto\x12\x12kakehashi.corda.v1\"\'\n\x08StateRef\x12\x0c\n\x04txid\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\r\"\x86\x01\n\x10TransactionState\x12\x10\n\x08\x63ontract\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x14\n\x0cparticipants\x18\x03 \x03(\x0c\x12\x0e\n\x06notary\x18\x04 \x01(\x0c\x12\x17\n\x0fhas_encumbrance\x18\x05 \x01(\x08\x12\x13\n\x0b\x65ncumbrance\x18\x06 \x01(\r\"H\n\x07\x43ommand\x12\x10\n\x08\x63ontract\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0f\n\x07signers\x18\x04 \x03(\x0c\"/\n\nTimeWindow\x12\x0f\n\x07\x66rom_ns\x18\x01 \x01(\x04\x12\x10\n\x08until_ns\x18\x02 \x01(\x04\"\x18\n\x06Notary\x12\x0e\n\x06notary\x18\x01 \x01(\x0c\"D\n\x04\x43\x61sh\x12\x0e\n\x06issuer\x18\x01 \x01(\x0c\x12\r\n\x05owner\x18\x02 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x04\x12\r\n\x05\x62rand\x18\x04 \x01(\t\"\x1c\n\nCashRedeem\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x04\";\n\tAdmission\x12\x0e\n\x06issuer\x18\x01 \x01(\x0c\x12\x0f\n\x07holders\x18\x02 \x03(\x0c\x12\r\n\x05\x62rand\x18\x03 \x01(\t\"9\n\x0bPartialNode\x12\r\n\x05level\x18\x01 \x01(\r\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04hash\x18\x03 \x01(\x0c\"S\n\x11RevealedComponent\x12\r\n\x05group\x18\x01 \x01(\r\x12\r\n\x05index\x18\x02 \x01(\r\x12\x11\n\tcomponent\x18\x03 \x01(\x0c\x12\r\n\x05nonce\x18\x04 \x01(\x0c\"\x9d\x01\n\nGroupProof\x12\r\n\x05group\x18\x01 \x01(\r\x12\x12\n\nleaf_count\x18\x02 \x01(\r\x12\x39\n\ncomponents\x18\x03 \x03(\x0b\x32%.kakehashi.corda.v1.RevealedComponent\x12\x31\n\x08siblings\x18\x04 \x03(\x0b\x32\x1f.kakehashi.corda.v1.PartialNode\"h\n\x13\x46ilteredTransaction\x12\x0c\n\x04txid\x18\x01 \x01(\x0c\x12\x13\n\x0bgroup_roots\x18\x02 \x03(\x0c\x12.\n\x06groups\x18\x03 \x03(\x0b\x32\x1e.kakehashi.corda.v1.GroupProof\"\xc7\x02\n\x0fWireTransaction\x12,\n\x06inputs\x18\x01 \x03(\x0b\x32\x1c.kakehashi.corda.v1.StateRef\x12\x35\n\x07outputs\x18\x02 \x03(\x0b\x32$.kakehashi.corda.v1.TransactionState\x12-\n\x08\x63ommands\x18\x03 \x03(\x0b\x32\x1b.kakehashi.corda.v1.Command\x12\x0e\n\x06notary\x18\x04 \x01(\x0c\x12\x14\n\x0cprivacy_salt\x18\x05 \x01(\x0c\x12\x30\n\nreferences\x18\x06 \x03(\x0b\x32\x1c.kakehashi.corda.v1.StateRef\x12\x13\n\x0b\x61ttachments\x18\x07 \x03(\x0c\x12\x33\n\x0btime_window\x18\x08 \x01(\x0b\x32\x1e.kakehashi.corda.v1.TimeWindow\"7\n\x0ePartySignature\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"|\n\x11SignedTransaction\x12/\n\x02tx\x18\x01 \x01(\x0b\x32#.kakehashi.corda.v1.WireTransaction\x12\x36\n\nsignatures\x18\x02 \x03(\x0b\x32\".kakehashi.corda.v1.PartySignature\"N\n\x14MemberBatchSignature\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0f\n\x07indices\x18\x03 \x03(\r\"Z\n\x0bNotaryBatch\x12\r\n\x05txids\x18\x01 \x03(\x0c\x12<\n\nsignatures\x18\x02 \x03(\x0b\x32(.kakehashi.corda.v1.MemberBatchSignature\"\x90\x01\n\x11TxNotarySignature\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x12\n\nleaf_count\x18\x03 \x01(\x04\x12\r\n\x05index\x18\x04 \x01(\x04\x12\x31\n\x08siblings\x18\x05 \x03(\x0b\x32\x1f.kakehashi.corda.v1.PartialNodeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,29 +42,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NOTARY']._serialized_start=356
   _globals['_NOTARY']._serialized_end=380
   _globals['_CASH']._serialized_start=382
-  _globals['_CASH']._serialized_end=435
-  _globals['_CASHREDEEM']._serialized_start=437
-  _globals['_CASHREDEEM']._serialized_end=465
-  _globals['_ADMISSION']._serialized_start=467
-  _globals['_ADMISSION']._serialized_end=511
-  _globals['_PARTIALNODE']._serialized_start=513
-  _globals['_PARTIALNODE']._serialized_end=570
-  _globals['_REVEALEDCOMPONENT']._serialized_start=572
-  _globals['_REVEALEDCOMPONENT']._serialized_end=655
-  _globals['_GROUPPROOF']._serialized_start=658
-  _globals['_GROUPPROOF']._serialized_end=815
-  _globals['_FILTEREDTRANSACTION']._serialized_start=817
-  _globals['_FILTEREDTRANSACTION']._serialized_end=921
-  _globals['_WIRETRANSACTION']._serialized_start=924
-  _globals['_WIRETRANSACTION']._serialized_end=1251
-  _globals['_PARTYSIGNATURE']._serialized_start=1253
-  _globals['_PARTYSIGNATURE']._serialized_end=1308
-  _globals['_SIGNEDTRANSACTION']._serialized_start=1310
-  _globals['_SIGNEDTRANSACTION']._serialized_end=1434
-  _globals['_MEMBERBATCHSIGNATURE']._serialized_start=1436
-  _globals['_MEMBERBATCHSIGNATURE']._serialized_end=1514
-  _globals['_NOTARYBATCH']._serialized_start=1516
-  _globals['_NOTARYBATCH']._serialized_end=1606
-  _globals['_TXNOTARYSIGNATURE']._serialized_start=1609
-  _globals['_TXNOTARYSIGNATURE']._serialized_end=1753
+  _globals['_CASH']._serialized_end=450
+  _globals['_CASHREDEEM']._serialized_start=452
+  _globals['_CASHREDEEM']._serialized_end=480
+  _globals['_ADMISSION']._serialized_start=482
+  _globals['_ADMISSION']._serialized_end=541
+  _globals['_PARTIALNODE']._serialized_start=543
+  _globals['_PARTIALNODE']._serialized_end=600
+  _globals['_REVEALEDCOMPONENT']._serialized_start=602
+  _globals['_REVEALEDCOMPONENT']._serialized_end=685
+  _globals['_GROUPPROOF']._serialized_start=688
+  _globals['_GROUPPROOF']._serialized_end=845
+  _globals['_FILTEREDTRANSACTION']._serialized_start=847
+  _globals['_FILTEREDTRANSACTION']._serialized_end=951
+  _globals['_WIRETRANSACTION']._serialized_start=954
+  _globals['_WIRETRANSACTION']._serialized_end=1281
+  _globals['_PARTYSIGNATURE']._serialized_start=1283
+  _globals['_PARTYSIGNATURE']._serialized_end=1338
+  _globals['_SIGNEDTRANSACTION']._serialized_start=1340
+  _globals['_SIGNEDTRANSACTION']._serialized_end=1464
+  _globals['_MEMBERBATCHSIGNATURE']._serialized_start=1466
+  _globals['_MEMBERBATCHSIGNATURE']._serialized_end=1544
+  _globals['_NOTARYBATCH']._serialized_start=1546
+  _globals['_NOTARYBATCH']._serialized_end=1636
+  _globals['_TXNOTARYSIGNATURE']._serialized_start=1639
+  _globals['_TXNOTARYSIGNATURE']._serialized_end=1783
 # @@protoc_insertion_point(module_scope)

@@ -57,14 +57,16 @@ class Notary(_message.Message):
     def __init__(self, notary: _Optional[bytes] = ...) -> None: ...
 
 class Cash(_message.Message):
-    __slots__ = ("issuer", "owner", "amount")
+    __slots__ = ("issuer", "owner", "amount", "brand")
     ISSUER_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    BRAND_FIELD_NUMBER: _ClassVar[int]
     issuer: bytes
     owner: bytes
     amount: int
-    def __init__(self, issuer: _Optional[bytes] = ..., owner: _Optional[bytes] = ..., amount: _Optional[int] = ...) -> None: ...
+    brand: str
+    def __init__(self, issuer: _Optional[bytes] = ..., owner: _Optional[bytes] = ..., amount: _Optional[int] = ..., brand: _Optional[str] = ...) -> None: ...
 
 class CashRedeem(_message.Message):
     __slots__ = ("amount",)
@@ -73,12 +75,14 @@ class CashRedeem(_message.Message):
     def __init__(self, amount: _Optional[int] = ...) -> None: ...
 
 class Admission(_message.Message):
-    __slots__ = ("issuer", "holders")
+    __slots__ = ("issuer", "holders", "brand")
     ISSUER_FIELD_NUMBER: _ClassVar[int]
     HOLDERS_FIELD_NUMBER: _ClassVar[int]
+    BRAND_FIELD_NUMBER: _ClassVar[int]
     issuer: bytes
     holders: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, issuer: _Optional[bytes] = ..., holders: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    brand: str
+    def __init__(self, issuer: _Optional[bytes] = ..., holders: _Optional[_Iterable[bytes]] = ..., brand: _Optional[str] = ...) -> None: ...
 
 class PartialNode(_message.Message):
     __slots__ = ("level", "index", "hash")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from kakehashi.ibc.v1 import client_pb2 as kakehashi_dot_ibc_dot_v1_dot_client__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1akakehashi/dvp/v1/dvp.proto\x12\x10kakehashi.dvp.v1\x1a\x1dkakehashi/ibc/v1/client.proto\"\xd5\x01\n\x05Terms\x12\x10\n\x08trade_id\x18\x01 \x01(\t\x12\x16\n\x0esecurity_token\x18\x02 \x01(\x0c\x12\x13\n\x0bst_quantity\x18\x03 \x01(\x04\x12\x13\n\x0b\x63\x61sh_issuer\x18\x04 \x01(\x0c\x12\x11\n\tsc_amount\x18\x05 \x01(\x04\x12\x12\n\nseller_evm\x18\x06 \x01(\x0c\x12\x11\n\tbuyer_evm\x18\x07 \x01(\x0c\x12\x14\n\x0cseller_corda\x18\x08 \x01(\x0c\x12\x13\n\x0b\x62uyer_corda\x18\t \x01(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ns\x18\n \x01(\x04\"7\n\rDvpPacketData\x12&\n\x05terms\x18\x01 \x01(\x0b\x32\x17.kakehashi.dvp.v1.Terms\"\xa9\x01\n\nMsgDvpSend\x12\x16\n\x0esource_channel\x18\x01 \x01(\t\x12&\n\x05terms\x18\x02 \x01(\x0b\x32\x17.kakehashi.dvp.v1.Terms\x12\x30\n\x0etimeout_height\x18\x03 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x19\n\x11timeout_timestamp\x18\x04 \x01(\x04\x12\x0e\n\x06sender\x18\x05 \x01(\t\"\xb2\x01\n\x07\x44vpLock\x12\x10\n\x08trade_id\x18\x01 \x01(\t\x12\r\n\x05payer\x18\x02 \x01(\x0c\x12\r\n\x05payee\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63\x61sh_issuer\x18\x04 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x04\x12\x0f\n\x07port_id\x18\x06 \x01(\t\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x19\n\x11timeout_timestamp\x18\x08 \x01(\x04\x12\x12\n\nterms_hash\x18\t \x01(\x0c\"4\n\nDvpCommand\x12\x10\n\x08trade_id\x18\x01 \x01(\t\x12\x14\n\x0coutput_index\x18\x02 \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1akakehashi/dvp/v1/dvp.proto\x12\x10kakehashi.dvp.v1\x1a\x1dkakehashi/ibc/v1/client.proto\"\xe7\x01\n\x05Terms\x12\x10\n\x08trade_id\x18\x01 \x01(\t\x12\x16\n\x0esecurity_token\x18\x02 \x01(\x0c\x12\x13\n\x0bst_quantity\x18\x03 \x01(\x04\x12\x13\n\x0b\x63\x61sh_issuer\x18\x04 \x01(\x0c\x12\x11\n\tsc_amount\x18\x05 \x01(\x04\x12\x12\n\nseller_evm\x18\x06 \x01(\x0c\x12\x11\n\tbuyer_evm\x18\x07 \x01(\x0c\x12\x14\n\x0cseller_corda\x18\x08 \x01(\x0c\x12\x13\n\x0b\x62uyer_corda\x18\t \x01(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ns\x18\n \x01(\x04\x12\x10\n\x08sc_brand\x18\x0b \x01(\t\"7\n\rDvpPacketData\x12&\n\x05terms\x18\x01 \x01(\x0b\x32\x17.kakehashi.dvp.v1.Terms\"\xa9\x01\n\nMsgDvpSend\x12\x16\n\x0esource_channel\x18\x01 \x01(\t\x12&\n\x05terms\x18\x02 \x01(\x0b\x32\x17.kakehashi.dvp.v1.Terms\x12\x30\n\x0etimeout_height\x18\x03 \x01(\x0b\x32\x18.kakehashi.ibc.v1.Height\x12\x19\n\x11timeout_timestamp\x18\x04 \x01(\x04\x12\x0e\n\x06sender\x18\x05 \x01(\t\"\xc1\x01\n\x07\x44vpLock\x12\x10\n\x08trade_id\x18\x01 \x01(\t\x12\r\n\x05payer\x18\x02 \x01(\x0c\x12\r\n\x05payee\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63\x61sh_issuer\x18\x04 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x04\x12\x0f\n\x07port_id\x18\x06 \x01(\t\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x19\n\x11timeout_timestamp\x18\x08 \x01(\x04\x12\x12\n\nterms_hash\x18\t \x01(\x0c\x12\r\n\x05\x62rand\x18\n \x01(\t\"4\n\nDvpCommand\x12\x10\n\x08trade_id\x18\x01 \x01(\t\x12\x14\n\x0coutput_index\x18\x02 \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kakehashi.dvp.v1.dvp_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TERMS']._serialized_start=80
-  _globals['_TERMS']._serialized_end=293
-  _globals['_DVPPACKETDATA']._serialized_start=295
-  _globals['_DVPPACKETDATA']._serialized_end=350
-  _globals['_MSGDVPSEND']._serialized_start=353
-  _globals['_MSGDVPSEND']._serialized_end=522
-  _globals['_DVPLOCK']._serialized_start=525
-  _globals['_DVPLOCK']._serialized_end=703
-  _globals['_DVPCOMMAND']._serialized_start=705
-  _globals['_DVPCOMMAND']._serialized_end=757
+  _globals['_TERMS']._serialized_end=311
+  _globals['_DVPPACKETDATA']._serialized_start=313
+  _globals['_DVPPACKETDATA']._serialized_end=368
+  _globals['_MSGDVPSEND']._serialized_start=371
+  _globals['_MSGDVPSEND']._serialized_end=540
+  _globals['_DVPLOCK']._serialized_start=543
+  _globals['_DVPLOCK']._serialized_end=736
+  _globals['_DVPCOMMAND']._serialized_start=738
+  _globals['_DVPCOMMAND']._serialized_end=790
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Terms(_message.Message):
-    __slots__ = ("trade_id", "security_token", "st_quantity", "cash_issuer", "sc_amount", "seller_evm", "buyer_evm", "seller_corda", "buyer_corda", "deadline_ns")
+    __slots__ = ("trade_id", "security_token", "st_quantity", "cash_issuer", "sc_amount", "seller_evm", "buyer_evm", "seller_corda", "buyer_corda", "deadline_ns", "sc_brand")
     TRADE_ID_FIELD_NUMBER: _ClassVar[int]
     SECURITY_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ST_QUANTITY_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class Terms(_message.Message):
     SELLER_CORDA_FIELD_NUMBER: _ClassVar[int]
     BUYER_CORDA_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_NS_FIELD_NUMBER: _ClassVar[int]
+    SC_BRAND_FIELD_NUMBER: _ClassVar[int]
     trade_id: str
     security_token: bytes
     st_quantity: int
@@ -28,7 +29,8 @@ class Terms(_message.Message):
     seller_corda: bytes
     buyer_corda: bytes
     deadline_ns: int
-    def __init__(self, trade_id: _Optional[str] = ..., security_token: _Optional[bytes] = ..., st_quantity: _Optional[int] = ..., cash_issuer: _Optional[bytes] = ..., sc_amount: _Optional[int] = ..., seller_evm: _Optional[bytes] = ..., buyer_evm: _Optional[bytes] = ..., seller_corda: _Optional[bytes] = ..., buyer_corda: _Optional[bytes] = ..., deadline_ns: _Optional[int] = ...) -> None: ...
+    sc_brand: str
+    def __init__(self, trade_id: _Optional[str] = ..., security_token: _Optional[bytes] = ..., st_quantity: _Optional[int] = ..., cash_issuer: _Optional[bytes] = ..., sc_amount: _Optional[int] = ..., seller_evm: _Optional[bytes] = ..., buyer_evm: _Optional[bytes] = ..., seller_corda: _Optional[bytes] = ..., buyer_corda: _Optional[bytes] = ..., deadline_ns: _Optional[int] = ..., sc_brand: _Optional[str] = ...) -> None: ...
 
 class DvpPacketData(_message.Message):
     __slots__ = ("terms",)
@@ -51,7 +53,7 @@ class MsgDvpSend(_message.Message):
     def __init__(self, source_channel: _Optional[str] = ..., terms: _Optional[_Union[Terms, _Mapping]] = ..., timeout_height: _Optional[_Union[_client_pb2.Height, _Mapping]] = ..., timeout_timestamp: _Optional[int] = ..., sender: _Optional[str] = ...) -> None: ...
 
 class DvpLock(_message.Message):
-    __slots__ = ("trade_id", "payer", "payee", "cash_issuer", "amount", "port_id", "channel_id", "timeout_timestamp", "terms_hash")
+    __slots__ = ("trade_id", "payer", "payee", "cash_issuer", "amount", "port_id", "channel_id", "timeout_timestamp", "terms_hash", "brand")
     TRADE_ID_FIELD_NUMBER: _ClassVar[int]
     PAYER_FIELD_NUMBER: _ClassVar[int]
     PAYEE_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +63,7 @@ class DvpLock(_message.Message):
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     TERMS_HASH_FIELD_NUMBER: _ClassVar[int]
+    BRAND_FIELD_NUMBER: _ClassVar[int]
     trade_id: str
     payer: bytes
     payee: bytes
@@ -70,7 +73,8 @@ class DvpLock(_message.Message):
     channel_id: str
     timeout_timestamp: int
     terms_hash: bytes
-    def __init__(self, trade_id: _Optional[str] = ..., payer: _Optional[bytes] = ..., payee: _Optional[bytes] = ..., cash_issuer: _Optional[bytes] = ..., amount: _Optional[int] = ..., port_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., timeout_timestamp: _Optional[int] = ..., terms_hash: _Optional[bytes] = ...) -> None: ...
+    brand: str
+    def __init__(self, trade_id: _Optional[str] = ..., payer: _Optional[bytes] = ..., payee: _Optional[bytes] = ..., cash_issuer: _Optional[bytes] = ..., amount: _Optional[int] = ..., port_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., timeout_timestamp: _Optional[int] = ..., terms_hash: _Optional[bytes] = ..., brand: _Optional[str] = ...) -> None: ...
 
 class DvpCommand(_message.Message):
     __slots__ = ("trade_id", "output_index")
