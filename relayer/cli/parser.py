@@ -222,6 +222,8 @@ def cmd_start(ns: argparse.Namespace) -> None:
     from relayer.core import daemon
 
     cfg = _config(ns)
+    if ns.path:
+        cfg = cfg.only_paths(ns.path)  # ConfigError (a ValueError) names the known paths
     daemon.start(cfg, passphrase_from_env_or_prompt())
 
 
@@ -342,8 +344,10 @@ def cmd_health_check(ns: argparse.Namespace) -> None:
 
 
 def _add_relayer_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    sub.add_parser("start", parents=[common], help="run the relayer until SIGTERM/SIGINT").set_defaults(
-        func=cmd_start)
+    start = sub.add_parser("start", parents=[common], help="run the relayer until SIGTERM/SIGINT")
+    start.add_argument("--path", action="append", metavar="NAME",
+                       help="relay only this [[paths]] entry (repeatable; default: every path in the config)")
+    start.set_defaults(func=cmd_start)
     sub.add_parser("health-check", parents=[common], help="is every configured chain reachable").set_defaults(
         func=cmd_health_check)
 
