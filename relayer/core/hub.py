@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from chains.ibc import events as ev
@@ -22,7 +22,7 @@ from relayer.core.workers import Services
 
 
 class Hub:
-    def __init__(self, handles: dict[str, ChainHandle], paths: Sequence[PathConfig],
+    def __init__(self, handles: Mapping[str, ChainHandle], paths: Sequence[PathConfig],
                  services: Callable[[PathConfig], Services], ports: tuple[str, ...] = DEFAULT_PORTS,
                  stream_backoff_s: float = 0.05) -> None:
         self.handles = handles
