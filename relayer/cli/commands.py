@@ -93,8 +93,8 @@ async def peer_of(config: Config, chain_id: str, *, port: str = "", channel: str
         if conn is None:
             raise DaemonError(f"chain {chain_id}: no connection {connection}")
         for oc in theirs:
-            back = await connection_end(oc.handle, conn.counterparty.connection_id)
-            if back is not None and back.counterparty.connection_id == connection:
+            back_conn = await connection_end(oc.handle, conn.counterparty.connection_id)
+            if back_conn is not None and back_conn.counterparty.connection_id == connection:
                 return oc.config.id
         raise DaemonError(f"chain {chain_id}: no configured chain holds the other end of {connection}")
 

@@ -15,11 +15,12 @@ Format (JSON object; unknown keys are errors so a misspelt field is never ignore
     {"trade_id": "T-0001", "st_quantity": 100, "sc_amount": 25000,
      "seller": {"evm": "0x..", "corda": "<64 hex>"}, "buyer": {"evm": "0x..", "corda": "<64 hex>"},
      "deadline_s": 600, "timeout_s": 300,
-     "security_token": "0x..", "cash_issuer": "<64 hex>", "channel": "channel-0"}
+     "security_token": "0x..", "cash_issuer": "<64 hex>", "channel": "channel-0", "st_chain": "evm-2"}
 
 ``security_token`` (default: the EVM chain's ST), ``cash_issuer`` (default: the Corda
-chain's issuer) and ``channel`` (the Corda end of the dvp channel; default: the client's)
-are optional.
+chain's issuer), ``channel`` (the Corda end of the dvp channel; default: the client's) and
+``st_chain`` (the id of the EVM chain the ST lives on, which picks the path; default: the
+client's only ST chain, so trade files written for one path still work) are optional.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ _EVM = re.compile(r"0x[0-9a-fA-F]{40}")
 _CORDA = re.compile(r"[0-9a-fA-F]{64}")
 _CHANNEL = re.compile(r"channel-[0-9]{1,19}")
 _FIELDS = {"trade_id", "security_token", "st_quantity", "cash_issuer", "sc_amount", "seller", "buyer",
-           "deadline_s", "deadline_ns", "timeout_s", "timeout_ns", "channel"}
+           "deadline_s", "deadline_ns", "timeout_s", "timeout_ns", "channel", "st_chain"}
+_CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as relayer.config.schema accepts chain ids
 
 
 class TradeError(ValueError):
@@ -92,6 +94,7 @@ class Trade:
     security_token: bytes | None = None
     cash_issuer: bytes | None = None
     channel: str | None = None
+    st_chain: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -108,6 +111,8 @@ class Trade:
             doc["cash_issuer"] = self.cash_issuer.hex()
         if self.channel is not None:
             doc["channel"] = self.channel
+        if self.st_chain is not None:
+            doc["st_chain"] = self.st_chain
         return doc
 
 
@@ -197,6 +202,9 @@ def parse_trade(doc: Any) -> Trade:
     channel = doc.get("channel")
     if channel is not None and (not isinstance(channel, str) or not _CHANNEL.fullmatch(channel)):
         raise TradeError("channel", f"expected a channel id like channel-0, got {channel!r}")
+    st_chain = doc.get("st_chain")
+    if st_chain is not None and (not isinstance(st_chain, str) or not _CHAIN_ID.fullmatch(st_chain)):
+        raise TradeError("st_chain", f"expected an EVM chain id like evm-2, got {st_chain!r}")
     return Trade(
         trade_id=trade_id,
         st_quantity=_uint(doc, "st_quantity"),
@@ -208,6 +216,7 @@ def parse_trade(doc: Any) -> Trade:
         security_token=_evm(doc["security_token"], "security_token") if "security_token" in doc else None,
         cash_issuer=_corda(doc["cash_issuer"], "cash_issuer") if "cash_issuer" in doc else None,
         channel=channel,
+        st_chain=st_chain,
     )
 
 
