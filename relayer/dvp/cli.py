@@ -383,6 +383,7 @@ def cmd_example(ns: argparse.Namespace) -> None:
     """
     from relayer.testnet import network as testnet
     from relayer.testnet.demo_dvp import Accounts
+    from relayer.testnet.procs import TestnetError
 
     root = Path(ns.testnet)
     evm_home, corda_home = root / "evm", root / "corda"
@@ -392,7 +393,7 @@ def cmd_example(ns: argparse.Namespace) -> None:
     st_chain = ns.st_chain or testnet.CHAINS[0][1]
     try:
         path = tn.path(st_chain) if tn.paths else None
-    except testnet.TestnetError as exc:
+    except TestnetError as exc:
         raise DvpCliError(str(exc)) from None
     if path is not None:
         evm_home = tn.home_of(st_chain)

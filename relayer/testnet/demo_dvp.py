@@ -454,7 +454,7 @@ async def phase_dvp(ctx: DemoContext) -> None:
     started = time.monotonic()
     try:
         async with await Ledgers.connect(ctx.address("evm"), ctx.address("corda"), chan["b_channel"]) as led:
-            client = DvpClient(led, record=record)
+            client = DvpClient(led, record=record.scoped(st_chain=tn.connection.get("a_chain", "evm-1")))
             run = DvpRun(ctx, client, acc, trades)
             issuer = led.cash_issuer.hex()
             genesis_sc = sum(int(v) for v in json.loads((acc.corda_home / "genesis.json").read_text())["cash"].values())
