@@ -396,8 +396,12 @@ class DvpClient:
         in flight; with too little free Cash while locks are in flight, it waits for the next
         block (their change)."""
         reserved = self._inputs[buyer]
+        stale = EXACT_STALE_BLOCKS
         while True:
-            rows, height = await self.ledgers.cash_at(buyer, EXACT_STALE_BLOCKS)
+            rows, height = await self.ledgers.cash_at(buyer, stale)
+            # Any re-read is made at the head: a stale answer comes back without suspending, so
+            # a loop taking it again would spin and starve the very fetch it waits for.
+            stale = 0
             if height < self._inputs_floor[buyer]:
                 continue  # older than inputs already forgotten as spent: read again at the head
             free = self._free_cash(buyer, issuer, rows, height)

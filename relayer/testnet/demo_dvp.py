@@ -443,7 +443,9 @@ async def phase_dvp(ctx: DemoContext) -> None:
     """The DvP batch and the failures, then the per-trade report and the conservation proof."""
     tn = ctx.testnet
     chan = tn.channel("dvp")
-    homes = {n.kind: n.home for n in tn.nodes}
+    homes: dict[str, Path] = {}
+    for n in tn.nodes:  # the first path's chains (evm-1 and the hub) when there are several
+        homes.setdefault(n.kind, n.home)
     acc = Accounts(homes["evm"], homes["corda"])
     n_ok = ctx.trades
     trades = plan_trades(acc, n_ok, secrets.token_hex(3))  # fresh ids on a reused testnet

@@ -449,14 +449,15 @@ async def _ensure_paths(config: Config, secret: str, a_id: str = CHAINS[0][1], b
     async with opened(config, secret, a_id, b_id) as (a, b):
         connection, found = await _existing(a.handle, b.handle)
     created: list[str] = []
+    where = "" if a_id == CHAINS[0][1] else f"{a_id} "  # the first path's objects are named as they always were
     if not connection:
         connection = await commands.create_connection(config, secret, a_id, b_id)
-        created.append(f"connection {a_id} {connection['a_connection']}")
+        created.append(f"connection {where}{connection['a_connection']}")
     for spec in CHANNELS:
         if spec not in found:
             found[spec] = await commands.create_channel(config, secret, a_id, connection["a_connection"], spec.a_port,
                                                         spec.b_port, spec.order, spec.version)
-            created.append(f"channel {a_id} {spec.a_port}/{found[spec]['a_channel']}")
+            created.append(f"channel {where}{spec.a_port}/{found[spec]['a_channel']}")
     return connection, [found[spec] for spec in CHANNELS], created
 
 
