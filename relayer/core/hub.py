@@ -46,7 +46,7 @@ class Hub:
         starts = {cid: (await self.handles[cid].latest()).height.revision_height + 1 for cid in self._by_chain}
         for sup in self.supervisors.values():
             await sup.start(follow=False)
-        for sup in self.supervisors.values():  # each start installed its own probe; the hub's covers all
+        for sup in self.supervisors.values():  # one registry: the hub's probe covers every path
             sup.services.telemetry.set_health(self.health)
         for cid, start in starts.items():
             self._tasks.append(asyncio.create_task(

@@ -169,7 +169,8 @@ class Supervisor:
     async def start(self, follow: bool = True) -> None:
         """Scan and spawn; ``follow=False`` when a :class:`relayer.core.hub.Hub` feeds this
         supervisor the blocks of chains it shares with other paths (one stream per chain)."""
-        self.services.telemetry.set_health(self.health)
+        if follow:  # under a hub, the hub's probe (every path) answers once all paths started
+            self.services.telemetry.set_health(self.health)
         starts = {c.chain_id: (await c.latest()).height.revision_height + 1 for c in (self.a, self.b)}
         await self.scan()
         if follow:

@@ -49,6 +49,11 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=240, env=env)
 
 
+def first_json(text: str) -> Any:
+    """The result document of a failed ``--json`` command (its one-line error follows it)."""
+    return json.JSONDecoder().raw_decode(text)[0]
+
+
 def _key(path: Path) -> bytes:
     return bytes.fromhex(path.read_text().strip().removeprefix("0x"))
 
@@ -197,17 +202,17 @@ def test_a_trade_for_an_unknown_st_chain_or_another_paths_channel_is_refused_wit
     bad.write_text(json.dumps({**doc, "st_chain": "evm-9"}))
     out = run("dvp", "settle", str(bad), "-c", str(hub.config), *keys, "--json")
     assert out.returncode == 1
-    got = json.loads(out.stdout)
+    got = first_json(out.stdout)
     assert got["state"] == "rejected" and got["reasons"] == [
         "st_chain: 'evm-9' is not an ST chain of this client (known: evm-1, evm-2)"]
     pre = run("dvp", "precheck", str(bad), "-c", str(hub.config), "--json")
-    assert pre.returncode == 1 and json.loads(pre.stdout)["reasons"][0].startswith("st_chain: 'evm-9'")
+    assert pre.returncode == 1 and first_json(pre.stdout)["reasons"][0].startswith("st_chain: 'evm-9'")
     # evm-2's dvp channel on a trade for evm-1: the pre-check names the mismatch
     crossed = tmp_path / "crossed.json"
     crossed.write_text(json.dumps({**doc, "st_chain": "evm-1"}))
     pre = run("dvp", "precheck", str(crossed), "-c", str(hub.config), "--json")
     assert pre.returncode == 1
-    assert any("does not lead to ST chain evm-1" in r for r in json.loads(pre.stdout)["reasons"])
+    assert any("does not lead to ST chain evm-1" in r for r in first_json(pre.stdout)["reasons"])
     # nothing locked anywhere, and no record of it
     status = run("dvp", "status", "T-HUB-X", "-c", str(hub.config))
     assert status.returncode == 1 and "unknown trade" in status.stderr
@@ -274,11 +279,12 @@ def test_two_daemons_split_by_path_relay_apart_and_a_killed_one_leaves_the_other
                   log=hub.rhome / f"relayer-{log}.log")
         # each daemon relayed its own path only, and nothing twice
         for port, mine, theirs in ((a_port, P1, P2), (b_port, P2, P1)):
+            url = f"http://127.0.0.1:{port}/metrics"
+            _wait(lambda url=url, mine=mine: metrics_by_path(url).get(mine, 0) >= 6, f"{mine}: 3 recv + 3 ack")
             text = _metrics(port)
-            assert metrics_by_path(f"http://127.0.0.1:{port}/metrics").get(mine, 0) >= 6, text  # 3 recv + 3 ack
             assert f'path="{theirs}"' not in text
-            assert metrics_by_path(f"http://127.0.0.1:{port}/metrics", "kakehashi_packets_noop_total") == {}
-            assert metrics_by_path(f"http://127.0.0.1:{port}/metrics", "kakehashi_tx_errors_total") == {}
+            assert not any(metrics_by_path(url, "kakehashi_packets_noop_total").values())
+            assert not any(metrics_by_path(url, "kakehashi_tx_errors_total").values())
 
         # SIGKILL the evm-1 daemon: evm-2's path keeps relaying, evm-1's waits
         a.kill()
