@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -29,6 +30,9 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help="benchmark names (default: all)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke runs")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--st-chains", type=int, default=1, metavar="N",
+                        help="dvp: N EVM ST chains around one Corda chain, throughput per path and in total "
+                             "(written to NAME_stN.json; default 1, the single-path run)")
     ns = parser.parse_args()
     available = sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
     names = ns.names or available
@@ -45,7 +49,12 @@ def main() -> None:
     for name in names:
         module = importlib.import_module(f"bench.bench_{name}")
         started = time.time()
-        result = module.run(quick=ns.quick)
+        if ns.st_chains > 1:
+            if "st_chains" not in inspect.signature(module.run).parameters:
+                parser.error(f"{name} has no --st-chains mode (dvp has)")
+            result = module.run(quick=ns.quick, st_chains=ns.st_chains)
+        else:
+            result = module.run(quick=ns.quick)
         doc = {
             "benchmark": name,
             "quick": ns.quick,
@@ -58,7 +67,7 @@ def main() -> None:
             },
             "results": result,
         }
-        path = ns.out / f"{name}.json"
+        path = ns.out / (f"{name}_st{ns.st_chains}.json" if ns.st_chains > 1 else f"{name}.json")
         path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         print(f"{name}: wrote {path}")
 

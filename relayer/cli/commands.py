@@ -62,6 +62,43 @@ async def _committed(chain: ChainHandle, msgs: list[Any]) -> TxOutcome:
     return out
 
 
+def peers(config: Config, chain_id: str) -> list[str]:
+    """The chains ``chain_id`` shares a configured path with (one for an ST chain, every spoke
+    for the hub)."""
+    config.chain(chain_id)
+    found = [p.b_chain if p.a_chain == chain_id else p.a_chain for p in config.paths
+             if chain_id in (p.a_chain, p.b_chain)]
+    return list(dict.fromkeys(found))
+
+
+async def peer_of(config: Config, chain_id: str, *, port: str = "", channel: str = "", connection: str = "") -> str:
+    """The chain at the other end of ``chain_id``'s channel (or connection): the one peer when
+    there is one, else the peer whose end names this one back (read from the chains)."""
+    candidates = peers(config, chain_id)
+    if not candidates:
+        raise DaemonError(f"chain {chain_id} is on no configured path")
+    if len(candidates) == 1:
+        return candidates[0]
+    async with opened(config, None, chain_id, *candidates) as (mine, *theirs):
+        if channel:
+            end = await channel_end(mine.handle, port, channel)
+            if end is None:
+                raise DaemonError(f"chain {chain_id}: no channel {port}/{channel}")
+            for oc in theirs:
+                back = await channel_end(oc.handle, end.counterparty.port_id, end.counterparty.channel_id)
+                if back is not None and (back.counterparty.port_id, back.counterparty.channel_id) == (port, channel):
+                    return oc.config.id
+            raise DaemonError(f"chain {chain_id}: no configured chain holds the other end of {port}/{channel}")
+        conn = await connection_end(mine.handle, connection)
+        if conn is None:
+            raise DaemonError(f"chain {chain_id}: no connection {connection}")
+        for oc in theirs:
+            back_conn = await connection_end(oc.handle, conn.counterparty.connection_id)
+            if back_conn is not None and back_conn.counterparty.connection_id == connection:
+                return oc.config.id
+        raise DaemonError(f"chain {chain_id}: no configured chain holds the other end of {connection}")
+
+
 async def _until(what: str, cond: Callable[[], Awaitable[bool]], timeout_s: float = HANDSHAKE_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while not await cond():
@@ -127,10 +164,7 @@ async def create_connection(config: Config, passphrase: str, a_id: str, b_id: st
 
 async def create_channel(config: Config, passphrase: str, a_id: str, a_conn: str, a_port: str, b_port: str,
                          order: str, version: str) -> dict[str, Any]:
-    a_cfg = config.chain(a_id)
-    others = [c.id for c in config.chains if c.id != a_cfg.id]
-    if len(others) != 1:
-        raise DaemonError("the config must name exactly two chains")
+    others = [await peer_of(config, a_id, connection=a_conn)]
     if order not in ORDERS:
         raise DaemonError(f"--order must be one of {', '.join(ORDERS)}")
     async with opened(config, passphrase, a_id, others[0]) as (a, b):
@@ -201,9 +235,7 @@ async def _pending_one_way(src: ChainHandle, src_port: str, src_chan: str, dst: 
 
 
 async def pending_packets(config: Config, chain: str, port: str, channel: str) -> dict[str, Any]:
-    other = [c.id for c in config.chains if c.id != config.chain(chain).id]
-    if len(other) != 1:
-        raise DaemonError("the config must name exactly two chains")
+    other = [await peer_of(config, chain, port=port, channel=channel)]
     async with opened(config, None, chain, other[0]) as (a, b):
         end = await channel_end(a.handle, port, channel)
         if end is None:
@@ -232,9 +264,7 @@ async def transfer(config: Config, passphrase: str, src_chain: str, src_port: st
         raise DaemonError("--amount must be positive")
     if timeout_height_offset <= 0 and timeout_seconds <= 0:
         raise DaemonError("set --timeout-height-offset or --timeout-seconds (a packet needs a timeout)")
-    other = [c.id for c in config.chains if c.id != config.chain(src_chain).id]
-    if len(other) != 1:
-        raise DaemonError("the config must name exactly two chains")
+    other = [await peer_of(config, src_chain, port=src_port, channel=src_channel)]
     src_cfg = config.chain(src_chain)
     sender = account_for(src_cfg.kind, signer_secret(config, src_cfg, passphrase, key))
     async with opened(config, passphrase, src_chain, key_name=key) as (src,):
@@ -262,9 +292,7 @@ async def transfer(config: Config, passphrase: str, src_chain: str, src_port: st
 
 async def clear_packets(config: Config, passphrase: str, chain: str, port: str, channel: str) -> dict[str, Any]:
     """One clearing pass both ways: the channel's packet workers run until nothing is pending."""
-    other = [c.id for c in config.chains if c.id != config.chain(chain).id]
-    if len(other) != 1:
-        raise DaemonError("the config must name exactly two chains")
+    other = [await peer_of(config, chain, port=port, channel=channel)]
     async with opened(config, passphrase, chain, other[0]) as (a, b):
         end = await channel_end(a.handle, port, channel)
         if end is None:

@@ -154,13 +154,16 @@ def _testnet_tables(tn: Any) -> Table:
         p = tn.proxy
         table.add_row("proxy (SIMULATED enclave)", f"code {str(p.code_hash or '-')[:16]}…", p.address or "-", "",
                       _pid_cell(p.pid), str(p.log))
-    if tn.connection:
-        c = tn.connection
+    every = tn.paths or ([{"name": "", "connection": tn.connection, "channels": tn.channels}] if tn.connection else [])
+    for p in every:
+        c = p["connection"]
+        if len(every) > 1:
+            table.add_row("path", p["name"], f"{c['a_chain']} <-> {c['b_chain']}", "", "", "")
         table.add_row("connection", f"{c['a_connection']} <-> {c['b_connection']}",
                       f"clients {c['a_client']} / {c['b_client']}", "", "", "")
-    for ch in tn.channels:
-        table.add_row("channel", f"{ch['a_port']}/{ch['a_channel']} <-> {ch['b_port']}/{ch['b_channel']}",
-                      f"{ch['a_chain']} <-> {ch['b_chain']}", ch["order"], "", "")
+        for ch in p["channels"]:
+            table.add_row("channel", f"{ch['a_port']}/{ch['a_channel']} <-> {ch['b_port']}/{ch['b_channel']}",
+                          f"{ch['a_chain']} <-> {ch['b_chain']}", ch["order"], "", "")
     return table
 
 
@@ -170,7 +173,7 @@ def cmd_testnet_up(ns: argparse.Namespace) -> None:
 
     try:
         tn = testnet.up(Path(ns.home), validators=ns.validators, block_period=ns.block_period, mqtt=ns.mqtt,
-                        prover=ns.prover)
+                        prover=ns.prover, st_chains=ns.st_chains)
     except (TestnetError, KeystoreError) as exc:
         raise CliError(str(exc)) from exc
     _out(ns, tn.to_json(), _testnet_tables(tn))
@@ -222,6 +225,8 @@ def cmd_start(ns: argparse.Namespace) -> None:
     from relayer.core import daemon
 
     cfg = _config(ns)
+    if ns.path:
+        cfg = cfg.only_paths(ns.path)  # ConfigError (a ValueError) names the known paths
     daemon.start(cfg, passphrase_from_env_or_prompt())
 
 
@@ -342,8 +347,10 @@ def cmd_health_check(ns: argparse.Namespace) -> None:
 
 
 def _add_relayer_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    sub.add_parser("start", parents=[common], help="run the relayer until SIGTERM/SIGINT").set_defaults(
-        func=cmd_start)
+    start = sub.add_parser("start", parents=[common], help="run the relayer until SIGTERM/SIGINT")
+    start.add_argument("--path", action="append", metavar="NAME",
+                       help="relay only this [[paths]] entry (repeatable; default: every path in the config)")
+    start.set_defaults(func=cmd_start)
     sub.add_parser("health-check", parents=[common], help="is every configured chain reachable").set_defaults(
         func=cmd_health_check)
 
@@ -483,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     nstart.add_argument("--log-format", default="console", choices=["json", "console"])
     nstart.set_defaults(func=cmd_node_start)
 
-    tn = sub.add_parser("testnet", help="a local two-chain testnet (one EVM and one Corda node and a relayer)").add_subparsers(
+    tn = sub.add_parser("testnet", help="a local testnet: one Corda SC chain, N EVM ST chains (--st-chains), one relayer").add_subparsers(
         dest="testnet_command", metavar="ACTION", required=True
     )
     tcommon = argparse.ArgumentParser(add_help=False)
@@ -501,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how each chain is proven to the other: direct light clients, or the proxy "
                           "(LCP-style, SIMULATED enclave) started beside the nodes (fixed at the first up; "
                           "default direct)")
+    tup.add_argument("--st-chains", type=int, default=None, metavar="N",
+                     help="EVM security-token chains around the one Corda stablecoin chain, one path each "
+                          "(evm-1..evm-N; evm-2 has 7 validators; default 1, or what the testnet has; it only grows)")
     tup.set_defaults(func=cmd_testnet_up)
     tn.add_parser("down", parents=[tcommon], help="stop the relayer and nodes that `up` started").set_defaults(func=cmd_testnet_down)
     tn.add_parser("status", parents=[tcommon], help="show the nodes, the relayer and the channels").set_defaults(func=cmd_testnet_status)

@@ -123,6 +123,32 @@ class ChainConfig:
     proxy: ProxyConfig | None = None
 
 
+_PATH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:~-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class PathConfig:
+    """One path the daemon relays: two chains, and which of their channels (Hermes-style
+    ``[[paths]]``). The packet filter is matched against the channel end on ``a_chain``; a
+    channel it refuses gets no worker of this daemon, so several daemons can split one hub's
+    paths, or one path's channels, between them."""
+
+    name: str
+    a_chain: str
+    b_chain: str
+    packet_filter: PacketFilter = field(default_factory=PacketFilter)
+
+    def permits(self, chain_id: str, port: str, channel: str, other_port: str, other_channel: str) -> bool:
+        """Whether the channel whose end on ``chain_id`` is (port, channel) is this path's to relay."""
+        if chain_id == self.a_chain:
+            return self.packet_filter.permits(port, channel)
+        return self.packet_filter.permits(other_port, other_channel)
+
+
+def path_name(a_chain: str, b_chain: str) -> str:
+    return f"{a_chain}:{b_chain}"
+
+
 @dataclass(frozen=True)
 class Config:
     log_level: str = "info"
@@ -132,6 +158,19 @@ class Config:
     telemetry: Telemetry = field(default_factory=Telemetry)
     mqtt: Mqtt = field(default_factory=Mqtt)
     chains: tuple[ChainConfig, ...] = ()
+    paths: tuple[PathConfig, ...] = ()
+
+    def path(self, name: str) -> PathConfig:
+        for p in self.paths:
+            if p.name == name:
+                return p
+        raise ConfigError(f"paths: no path named {name!r} (known: {[p.name for p in self.paths]})")
+
+    def only_paths(self, names: list[str]) -> Config:
+        """This config relaying only the named paths (``kakehashi start --path``)."""
+        from dataclasses import replace
+
+        return replace(self, paths=tuple(self.path(n) for n in dict.fromkeys(names)))
 
     def chain(self, chain_id: str) -> ChainConfig:
         for c in self.chains:
@@ -161,6 +200,50 @@ def _fraction(value: Any, where: str) -> Fraction:
     if not Fraction(1, 3) <= frac <= 1:
         raise ConfigError(f"{where}: trust threshold must be in [1/3, 1], got {frac}")
     return frac
+
+
+def _packet_filter(f: Section) -> PacketFilter:
+    policy = choice(f.take("policy", str, "allow"), ("allow", "deny", "allow_all"), f.key("policy"))
+    rules = []
+    for i, rule in enumerate(f.take("list", list, [])):
+        if not (isinstance(rule, list) and len(rule) == 2 and all(isinstance(x, str) and x for x in rule)):
+            raise ConfigError(f"{f.key('list')}[{i}]: expected [\"port\", \"channel\"], got {rule!r}")
+        rules.append((rule[0], rule[1]))
+    f.done()
+    return PacketFilter(policy, tuple(rules))
+
+
+def _paths(root: Section, chains: tuple[ChainConfig, ...]) -> tuple[PathConfig, ...]:
+    """``[[paths]]`` as written, or the default: the two chains of a two-chain config, else
+    every pair of an evm chain and a corda chain (the hub and its spokes)."""
+    raw = root.take("paths", list, None)
+    known = {c.id: c for c in chains}
+    if raw is None:
+        if len(chains) == 2:
+            pairs = [(chains[0].id, chains[1].id)]
+        else:
+            pairs = [(a.id, b.id) for a in chains if a.kind == "evm" for b in chains if b.kind == "corda"]
+        return tuple(PathConfig(path_name(a, b), a, b) for a, b in pairs)
+    if not raw:
+        raise ConfigError("paths: give at least one [[paths]] entry, or none to relay every evm/corda pair")
+    out: list[PathConfig] = []
+    for i, doc in enumerate(raw):
+        sec = Section(f"paths[{i}]", doc)
+        a, b = sec.required("a_chain", str), sec.required("b_chain", str)
+        for key, cid in (("a_chain", a), ("b_chain", b)):
+            if cid not in known:
+                raise ConfigError(f"{sec.key(key)}: no [[chains]] entry with id {cid!r} (known: {sorted(known)})")
+        if a == b:
+            raise ConfigError(f"{sec.key('b_chain')}: a path joins two different chains, got {a!r} twice")
+        name = sec.take("name", str, path_name(a, b))
+        if not _PATH_NAME.match(name):
+            raise ConfigError(f"{sec.key('name')}: expected 1-128 characters of [A-Za-z0-9._:~-], got {name!r}")
+        pf = _packet_filter(sec.sub("packet_filter")) if "packet_filter" in sec.left else PacketFilter()
+        sec.done()
+        if any(p.name == name for p in out):
+            raise ConfigError(f"{sec.key('name')}: duplicate path name {name!r}")
+        out.append(PathConfig(name, a, b, pf))
+    return tuple(out)
 
 
 def _chain(sec: Section, base_dir: Path) -> ChainConfig:
@@ -197,17 +280,7 @@ def _chain(sec: Section, base_dir: Path) -> ChainConfig:
     threshold = _fraction(sec.take("trust_threshold", (str, dict), "1/3"), sec.key("trust_threshold"))
     if drift >= trusting:
         raise ConfigError(f"{sec.key('max_clock_drift')}: must be shorter than trusting_period ({trusting:.0f}s)")
-    pf = PacketFilter()
-    if "packet_filter" in sec.left:
-        f = sec.sub("packet_filter")
-        policy = choice(f.take("policy", str, "allow"), ("allow", "deny", "allow_all"), f.key("policy"))
-        rules = []
-        for i, rule in enumerate(f.take("list", list, [])):
-            if not (isinstance(rule, list) and len(rule) == 2 and all(isinstance(x, str) and x for x in rule)):
-                raise ConfigError(f"{f.key('list')}[{i}]: expected [\"port\", \"channel\"], got {rule!r}")
-            rules.append((rule[0], rule[1]))
-        f.done()
-        pf = PacketFilter(policy, tuple(rules))
+    pf = _packet_filter(sec.sub("packet_filter")) if "packet_filter" in sec.left else PacketFilter()
 
     prover, proxy = parse_prover(sec)
     sec.done()
@@ -296,6 +369,7 @@ def parse_config(doc: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
         if c.id in seen:
             raise ConfigError(f"chains[{i}].id: duplicate chain id {c.id!r}")
         seen.add(c.id)
+    paths = _paths(root, chains)
     root.done()
     return Config(
         log_level=log_level,
@@ -305,6 +379,7 @@ def parse_config(doc: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
         telemetry=telemetry,
         mqtt=mqtt,
         chains=chains,
+        paths=paths,
     )
 
 

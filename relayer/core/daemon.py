@@ -20,10 +20,11 @@ import structlog
 
 from chains.node.client import ClientTls, NodeClient, NodeError, RetryPolicy
 from relayer.codecs import CodecError, codec_for
-from relayer.config.schema import ChainConfig, Config
+from relayer.config.schema import ChainConfig, Config, PathConfig
 from relayer.core.chain import GrpcChainHandle
-from relayer.core.supervisor import Supervisor, settings_from_config
-from relayer.core.workers import Services
+from relayer.core.hub import Hub
+from relayer.core.supervisor import settings_from_config
+from relayer.core.workers import EventPublisher, Services
 from relayer.ops.keystore import Keystore, KeystoreError
 from relayer.ops.logs import configure_logging
 from relayer.ops.mqtt import MqttPublisher
@@ -101,12 +102,6 @@ async def open_chain(config: Config, chain: ChainConfig, passphrase: str | None,
     return OpenChain(chain, client, GrpcChainHandle(chain.id, client, codec))
 
 
-def pair(config: Config) -> tuple[ChainConfig, ChainConfig]:
-    if len(config.chains) != 2:
-        raise DaemonError(f"the relayer runs between exactly two chains; the config has {len(config.chains)}")
-    return config.chains[0], config.chains[1]
-
-
 @contextlib.asynccontextmanager
 async def opened(config: Config, passphrase: str | None, *chain_ids: str,
                  key_name: str | None = None) -> AsyncIterator[list[OpenChain]]:
@@ -131,12 +126,24 @@ def services_for(config: Config, telemetry: Telemetry, mqtt: MqttPublisher | Non
     return Services(settings=settings_from_config(config), telemetry=telemetry, mqtt=mqtt)
 
 
+def path_services(config: Config, telemetry: Telemetry, mqtt: MqttPublisher | None,
+                  path: PathConfig) -> Services:
+    """One path's services: its metrics view and, when the daemon serves several paths, its
+    own MQTT topics (``{prefix}/{path}/...``; a single-path daemon keeps the plain topics)."""
+    publisher: EventPublisher | None = mqtt
+    if mqtt is not None and len(config.paths) > 1:
+        publisher = mqtt.on_path(path.name)
+    return Services(settings=settings_from_config(config), telemetry=telemetry.for_path(path.name), mqtt=publisher)
+
+
 async def run(config: Config, passphrase: str, stop: asyncio.Event, ports: tuple[str, ...] = ("transfer", "dvp"),
               on_ready: asyncio.Event | None = None) -> None:
-    """Relay between the two configured chains until ``stop`` is set, then shut down cleanly."""
-    a_cfg, b_cfg = pair(config)
-    telemetry = Telemetry()
-    async with opened(config, passphrase, a_cfg.id, b_cfg.id) as (a, b):
+    """Relay every configured path until ``stop`` is set, then shut down cleanly."""
+    if not config.paths:
+        raise DaemonError("the config names no path to relay")
+    chain_ids = list(dict.fromkeys(c for p in config.paths for c in (p.a_chain, p.b_chain)))
+    telemetry = Telemetry(path_label=True)
+    async with opened(config, passphrase, *chain_ids) as opened_chains:
         mqtt = None
         if config.mqtt.enabled:
             mqtt = MqttPublisher(config.mqtt.host, config.mqtt.port, prefix=config.mqtt.topic_prefix,
@@ -149,10 +156,12 @@ async def run(config: Config, passphrase: str, stop: asyncio.Event, ports: tuple
                 raise DaemonError(f"telemetry: cannot listen on {config.telemetry.host}:"
                                   f"{config.telemetry.port} ({exc})") from None
             log.info("telemetry listening", host=config.telemetry.host, port=bound)
-        sup = Supervisor(a.handle, b.handle, services_for(config, telemetry, mqtt), ports=ports)
+        handles = {oc.config.id: oc.handle for oc in opened_chains}
+        sup = Hub(handles, config.paths, lambda p: path_services(config, telemetry, mqtt, p), ports=ports)
         try:
             await sup.start()
-            log.info("relayer started", chains=[a_cfg.id, b_cfg.id], workers=len(sup.workers))
+            log.info("relayer started", chains=chain_ids, paths=[p.name for p in config.paths],
+                     workers=len(sup.workers))
             if on_ready is not None:
                 on_ready.set()
             await stop.wait()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -23,7 +24,7 @@ from chains.ibc.host.identifiers import connection_id as make_connection_id
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb
-from relayer.config.schema import Config
+from relayer.config.schema import Config, PathConfig
 from relayer.core.chain import ChainHandle
 from relayer.core.workers import (
     ChannelHandshakeWorker,
@@ -74,8 +75,10 @@ async def _sequence(chain: ChainHandle, key: bytes) -> int:
 
 class Supervisor:
     def __init__(self, a: ChainHandle, b: ChainHandle, services: Services,
-                 ports: tuple[str, ...] = DEFAULT_PORTS, stream_backoff_s: float = 0.05) -> None:
+                 ports: tuple[str, ...] = DEFAULT_PORTS, stream_backoff_s: float = 0.05,
+                 path: PathConfig | None = None) -> None:
         self.a, self.b = a, b
+        self.path = path  # its packet filter says which channels between a and b are ours
         self.services = services
         self.ports = ports
         self.workers: dict[str, Worker] = {}
@@ -140,6 +143,9 @@ class Supervisor:
                 if link is None:
                     continue
                 mine, theirs = link
+                if self.path is not None and not self.path.permits(
+                        chain.chain_id, port, chan, chan_end.counterparty.port_id, chan_end.counterparty.channel_id):
+                    continue  # another daemon's channel (or nobody's)
                 here = End(chain, mine.client_id, mine.connection_id, port, chan)
                 there = End(theirs.chain, theirs.client_id, theirs.connection_id, chan_end.counterparty.port_id,
                             chan_end.counterparty.channel_id)
@@ -160,13 +166,18 @@ class Supervisor:
 
     # --- run -------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self.services.telemetry.set_health(self.health)
+    async def start(self, follow: bool = True) -> None:
+        """Scan and spawn; ``follow=False`` when a :class:`relayer.core.hub.Hub` feeds this
+        supervisor the blocks of chains it shares with other paths (one stream per chain)."""
+        if follow:  # under a hub, the hub's probe (every path) answers once all paths started
+            self.services.telemetry.set_health(self.health)
         starts = {c.chain_id: (await c.latest()).height.revision_height + 1 for c in (self.a, self.b)}
         await self.scan()
-        for chain in (self.a, self.b):
-            self._tasks.append(asyncio.create_task(self._follow(chain, starts[chain.chain_id]),
-                                                   name=f"blocks:{chain.chain_id}"))
+        if follow:
+            for chain in (self.a, self.b):
+                self._tasks.append(asyncio.create_task(
+                    follow_blocks(chain, starts[chain.chain_id], self.on_block, self.on_reconnect,
+                                  self.stream_backoff_s), name=f"blocks:{chain.chain_id}"))
         self._tasks.append(asyncio.create_task(self._rescanner(), name="rescan"))
 
     async def stop(self) -> None:
@@ -188,32 +199,13 @@ class Supervisor:
             except Exception as exc:  # the next handshake event retries
                 log.warning("rescan failed", error=f"{type(exc).__name__}: {exc}")
 
-    async def _follow(self, chain: ChainHandle, start: int) -> None:
-        next_height = start
-        backoff = self.stream_backoff_s
-        while True:
-            try:
-                async for blk in chain.blocks(next_height):
-                    if blk.height.revision_height < next_height:
-                        continue
-                    next_height = blk.height.revision_height + 1
-                    backoff = self.stream_backoff_s
-                    self.on_block(chain.chain_id, blk.events)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("block stream lost", chain=chain.chain_id, error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
-            self.on_reconnect(chain.chain_id)
-
     def on_reconnect(self, chain_id: str) -> None:
         """Events may have been missed: every worker clears from chain state."""
         self.reconnects += 1
         for worker in self.workers.values():
             worker.rescan()
 
-    def on_block(self, chain_id: str, events: tuple[ev.Event, ...] | list[ev.Event]) -> None:
+    def on_block(self, chain_id: str, events: Sequence[ev.Event]) -> None:
         seen = self._blocks_seen[chain_id] = self._blocks_seen.get(chain_id, 0) + 1
         interval = self.services.settings.clear_interval
         periodic = interval > 0 and seen % interval == 0
@@ -234,3 +226,27 @@ class Supervisor:
 
     def busy(self) -> bool:
         return any(w.dirty and w.running for w in self.workers.values())
+
+
+async def follow_blocks(chain: ChainHandle, start: int,
+                        on_block: Callable[[str, Sequence[ev.Event]], None],
+                        on_reconnect: Callable[[str], None], backoff_s: float = 0.05) -> None:
+    """Follow ``chain``'s block stream from ``start`` forever; a lost stream is reopened from
+    the next height with backoff and reported (events may have been missed meanwhile)."""
+    next_height = start
+    backoff = backoff_s
+    while True:
+        try:
+            async for blk in chain.blocks(next_height):
+                if blk.height.revision_height < next_height:
+                    continue
+                next_height = blk.height.revision_height + 1
+                backoff = backoff_s
+                on_block(chain.chain_id, blk.events)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("block stream lost", chain=chain.chain_id, error=f"{type(exc).__name__}: {exc}")
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 5.0)
+        on_reconnect(chain.chain_id)

@@ -1,8 +1,10 @@
 """``kakehashi dvp ...``: pre-check, settle, status, list, reclaim, the trade feed and the board.
 
-Where things come from: node addresses from the relayer config (the chain of kind evm and
-the one of kind corda, TLS included) unless ``--evm`` / ``--corda`` override them; the dvp
-channel (Corda end) from the trade file or ``--channel``; keys from ``--key`` (repeatable:
+Where things come from: node addresses from the relayer config (every chain of kind evm is
+an ST chain a trade may name in ``st_chain``, each on its own path to the corda chain; TLS
+included) unless ``--evm`` / ``--corda`` override them (one ST chain then); the dvp channel
+(Corda end) from the trade file, ``--channel`` (one ST chain only), or else found on the
+chains for each path (relayer/dvp/router.py); keys from ``--key`` (repeatable:
 a hex key file, a directory of ``*.key`` files such as a node home's ``keys/``, or
 ``keystore:NAME``), matched to the trade's accounts by identity; the trade record from
 ``--db`` (default ``dvp.sqlite`` beside the config); MQTT events go to the config's broker
@@ -34,12 +36,13 @@ from relayer.cli.console import stdout_console
 from relayer.cli.defaults import TESTNET_HOME, config_path
 from relayer.config.schema import load_config
 from relayer.config.tables import ConfigError
-from relayer.dvp.client import DvpClient, DvpError, Settlement
+from relayer.dvp.client import DvpError, Settlement
 from relayer.dvp.events import DvpEvents, DvpPublisher
 from relayer.dvp.feed import lines_of, mqtt_messages, run_feed
 from relayer.dvp.keys import KeyMaterialError, KeyRing
-from relayer.dvp.ledgers import LedgerError, Ledgers
+from relayer.dvp.ledgers import LedgerError
 from relayer.dvp.record import RecordError, TradeRecord, TradeRow
+from relayer.dvp.router import DvpRouter, Route
 from relayer.dvp.trade import TradeError, load_trade, parse_trade
 from relayer.ops.keystore import Keystore, passphrase_from_env_or_prompt
 from relayer.ops.logs import configure_logging
@@ -98,7 +101,9 @@ class _Setup:
         self.evm_addr, self.corda_addr = ns.evm, ns.corda
         self.evm_tls: ClientTls | None = None
         self.corda_tls: ClientTls | None = None
+        self.routes: list[Route] = []
         if self.config is not None:
+            corda_id = ""
             for chain in self.config.chains:
                 tls = None
                 if chain.tls is not None and chain.tls.ca_file is not None:
@@ -106,7 +111,19 @@ class _Setup:
                 if chain.kind == "evm" and self.evm_addr is None:
                     self.evm_addr, self.evm_tls = chain.grpc_addr, tls
                 if chain.kind == "corda" and self.corda_addr is None:
-                    self.corda_addr, self.corda_tls = chain.grpc_addr, tls
+                    self.corda_addr, self.corda_tls, corda_id = chain.grpc_addr, tls, chain.id
+            if ns.evm is None:  # every ST chain on a path to the SC chain, in the config's order
+                for chain in self.config.chains:
+                    on = [p for p in self.config.paths if chain.id in (p.a_chain, p.b_chain)
+                          and corda_id in (p.a_chain, p.b_chain)]
+                    if chain.kind == "evm" and on:
+                        tls = None
+                        if chain.tls is not None and chain.tls.ca_file is not None:
+                            tls = ClientTls(chain.tls.ca_file, chain.tls.cert_file, chain.tls.key_file)
+                        self.routes.append(Route(chain.id, on[0].name, chain.grpc_addr, tls))
+        if not self.routes and self.evm_addr is not None:
+            st_id = next((c.id for c in self.config.chains if c.kind == "evm"), "evm") if self.config else "evm"
+            self.routes = [Route(st_id, f"{st_id}:corda", self.evm_addr, self.evm_tls)]
         self.db = Path(ns.db) if ns.db else (cfg_path.parent if self.config is not None else Path(".")) / "dvp.sqlite"
 
     def keys(self) -> KeyRing:
@@ -134,32 +151,52 @@ class _Setup:
         return None
 
     @contextlib.asynccontextmanager
-    async def client(self, telemetry: Telemetry | None = None) -> AsyncIterator[DvpClient]:
+    async def client(self, telemetry: Telemetry | None = None) -> AsyncIterator[DvpRouter]:
+        """A router over every ST chain's path. Events go to MQTT per path when there are
+        several (``{prefix}/{path}/dvp/...``; one path keeps ``{prefix}/dvp/...``) and to the
+        path's view of ``telemetry``."""
         if self.evm_addr is None or self.corda_addr is None:
             if self.config is None:
                 raise DvpCliError(f"cannot read config file {self.ns.config}: no such file (pass -c RELAYER.toml, "
                                   f"or both --evm and --corda)")
             raise DvpCliError(f"no node addresses: {self.ns.config} names no evm/corda chain; pass --evm and --corda")
-        ledgers = await Ledgers.connect(self.evm_addr, self.corda_addr, self.ns.channel, evm_tls=self.evm_tls,
-                                        corda_tls=self.corda_tls)
+        if self.ns.channel is not None and len(self.routes) > 1:
+            raise DvpCliError("--channel names one path's dvp channel; with several ST chains put `channel` in "
+                              "the trade instead (or leave it to be found per path)")
         record = TradeRecord(self.db)
         broker = self.broker()
-        publisher = None
-        if broker is not None:
-            publisher = DvpPublisher(broker[0], broker[1], prefix=broker[2], client_id=f"kakehashi-dvp-{os.getpid()}")
-            publisher.start()
-        events = DvpEvents(publisher, telemetry, record)
+        publishers: list[DvpPublisher] = []
+        many = len(self.routes) > 1
+
+        def events(route: Route, rec: TradeRecord | None) -> DvpEvents:
+            publisher = None
+            if broker is not None:
+                prefix = f"{broker[2]}/{route.path}" if many else broker[2]
+                publisher = DvpPublisher(broker[0], broker[1], prefix=prefix,
+                                         client_id=f"kakehashi-dvp-{os.getpid()}-{len(publishers)}")
+                publisher.start()
+                publishers.append(publisher)
+            return DvpEvents(publisher, telemetry.for_path(route.path) if telemetry is not None else None, rec)
+
         try:
-            yield DvpClient(ledgers, record=record, events=events)
-        finally:
-            if publisher is not None:
-                await publisher.drain(10.0)
+            router = await DvpRouter.connect(self.routes, self.corda_addr, corda_tls=self.corda_tls,
+                                             channel=self.ns.channel, record=record, events=events)
+        except BaseException:
+            for publisher in publishers:
                 await publisher.stop()
             record.close()
-            await ledgers.close()
+            raise
+        try:
+            yield router
+        finally:
+            for publisher in publishers:
+                await publisher.drain(10.0)
+                await publisher.stop()
+            await router.close()
+            record.close()
 
 
-def _run(ns: argparse.Namespace, body: Callable[[_Setup, DvpClient], Awaitable[T]],
+def _run(ns: argparse.Namespace, body: Callable[[_Setup, DvpRouter], Awaitable[T]],
          telemetry: Telemetry | None = None) -> T:
     setup = _Setup(ns)
 
@@ -194,7 +231,7 @@ def _settlement_table(s: Settlement) -> Table:
 def cmd_precheck(ns: argparse.Namespace) -> None:
     trade = load_trade(Path(ns.trade))
 
-    async def body(setup: _Setup, client: DvpClient) -> list[str]:
+    async def body(setup: _Setup, client: DvpRouter) -> list[str]:
         return await client.precheck(trade)
 
     reasons = _run(ns, body)
@@ -208,7 +245,7 @@ def cmd_precheck(ns: argparse.Namespace) -> None:
 def cmd_settle(ns: argparse.Namespace) -> None:
     trade = load_trade(Path(ns.trade))
 
-    async def body(setup: _Setup, client: DvpClient) -> Settlement:
+    async def body(setup: _Setup, client: DvpRouter) -> Settlement:
         ring = setup.keys()
         seller, buyer = ring.evm(trade.seller.evm), ring.corda(trade.buyer.corda)
         done = await client.existing(trade)
@@ -232,7 +269,7 @@ def cmd_settle(ns: argparse.Namespace) -> None:
 
 
 def cmd_status(ns: argparse.Namespace) -> None:
-    async def body(setup: _Setup, client: DvpClient) -> Settlement:
+    async def body(setup: _Setup, client: DvpRouter) -> Settlement:
         got = await client.status(ns.trade_id)
         if got.state == "none" and (client.record is None or client.record.get(ns.trade_id) is None):
             raise DvpCliError(f"unknown trade {ns.trade_id!r}: neither chain holds a lock for it and the "
@@ -265,20 +302,20 @@ def trades_table(rows: list[TradeRow]) -> Table:
     whole value (trade ids get copied from here), and the reason wraps in what is left (at most
     REASON_WIDTH wide); ``--json`` has each reason on one line."""
     table = Table()
-    for name in ("trade", "state", "EVM", "Corda", "seq", "ST", "SC"):
+    for name in ("trade", "ST chain", "state", "EVM", "Corda", "seq", "ST", "SC"):
         table.add_column(name, no_wrap=True)
     table.add_column("reason", overflow="fold", max_width=REASON_WIDTH)
     for r in rows:
-        table.add_row(r.trade_id, r.state, r.evm_status, r.corda_status, str(r.sequence or "-"),
+        table.add_row(r.trade_id, r.st_chain or "-", r.state, r.evm_status, r.corda_status, str(r.sequence or "-"),
                       str(r.terms.st_quantity) if r.terms else "-", str(r.terms.sc_amount) if r.terms else "-",
                       r.error or "")
     return table
 
 
 def cmd_reclaim(ns: argparse.Namespace) -> None:
-    async def body(setup: _Setup, client: DvpClient) -> Settlement:
+    async def body(setup: _Setup, client: DvpRouter) -> Settlement:
         ring = setup.keys()
-        escrow = await client.ledgers.escrow(ns.trade_id)
+        escrow = await client.escrow(ns.trade_id)
         seller = bytes.fromhex(str(escrow.get("seller", "0x")).removeprefix("0x"))
         try:
             key = ring.evm(seller)
@@ -293,11 +330,11 @@ def cmd_reclaim(ns: argparse.Namespace) -> None:
 def cmd_feed(ns: argparse.Namespace) -> None:
     if bool(ns.mqtt) == bool(ns.file):
         raise DvpCliError("give exactly one of --mqtt TOPIC or --file TRADES.jsonl")
-    telemetry = Telemetry()
+    telemetry = Telemetry(path_label=True)
     if ns.metrics_port is not None:
         telemetry.serve("127.0.0.1", ns.metrics_port)
 
-    async def body(setup: _Setup, client: DvpClient) -> dict[str, Any]:
+    async def body(setup: _Setup, client: DvpRouter) -> dict[str, Any]:
         ring = setup.keys()
         if ns.file:
             source = lines_of(Path(ns.file))
@@ -368,11 +405,20 @@ def cmd_example(ns: argparse.Namespace) -> None:
     """
     from relayer.testnet import network as testnet
     from relayer.testnet.demo_dvp import Accounts
+    from relayer.testnet.procs import TestnetError
 
     root = Path(ns.testnet)
     evm_home, corda_home = root / "evm", root / "corda"
     if not (evm_home / "genesis.json").is_file() or not (corda_home / "genesis.json").is_file():
         raise DvpCliError(f"{root} is not a testnet home; run `kakehashi testnet up --home {root}` first")
+    tn = testnet.status(root)
+    st_chain = ns.st_chain or testnet.CHAINS[0][1]
+    try:
+        path = tn.path(st_chain) if tn.paths else None
+    except TestnetError as exc:
+        raise DvpCliError(str(exc)) from None
+    if path is not None:
+        evm_home = tn.home_of(st_chain)
     acc = Accounts(evm_home, corda_home)
     try:
         doc: dict[str, Any] = {
@@ -389,10 +435,11 @@ def cmd_example(ns: argparse.Namespace) -> None:
         corda_names = sorted(p.stem.removeprefix("holder-") for p in (corda_home / "keys").glob("holder-*.key"))
         raise DvpCliError(f"demo account keys: {exc}; EVM accounts (--seller/--buyer): {', '.join(evm_names)}; "
                           f"Corda parties (--payer/--payee): {', '.join(corda_names)}") from None
-    corda_id = dict((kind, chain_id) for kind, chain_id, *_ in testnet.CHAINS)["corda"]
-    for ch in testnet.status(root).channels:
+    for ch in (path["channels"] if path is not None else tn.channels):
         if ch.get("a_port") == "dvp":
-            doc["channel"] = ch["a_channel"] if ch.get("a_chain") == corda_id else ch["b_channel"]
+            doc["channel"] = ch["a_channel"] if ch.get("a_chain") == testnet.HUB else ch["b_channel"]
+    if len(tn.paths) > 1 or ns.st_chain:
+        doc["st_chain"] = st_chain
     parse_trade(doc)  # what we print must load
     print(json.dumps(doc, indent=2))
 
@@ -422,6 +469,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ex = dvp.add_parser("example", help="print a trade between the local testnet's demo accounts")
     ex.add_argument("--testnet", default=str(TESTNET_HOME), help=f"testnet home (default {TESTNET_HOME})")
     ex.add_argument("--trade-id", help="default: T-<random hex>")
+    ex.add_argument("--st-chain", help="the EVM chain of the ST (default evm-1; `testnet up --st-chains N` makes evm-1..N)")
     ex.add_argument("--st", type=int, default=10, help="ST quantity (default 10)")
     ex.add_argument("--sc", type=int, default=1000, help="SC amount (default 1000)")
     ex.add_argument("--seller", default="alice", help="EVM demo account delivering the ST (default alice)")

@@ -199,7 +199,7 @@ class DvpClient:
     """Settles trades between the two chains ``ledgers`` reads; see the module docstring."""
 
     def __init__(self, ledgers: Ledgers, *, record: TradeRecord | None = None, events: DvpEvents | None = None,
-                 poll_s: float = POLL_S) -> None:
+                 poll_s: float = POLL_S, share_corda_with: DvpClient | None = None) -> None:
         self.ledgers = ledgers
         self.record = record
         self.events = events or DvpEvents(record=record)
@@ -226,6 +226,12 @@ class DvpClient:
         self._inflight_ids: set[str] = set()
         self._locked_s: dict[str, float] = {}
         self._final_s: dict[str, float] = {}
+        if share_corda_with is not None:
+            # Several ST chains settle against one SC chain (relayer/dvp/router.py): a buyer's SC
+            # holds, reserved Cash inputs and the trade ids in flight are one set for all paths.
+            o = share_corda_with
+            self._sc_holds, self._inputs, self._cash_views = o._sc_holds, o._inputs, o._cash_views
+            self._spent, self._inputs_floor, self._inflight_ids = o._spent, o._inputs_floor, o._inflight_ids
 
     # --- resolution and pre-check ----------------------------------------------------------
 

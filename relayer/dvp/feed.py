@@ -27,6 +27,7 @@ import structlog
 from relayer.dvp.client import DvpClient, DvpError, Settlement
 from relayer.dvp.keys import KeyMaterialError, KeyRing
 from relayer.dvp.ledgers import LedgerError
+from relayer.dvp.router import DvpRouter
 from relayer.dvp.trade import TradeError, trade_from_json
 
 log = structlog.get_logger("kakehashi.dvp.feed")
@@ -48,8 +49,17 @@ class FeedReport:
             "elapsed_s": round(self.elapsed_s, 3),
             "latency_p50_s": lat[len(lat) // 2] if lat else None,
             "latency_p99_s": lat[min(len(lat) - 1, (len(lat) * 99) // 100)] if lat else None,
+            "by_st_chain": self.by_st_chain(),
             "trades": self.results,
         }
+
+    def by_st_chain(self) -> dict[str, dict[str, int]]:
+        """Outcomes per ST chain (per path): one feed carries trades for every ST chain."""
+        out: dict[str, Counter[str]] = {}
+        for r in self.results:
+            if r.get("st_chain"):
+                out.setdefault(r["st_chain"], Counter())[r["state"]] += 1
+        return {k: dict(v) for k, v in sorted(out.items())}
 
 
 async def lines_of(path: Path) -> AsyncIterator[bytes]:
@@ -101,7 +111,7 @@ async def _next(source: AsyncIterator[bytes], stop: asyncio.Event | None) -> byt
         return None
 
 
-async def run_feed(client: DvpClient, source: AsyncIterator[bytes], keys: KeyRing, *, concurrency: int = 8,
+async def run_feed(client: DvpClient | DvpRouter, source: AsyncIterator[bytes], keys: KeyRing, *, concurrency: int = 8,
                    wait_s: float | None = None, on_result: Callable[[Settlement], None] | None = None,
                    stop: asyncio.Event | None = None) -> FeedReport:
     """Settle each trade from ``source`` as it arrives, at most ``concurrency`` at a time.
@@ -132,7 +142,7 @@ async def run_feed(client: DvpClient, source: AsyncIterator[bytes], keys: KeyRin
                 got = Settlement(trade.trade_id, "error", error=str(exc))
             report.outcomes[got.state] += 1
             report.results.append({"trade_id": got.trade_id, "state": got.state, "reasons": got.reasons,
-                                   "error": got.error, "latency_s": got.latency_s})
+                                   "error": got.error, "latency_s": got.latency_s, "st_chain": trade.st_chain})
             if on_result is not None:
                 on_result(got)
         finally:

@@ -26,6 +26,7 @@ from chains.corda.cash import brand_key
 from chains.ibc.host import paths
 from chains.node.client import ClientTls, NodeClient, NodeError, RetryPolicy
 from kakehashi.ibc.v1 import channel_pb2 as chpb
+from kakehashi.ibc.v1 import client_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb
 from kakehashi.node.v1 import node_pb2
 from lightclients.corda.client import CordaLightClient
@@ -89,6 +90,7 @@ class Ledgers:
         self.evm_info, self.corda_info = evm_info, corda_info
         self.channel = channel
         self.evm_watch, self.corda_watch = ChainWatch(evm), ChainWatch(corda)
+        self.owns_corda = True  # False for a spoke sharing the hub's Corda client (:meth:`spoke`)
         self._memo: dict[tuple[bool, int], dict[Hashable, asyncio.Future[Any]]] = {}
 
     @classmethod
@@ -121,11 +123,44 @@ class Ledgers:
                 raise LedgerError(f"Corda node at {corda_addr}: chain_info lacks {key!r} (is it the Corda chain?)")
         return cls(evm, corda, evm_info, corda_info, channel)
 
+    @classmethod
+    async def spoke(cls, evm_addr: str, hub: Ledgers, channel: str | None = None, *,
+                    evm_tls: ClientTls | None = None, retry: RetryPolicy | None = None) -> Ledgers:
+        """Another EVM chain's ledgers, sharing ``hub``'s Corda node client and block watch (one
+        stream of the SC chain, whatever the number of ST chains); closing it leaves them open."""
+        evm = NodeClient(evm_addr, tls=evm_tls, retry=retry or RetryPolicy(attempts=4, timeout_s=15.0))
+        try:
+            evm_info = await _ask(evm, "EVM", "chain_info")
+        except BaseException:
+            await evm.close()
+            raise
+        for key in ("evm_chain_id", "security_token", "dvp_escrow"):
+            if key not in evm_info:
+                await evm.close()
+                raise LedgerError(f"EVM node at {evm_addr}: chain_info lacks {key!r} (is it the EVM chain?)")
+        led = cls(evm, hub.corda, evm_info, hub.corda_info, channel)
+        await led.corda_watch.close()
+        led.corda_watch, led.owns_corda = hub.corda_watch, False
+        return led
+
+    async def dvp_channels(self) -> list[str]:
+        """The Corda ends of the dvp channels that lead to this EVM chain (both ends name each
+        other), read from the chains: how a spoke's client finds its path's channel."""
+        raw = await _raw(self.corda, "Corda", paths.NEXT_CHANNEL_SEQUENCE.decode())
+        count = int(client_pb2.NextSequence.FromString(raw).sequence) if raw else 0
+        found = []
+        for n in range(count):
+            view = await self._channel_view(f"channel-{n}")
+            if view is not None and view.evm_state != chpb.STATE_UNINITIALIZED_UNSPECIFIED:
+                found.append(view.corda_channel)
+        return found
+
     async def close(self) -> None:
         await self.evm_watch.close()
-        await self.corda_watch.close()
         await self.evm.close()
-        await self.corda.close()
+        if self.owns_corda:
+            await self.corda_watch.close()
+            await self.corda.close()
 
     def watch(self, on_evm: bool) -> ChainWatch:
         return self.evm_watch if on_evm else self.corda_watch
@@ -308,6 +343,8 @@ class Ledgers:
                               cpb.ConnectionEnd)
 
         theirs, corda_conn = await asyncio.gather(theirs_end(), corda_connection())
+        if theirs is not None and (theirs.counterparty.port_id, theirs.counterparty.channel_id) != (port, corda_channel):
+            theirs = None  # that end belongs to another channel: this one does not lead to this EVM chain
         evm_conn = await _ibc(self.evm, "EVM", paths.connection(theirs.connection_hops[0]).decode(),
                               cpb.ConnectionEnd) if theirs is not None and theirs.connection_hops else None
         return ChannelView(

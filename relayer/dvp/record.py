@@ -12,6 +12,7 @@ transaction, so a killed client loses at most the write in flight.
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 import threading
@@ -40,11 +41,14 @@ CREATE TABLE IF NOT EXISTS trades (
     created_s    REAL NOT NULL,
     locked_s     REAL,
     final_s      REAL,
-    updated_s    REAL NOT NULL
+    updated_s    REAL NOT NULL,
+    st_chain     TEXT
 );
 """
+# Columns added after the first release: (name, SQL type); a record file without them gains them on open.
+_ADDED = (("st_chain", "TEXT"),)
 _COLUMNS = ("terms", "timeout_ns", "channel", "state", "evm_status", "corda_status", "sequence", "evm_lock_tx",
-            "corda_lock_tx", "corda_exit_tx", "error", "locked_s", "final_s")
+            "corda_lock_tx", "corda_exit_tx", "error", "locked_s", "final_s", "st_chain")
 
 
 class RecordError(RuntimeError):
@@ -70,6 +74,7 @@ class TradeRow:
     locked_s: float | None = None
     final_s: float | None = None
     updated_s: float = 0.0
+    st_chain: str | None = None  # the ST chain (path) the trade settled on; None before multi-path records
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -78,6 +83,7 @@ class TradeRow:
             "timeout_ns": self.timeout_ns, "evm_lock_tx": self.evm_lock_tx, "corda_lock_tx": self.corda_lock_tx,
             "corda_exit_tx": self.corda_exit_tx, "error": self.error, "events": list(self.published),
             "created_s": self.created_s, "locked_s": self.locked_s, "final_s": self.final_s,
+            "st_chain": self.st_chain,
         }
         if self.terms is not None:
             t = self.terms
@@ -102,9 +108,21 @@ class TradeRecord:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(trades)")}
+            for name, kind in _ADDED:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE trades ADD COLUMN {name} {kind}")
         except (sqlite3.Error, OSError) as exc:
             raise RecordError(f"trade record {self.path}: {exc}") from None
         self._lock = threading.Lock()
+        self.defaults: dict[str, Any] = {}
+
+    def scoped(self, **defaults: Any) -> TradeRecord:
+        """This record (same file and connection) filling ``defaults`` into every row it creates:
+        each ST chain's settlement client writes its ``st_chain`` so. Close the original only."""
+        view = copy.copy(self)
+        view.defaults = {**self.defaults, **defaults}
+        return view
 
     def close(self) -> None:
         self._db.close()
@@ -139,7 +157,7 @@ class TradeRecord:
             self._db.execute(
                 "INSERT INTO trades (trade_id, state, created_s, updated_s) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(trade_id) DO NOTHING", (trade_id, state, now, now))
-        self.update(trade_id, state=state, **values)
+        self.update(trade_id, state=state, **{**self.defaults, **values})
         row = self.get(trade_id)
         assert row is not None
         return row
@@ -185,5 +203,5 @@ def _row(d: dict[str, Any]) -> TradeRow:
         evm_status=d["evm_status"], corda_status=d["corda_status"], sequence=d["sequence"],
         evm_lock_tx=d["evm_lock_tx"], corda_lock_tx=d["corda_lock_tx"], corda_exit_tx=d["corda_exit_tx"],
         error=d["error"], published=list(json.loads(d["published"])), created_s=d["created_s"],
-        locked_s=d["locked_s"], final_s=d["final_s"], updated_s=d["updated_s"],
+        locked_s=d["locked_s"], final_s=d["final_s"], updated_s=d["updated_s"], st_chain=d.get("st_chain"),
     )

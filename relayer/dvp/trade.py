@@ -15,14 +15,17 @@ Format (JSON object; unknown keys are errors so a misspelt field is never ignore
     {"trade_id": "T-0001", "st_quantity": 100, "sc_amount": 25000,
      "seller": {"evm": "0x..", "corda": "<64 hex>"}, "buyer": {"evm": "0x..", "corda": "<64 hex>"},
      "deadline_s": 600, "timeout_s": 300,
-     "security_token": "0x..", "sc_brand": "KUSD", "cash_issuer": "<64 hex>", "channel": "channel-0"}
+     "security_token": "0x..", "sc_brand": "KUSD", "cash_issuer": "<64 hex>", "channel": "channel-0",
+     "st_chain": "evm-2"}
 
 ``security_token`` (default: the EVM chain's ST), ``sc_brand`` (the SC brand paid in;
 default: the Corda chain's default brand, the single SC of trade files written before
 brands), ``cash_issuer`` (default: the issuer of ``sc_brand``, as the Corda chain's
-``chain_info`` names it) and ``channel`` (the Corda end of the dvp channel; default: the
-client's) are optional. A brand the chain does not issue is not an error here: the trade
-resolves, and the pre-check refuses it with the brands the chain does issue.
+``chain_info`` names it), ``channel`` (the Corda end of the dvp channel; default: the
+client's) and ``st_chain`` (the id of the EVM chain the ST lives on, which picks the path;
+default: the client's only ST chain, so trade files written for one path still work) are
+optional. A brand the chain does not issue is not an error here: the trade resolves, and the
+pre-check refuses it with the brands the chain does issue.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ _CORDA = re.compile(r"[0-9a-fA-F]{64}")
 _CHANNEL = re.compile(r"channel-[0-9]{1,19}")
 _SC_BRAND = re.compile(r"[A-Za-z0-9._-]{0,32}")
 _FIELDS = {"trade_id", "security_token", "st_quantity", "cash_issuer", "sc_amount", "seller", "buyer",
-           "deadline_s", "deadline_ns", "timeout_s", "timeout_ns", "channel", "sc_brand"}
+           "deadline_s", "deadline_ns", "timeout_s", "timeout_ns", "channel", "sc_brand",
+           "st_chain"}
+_CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as relayer.config.schema accepts chain ids
 
 
 class TradeError(ValueError):
@@ -97,6 +102,7 @@ class Trade:
     cash_issuer: bytes | None = None
     channel: str | None = None
     sc_brand: str | None = None
+    st_chain: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -115,6 +121,8 @@ class Trade:
             doc["channel"] = self.channel
         if self.sc_brand is not None:
             doc["sc_brand"] = self.sc_brand
+        if self.st_chain is not None:
+            doc["st_chain"] = self.st_chain
         return doc
 
 
@@ -207,6 +215,9 @@ def parse_trade(doc: Any) -> Trade:
     sc_brand = doc.get("sc_brand")
     if sc_brand is not None and (not isinstance(sc_brand, str) or not _SC_BRAND.fullmatch(sc_brand)):
         raise TradeError("sc_brand", f"expected an SC brand name (0-32 characters of [A-Za-z0-9._-]), got {sc_brand!r}")
+    st_chain = doc.get("st_chain")
+    if st_chain is not None and (not isinstance(st_chain, str) or not _CHAIN_ID.fullmatch(st_chain)):
+        raise TradeError("st_chain", f"expected an EVM chain id like evm-2, got {st_chain!r}")
     return Trade(
         trade_id=trade_id,
         st_quantity=_uint(doc, "st_quantity"),
@@ -219,6 +230,7 @@ def parse_trade(doc: Any) -> Trade:
         cash_issuer=_corda(doc["cash_issuer"], "cash_issuer") if "cash_issuer" in doc else None,
         channel=channel,
         sc_brand=sc_brand,
+        st_chain=st_chain,
     )
 
 

@@ -6,7 +6,8 @@ backoff; an event is dropped from the queue only after the broker acknowledged i
 PUBACK, which aiomqtt's publish awaits), so a broker restart loses nothing that was queued.
 When the queue is full the oldest event is dropped and counted, and the drop is logged.
 
-Topics: ``{prefix}/{chain}/{port}/{channel}/{event}``; payload: one JSON object.
+Topics: ``{prefix}/{chain}/{port}/{channel}/{event}``, or ``{prefix}/{path}/{chain}/...`` for a
+daemon serving several paths; payload: one JSON object.
 """
 
 from __future__ import annotations
@@ -54,15 +55,25 @@ class MqttPublisher:
         self.dropped = 0
         self.connected = False
 
-    def publish(self, chain: str, port: str, channel: str, event: str, payload: dict[str, Any]) -> None:
+    def on_path(self, path: str) -> PathPublisher:
+        """This publisher's connection with one path's topics (``{prefix}/{path}/...``)."""
+        return PathPublisher(self, path)
+
+    def publish(self, chain: str, port: str, channel: str, event: str, payload: dict[str, Any],
+                path: str | None = None) -> None:
         """Queue one event; never blocks."""
         body = {"event": event, "chain": chain, "port": port, "channel": channel, "time": time.time(), **payload}
+        prefix = self.prefix
+        if path is not None:
+            if not path or _TOPIC_PART.search(path):
+                raise ValueError(f"MQTT topic level {path!r} is empty or contains '#', '+', '/' or NUL")
+            prefix, body["path"] = f"{self.prefix}/{path}", path
         if len(self._queue) >= self._max_queue:
             self._queue.popleft()
             self.dropped += 1
             log.warning("mqtt queue full; dropped the oldest event", dropped=self.dropped)
         self._queue.append(
-            (topic_for(self.prefix, chain, port, channel, event), json.dumps(body, sort_keys=True, default=str).encode())
+            (topic_for(prefix, chain, port, channel, event), json.dumps(body, sort_keys=True, default=str).encode())
         )
         self._has_items.set()
 
@@ -109,3 +120,13 @@ class MqttPublisher:
                 log.warning("mqtt unavailable; retrying", error=str(exc), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+
+class PathPublisher:
+    """One path's view of a shared publisher: same connection and queue, the path's topics."""
+
+    def __init__(self, publisher: MqttPublisher, path: str) -> None:
+        self.publisher, self.path = publisher, path
+
+    def publish(self, chain: str, port: str, channel: str, event: str, payload: dict[str, Any]) -> None:
+        self.publisher.publish(chain, port, channel, event, payload, path=self.path)

@@ -17,6 +17,7 @@ threads and ``/health`` answers as long as fewer than that many are stuck.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import socket
 import threading
@@ -76,64 +77,98 @@ class _Server(ThreadingMixIn, WSGIServer):
             self._slots.release()
 
 
+class _OnPath:
+    """A metric whose ``path`` label is fixed, so callers label the rest exactly as before."""
+
+    def __init__(self, metric: Any, path: str) -> None:
+        self._metric, self._path = metric, path
+
+    def labels(self, **labels: str) -> Any:
+        return self._metric.labels(path=self._path, **labels)
+
+    def __getattr__(self, name: str) -> Any:  # inc/observe/set of a metric without other labels
+        return getattr(self._metric.labels(path=self._path), name)
+
+
+# name -> (type, help, labels, extra kwargs); one table so the path label is added in one place
+_METRICS: dict[str, tuple[type, str, list[str], dict[str, Any]]] = {
+    "send_packet_events": (Counter, "SendPacket events seen", ["chain", "port", "channel"], {}),
+    "packets_relayed": (Counter, "Packet messages submitted", ["src_chain", "dst_chain", "kind"], {}),
+    "packets_confirmed": (Counter, "Packet messages confirmed on the destination",
+                          ["src_chain", "dst_chain", "kind"], {}),
+    "packets_noop": (Counter, "Packet messages already handled (another relayer was first)",
+                     ["dst_chain", "kind"], {}),
+    "backlog_size": (Gauge, "Packets pending relay", ["chain", "port", "channel"], {}),
+    "backlog_oldest_sequence": (Gauge, "Oldest pending sequence", ["chain", "port", "channel"], {}),
+    "tx_latency_submitted": (Histogram, "Event seen to tx accepted by the node", ["chain"],
+                             {"buckets": LATENCY_BUCKETS}),
+    "tx_latency_confirmed": (Histogram, "Event seen to tx committed", ["chain"], {"buckets": LATENCY_BUCKETS}),
+    "tx_errors": (Counter, "Failed transactions", ["chain", "kind"], {}),
+    "client_height": (Gauge, "Latest height of a client", ["chain", "client_id"], {}),
+    "client_seconds_to_expiry": (Gauge, "Seconds until a client expires", ["chain", "client_id"], {}),
+    "client_updates": (Counter, "Client updates submitted", ["chain", "client_id"], {}),
+    "misbehaviour_submitted": (Counter, "Misbehaviour evidence submitted", ["chain", "client_id"], {}),
+    "workers": (Gauge, "Running workers", ["type"], {}),
+    "settlements": (Counter, "DvP trades reaching a final state", ["outcome"], {}),
+    "settlement_latency": (Histogram, "DvP lock to both legs final", [], {"buckets": LATENCY_BUCKETS}),
+}
+_NAMES = {"tx_latency_submitted": "kakehashi_tx_latency_submitted_seconds",
+          "tx_latency_confirmed": "kakehashi_tx_latency_confirmed_seconds",
+          "settlement_latency": "kakehashi_settlement_latency_seconds"}
+
+
 class Telemetry:
-    def __init__(self) -> None:
+    """The relayer's metrics. With ``path_label`` every metric carries a ``path`` label (a
+    daemon serving several paths, or a feed settling on several): :meth:`for_path` gives the
+    view one path's workers write through, sharing this registry and endpoint."""
+
+    send_packet_events: Any
+    packets_relayed: Any
+    packets_confirmed: Any
+    packets_noop: Any
+    backlog_size: Any
+    backlog_oldest_sequence: Any
+    tx_latency_submitted: Any
+    tx_latency_confirmed: Any
+    tx_errors: Any
+    client_height: Any
+    client_seconds_to_expiry: Any
+    client_updates: Any
+    misbehaviour_submitted: Any
+    workers: Any
+    settlements: Any
+    settlement_latency: Any
+
+    def __init__(self, path_label: bool = False) -> None:
         r = self.registry = CollectorRegistry()
-        self.send_packet_events = Counter(
-            "kakehashi_send_packet_events", "SendPacket events seen", ["chain", "port", "channel"], registry=r
-        )
-        self.packets_relayed = Counter(
-            "kakehashi_packets_relayed", "Packet messages submitted", ["src_chain", "dst_chain", "kind"], registry=r
-        )
-        self.packets_confirmed = Counter(
-            "kakehashi_packets_confirmed", "Packet messages confirmed on the destination",
-            ["src_chain", "dst_chain", "kind"], registry=r,
-        )
-        self.packets_noop = Counter(
-            "kakehashi_packets_noop", "Packet messages already handled (another relayer was first)",
-            ["dst_chain", "kind"], registry=r,
-        )
-        self.backlog_size = Gauge(
-            "kakehashi_backlog_size", "Packets pending relay", ["chain", "port", "channel"], registry=r
-        )
-        self.backlog_oldest_sequence = Gauge(
-            "kakehashi_backlog_oldest_sequence", "Oldest pending sequence", ["chain", "port", "channel"], registry=r
-        )
-        self.tx_latency_submitted = Histogram(
-            "kakehashi_tx_latency_submitted_seconds", "Event seen to tx accepted by the node", ["chain"],
-            buckets=LATENCY_BUCKETS, registry=r,
-        )
-        self.tx_latency_confirmed = Histogram(
-            "kakehashi_tx_latency_confirmed_seconds", "Event seen to tx committed", ["chain"],
-            buckets=LATENCY_BUCKETS, registry=r,
-        )
-        self.tx_errors = Counter("kakehashi_tx_errors", "Failed transactions", ["chain", "kind"], registry=r)
-        self.client_height = Gauge(
-            "kakehashi_client_height", "Latest height of a client", ["chain", "client_id"], registry=r
-        )
-        self.client_seconds_to_expiry = Gauge(
-            "kakehashi_client_seconds_to_expiry", "Seconds until a client expires", ["chain", "client_id"], registry=r
-        )
-        self.client_updates = Counter(
-            "kakehashi_client_updates", "Client updates submitted", ["chain", "client_id"], registry=r
-        )
-        self.misbehaviour_submitted = Counter(
-            "kakehashi_misbehaviour_submitted", "Misbehaviour evidence submitted", ["chain", "client_id"], registry=r
-        )
-        self.workers = Gauge("kakehashi_workers", "Running workers", ["type"], registry=r)
-        self.settlements = Counter(
-            "kakehashi_settlements", "DvP trades reaching a final state", ["outcome"], registry=r
-        )
-        self.settlement_latency = Histogram(
-            "kakehashi_settlement_latency_seconds", "DvP lock to both legs final", buckets=LATENCY_BUCKETS, registry=r
-        )
+        self.path_label = path_label
+        self.path = ""
+        self._raw: dict[str, Any] = {}
+        for attr, (kind, doc, labels, extra) in _METRICS.items():
+            name = _NAMES.get(attr, f"kakehashi_{attr}")
+            self._raw[attr] = kind(name, doc, ["path", *labels] if path_label else labels, registry=r, **extra)
+        self._bind("")
+        self._root = self
         self._health: Callable[[], dict[str, Any]] = lambda: {"status": "ok"}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
+    def _bind(self, path: str) -> None:
+        self.path = path
+        for attr, metric in self._raw.items():
+            setattr(self, attr, _OnPath(metric, path) if self.path_label else metric)
+
+    def for_path(self, path: str) -> Telemetry:
+        """The view of one path (the same object when metrics carry no path label)."""
+        if not self.path_label:
+            return self
+        view = copy.copy(self)
+        view._bind(path)
+        return view
+
     def set_health(self, probe: Callable[[], dict[str, Any]]) -> None:
         """``probe()`` returns a JSON-able dict whose "status" is "ok" when healthy."""
-        self._health = probe
+        self._root._health = probe
 
     def _app(self) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
         metrics = make_wsgi_app(self.registry)
@@ -142,7 +177,7 @@ class Telemetry:
             path = environ.get("PATH_INFO", "/")
             if path == "/health":
                 try:
-                    report = self._health()
+                    report = self._root._health()
                 except Exception as exc:  # a broken probe is itself unhealthy
                     report = {"status": "error", "error": str(exc)}
                 code = "200 OK" if report.get("status") == "ok" else "503 Service Unavailable"

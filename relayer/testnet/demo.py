@@ -45,6 +45,8 @@ from relayer.testnet import network as testnet
 from relayer.testnet.demo_context import DEFAULT_TRADES, DemoContext, Direction, Phase, address_of
 from relayer.testnet.demo_dvp import phase_dvp
 from relayer.testnet.demo_dvp import print_report as print_dvp_report
+from relayer.testnet.demo_paths import phase_paths
+from relayer.testnet.demo_paths import print_report as print_paths_report
 from relayer.testnet.procs import TestnetError
 
 SEC_NS = 1_000_000_000
@@ -69,7 +71,7 @@ def _key(home: Path, name: str) -> bytes:
 
 async def phase_testnet(ctx: DemoContext) -> None:
     started = time.monotonic()
-    ctx.tn = await testnet.up_async(ctx.home, prover=ctx.prover)
+    ctx.tn = await testnet.up_async(ctx.home, prover=ctx.prover, st_chains=ctx.st_chains)
     transfer = ctx.tn.channel("transfer")
     ctx.report["testnet"] = {"home": str(ctx.home), "seconds": round(time.monotonic() - started, 2),
                              "channel": transfer, "relayer_pid": ctx.tn.relayer.pid,
@@ -276,6 +278,7 @@ PHASES: list[tuple[str, Phase]] = [
     ("supply", phase_supply),
 ]
 PHASES.append(("dvp", phase_dvp))  # relayer/testnet/demo_dvp.py: trades, failures refunded, conservation
+PHASES.append(("paths", phase_paths))  # relayer/testnet/demo_paths.py: trades on every ST chain, per path
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -305,6 +308,8 @@ def print_report(ctx: DemoContext, out: Console) -> None:
     out.print(supply)
     if "dvp" in ctx.report:
         print_dvp_report(ctx.report["dvp"], out)
+    if "paths" in ctx.report:
+        print_paths_report(ctx.report["paths"], out)
 
 
 async def run(ctx: DemoContext, phases: list[tuple[str, Phase]] | None = None) -> bool:
@@ -327,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transfers", type=int, default=20, help="transfers each way (default 20)")
     parser.add_argument("--trades", type=int, default=DEFAULT_TRADES,
                         help=f"DvP trades that settle, plus one of each failure kind (default {DEFAULT_TRADES})")
+    parser.add_argument("--st-chains", type=int, default=None,
+                        help="EVM ST chains around the Corda SC chain (default 2; 1 with --prover proxy)")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for every ack (default 90)")
     parser.add_argument("--down", action="store_true", help="stop the testnet at the end")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
@@ -338,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     # Progress and messages go to stderr, so --json leaves stdout to the report alone.
     ns.home = ns.home or str(DEFAULT_HOMES[ns.prover])
     ctx = DemoContext(Path(ns.home).resolve(), ns.transfers, Console(stderr=True), timeout_s=ns.timeout,
-                      trades=ns.trades, prover=ns.prover)
+                      trades=ns.trades, prover=ns.prover,
+                      st_chains=ns.st_chains or (1 if ns.prover == "proxy" else 2))
     ok = asyncio.run(run(ctx))
     if ns.down:
         try:

@@ -64,6 +64,7 @@ class DemoContext:
     timeout_s: float = 90.0
     trades: int = DEFAULT_TRADES  # DvP trades that should settle (the failure kinds come on top)
     prover: str = "direct"  # how the chains verify each other (relayer/proxy for "proxy")
+    st_chains: int | None = None  # EVM ST chains (paths) the testnet gets; None: what it has
     tn: testnet.Testnet | None = None
     directions: list[Direction] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)

@@ -443,7 +443,9 @@ async def phase_dvp(ctx: DemoContext) -> None:
     """The DvP batch and the failures, then the per-trade report and the conservation proof."""
     tn = ctx.testnet
     chan = tn.channel("dvp")
-    homes = {n.kind: n.home for n in tn.nodes}
+    homes: dict[str, Path] = {}
+    for n in tn.nodes:  # the first path's chains (evm-1 and the hub) when there are several
+        homes.setdefault(n.kind, n.home)
     acc = Accounts(homes["evm"], homes["corda"])
     n_ok = ctx.trades
     trades = plan_trades(acc, n_ok, secrets.token_hex(3))  # fresh ids on a reused testnet
@@ -454,7 +456,7 @@ async def phase_dvp(ctx: DemoContext) -> None:
     started = time.monotonic()
     try:
         async with await Ledgers.connect(ctx.address("evm"), ctx.address("corda"), chan["b_channel"]) as led:
-            client = DvpClient(led, record=record)
+            client = DvpClient(led, record=record.scoped(st_chain=tn.connection.get("a_chain", "evm-1")))
             run = DvpRun(ctx, client, acc, trades)
             issuer = led.cash_issuer.hex()
             genesis_sc = sum(int(v) for v in json.loads((acc.corda_home / "genesis.json").read_text())["cash"].values())

@@ -42,7 +42,7 @@ from chains.node.client import NodeClient, NodeError, RetryPolicy
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb
-from relayer.config.schema import Config, load_config
+from relayer.config.schema import Config, load_config, path_name
 from relayer.config.tables import ConfigError
 from relayer.core.chain import ChainHandle
 from relayer.ops.keystore import KIND_FOR_CHAIN, PASSPHRASE_ENV, Keystore, KeystoreError
@@ -70,9 +70,51 @@ def cli_command() -> str:
     return str(here)
 
 
-# (kind, chain id, default block period). EVM blocks must be >= 1 s: its block time advances
-# in whole seconds, so a shorter period runs chain time ahead of the wall clock.
+# (kind, chain id, default block period) of the single-path testnet. EVM blocks must be >= 1 s:
+# its block time advances in whole seconds, so a shorter period runs chain time ahead of the
+# wall clock.
 CHAINS = (("evm", "evm-1", "1s"), ("corda", "corda-1", "200ms"))
+HUB = "corda-1"
+MAX_ST_CHAINS = 8
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """One chain of the testnet: the Corda hub, or the k-th EVM ST chain (a spoke)."""
+
+    kind: str
+    chain_id: str
+    home: str  # directory under the testnet home
+    period: str
+    validators: int
+
+
+def layout(st_chains: int = 1, validators: int = 4, block_period: str | None = None) -> list[ChainSpec]:
+    """The hub and its spokes, in the order `up` starts them (evm-1 first, as the single-path
+    testnet always had it). Spokes differ as independent ST platforms would: their own chain
+    id, validator keys and count (evm-2 has 7) and block period (evm-k: 1 s + 0.5 s per k)."""
+    specs = [ChainSpec("evm", "evm-1", "evm", block_period or "1s", validators),
+             ChainSpec("corda", HUB, "corda", "200ms" if block_period is None else block_period, validators)]
+    for k in range(2, st_chains + 1):
+        specs.append(ChainSpec("evm", f"evm-{k}", f"evm-{k}", block_period or f"{500 + 500 * k}ms",
+                               7 if k == 2 else 4 + (k % 3)))
+    return specs
+
+
+def st_chain_count(root: Path, wanted: int | None = None) -> int:
+    """How many ST chains the testnet has: fixed when first asked (HOME/st-chains), and only
+    ever grown by a later `up --st-chains N` (a spoke's chain and paths are never torn down)."""
+    path = Path(root).resolve() / "st-chains"
+    saved = int(path.read_text().strip()) if path.exists() else None
+    if wanted is not None and not 1 <= wanted <= MAX_ST_CHAINS:
+        raise TestnetError(f"--st-chains must be between 1 and {MAX_ST_CHAINS}, got {wanted}")
+    if saved is not None and wanted is not None and wanted < saved:
+        raise TestnetError(f"the testnet in {root} has {saved} ST chains; it cannot shrink to {wanted} "
+                           f"(use another --home)")
+    n = max(saved or 1, wanted or 1)
+    if saved != n and Path(root).resolve().exists():
+        path.write_text(f"{n}\n")
+    return n
 
 
 @dataclass(frozen=True)
@@ -122,18 +164,34 @@ class RelayerInfo:
 class Testnet:
     nodes: list[NodeInfo]
     relayer: RelayerInfo
-    connection: dict[str, str] = field(default_factory=dict)
-    channels: list[dict[str, str]] = field(default_factory=list)
+    connection: dict[str, str] = field(default_factory=dict)  # of the first path (evm-1 <-> corda-1)
+    channels: list[dict[str, str]] = field(default_factory=list)  # of the first path
     created: list[str] = field(default_factory=list)  # by this `up`; empty when everything existed
     prover: str = "direct"  # how each chain is proven to the other: "direct" or "proxy"
     proxy: Any = None  # relayer.testnet.proxy.ProxyProcInfo in proxy mode
+    # every path: {"name", "st_chain", "connection": {...}, "channels": [...]}, evm-1's first
+    paths: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = json.loads(json.dumps(
             {"nodes": [asdict(n) for n in self.nodes], "relayer": asdict(self.relayer),
              "connection": self.connection, "channels": self.channels, "created": self.created,
-             "prover": self.prover, "proxy": asdict(self.proxy) if self.proxy is not None else None}, default=str))
+             "prover": self.prover, "proxy": asdict(self.proxy) if self.proxy is not None else None,
+             "paths": self.paths}, default=str))
         return doc
+
+    def path(self, st_chain: str) -> dict[str, Any]:
+        for p in self.paths:
+            if p["st_chain"] == st_chain:
+                return p
+        raise TestnetError(f"the testnet has no path to ST chain {st_chain!r} "
+                           f"(it has: {', '.join(p['st_chain'] for p in self.paths) or 'none'})")
+
+    def home_of(self, chain_id: str) -> Path:
+        for n in self.nodes:
+            if n.chain_id == chain_id:
+                return n.home
+        raise TestnetError(f"the testnet has no chain {chain_id!r}")
 
     def channel(self, a_port: str) -> dict[str, str]:
         for ch in self.channels:
@@ -157,8 +215,8 @@ async def _height(address: str, timeout_s: float = 2.0) -> int | None:
             return None
 
 
-async def node_info(root: Path, kind: str, chain_id: str) -> NodeInfo:
-    home = root / kind
+async def node_info(root: Path, kind: str, chain_id: str, home_name: str | None = None) -> NodeInfo:
+    home = root / (home_name or kind)
     pid = _node_pid(home)
     address = None
     if pid is not None:
@@ -168,39 +226,42 @@ async def node_info(root: Path, kind: str, chain_id: str) -> NodeInfo:
     return NodeInfo(kind, chain_id, home, pid, address, height)
 
 
-async def _nodes(root: Path) -> list[NodeInfo]:
-    return [await node_info(root, kind, chain_id) for kind, chain_id, _ in CHAINS]
+async def _nodes(root: Path, specs: list[ChainSpec] | None = None) -> list[NodeInfo]:
+    specs = specs if specs is not None else layout(st_chain_count(root))
+    return [await node_info(root, s.kind, s.chain_id, s.home) for s in specs]
 
 
-def _up_nodes(root: Path, validators: int, block_period: str | None, wait_s: float) -> list[str]:
-    """Initialise (first time) and start the nodes that are not running; returns the kinds started."""
-    started: list[tuple[str, subprocess.Popen[bytes]]] = []
-    for kind, chain_id, default_period in CHAINS:
-        home = root / kind
+def _up_nodes(root: Path, specs: list[ChainSpec], wait_s: float) -> list[str]:
+    """Initialise (first time) and start the nodes that are not running; returns the chains started."""
+    started: list[tuple[ChainSpec, subprocess.Popen[bytes]]] = []
+    for spec in specs:
+        home = root / spec.home
         if not (home / "node.toml").exists():
             res = subprocess.run(
-                [*kakehashi_argv(), "node", "init", "--chain", kind, "--home", str(home), "--chain-id", chain_id,
-                 "--validators", str(validators), "--block-period", block_period or default_period, "--json"],
+                [*kakehashi_argv(), "node", "init", "--chain", spec.kind, "--home", str(home), "--chain-id",
+                 spec.chain_id, "--validators", str(spec.validators), "--block-period", spec.period, "--json"],
                 capture_output=True, text=True, timeout=120,
             )
             if res.returncode != 0:
-                raise TestnetError(f"{kind}: node init failed: {res.stderr.strip()}")
+                raise TestnetError(f"{spec.chain_id}: node init failed: {res.stderr.strip()}")
         if _node_pid(home) is not None:
             continue  # already running
         (home / "node.addr").unlink(missing_ok=True)
         proc = spawn([*kakehashi_argv(), "node", "start", "--home", str(home), "--log-format", "json"],
                       home / "node.log", home / "node.pid")
-        started.append((kind, proc))
+        started.append((spec, proc))
     deadline = time.monotonic() + wait_s
-    for kind, proc in started:
-        home = root / kind
+    for spec, proc in started:
+        home = root / spec.home
         while not (home / "node.addr").exists():
             if proc.poll() is not None:
-                raise TestnetError(f"{kind}: node exited with status {proc.returncode}; see {home / 'node.log'}")
+                raise TestnetError(f"{spec.chain_id}: node exited with status {proc.returncode}; "
+                                   f"see {home / 'node.log'}")
             if time.monotonic() > deadline:
-                raise TestnetError(f"{kind}: node did not start serving within {wait_s:.0f}s; see {home / 'node.log'}")
+                raise TestnetError(f"{spec.chain_id}: node did not start serving within {wait_s:.0f}s; "
+                                   f"see {home / 'node.log'}")
             time.sleep(0.05)
-    return [kind for kind, _ in started]
+    return [spec.chain_id for spec, _ in started]
 
 
 async def _wait_heights(nodes: list[NodeInfo], at_least: int, wait_s: float) -> None:
@@ -265,15 +326,27 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def render_config(addresses: dict[str, str], telemetry_port: int, mqtt: str | None, chain_extra: str = "") -> str:
+def render_config(addresses: dict[str, str], telemetry_port: int, mqtt: str | None, chain_extra: str = "",
+                  specs: list[ChainSpec] | None = None) -> str:
+    """The relayer config; ``addresses`` by chain id (or, for the single-path layout, by kind).
+    With several ST chains it lists one ``[[paths]]`` entry per spoke, all served by one daemon
+    (``kakehashi start --path NAME`` runs a daemon on a subset)."""
+    specs = specs if specs is not None else layout(1)
     chains = "".join(f"""
 [[chains]]
-id = "{chain_id}"
-kind = "{kind}"
-grpc_addr = "{addresses[kind]}"
-key_name = "{RELAYER_KEYS[kind]}"
+id = "{s.chain_id}"
+kind = "{s.kind}"
+grpc_addr = "{addresses.get(s.chain_id) or addresses[s.kind]}"
+key_name = "{RELAYER_KEYS[s.kind]}"
 max_clock_drift = "{MAX_CLOCK_DRIFT}"
-{chain_extra}""" for kind, chain_id, _ in CHAINS)
+{chain_extra}""" for s in specs)
+    if len(specs) > 2:
+        chains += "".join(f"""
+[[paths]]
+name = "{path_name(s.chain_id, HUB)}"
+a_chain = "{s.chain_id}"
+b_chain = "{HUB}"
+""" for s in specs if s.kind == "evm")
     mqtt_host, _, mqtt_port = (mqtt or "127.0.0.1:1883").rpartition(":")
     return f"""# Written by `kakehashi testnet up` on every run (the nodes' ports change); edits are lost.
 [global]
@@ -297,7 +370,8 @@ port = {int(mqtt_port)}
 {chains}"""
 
 
-def _write_config(root: Path, nodes: list[NodeInfo], mqtt: str | None, chain_extra: str = "") -> Config:
+def _write_config(root: Path, nodes: list[NodeInfo], mqtt: str | None, chain_extra: str = "",
+                  specs: list[ChainSpec] | None = None) -> Config:
     path = relayer_home(root) / "relayer.toml"
     port = 0
     previous: Config | None = None
@@ -309,8 +383,8 @@ def _write_config(root: Path, nodes: list[NodeInfo], mqtt: str | None, chain_ext
             mqtt = f"{previous.mqtt.host}:{previous.mqtt.port}"
     if not port or not _port_free(port):
         port = _free_port()
-    addresses = {n.kind: n.address or "" for n in nodes}
-    path.write_text(render_config(addresses, port, mqtt, chain_extra))
+    addresses = {n.chain_id: n.address or "" for n in nodes}
+    path.write_text(render_config(addresses, port, mqtt, chain_extra, specs))
     try:
         return load_config(path)
     except ConfigError as exc:  # what we write must validate
@@ -365,23 +439,25 @@ async def _existing(a: ChainHandle, b: ChainHandle) -> tuple[dict[str, str], dic
     return connection, found
 
 
-async def _ensure_paths(config: Config, secret: str) -> tuple[dict[str, str], list[dict[str, str]], list[str]]:
-    """Find or create the connection and every channel in CHANNELS; returns what was created too."""
+async def _ensure_paths(config: Config, secret: str, a_id: str = CHAINS[0][1], b_id: str = HUB,
+                        ) -> tuple[dict[str, str], list[dict[str, str]], list[str]]:
+    """Find or create the connection and every channel in CHANNELS between an ST chain and the
+    hub; returns what was created too."""
     from relayer.cli import commands
     from relayer.core.daemon import opened
 
-    a_id, b_id = CHAINS[0][1], CHAINS[1][1]
     async with opened(config, secret, a_id, b_id) as (a, b):
         connection, found = await _existing(a.handle, b.handle)
     created: list[str] = []
+    where = "" if a_id == CHAINS[0][1] else f"{a_id} "  # the first path's objects are named as they always were
     if not connection:
         connection = await commands.create_connection(config, secret, a_id, b_id)
-        created.append(f"connection {connection['a_connection']}")
+        created.append(f"connection {where}{connection['a_connection']}")
     for spec in CHANNELS:
         if spec not in found:
             found[spec] = await commands.create_channel(config, secret, a_id, connection["a_connection"], spec.a_port,
                                                         spec.b_port, spec.order, spec.version)
-            created.append(f"channel {spec.a_port}/{found[spec]['a_channel']}")
+            created.append(f"channel {where}{spec.a_port}/{found[spec]['a_channel']}")
     return connection, [found[spec] for spec in CHANNELS], created
 
 
@@ -438,23 +514,26 @@ def relayer_info(root: Path) -> RelayerInfo:
     return RelayerInfo(home, cfg_path, pid, metrics, health, healthy, home / "relayer.log")
 
 
-def _saved_paths(root: Path) -> tuple[dict[str, str], list[dict[str, str]]]:
+def _saved_paths(root: Path) -> tuple[dict[str, str], list[dict[str, str]], list[dict[str, Any]]]:
     """What the last `up` found or created (for `status`; `up` itself always asks the chains)."""
     try:
         doc = json.loads((relayer_home(root) / "paths.json").read_text())
-        return dict(doc["connection"]), list(doc["channels"])
+        connection, channels = dict(doc["connection"]), list(doc["channels"])
     except (OSError, ValueError, KeyError, TypeError):
-        return {}, []
+        return {}, [], []
+    every = doc.get("paths") or [{"name": path_name(CHAINS[0][1], HUB), "st_chain": CHAINS[0][1],
+                                  "connection": connection, "channels": channels}]
+    return connection, channels, list(every)
 
 
 # --- commands ------------------------------------------------------------------------------------
 
 
 def up(root: Path, *, validators: int = 4, block_period: str | None = None, mqtt: str | None = None,
-       wait_s: float = 60.0, prover: str | None = None) -> Testnet:
+       wait_s: float = 60.0, prover: str | None = None, st_chains: int | None = None) -> Testnet:
     """Bring the whole testnet up (idempotent): nodes, relayer keys and config, paths, relayer."""
     return asyncio.run(up_async(root, validators=validators, block_period=block_period, mqtt=mqtt, wait_s=wait_s,
-                                prover=prover))
+                                prover=prover, st_chains=st_chains))
 
 
 PROVERS = ("direct", "proxy")
@@ -477,16 +556,20 @@ def testnet_prover(root: Path, wanted: str | None = None) -> str:
 
 
 async def up_async(root: Path, *, validators: int = 4, block_period: str | None = None, mqtt: str | None = None,
-                   wait_s: float = 60.0, prover: str | None = None) -> Testnet:
+                   wait_s: float = 60.0, prover: str | None = None, st_chains: int | None = None) -> Testnet:
     """:func:`up` inside a running event loop (gRPC's asyncio channels serve one loop per process)."""
     from relayer.ops.logs import configure_logging
 
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     mode = testnet_prover(root, prover)
-    started = _up_nodes(root, validators, block_period, wait_s)
+    n_st = st_chain_count(root, st_chains)
+    if mode == "proxy" and n_st > 1:
+        raise TestnetError("--prover proxy runs one path (one proxy process); use --st-chains 1 with it")
+    specs = layout(n_st, validators, block_period)
+    started = _up_nodes(root, specs, wait_s)
     proxy = up_proxy(root, wait_s)[0] if mode == "proxy" else None
-    nodes = await _nodes(root)
+    nodes = await _nodes(root, specs)
     for n in nodes:
         if n.address is None:
             raise TestnetError(f"{n.kind}: node is not running; see {n.home / 'node.log'}")
@@ -497,18 +580,31 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
         terminate("relayer", pid, 20.0)  # it still points at the nodes' old addresses
         pid = None
     extra = chain_section(proxy) if proxy is not None else ""
-    config = _write_config(root, nodes, mqtt, extra) if pid is None else load_config(relayer_home(root) / "relayer.toml")
+    config = _write_config(root, nodes, mqtt, extra, specs) if pid is None else \
+        load_config(relayer_home(root) / "relayer.toml")
     await _wait_heights(nodes, 2, wait_s)
     configure_logging("warning", "console")  # handshakes log on stderr only when something is wrong
-    try:
-        connection, channels, created = await _ensure_paths(config, secret)
-    except Exception as exc:
-        raise TestnetError(f"creating the testnet's paths failed: {type(exc).__name__}: {exc}") from exc
-    (relayer_home(root) / "paths.json").write_text(
-        json.dumps({"connection": connection, "channels": channels}, indent=2, sort_keys=True) + "\n")
+    every: list[dict[str, Any]] = []
+    created: list[str] = []
+    for spec in specs:
+        if spec.kind != "evm":
+            continue
+        try:
+            connection, channels, made = await _ensure_paths(config, secret, spec.chain_id, HUB)
+        except Exception as exc:
+            raise TestnetError(f"creating the path {spec.chain_id} <-> {HUB} failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        every.append({"name": path_name(spec.chain_id, HUB), "st_chain": spec.chain_id,
+                      "connection": connection, "channels": channels})
+        created += made
+    first = every[0]
+    (relayer_home(root) / "paths.json").write_text(json.dumps(
+        {"connection": first["connection"], "channels": first["channels"], "paths": every},
+        indent=2, sort_keys=True) + "\n")
     if pid is None:
         await _start_relayer(root, config, secret, wait_s)
-    return Testnet(await _nodes(root), relayer_info(root), connection, channels, created, mode, proxy)
+    return Testnet(await _nodes(root, specs), relayer_info(root), first["connection"], first["channels"], created,
+                   mode, proxy, every)
 
 
 def down(root: Path, *, wait_s: float = 20.0) -> list[str]:
@@ -516,13 +612,14 @@ def down(root: Path, *, wait_s: float = 20.0) -> list[str]:
     group waited for until its processes are gone; returns what was stopped. A process still
     there after SIGKILL keeps its PID file and is named in a TestnetError."""
     root = Path(root).resolve()
+    specs = layout(st_chain_count(root))
     groups = [
         {"relayer": relayer_home(root) / "relayer.pid"},
         {"proxy": proxy_pid_file(root)},
-        {kind: root / kind / "node.pid" for kind, _, _ in CHAINS},
+        {s.home: root / s.home / "node.pid" for s in specs},
     ]
     found = {"relayer": _relayer_pid(root), "proxy": proxy_pid(root),
-             **{kind: _node_pid(root / kind) for kind, _, _ in CHAINS}}
+             **{s.home: _node_pid(root / s.home) for s in specs}}
     stopped: list[str] = []
     stuck: list[str] = []
     for group in groups:
@@ -547,7 +644,8 @@ def status(root: Path) -> Testnet:
 
 async def status_async(root: Path) -> Testnet:
     root = Path(root).resolve()
-    connection, channels = _saved_paths(root)
+    connection, channels, every = _saved_paths(root)
     saved = root / "prover"
     mode = saved.read_text().strip() if saved.exists() else "direct"
-    return Testnet(await _nodes(root), relayer_info(root), connection, channels, prover=mode, proxy=proxy_info(root))
+    return Testnet(await _nodes(root), relayer_info(root), connection, channels, prover=mode, proxy=proxy_info(root),
+                   paths=every)

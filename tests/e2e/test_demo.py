@@ -116,7 +116,7 @@ def test_dvp_conservation_proof_catches_a_leak_and_a_stuck_escrow(tmp_path: Path
 @pytest.mark.slow
 def test_demo_end_to_end_on_a_fresh_testnet(tmp_path: Path) -> None:
     home = tmp_path / "tn"
-    out = subprocess.run([sys.executable, "-m", "relayer.testnet.demo", "--transfers", "3", "--trades", "3", "--home",
+    out = subprocess.run([sys.executable, "-m", "relayer.testnet.demo", "--transfers", "3", "--trades", "3", "--st-chains", "1", "--home",
                           str(home), "--down", "--json"], capture_output=True, text=True, timeout=400, cwd=ROOT)
     try:
         assert out.returncode == 0, out.stderr[-4000:]

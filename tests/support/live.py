@@ -137,9 +137,9 @@ class NodeProc:
         return account_of(ed25519_public_key(self.key(name)))
 
 
-def start_node(root: Path, kind: str, chain_id: str, period: str, procs: Procs) -> NodeProc:
+def start_node(root: Path, kind: str, chain_id: str, period: str, procs: Procs, validators: int = 4) -> NodeProc:
     home = root / chain_id
-    subprocess.run([str(BIN), "node", "init", "--chain", kind, "--home", str(home), "--validators", "4",
+    subprocess.run([str(BIN), "node", "init", "--chain", kind, "--home", str(home), "--validators", str(validators),
                     "--chain-id", chain_id, "--block-period", period],
                    check=True, capture_output=True, timeout=60)
     proc = procs.spawn(chain_id, ["node", "start", "--home", str(home), "--grpc", "127.0.0.1:0"],
