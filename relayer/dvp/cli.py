@@ -34,6 +34,7 @@ from relayer.cli.console import stdout_console
 from relayer.cli.defaults import TESTNET_HOME, config_path
 from relayer.config.schema import load_config
 from relayer.config.tables import ConfigError
+from relayer.config.tlsfiles import client_tls
 from relayer.dvp.client import DvpClient, DvpError, Settlement
 from relayer.dvp.events import DvpEvents, DvpPublisher
 from relayer.dvp.feed import lines_of, mqtt_messages, run_feed
@@ -43,6 +44,7 @@ from relayer.dvp.record import RecordError, TradeRecord, TradeRow
 from relayer.dvp.trade import TradeError, load_trade, parse_trade
 from relayer.ops.keystore import Keystore, passphrase_from_env_or_prompt
 from relayer.ops.logs import configure_logging
+from relayer.ops.mqtt import BrokerAccess, broker_access
 from relayer.ops.telemetry import Telemetry
 
 T = TypeVar("T")
@@ -100,9 +102,7 @@ class _Setup:
         self.corda_tls: ClientTls | None = None
         if self.config is not None:
             for chain in self.config.chains:
-                tls = None
-                if chain.tls is not None and chain.tls.ca_file is not None:
-                    tls = ClientTls(chain.tls.ca_file, chain.tls.cert_file, chain.tls.key_file)
+                tls = client_tls(chain.tls)
                 if chain.kind == "evm" and self.evm_addr is None:
                     self.evm_addr, self.evm_tls = chain.grpc_addr, tls
                 if chain.kind == "corda" and self.corda_addr is None:
@@ -123,14 +123,17 @@ class _Setup:
             ring.add_spec(spec, keystore, passphrase)
         return ring
 
-    def broker(self) -> tuple[str, int, str] | None:
+    def broker(self) -> tuple[str, int, str, BrokerAccess] | None:
+        """(host, port, topic prefix, access). ``--broker`` overrides where, not how: the
+        config's [mqtt] TLS and credentials still apply to it."""
+        access = broker_access(self.config.mqtt) if self.config is not None else BrokerAccess()
         if getattr(self.ns, "broker", None):
             host, port = _hostport(self.ns.broker, "--broker")
             prefix = self.config.mqtt.topic_prefix if self.config is not None else "kakehashi"
-            return host, port, prefix
+            return host, port, prefix, access
         if self.config is not None and self.config.mqtt.enabled:
             m = self.config.mqtt
-            return m.host, m.port, m.topic_prefix
+            return m.host, m.port, m.topic_prefix, access
         return None
 
     @contextlib.asynccontextmanager
@@ -146,7 +149,8 @@ class _Setup:
         broker = self.broker()
         publisher = None
         if broker is not None:
-            publisher = DvpPublisher(broker[0], broker[1], prefix=broker[2], client_id=f"kakehashi-dvp-{os.getpid()}")
+            publisher = DvpPublisher(broker[0], broker[1], prefix=broker[2], client_id=f"kakehashi-dvp-{os.getpid()}",
+                                     access=broker[3])
             publisher.start()
         events = DvpEvents(publisher, telemetry, record)
         try:
@@ -305,7 +309,7 @@ def cmd_feed(ns: argparse.Namespace) -> None:
             broker = setup.broker()
             if broker is None:
                 raise DvpCliError("--mqtt needs a broker: --broker HOST:PORT or [mqtt] in the config")
-            source = mqtt_messages(broker[0], broker[1], ns.mqtt, idle_s=ns.idle, count=ns.count,
+            source = mqtt_messages(broker[0], broker[1], ns.mqtt, idle_s=ns.idle, count=ns.count, access=broker[3],
                                    on_ready=lambda: print(f"dvp feed: subscribed to {ns.mqtt} on "
                                                           f"{broker[0]}:{broker[1]}", file=sys.stderr, flush=True))
 
