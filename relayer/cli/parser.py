@@ -508,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     tup.add_argument("--tls", action="store_true",
                      help="mutual TLS on every hop: a CA and certificates in HOME/tls, nodes and proxy requiring "
                           "client certificates, and a local mosquitto with TLS, passwords and ACLs for events "
-                          "(kept for later runs)")
+                          "(kept for later runs; not with --mqtt)")
     tup.set_defaults(func=cmd_testnet_up)
     tn.add_parser("down", parents=[tcommon], help="stop the relayer and nodes that `up` started").set_defaults(func=cmd_testnet_down)
     tn.add_parser("status", parents=[tcommon], help="show the nodes, the relayer and the channels").set_defaults(func=cmd_testnet_status)

@@ -503,7 +503,7 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     mode = testnet_prover(root, prover)
-    pki = _testnet_pki(root, tls)
+    pki = _testnet_pki(root, tls, mqtt)
     started = _up_nodes(root, validators, block_period, wait_s, pki)
     proxy = up_proxy(root, wait_s, None if pki is None else lambda home: testnet_tls.configure_proxy(home, pki))[0] \
         if mode == "proxy" else None
@@ -540,11 +540,14 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
                    pki is not None, broker)
 
 
-def _testnet_pki(root: Path, wanted: bool) -> testnet_tls.NetPki | None:
+def _testnet_pki(root: Path, wanted: bool, mqtt: str | None) -> testnet_tls.NetPki | None:
     """The testnet's certificates when it runs with TLS (asked now, or by an earlier `up`).
     Turning TLS on under running nodes would leave them serving plaintext: refused."""
     if not testnet_tls.tls_enabled(root, wanted):
         return None
+    if mqtt is not None:
+        raise TestnetError("--mqtt names a broker, but a TLS testnet runs its own (mosquitto with TLS, passwords "
+                           "and ACLs in HOME/broker); drop --mqtt")
     if not testnet_tls.tls_enabled(root) and any(_node_pid(root / kind) is not None for kind, _, _ in CHAINS):
         raise TestnetError(f"the testnet in {root} runs without TLS; stop it first (testnet down) to turn --tls on")
     return testnet_tls.ensure_pki(root, [kind for kind, _, _ in CHAINS])
