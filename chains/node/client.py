@@ -41,9 +41,25 @@ class NodeError(RuntimeError):
 
 @dataclass(frozen=True)
 class ClientTls:
-    ca_file: Path
+    """TLS towards one server. No ``ca_file`` means the system's roots; a cert/key pair is sent
+    to servers that require mutual TLS; ``server_name`` is checked against the server's
+    certificate instead of the host dialled (a node reached by IP whose certificate names it)."""
+
+    ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    server_name: str | None = None
+
+    def channel(self, address: str, options: list[tuple[str, Any]] | None = None) -> grpc.aio.Channel:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=self.ca_file.read_bytes() if self.ca_file else None,
+            private_key=self.key_file.read_bytes() if self.key_file else None,
+            certificate_chain=self.cert_file.read_bytes() if self.cert_file else None,
+        )
+        opts = list(options or [])
+        if self.server_name:
+            opts.append(("grpc.ssl_target_name_override", self.server_name))
+        return grpc.aio.secure_channel(address, creds, options=opts)
 
 
 @dataclass(frozen=True)
@@ -167,12 +183,7 @@ class NodeClient:
         if tls is None:
             self._channel = grpc.aio.insecure_channel(address, options=options)
         else:
-            creds = grpc.ssl_channel_credentials(
-                root_certificates=tls.ca_file.read_bytes(),
-                private_key=tls.key_file.read_bytes() if tls.key_file else None,
-                certificate_chain=tls.cert_file.read_bytes() if tls.cert_file else None,
-            )
-            self._channel = grpc.aio.secure_channel(address, creds, options=options)
+            self._channel = tls.channel(address, options)
         self.stub = node_pb2_grpc.NodeStub(self._channel)
         self._app_batches: Coalescer[int, node_pb2.AppQuery, Any] = Coalescer(self._flush_app)
         self._ibc_batches: Coalescer[tuple[int, bool], str, node_pb2.QueryIbcResponse] = Coalescer(self._flush_ibc)

@@ -131,9 +131,18 @@ def parse_node_config(doc: Mapping[str, Any], home: Path) -> NodeConfig:
         key = _take(t, "grpc.tls.", "key_file", str, None)
         ca = _take(t, "grpc.tls.", "client_ca_file", str, None)
         _done(t, "grpc.tls.")
-        if cert is None or key is None:
-            raise NodeConfigError("grpc.tls: cert_file and key_file are both required")
+        for name, value in (("cert_file", cert), ("key_file", key)):
+            if value is None:
+                raise NodeConfigError(f"grpc.tls.{name}: required (a TLS node needs cert_file and key_file)")
+        assert cert is not None and key is not None
         tls = NodeTls(home / cert, home / key, None if ca is None else home / ca)
+        for name, path in (("cert_file", tls.cert_file), ("key_file", tls.key_file), ("client_ca_file", tls.client_ca_file)):
+            if path is not None:
+                try:
+                    with path.open("rb"):
+                        pass
+                except OSError as exc:
+                    raise NodeConfigError(f"grpc.tls.{name}: cannot read {path}: {exc.strerror}") from None
     _done(g, "grpc.")
 
     b = _table(d, "block")

@@ -48,6 +48,15 @@ class TlsFiles:
     key_file: Path
     client_ca_file: Path | None = None  # when set, clients must present a certificate
 
+    def credentials(self) -> grpc.ServerCredentials:
+        """Server credentials; with a client CA, a client without a certificate that CA signed
+        is refused at the handshake, before any request reaches a handler."""
+        return grpc.ssl_server_credentials(
+            [(self.key_file.read_bytes(), self.cert_file.read_bytes())],
+            root_certificates=self.client_ca_file.read_bytes() if self.client_ca_file else None,
+            require_client_auth=self.client_ca_file is not None,
+        )
+
 
 class NodeService(node_pb2_grpc.NodeServicer):
     def __init__(self, runtime: NodeRuntime, max_streams: int = MAX_BLOCK_STREAMS,
@@ -384,12 +393,7 @@ def build_server(runtime: NodeRuntime, address: str, tls: TlsFiles | None = None
     if tls is None:
         port = server.add_insecure_port(address)
     else:
-        creds = grpc.ssl_server_credentials(
-            [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
-            root_certificates=tls.client_ca_file.read_bytes() if tls.client_ca_file else None,
-            require_client_auth=tls.client_ca_file is not None,
-        )
-        port = server.add_secure_port(address, creds)
+        port = server.add_secure_port(address, tls.credentials())
     if port == 0:
         raise OSError(f"cannot bind gRPC address {address}")
     server.health_servicer = health_servicer

@@ -154,6 +154,10 @@ def _testnet_tables(tn: Any) -> Table:
         p = tn.proxy
         table.add_row("proxy (SIMULATED enclave)", f"code {str(p.code_hash or '-')[:16]}…", p.address or "-", "",
                       _pid_cell(p.pid), str(p.log))
+    if tn.broker is not None:
+        b = tn.broker
+        table.add_row("MQTT broker (TLS)", f"users {b.relayer_user}, {b.backoffice_user}", b.address, "",
+                      _pid_cell(b.pid), str(b.log))
     every = tn.paths or ([{"name": "", "connection": tn.connection, "channels": tn.channels}] if tn.connection else [])
     for p in every:
         c = p["connection"]
@@ -173,7 +177,7 @@ def cmd_testnet_up(ns: argparse.Namespace) -> None:
 
     try:
         tn = testnet.up(Path(ns.home), validators=ns.validators, block_period=ns.block_period, mqtt=ns.mqtt,
-                        prover=ns.prover, st_chains=ns.st_chains)
+                        prover=ns.prover, st_chains=ns.st_chains, tls=ns.tls)
     except (TestnetError, KeystoreError) as exc:
         raise CliError(str(exc)) from exc
     _out(ns, tn.to_json(), _testnet_tables(tn))
@@ -511,6 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
     tup.add_argument("--st-chains", type=int, default=None, metavar="N",
                      help="EVM security-token chains around the one Corda stablecoin chain, one path each "
                           "(evm-1..evm-N; evm-2 has 7 validators; default 1, or what the testnet has; it only grows)")
+    tup.add_argument("--tls", action="store_true",
+                     help="mutual TLS on every hop: a CA and certificates in HOME/tls, nodes and proxy requiring "
+                          "client certificates, and a local mosquitto with TLS, passwords and ACLs for events "
+                          "(kept for later runs; not with --mqtt)")
     tup.set_defaults(func=cmd_testnet_up)
     tn.add_parser("down", parents=[tcommon], help="stop the relayer and nodes that `up` started").set_defaults(func=cmd_testnet_down)
     tn.add_parser("status", parents=[tcommon], help="show the nodes, the relayer and the channels").set_defaults(func=cmd_testnet_status)

@@ -13,6 +13,8 @@
     key_expiration = "1d"             # how long an attested enclave key counts
     key_renew_before = "8h"           # new key this long before the newest expires (default 1/3)
     allow_simulated = true            # accept SIMULATED attestation (must be said explicitly)
+    [chains.proxy.tls]                # TLS (and mutual TLS) to the proxy services: as [chains.tls]
+    ca_file = "tls/ca.pem"
 
 ``prover = "proxy"`` on chain X means: X's counterparty tracks X through a ``12-proxy``
 client, and the relayer proves X's headers and state through the proxy services named here.
@@ -22,9 +24,11 @@ Every error names the key, as the rest of the config's do.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from relayer.config.tables import HOSTPORT, ConfigError, Section, parse_duration
+from relayer.config.tlsfiles import Tls, parse_tls
 
 PROVERS = ("direct", "proxy")
 
@@ -40,6 +44,7 @@ class ProxyConfig:
     key_renew_before_s: float
     allow_simulated: bool
     rpc_timeout_s: float = 10.0
+    tls: Tls | None = None
 
 
 def _hex(value: Any, where: str, length: int) -> bytes:
@@ -54,7 +59,7 @@ def _hex(value: Any, where: str, length: int) -> bytes:
     return raw
 
 
-def parse_proxy(sec: Section) -> ProxyConfig:
+def parse_proxy(sec: Section, base_dir: Path = Path(".")) -> ProxyConfig:
     addrs_raw = sec.take("addrs", list, None)
     addr = sec.take("addr", str, None)
     if (addrs_raw is None) == (addr is None):
@@ -83,11 +88,12 @@ def parse_proxy(sec: Section) -> ProxyConfig:
         raise ConfigError(f"{sec.key('key_renew_before')}: must be shorter than key_expiration")
     allow = sec.take("allow_simulated", bool, False)
     timeout = parse_duration(sec.take("rpc_timeout", (int, float, str), 10), sec.key("rpc_timeout"))
+    tls = parse_tls(sec.sub("tls"), base_dir) if "tls" in sec.left else None
     sec.done()
-    return ProxyConfig(addrs, code_hash, authority, operators, threshold, expiration, renew_s, allow, timeout)
+    return ProxyConfig(addrs, code_hash, authority, operators, threshold, expiration, renew_s, allow, timeout, tls)
 
 
-def parse_prover(sec: Section) -> tuple[str, ProxyConfig | None]:
+def parse_prover(sec: Section, base_dir: Path = Path(".")) -> tuple[str, ProxyConfig | None]:
     """(prover, proxy config) of one [[chains]] table; consumes ``prover`` and ``proxy``."""
     prover = sec.take("prover", str, "direct")
     if prover not in PROVERS:
@@ -97,4 +103,4 @@ def parse_prover(sec: Section) -> tuple[str, ProxyConfig | None]:
         raise ConfigError(f"{sec.key('proxy')}: prover = \"proxy\" needs a [chains.proxy] table")
     if prover == "direct" and has_table:
         raise ConfigError(f"{sec.key('proxy')}: only used with prover = \"proxy\"")
-    return prover, parse_proxy(sec.sub("proxy")) if has_table else None
+    return prover, parse_proxy(sec.sub("proxy"), base_dir) if has_table else None

@@ -28,6 +28,7 @@ from relayer.config.tables import (
     port_number,
     positive,
 )
+from relayer.config.tlsfiles import Tls, parse_tls
 
 CHAIN_KINDS = ("evm", "corda")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -79,13 +80,9 @@ class Mqtt:
     topic_prefix: str = "kakehashi"
     client_id: str = "kakehashi-relayer"
     qos: int = 1
-
-
-@dataclass(frozen=True)
-class Tls:
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None  # the password, alone in a 0600 file (never in this config)
+    tls: Tls | None = None
 
 
 @dataclass(frozen=True)
@@ -259,18 +256,7 @@ def _chain(sec: Section, base_dir: Path) -> ChainConfig:
     key_name = sec.required("key_name", str)
     if not key_name:
         raise ConfigError(f"{sec.key('key_name')}: must not be empty")
-    tls: Tls | None = None
-    if "tls" in sec.left:
-        t = sec.sub("tls")
-
-        def _path(name: str) -> Path | None:
-            raw = t.take(name, str, None)
-            return None if raw is None else (base_dir / raw)
-
-        tls = Tls(_path("ca_file"), _path("cert_file"), _path("key_file"))
-        t.done()
-        if (tls.cert_file is None) != (tls.key_file is None):
-            raise ConfigError(f"{t.where}: cert_file and key_file must be given together")
+    tls = parse_tls(sec.sub("tls"), base_dir) if "tls" in sec.left else None
     max_msg = positive(sec.take("max_msg_num", int, 30), sec.key("max_msg_num"))
     rpc_timeout = parse_duration(sec.take("rpc_timeout", (int, float, str), 10), sec.key("rpc_timeout"))
     trusting = parse_duration(
@@ -282,7 +268,7 @@ def _chain(sec: Section, base_dir: Path) -> ChainConfig:
         raise ConfigError(f"{sec.key('max_clock_drift')}: must be shorter than trusting_period ({trusting:.0f}s)")
     pf = _packet_filter(sec.sub("packet_filter")) if "packet_filter" in sec.left else PacketFilter()
 
-    prover, proxy = parse_prover(sec)
+    prover, proxy = parse_prover(sec, base_dir)
     sec.done()
     return ChainConfig(
         id=cid,
@@ -357,7 +343,19 @@ def parse_config(doc: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
         topic_prefix=q.take("topic_prefix", str, "kakehashi"),
         client_id=q.take("client_id", str, "kakehashi-relayer"),
         qos=qos,
+        username=q.take("username", str, None),
+        password_file=None if (pw := q.take("password_file", str, None)) is None else base_dir / pw,
+        tls=parse_tls(q.sub("tls"), base_dir, server_name=False) if "tls" in q.left else None,
     )
+    if (mqtt.username is None) != (mqtt.password_file is None):
+        raise ConfigError(f"{q.key('username')}: username and password_file must be given together")
+    if mqtt.password_file is not None:
+        try:
+            if not mqtt.password_file.read_text().strip():
+                raise ConfigError(f"{q.key('password_file')}: {mqtt.password_file} is empty")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{q.key('password_file')}: cannot read {mqtt.password_file}: {reason}") from None
     q.done()
 
     raw_chains = root.take("chains", list, [])

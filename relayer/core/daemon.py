@@ -18,16 +18,17 @@ from dataclasses import dataclass
 import grpc
 import structlog
 
-from chains.node.client import ClientTls, NodeClient, NodeError, RetryPolicy
+from chains.node.client import NodeClient, NodeError, RetryPolicy
 from relayer.codecs import CodecError, codec_for
 from relayer.config.schema import ChainConfig, Config, PathConfig
+from relayer.config.tlsfiles import client_tls
 from relayer.core.chain import GrpcChainHandle
 from relayer.core.hub import Hub
 from relayer.core.supervisor import settings_from_config
 from relayer.core.workers import EventPublisher, Services
 from relayer.ops.keystore import Keystore, KeystoreError
 from relayer.ops.logs import configure_logging
-from relayer.ops.mqtt import MqttPublisher
+from relayer.ops.mqtt import MqttPublisher, broker_access
 from relayer.ops.telemetry import Telemetry
 
 log = structlog.get_logger("kakehashi.daemon")
@@ -47,10 +48,8 @@ class OpenChain:
 
 
 def node_client(chain: ChainConfig) -> NodeClient:
-    tls = None
-    if chain.tls is not None and chain.tls.ca_file is not None:
-        tls = ClientTls(chain.tls.ca_file, chain.tls.cert_file, chain.tls.key_file)
-    return NodeClient(chain.grpc_addr, tls=tls, retry=RetryPolicy(attempts=3, timeout_s=chain.rpc_timeout_s))
+    return NodeClient(chain.grpc_addr, tls=client_tls(chain.tls),
+                      retry=RetryPolicy(attempts=3, timeout_s=chain.rpc_timeout_s))
 
 
 async def probe(client: NodeClient, chain_id: str) -> int:
@@ -147,7 +146,8 @@ async def run(config: Config, passphrase: str, stop: asyncio.Event, ports: tuple
         mqtt = None
         if config.mqtt.enabled:
             mqtt = MqttPublisher(config.mqtt.host, config.mqtt.port, prefix=config.mqtt.topic_prefix,
-                                 client_id=config.mqtt.client_id, qos=config.mqtt.qos)
+                                 client_id=config.mqtt.client_id, qos=config.mqtt.qos,
+                                 access=broker_access(config.mqtt))
             mqtt.start()
         if config.telemetry.enabled:
             try:

@@ -36,6 +36,7 @@ from relayer.cli.console import stdout_console
 from relayer.cli.defaults import TESTNET_HOME, config_path
 from relayer.config.schema import load_config
 from relayer.config.tables import ConfigError
+from relayer.config.tlsfiles import client_tls
 from relayer.dvp.client import DvpError, Settlement
 from relayer.dvp.events import DvpEvents, DvpPublisher
 from relayer.dvp.feed import lines_of, mqtt_messages, run_feed
@@ -46,6 +47,7 @@ from relayer.dvp.router import DvpRouter, Route
 from relayer.dvp.trade import TradeError, load_trade, parse_trade
 from relayer.ops.keystore import Keystore, passphrase_from_env_or_prompt
 from relayer.ops.logs import configure_logging
+from relayer.ops.mqtt import BrokerAccess, broker_access
 from relayer.ops.telemetry import Telemetry
 
 T = TypeVar("T")
@@ -105,9 +107,7 @@ class _Setup:
         if self.config is not None:
             corda_id = ""
             for chain in self.config.chains:
-                tls = None
-                if chain.tls is not None and chain.tls.ca_file is not None:
-                    tls = ClientTls(chain.tls.ca_file, chain.tls.cert_file, chain.tls.key_file)
+                tls = client_tls(chain.tls)
                 if chain.kind == "evm" and self.evm_addr is None:
                     self.evm_addr, self.evm_tls = chain.grpc_addr, tls
                 if chain.kind == "corda" and self.corda_addr is None:
@@ -117,10 +117,7 @@ class _Setup:
                     on = [p for p in self.config.paths if chain.id in (p.a_chain, p.b_chain)
                           and corda_id in (p.a_chain, p.b_chain)]
                     if chain.kind == "evm" and on:
-                        tls = None
-                        if chain.tls is not None and chain.tls.ca_file is not None:
-                            tls = ClientTls(chain.tls.ca_file, chain.tls.cert_file, chain.tls.key_file)
-                        self.routes.append(Route(chain.id, on[0].name, chain.grpc_addr, tls))
+                        self.routes.append(Route(chain.id, on[0].name, chain.grpc_addr, client_tls(chain.tls)))
         if not self.routes and self.evm_addr is not None:
             st_id = next((c.id for c in self.config.chains if c.kind == "evm"), "evm") if self.config else "evm"
             self.routes = [Route(st_id, f"{st_id}:corda", self.evm_addr, self.evm_tls)]
@@ -140,14 +137,17 @@ class _Setup:
             ring.add_spec(spec, keystore, passphrase)
         return ring
 
-    def broker(self) -> tuple[str, int, str] | None:
+    def broker(self) -> tuple[str, int, str, BrokerAccess] | None:
+        """(host, port, topic prefix, access). ``--broker`` overrides where, not how: the
+        config's [mqtt] TLS and credentials still apply to it."""
+        access = broker_access(self.config.mqtt) if self.config is not None else BrokerAccess()
         if getattr(self.ns, "broker", None):
             host, port = _hostport(self.ns.broker, "--broker")
             prefix = self.config.mqtt.topic_prefix if self.config is not None else "kakehashi"
-            return host, port, prefix
+            return host, port, prefix, access
         if self.config is not None and self.config.mqtt.enabled:
             m = self.config.mqtt
-            return m.host, m.port, m.topic_prefix
+            return m.host, m.port, m.topic_prefix, access
         return None
 
     @contextlib.asynccontextmanager
@@ -173,7 +173,8 @@ class _Setup:
             if broker is not None:
                 prefix = f"{broker[2]}/{route.path}" if many else broker[2]
                 publisher = DvpPublisher(broker[0], broker[1], prefix=prefix,
-                                         client_id=f"kakehashi-dvp-{os.getpid()}-{len(publishers)}")
+                                         client_id=f"kakehashi-dvp-{os.getpid()}-{len(publishers)}",
+                                         access=broker[3])
                 publisher.start()
                 publishers.append(publisher)
             return DvpEvents(publisher, telemetry.for_path(route.path) if telemetry is not None else None, rec)
@@ -342,7 +343,7 @@ def cmd_feed(ns: argparse.Namespace) -> None:
             broker = setup.broker()
             if broker is None:
                 raise DvpCliError("--mqtt needs a broker: --broker HOST:PORT or [mqtt] in the config")
-            source = mqtt_messages(broker[0], broker[1], ns.mqtt, idle_s=ns.idle, count=ns.count,
+            source = mqtt_messages(broker[0], broker[1], ns.mqtt, idle_s=ns.idle, count=ns.count, access=broker[3],
                                    on_ready=lambda: print(f"dvp feed: subscribed to {ns.mqtt} on "
                                                           f"{broker[0]}:{broker[1]}", file=sys.stderr, flush=True))
 

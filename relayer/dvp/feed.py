@@ -29,6 +29,7 @@ from relayer.dvp.keys import KeyMaterialError, KeyRing
 from relayer.dvp.ledgers import LedgerError
 from relayer.dvp.router import DvpRouter
 from relayer.dvp.trade import TradeError, trade_from_json
+from relayer.ops.mqtt import BrokerAccess
 
 log = structlog.get_logger("kakehashi.dvp.feed")
 
@@ -73,12 +74,18 @@ async def lines_of(path: Path) -> AsyncIterator[bytes]:
 
 async def mqtt_messages(host: str, port: int, topic: str, *, client_id: str | None = None,
                         idle_s: float | None = None, count: int | None = None,
-                        on_ready: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
+                        on_ready: Callable[[], None] | None = None,
+                        access: BrokerAccess | None = None) -> AsyncIterator[bytes]:
     """Payloads published on ``topic`` (QoS 1) until ``count`` arrived or ``idle_s`` passed quietly;
     ``on_ready`` runs once the subscription is in place (earlier messages are not seen)."""
     seen = 0
     ident = client_id or f"kakehashi-dvp-feed-{os.getpid()}"
-    async with aiomqtt.Client(host, port, identifier=ident, timeout=10) as client:
+    client = aiomqtt.Client(host, port, identifier=ident, timeout=10, **(access or BrokerAccess()).client_kwargs())
+    try:
+        await client.__aenter__()
+    except aiomqtt.MqttError as exc:  # refused TLS, bad credentials, nobody listening
+        raise DvpError(f"MQTT broker {host}:{port}: cannot connect: {exc}") from None
+    try:
         await client.subscribe(topic, qos=1)
         if on_ready is not None:
             on_ready()
@@ -91,6 +98,8 @@ async def mqtt_messages(host: str, port: int, topic: str, *, client_id: str | No
             seen += 1
             payload = msg.payload
             yield payload if isinstance(payload, bytes) else str(payload).encode()
+    finally:
+        await client.__aexit__(None, None, None)
 
 
 async def _next(source: AsyncIterator[bytes], stop: asyncio.Event | None) -> bytes | None:

@@ -8,6 +8,9 @@ When the queue is full the oldest event is dropped and counted, and the drop is 
 
 Topics: ``{prefix}/{chain}/{port}/{channel}/{event}``, or ``{prefix}/{path}/{chain}/...`` for a
 daemon serving several paths; payload: one JSON object.
+
+A broker on another host is reached over TLS (mutual TLS when the config names a client
+certificate) with a username and password (:class:`BrokerAccess`, from ``[mqtt]``).
 """
 
 from __future__ import annotations
@@ -18,10 +21,15 @@ import json
 import re
 import time
 from collections import deque
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import structlog
+
+if TYPE_CHECKING:
+    from relayer.config.schema import Mqtt
 
 log = structlog.get_logger("kakehashi.mqtt")
 _TOPIC_PART = re.compile(r"[#+/\x00]")
@@ -35,6 +43,39 @@ def topic_for(prefix: str, chain: str, port: str, channel: str, event: str) -> s
     return "/".join([prefix, *parts])
 
 
+@dataclass(frozen=True)
+class BrokerAccess:
+    """TLS and credentials towards a broker; ``use_tls`` with no ``ca_file`` trusts the system's roots."""
+
+    use_tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    username: str | None = None
+    password: str | None = None
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``aiomqtt.Client`` beyond host, port and identifier."""
+        kw: dict[str, Any] = {}
+        if self.use_tls:
+            kw["tls_params"] = aiomqtt.TLSParameters(
+                ca_certs=str(self.ca_file) if self.ca_file else None,
+                certfile=str(self.cert_file) if self.cert_file else None,
+                keyfile=str(self.key_file) if self.key_file else None,
+            )
+        if self.username is not None:
+            kw["username"], kw["password"] = self.username, self.password
+        return kw
+
+
+def broker_access(m: Mqtt) -> BrokerAccess:
+    """The access an ``[mqtt]`` table describes (its password file was checked at config load)."""
+    password = m.password_file.read_text().strip() if m.password_file is not None else None
+    if m.tls is None:
+        return BrokerAccess(username=m.username, password=password)
+    return BrokerAccess(True, m.tls.ca_file, m.tls.cert_file, m.tls.key_file, m.username, password)
+
+
 class MqttPublisher:
     def __init__(
         self,
@@ -45,8 +86,10 @@ class MqttPublisher:
         client_id: str = "kakehashi-relayer",
         qos: int = 1,
         max_queue: int = 100_000,
+        access: BrokerAccess | None = None,
     ) -> None:
         self.host, self.port, self.prefix, self.client_id, self.qos = host, port, prefix, client_id, qos
+        self.access = access or BrokerAccess()
         self._queue: deque[tuple[str, bytes]] = deque()
         self._max_queue = max_queue
         self._has_items = asyncio.Event()
@@ -102,7 +145,8 @@ class MqttPublisher:
         backoff = 0.2
         while True:
             try:
-                async with aiomqtt.Client(self.host, self.port, identifier=self.client_id, timeout=10) as client:
+                async with aiomqtt.Client(self.host, self.port, identifier=self.client_id, timeout=10,
+                                          **self.access.client_kwargs()) as client:
                     self.connected = True
                     backoff = 0.2
                     log.info("mqtt connected", host=self.host, port=self.port)

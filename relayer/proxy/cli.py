@@ -58,6 +58,7 @@ def cmd_start(ns: argparse.Namespace) -> None:
 
 
 def cmd_info(ns: argparse.Namespace) -> None:
+    from chains.node.client import ClientTls
     from relayer.proxy.client import ProxyError, ProxyServiceClient
 
     addr = ns.addr
@@ -68,7 +69,13 @@ def cmd_info(ns: argparse.Namespace) -> None:
             raise ProxyCliError(f"no running proxy at {ns.home} (proxy.addr is missing); pass --addr") from None
 
     async def ask() -> Any:
-        client = ProxyServiceClient(addr, attempts=1)
+        tls = None
+        if ns.ca_file or ns.cert_file or ns.key_file:
+            if bool(ns.cert_file) != bool(ns.key_file):
+                raise ProxyCliError("--cert-file and --key-file go together")
+            ca, cert, key = (Path(f) if f else None for f in (ns.ca_file, ns.cert_file, ns.key_file))
+            tls = ClientTls(ca, cert, key)
+        client = ProxyServiceClient(addr, attempts=1, tls=tls)
         try:
             return await client.info()
         finally:
@@ -114,5 +121,8 @@ def register(sub: Any) -> None:
     q = px.add_parser("info", help="code hash, authority, operator, enclave keys and hosted clients")
     q.add_argument("--home", default=".", help="proxy home whose proxy.addr to ask (default: .)")
     q.add_argument("--addr", help="proxy gRPC address instead of --home")
+    q.add_argument("--ca-file", help="TLS: CA of the proxy's certificate (a proxy.toml with [tls])")
+    q.add_argument("--cert-file", help="TLS: client certificate, for a proxy requiring mutual TLS")
+    q.add_argument("--key-file", help="TLS: the client certificate's key")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_info)

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import grpc
 
+from chains.node.client import ClientTls
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.proxy.v1 import proxy_pb2 as pb
 from kakehashi.proxy.v1 import service_pb2 as spb
@@ -37,11 +38,12 @@ def _h(h: Height) -> client_pb2.Height:
 
 
 class ProxyServiceClient:
-    def __init__(self, address: str, *, timeout_s: float = 10.0, attempts: int = 5) -> None:
+    def __init__(self, address: str, *, timeout_s: float = 10.0, attempts: int = 5,
+                 tls: ClientTls | None = None) -> None:
         self.address = address
         self.timeout_s = timeout_s
         self.attempts = attempts
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = grpc.aio.insecure_channel(address) if tls is None else tls.channel(address)
         self.stub = service_pb2_grpc.ProxyStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:

@@ -2,7 +2,8 @@
 
 Layout (``kakehashi proxy init`` writes it; files holding secrets are 0600)::
 
-    proxy.toml        listen address (a fixed port, so the relayer's config outlives restarts)
+    proxy.toml        listen address (a fixed port, so the relayer's config outlives restarts) and,
+                      optionally, [tls] cert_file / key_file / client_ca_file (mutual TLS when set)
     platform.secret   SIMULATED platform sealing root (a CPU's fused key plays this part in SGX)
     operator.key      the operator's secp256k1 key: co-signs each attestation report
     authority.key     SIMULATED attestation authority (a real one is Intel's service, never here)
@@ -25,6 +26,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from chains.node.service import TlsFiles
 from lightclients.crypto import eth_address, secp256k1_public_key
 
 _LISTEN = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
@@ -41,6 +43,7 @@ class ProxyHome:
     platform_secret: bytes
     operator_secret: bytes
     authority_secret: bytes
+    tls: TlsFiles | None = None
 
     @property
     def operator(self) -> bytes:
@@ -119,14 +122,39 @@ def load_home(path: Path) -> ProxyHome:
             from None
     except tomllib.TOMLDecodeError as exc:
         raise ProxyHomeError(f"{cfg}: not valid TOML: {exc}") from None
-    unknown = set(doc) - {"listen"}
+    unknown = set(doc) - {"listen", "tls"}
     if unknown:
         raise ProxyHomeError(f"{cfg}: unknown key(s) {sorted(unknown)}")
     listen = doc.get("listen")
     if not isinstance(listen, str) or not _LISTEN.match(listen):
         raise ProxyHomeError(f"{cfg}: listen: expected \"host:port\", got {listen!r}")
     return ProxyHome(path, listen, _read_secret(path / "platform.secret"), _read_secret(path / "operator.key"),
-                     _read_secret(path / "authority.key"))
+                     _read_secret(path / "authority.key"), _tls(cfg, doc.get("tls")))
+
+
+def _tls(cfg: Path, table: object) -> TlsFiles | None:
+    """The [tls] table: the server's pair, and the CA whose clients it accepts (mutual TLS)."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ProxyHomeError(f"{cfg}: tls: expected a table")
+    unknown = set(table) - {"cert_file", "key_file", "client_ca_file"}
+    if unknown:
+        raise ProxyHomeError(f"{cfg}: tls: unknown key(s) {sorted(unknown)}")
+    files: dict[str, Path] = {}
+    for name in ("cert_file", "key_file", "client_ca_file"):
+        raw = table.get(name)
+        if raw is None:
+            if name != "client_ca_file":
+                raise ProxyHomeError(f"{cfg}: tls.{name}: required (cert_file and key_file are given together)")
+            continue
+        if not isinstance(raw, str) or not raw:
+            raise ProxyHomeError(f"{cfg}: tls.{name}: expected a file path")
+        path = cfg.parent / raw
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise ProxyHomeError(f"{cfg}: tls.{name}: cannot read {path}")
+        files[name] = path
+    return TlsFiles(files["cert_file"], files["key_file"], files.get("client_ca_file"))
 
 
 def write_public(home: ProxyHome, code_hash: bytes) -> dict[str, object]:

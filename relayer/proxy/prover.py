@@ -41,6 +41,7 @@ from lightclients.interface import ClientError, ClientStore, Height, LightClient
 from lightclients.proxy.client import CLIENT_TYPE, ProxyLightClient, decode_client_message
 from lightclients.proxy.messages import encode, height, hex_address, parse_update
 from relayer.config.proxy import ProxyConfig
+from relayer.config.tlsfiles import client_tls
 from relayer.core.chain import ChainCodec, ChainHandle, GrpcChainHandle, QueryResult
 from relayer.proxy.client import ProxyError, ProxyServiceClient
 
@@ -71,7 +72,8 @@ class ProxyChainHandle(GrpcChainHandle):
         self.proxy_config = config
         self.elc_id = chain_id
         self.clock = clock
-        self.proxies = [_Proxy(ProxyServiceClient(a, timeout_s=config.rpc_timeout_s)) for a in config.addrs]
+        tls = client_tls(config.tls)
+        self.proxies = [_Proxy(ProxyServiceClient(a, timeout_s=config.rpc_timeout_s, tls=tls)) for a in config.addrs]
 
     async def aclose(self) -> None:
         for p in self.proxies:

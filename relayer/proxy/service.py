@@ -30,6 +30,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from chains.node.service import TlsFiles
 from kakehashi.proxy.v1 import proxy_pb2 as pb
 from kakehashi.proxy.v1 import service_pb2 as spb
 from lightclients.consensus_heights import stored_heights
@@ -274,13 +275,13 @@ class ProxyService:
         return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 
 
-def build_server(core: ProxyCore, address: str) -> tuple[grpc.aio.Server, int]:
+def build_server(core: ProxyCore, address: str, tls: TlsFiles | None = None) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
     server.add_generic_rpc_handlers((ProxyService(core).handler(),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port(address)
+    port = server.add_insecure_port(address) if tls is None else server.add_secure_port(address, tls.credentials())
     if port == 0:
         raise OSError(f"cannot bind gRPC address {address}")
     server.health_servicer = health_servicer
@@ -289,7 +290,7 @@ def build_server(core: ProxyCore, address: str) -> tuple[grpc.aio.Server, int]:
 
 async def serve(home: ProxyHome, stop: asyncio.Event | None = None) -> None:
     core = ProxyCore(home)
-    server, port = build_server(core, home.listen)
+    server, port = build_server(core, home.listen, home.tls)
     await server.start()
     await server.health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     host = home.listen.rsplit(":", 1)[0]

@@ -38,7 +38,7 @@ from typing import Any
 
 from chains.ibc.apps import dvp as dvp_app
 from chains.ibc.host import paths
-from chains.node.client import NodeClient, NodeError, RetryPolicy
+from chains.node.client import ClientTls, NodeClient, NodeError, RetryPolicy
 from kakehashi.ibc.v1 import channel_pb2 as chpb
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb
@@ -46,6 +46,8 @@ from relayer.config.schema import Config, load_config, path_name
 from relayer.config.tables import ConfigError
 from relayer.core.chain import ChainHandle
 from relayer.ops.keystore import KIND_FOR_CHAIN, PASSPHRASE_ENV, Keystore, KeystoreError
+from relayer.testnet import broker as testnet_broker
+from relayer.testnet import tls as testnet_tls
 from relayer.testnet.procs import (
     TestnetError,
     kakehashi_argv,
@@ -171,13 +173,16 @@ class Testnet:
     proxy: Any = None  # relayer.testnet.proxy.ProxyProcInfo in proxy mode
     # every path: {"name", "st_chain", "connection": {...}, "channels": [...]}, evm-1's first
     paths: list[dict[str, Any]] = field(default_factory=list)
+    tls: bool = False  # `up --tls`: mutual TLS on every hop (relayer/testnet/tls.py)
+    broker: Any = None  # relayer.testnet.broker.BrokerInfo with TLS
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = json.loads(json.dumps(
             {"nodes": [asdict(n) for n in self.nodes], "relayer": asdict(self.relayer),
              "connection": self.connection, "channels": self.channels, "created": self.created,
              "prover": self.prover, "proxy": asdict(self.proxy) if self.proxy is not None else None,
-             "paths": self.paths}, default=str))
+             "paths": self.paths, "tls": self.tls,
+             "broker": asdict(self.broker) if self.broker is not None else None}, default=str))
         return doc
 
     def path(self, st_chain: str) -> dict[str, Any]:
@@ -207,8 +212,17 @@ def _node_pid(home: Path) -> int | None:
     return read_pid(home / "node.pid", home)
 
 
-async def _height(address: str, timeout_s: float = 2.0) -> int | None:
-    async with NodeClient(address, retry=RetryPolicy(attempts=1, timeout_s=timeout_s)) as client:
+def _client_tls(root: Path) -> ClientTls | None:
+    """How `up`/`status` reach the nodes themselves: as the relayer does, on a TLS testnet."""
+    if not testnet_tls.tls_enabled(root):
+        return None
+    d = testnet_tls.tls_dir(root)
+    files = (d / "ca.pem", d / f"{testnet_tls.CLIENT}.pem", d / f"{testnet_tls.CLIENT}.key")
+    return ClientTls(*files) if all(f.exists() for f in files) else None
+
+
+async def _height(address: str, timeout_s: float = 2.0, tls: ClientTls | None = None) -> int | None:
+    async with NodeClient(address, tls=tls, retry=RetryPolicy(attempts=1, timeout_s=timeout_s)) as client:
         try:
             return int((await client.status()).latest_height)
         except NodeError:
@@ -222,7 +236,7 @@ async def node_info(root: Path, kind: str, chain_id: str, home_name: str | None 
     if pid is not None:
         with contextlib.suppress(OSError):
             address = (home / "node.addr").read_text().strip() or None
-    height = await _height(address) if address else None
+    height = await _height(address, tls=_client_tls(root)) if address else None
     return NodeInfo(kind, chain_id, home, pid, address, height)
 
 
@@ -231,7 +245,7 @@ async def _nodes(root: Path, specs: list[ChainSpec] | None = None) -> list[NodeI
     return [await node_info(root, s.kind, s.chain_id, s.home) for s in specs]
 
 
-def _up_nodes(root: Path, specs: list[ChainSpec], wait_s: float) -> list[str]:
+def _up_nodes(root: Path, specs: list[ChainSpec], wait_s: float, pki: testnet_tls.NetPki | None = None) -> list[str]:
     """Initialise (first time) and start the nodes that are not running; returns the chains started."""
     started: list[tuple[ChainSpec, subprocess.Popen[bytes]]] = []
     for spec in specs:
@@ -244,6 +258,8 @@ def _up_nodes(root: Path, specs: list[ChainSpec], wait_s: float) -> list[str]:
             )
             if res.returncode != 0:
                 raise TestnetError(f"{spec.chain_id}: node init failed: {res.stderr.strip()}")
+        if pki is not None:
+            testnet_tls.configure_node(home, pki, spec.home)
         if _node_pid(home) is not None:
             continue  # already running
         (home / "node.addr").unlink(missing_ok=True)
@@ -264,12 +280,12 @@ def _up_nodes(root: Path, specs: list[ChainSpec], wait_s: float) -> list[str]:
     return [spec.chain_id for spec, _ in started]
 
 
-async def _wait_heights(nodes: list[NodeInfo], at_least: int, wait_s: float) -> None:
+async def _wait_heights(nodes: list[NodeInfo], at_least: int, wait_s: float, tls: ClientTls | None = None) -> None:
     """A client of a chain is made from a sealed header, so each chain needs a block or two."""
     deadline = time.monotonic() + wait_s
     for n in nodes:
         assert n.address is not None
-        while (await _height(n.address) or 0) < at_least:
+        while (await _height(n.address, tls=tls) or 0) < at_least:
             if time.monotonic() > deadline:
                 raise TestnetError(f"{n.kind}: still below height {at_least} after {wait_s:.0f}s")
             await asyncio.sleep(0.2)
@@ -327,7 +343,7 @@ def _port_free(port: int) -> bool:
 
 
 def render_config(addresses: dict[str, str], telemetry_port: int, mqtt: str | None, chain_extra: str = "",
-                  specs: list[ChainSpec] | None = None) -> str:
+                  specs: list[ChainSpec] | None = None, mqtt_extra: str = "") -> str:
     """The relayer config; ``addresses`` by chain id (or, for the single-path layout, by kind).
     With several ST chains it lists one ``[[paths]]`` entry per spoke, all served by one daemon
     (``kakehashi start --path NAME`` runs a daemon on a subset)."""
@@ -367,11 +383,11 @@ port = {telemetry_port}
 enabled = {"true" if mqtt else "false"}
 host = "{mqtt_host}"
 port = {int(mqtt_port)}
-{chains}"""
+{mqtt_extra}{chains}"""
 
 
 def _write_config(root: Path, nodes: list[NodeInfo], mqtt: str | None, chain_extra: str = "",
-                  specs: list[ChainSpec] | None = None) -> Config:
+                  specs: list[ChainSpec] | None = None, mqtt_extra: str = "") -> Config:
     path = relayer_home(root) / "relayer.toml"
     port = 0
     previous: Config | None = None
@@ -384,7 +400,7 @@ def _write_config(root: Path, nodes: list[NodeInfo], mqtt: str | None, chain_ext
     if not port or not _port_free(port):
         port = _free_port()
     addresses = {n.chain_id: n.address or "" for n in nodes}
-    path.write_text(render_config(addresses, port, mqtt, chain_extra, specs))
+    path.write_text(render_config(addresses, port, mqtt, chain_extra, specs, mqtt_extra))
     try:
         return load_config(path)
     except ConfigError as exc:  # what we write must validate
@@ -530,10 +546,10 @@ def _saved_paths(root: Path) -> tuple[dict[str, str], list[dict[str, str]], list
 
 
 def up(root: Path, *, validators: int = 4, block_period: str | None = None, mqtt: str | None = None,
-       wait_s: float = 60.0, prover: str | None = None, st_chains: int | None = None) -> Testnet:
+       wait_s: float = 60.0, prover: str | None = None, st_chains: int | None = None, tls: bool = False) -> Testnet:
     """Bring the whole testnet up (idempotent): nodes, relayer keys and config, paths, relayer."""
     return asyncio.run(up_async(root, validators=validators, block_period=block_period, mqtt=mqtt, wait_s=wait_s,
-                                prover=prover, st_chains=st_chains))
+                                prover=prover, st_chains=st_chains, tls=tls))
 
 
 PROVERS = ("direct", "proxy")
@@ -556,7 +572,8 @@ def testnet_prover(root: Path, wanted: str | None = None) -> str:
 
 
 async def up_async(root: Path, *, validators: int = 4, block_period: str | None = None, mqtt: str | None = None,
-                   wait_s: float = 60.0, prover: str | None = None, st_chains: int | None = None) -> Testnet:
+                   wait_s: float = 60.0, prover: str | None = None, st_chains: int | None = None,
+                   tls: bool = False) -> Testnet:
     """:func:`up` inside a running event loop (gRPC's asyncio channels serve one loop per process)."""
     from relayer.ops.logs import configure_logging
 
@@ -567,8 +584,10 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
     if mode == "proxy" and n_st > 1:
         raise TestnetError("--prover proxy runs one path (one proxy process); use --st-chains 1 with it")
     specs = layout(n_st, validators, block_period)
-    started = _up_nodes(root, specs, wait_s)
-    proxy = up_proxy(root, wait_s)[0] if mode == "proxy" else None
+    pki = _testnet_pki(root, tls, mqtt, specs)
+    started = _up_nodes(root, specs, wait_s, pki)
+    proxy = up_proxy(root, wait_s, None if pki is None else lambda home: testnet_tls.configure_proxy(home, pki))[0] \
+        if mode == "proxy" else None
     nodes = await _nodes(root, specs)
     for n in nodes:
         if n.address is None:
@@ -580,9 +599,15 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
         terminate("relayer", pid, 20.0)  # it still points at the nodes' old addresses
         pid = None
     extra = chain_section(proxy) if proxy is not None else ""
-    config = _write_config(root, nodes, mqtt, extra, specs) if pid is None else \
+    broker, mqtt_extra = None, ""
+    if pki is not None:
+        extra += testnet_tls.chain_tls(pki, proxy is not None)
+        password_file = relayer_home(root) / "mqtt.password"
+        broker = testnet_broker.up_broker(root, pki, password_file, wait_s)
+        mqtt, mqtt_extra = broker.address, testnet_tls.mqtt_tls(pki, testnet_broker.RELAYER_USER, password_file)
+    config = _write_config(root, nodes, mqtt, extra, specs, mqtt_extra) if pid is None else \
         load_config(relayer_home(root) / "relayer.toml")
-    await _wait_heights(nodes, 2, wait_s)
+    await _wait_heights(nodes, 2, wait_s, _client_tls(root))
     configure_logging("warning", "console")  # handshakes log on stderr only when something is wrong
     every: list[dict[str, Any]] = []
     created: list[str] = []
@@ -604,7 +629,20 @@ async def up_async(root: Path, *, validators: int = 4, block_period: str | None 
     if pid is None:
         await _start_relayer(root, config, secret, wait_s)
     return Testnet(await _nodes(root, specs), relayer_info(root), first["connection"], first["channels"], created,
-                   mode, proxy, every)
+                   mode, proxy, every, pki is not None, broker)
+
+
+def _testnet_pki(root: Path, wanted: bool, mqtt: str | None, specs: list[ChainSpec]) -> testnet_tls.NetPki | None:
+    """The testnet's certificates when it runs with TLS (asked now, or by an earlier `up`).
+    Turning TLS on under running nodes would leave them serving plaintext: refused."""
+    if not testnet_tls.tls_enabled(root, wanted):
+        return None
+    if mqtt is not None:
+        raise TestnetError("--mqtt names a broker, but a TLS testnet runs its own (mosquitto with TLS, passwords "
+                           "and ACLs in HOME/broker); drop --mqtt")
+    if not testnet_tls.tls_enabled(root) and any(_node_pid(root / s.home) is not None for s in specs):
+        raise TestnetError(f"the testnet in {root} runs without TLS; stop it first (testnet down) to turn --tls on")
+    return testnet_tls.ensure_pki(root, [s.home for s in specs])
 
 
 def down(root: Path, *, wait_s: float = 20.0) -> list[str]:
@@ -615,10 +653,10 @@ def down(root: Path, *, wait_s: float = 20.0) -> list[str]:
     specs = layout(st_chain_count(root))
     groups = [
         {"relayer": relayer_home(root) / "relayer.pid"},
-        {"proxy": proxy_pid_file(root)},
+        {"proxy": proxy_pid_file(root), "broker": testnet_broker.broker_pid_file(root)},
         {s.home: root / s.home / "node.pid" for s in specs},
     ]
-    found = {"relayer": _relayer_pid(root), "proxy": proxy_pid(root),
+    found = {"relayer": _relayer_pid(root), "proxy": proxy_pid(root), "broker": testnet_broker.broker_pid(root),
              **{s.home: _node_pid(root / s.home) for s in specs}}
     stopped: list[str] = []
     stuck: list[str] = []
@@ -647,5 +685,8 @@ async def status_async(root: Path) -> Testnet:
     connection, channels, every = _saved_paths(root)
     saved = root / "prover"
     mode = saved.read_text().strip() if saved.exists() else "direct"
+    tls = testnet_tls.tls_enabled(root)
+    broker = testnet_broker.info(root, relayer_home(root) / "mqtt.password") \
+        if tls and (testnet_broker.broker_home(root) / "broker.port").exists() else None
     return Testnet(await _nodes(root), relayer_info(root), connection, channels, prover=mode, proxy=proxy_info(root),
-                   paths=every)
+                   paths=every, tls=tls, broker=broker)

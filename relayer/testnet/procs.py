@@ -90,9 +90,10 @@ def _recorded_start(pid_file: Path, parts: list[str]) -> str | None:
         return parts[1] if len(parts) > 1 else None  # "PID START" in one file (older testnets)
 
 
-def read_pid(pid_file: Path, marker: Path) -> int | None:
+def read_pid(pid_file: Path, marker: Path, verb: bytes | None = b"start") -> int | None:
     """The PID in ``pid_file`` if that process is alive, started when recorded, and is a
-    ``kakehashi ... start`` naming ``marker`` (its home or config) — else None."""
+    ``kakehashi ... start`` naming ``marker`` (its home or config) — else None. ``verb=None``
+    for a process that is not ours (the testnet's mosquitto: only the marker is checked)."""
     try:
         parts = pid_file.read_text().split()
         pid = int(parts[0])
@@ -107,7 +108,7 @@ def read_pid(pid_file: Path, marker: Path) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
-    return pid if b"start" in cmdline and str(marker).encode() in cmdline else None
+    return pid if (verb is None or verb in cmdline) and str(marker).encode() in cmdline else None
 
 
 def spawn(argv: list[str], log_path: Path, pid_file: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

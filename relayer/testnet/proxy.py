@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,14 +71,17 @@ def proxy_info(root: Path) -> ProxyProcInfo | None:
                          home / "proxy.log")
 
 
-def up_proxy(root: Path, wait_s: float) -> tuple[ProxyProcInfo, bool]:
-    """Initialise (first time) and start the proxy unless it runs; (info, started now)."""
+def up_proxy(root: Path, wait_s: float, configure: Callable[[Path], None] | None = None) -> tuple[ProxyProcInfo, bool]:
+    """Initialise (first time) and start the proxy unless it runs; (info, started now).
+    ``configure`` edits the proxy's home before it starts (TLS: relayer/testnet/tls.py)."""
     home = proxy_home(root)
     if not (home / "proxy.toml").exists():
         res = subprocess.run([*kakehashi_argv(), "proxy", "init", "--home", str(home), "--json"], capture_output=True,
                              text=True, timeout=60)
         if res.returncode != 0:
             raise TestnetError(f"proxy: init failed: {res.stderr.strip()}")
+    if configure is not None:
+        configure(home)
     started = False
     if proxy_pid(root) is None:
         (home / "proxy.addr").unlink(missing_ok=True)

@@ -26,6 +26,7 @@ from rich.live import Live
 
 from relayer.dvp.record import RecordError, TradeRecord
 from relayer.dvp.watch.board import Board
+from relayer.ops.mqtt import BrokerAccess
 
 RECONNECT_MAX_S = 5.0
 
@@ -80,7 +81,8 @@ def once(path: Path, console: Console) -> Board:
     return board
 
 
-async def _follow_mqtt(board: Board, host: str, port: int, prefix: str, stop: asyncio.Event) -> None:
+async def _follow_mqtt(board: Board, host: str, port: int, prefix: str, access: BrokerAccess | None,
+                       stop: asyncio.Event) -> None:
     """Fold every settlement event under ``{prefix}/dvp/`` into the board until ``stop``.
 
     Subscribes to the whole subtree and reads trade id and event from the JSON body, so a
@@ -89,7 +91,7 @@ async def _follow_mqtt(board: Board, host: str, port: int, prefix: str, stop: as
     while not stop.is_set():
         try:
             async with aiomqtt.Client(host, port, identifier=f"kakehashi-dvp-watch-{os.getpid()}",
-                                      timeout=10) as client:
+                                      timeout=10, **(access or BrokerAccess()).client_kwargs()) as client:
                 await client.subscribe(f"{prefix}/dvp/#", qos=1)
                 board.mqtt_status = f"connected to {host}:{port}"
                 delay = 0.5
@@ -106,7 +108,7 @@ async def _follow_mqtt(board: Board, host: str, port: int, prefix: str, stop: as
         delay = min(delay * 2, RECONNECT_MAX_S)
 
 
-async def live(path: Path, console: Console, *, broker: tuple[str, int, str] | None = None,
+async def live(path: Path, console: Console, *, broker: tuple[str, int, str, BrokerAccess] | tuple[str, int, str] | None = None,
                interval_s: float = 1.0, stop: asyncio.Event | None = None, board: Board | None = None) -> Board:
     """Redraw the board until ``stop`` is set or SIGINT / SIGTERM arrives; returns the last board.
     A console that is not a terminal gets the last frame once, when the board stops."""
@@ -121,7 +123,9 @@ async def live(path: Path, console: Console, *, broker: tuple[str, int, str] | N
     mqtt = None
     if broker is not None:
         board.mqtt_status = f"connecting to {broker[0]}:{broker[1]}"
-        mqtt = asyncio.create_task(_follow_mqtt(board, *broker, stop))
+        host, port, prefix = broker[0], broker[1], broker[2]
+        access = broker[3] if len(broker) > 3 else None
+        mqtt = asyncio.create_task(_follow_mqtt(board, host, port, prefix, access, stop))
     try:
         with Live(console=console, get_renderable=lambda: board.render(str(path)), refresh_per_second=4,
                   screen=False, redirect_stdout=False, redirect_stderr=False):
