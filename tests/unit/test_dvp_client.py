@@ -156,7 +156,7 @@ async def test_a_stale_view_short_of_cash_is_checked_at_the_head_before_refusing
 
     led.cash_at = cash_at  # type: ignore[method-assign]
     client = DvpClient(led)
-    async with client._cash_inputs(b"\x22" * 32, b"\x11" * 32, 100) as inputs:
+    async with client._cash_inputs(b"\x22" * 32, (b"\x11" * 32, ""), 100) as inputs:
         assert bytes(inputs[0][0].txid) == b"\xaa" * 32
     assert reads[0] > 0 and reads[-1] == 0 and len(reads) == 2
 
