@@ -232,6 +232,7 @@ class DvpClient:
             o = share_corda_with
             self._sc_holds, self._inputs, self._cash_views = o._sc_holds, o._inputs, o._cash_views
             self._spent, self._inputs_floor, self._inflight_ids = o._spent, o._inputs_floor, o._inflight_ids
+            self._locks_unlanded, self._last_landed = o._locks_unlanded, o._last_landed
 
     # --- resolution and pre-check ----------------------------------------------------------
 

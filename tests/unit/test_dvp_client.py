@@ -161,6 +161,32 @@ async def test_a_stale_view_short_of_cash_is_checked_at_the_head_before_refusing
     assert reads[0] > 0 and reads[-1] == 0 and len(reads) == 2
 
 
+async def test_clients_sharing_the_corda_side_wait_for_each_others_change() -> None:
+    """Two paths' clients (relayer/dvp/router.py) share one book of the buyer's Cash: a lock in
+    flight on one path is change to come for the other, not "only 0 SC" (make run's hub phase
+    refused every evm-2 trade while evm-1's locks held the buyer's Cash)."""
+    led = FakeLedgers()
+    one = DvpClient(led)
+    other = DvpClient(led, share_corda_with=one)
+    buyer, coin = b"\x22" * 32, (b"\x11" * 32, "")
+    got: list[str] = []
+
+    async def first() -> None:
+        async with one._cash_inputs(buyer, coin, 60) as inputs:
+            await asyncio.sleep(0.05)
+            led.cash = [{"txid": "bb" * 32, "index": 2, "issuer": "11" * 32, "amount": 40}]  # its change
+            inputs.landed_at = led.corda_watch.height + 1  # type: ignore[attr-defined]
+            led.corda_watch.advance()  # type: ignore[attr-defined]
+
+    async def second() -> None:
+        await asyncio.sleep(0.01)
+        async with other._cash_inputs(buyer, coin, 30) as inputs:
+            got.append(bytes(inputs[0][0].txid).hex()[:2])
+
+    await asyncio.wait_for(asyncio.gather(first(), second()), 5)
+    assert got == ["bb"]
+
+
 async def test_status_publishes_each_event_once_for_trades_it_handled() -> None:
     led = FakeLedgers()
     tel = Telemetry()
