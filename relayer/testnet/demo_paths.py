@@ -48,6 +48,9 @@ class PathRun:
     started: float = 0.0
     last_final: float = 0.0
 
+# The testnet's second SC brand (chains/node/apps/corda.py issues it, firm-a and firm-b admitted).
+SECOND_BRAND = "KUSD"
+
 
 def metrics_by_path(url: str | None, name: str = "kakehashi_packets_confirmed_total") -> dict[str, float]:
     """A relayer counter summed per ``path`` label, from its /metrics ({} if unreachable)."""
@@ -85,11 +88,13 @@ async def _settle(router: DvpRouter, run: PathRun, doc: dict[str, Any], sem: asy
 
 
 def plan(ctx: DemoContext, per_path: int, tag: str) -> list[PathRun]:
-    """``per_path`` trades alice -> bob on every ST chain, all paid by firm-b to firm-a."""
+    """``per_path`` trades alice -> bob on every ST chain, all paid by firm-b to firm-a: in the
+    default SC brand on the first path and every other one, in the second brand (KUSD, its own
+    issuer and admission) on the others, so one run shows both brands settling side by side."""
     tn = ctx.testnet
     corda_home = tn.home_of(testnet.HUB)
     runs: list[PathRun] = []
-    for p in tn.paths:
+    for k, p in enumerate(tn.paths):
         node = next(n for n in tn.nodes if n.chain_id == p["st_chain"])
         if node.address is None:
             raise RuntimeError(f"the {p['st_chain']} node has no address")
@@ -102,15 +107,18 @@ def plan(ctx: DemoContext, per_path: int, tag: str) -> list[PathRun]:
                 "seller": {"evm": "0x" + run.acc.evm_address("alice").hex(),
                            "corda": run.acc.corda_party("firm-a").hex()},
                 "buyer": {"evm": "0x" + run.acc.evm_address("bob").hex(),
-                          "corda": run.acc.corda_party("firm-b").hex()}})
+                          "corda": run.acc.corda_party("firm-b").hex()},
+                **({"sc_brand": SECOND_BRAND} if k % 2 else {})})
         runs.append(run)
     return runs
 
 
 async def _balances(router: DvpRouter, runs: list[PathRun]) -> dict[str, int]:
     hub = next(iter(router.clients.values())).ledgers
-    issuer = hub.cash_issuer
-    out = {name: await hub.sc_balance(runs[0].acc.corda_party(name), issuer) for name in ("firm-a", "firm-b")}
+    out: dict[str, int] = {}
+    for brand, issuer in hub.brands.items():
+        for name in ("firm-a", "firm-b"):
+            out[f"{name}/{brand}"] = await hub.sc_balance(runs[0].acc.corda_party(name), issuer, brand)
     for r in runs:
         led = router.clients[r.route.st_chain].ledgers
         for name in ("alice", "bob"):
@@ -138,7 +146,8 @@ async def phase_paths(ctx: DemoContext) -> None:
             before = await _balances(router, runs)
             ctx.console.print(f"hub: {per_path} trades on each of {len(runs)} ST chains "
                               f"({', '.join(r.route.st_chain for r in runs)}) in one stream through one router, "
-                              f"{CONCURRENCY} in flight, all paid by firm-b from one SC balance")
+                              f"{CONCURRENCY} in flight, all paid by firm-b "
+                              f"(default SC brand on {runs[0].route.st_chain}, {SECOND_BRAND} on the next)")
             sem = asyncio.Semaphore(CONCURRENCY)
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*columns, console=ctx.console) as progress:
@@ -168,13 +177,15 @@ async def phase_paths(ctx: DemoContext) -> None:
         if got != want:
             ctx.failures.append(f"hub check failed: {name}: got {got}, want {want}")
 
-    paid = 0
+    paid: dict[str, int] = {}
     rows: list[dict[str, Any]] = []
     for r in runs:
         st = r.route.st_chain
         settled = [d for d in r.trades if r.states.get(d["trade_id"]) == "settled"]
         sold = sum(d["st_quantity"] for d in settled)
-        paid += sum(d["sc_amount"] for d in settled)
+        for d in settled:
+            brand = d.get("sc_brand", "")
+            paid[brand] = paid.get(brand, 0) + d["sc_amount"]
         check(f"{st}: every trade settled", len(settled), len(r.trades))
         check(f"{st}: seller alice's ST down by the settled quantity", before[f"{st}/alice"] - after[f"{st}/alice"],
               sold)
@@ -182,7 +193,8 @@ async def phase_paths(ctx: DemoContext) -> None:
         check(f"{st}: nothing left in the ST escrow", after[f"{st}/escrow"], before[f"{st}/escrow"])
         check(f"{st}: ST supply unchanged", after[f"{st}/supply"], before[f"{st}/supply"])
         span = (r.last_final - r.started) if r.last_final else None
-        rows.append({"path": r.route.path, "st_chain": st, "trades": len(r.trades), "settled": len(settled),
+        rows.append({"path": r.route.path, "st_chain": st, "sc_brand": r.trades[0].get("sc_brand", "") if r.trades else "",
+                     "trades": len(r.trades), "settled": len(settled),
                      "latency_p50_s": _r(percentile(r.latencies, 50)),
                      "latency_p99_s": _r(percentile(r.latencies, 99)),
                      "settled_per_s": _r(len(settled) / span) if span else None,
@@ -191,8 +203,13 @@ async def phase_paths(ctx: DemoContext) -> None:
                      "errors": r.errors})
         for e in r.errors:
             ctx.failures.append(f"hub {st}: {e}")
-    check("corda: buyer firm-b's SC down by every path's settled amount", before["firm-b"] - after["firm-b"], paid)
-    check("corda: seller firm-a's SC up by every path's settled amount", after["firm-a"] - before["firm-a"], paid)
+    for brand in sorted({k.split("/", 1)[1] for k in before if k.startswith("firm-b/")}):
+        label = brand or "default brand"
+        want = paid.get(brand, 0)
+        check(f"corda: buyer firm-b's SC ({label}) down by the settled amounts in it",
+              before[f"firm-b/{brand}"] - after[f"firm-b/{brand}"], want)
+        check(f"corda: seller firm-a's SC ({label}) up by the settled amounts in it",
+              after[f"firm-a/{brand}"] - before[f"firm-a/{brand}"], want)
     total = sum(row["settled"] for row in rows)
     ctx.report["paths"] = {"seconds": round(elapsed, 2), "concurrency": CONCURRENCY, "per_path": rows,
                            "total": {"trades": sum(row["trades"] for row in rows), "settled": total,
@@ -213,14 +230,14 @@ def print_report(report: dict[str, Any], out: Console) -> None:
     if "skipped" in report:
         out.print(f"hub phase skipped: {report['skipped']}")
         return
-    table = Table("path", "ST chain", "trades", "settled", "p50", "p99", "settled/s", "relayer msgs confirmed",
+    table = Table("path", "ST chain", "SC brand", "trades", "settled", "p50", "p99", "settled/s", "relayer msgs confirmed",
                   title=f"DvP per path ({report['seconds']} s, one router, {report['concurrency']} in flight)")
     for row in report["per_path"]:
-        table.add_row(row["path"], row["st_chain"], str(row["trades"]), str(row["settled"]),
+        table.add_row(row["path"], row["st_chain"], row.get("sc_brand") or "default", str(row["trades"]), str(row["settled"]),
                       _fmt(row["latency_p50_s"]), _fmt(row["latency_p99_s"]), _fmt(row["settled_per_s"], ""),
                       f"{row['relayer_confirmed_msgs']:g}")
     t = report["total"]
-    table.add_row("[bold]total[/]", "", str(t["trades"]), str(t["settled"]), "", "", _fmt(t["settled_per_s"], ""), "")
+    table.add_row("[bold]total[/]", "", "", str(t["trades"]), str(t["settled"]), "", "", _fmt(t["settled_per_s"], ""), "")
     out.print(table)
     proof = Table("hub check", "got", "want", "ok")
     for c in report["checks"]:
