@@ -182,7 +182,9 @@ def test_transfers_and_dvp_on_both_paths_at_once(hub: Hub) -> None:
     report = ctx.report["paths"]
     assert ctx.failures == [], ctx.failures
     assert [(r["path"], r["trades"], r["settled"]) for r in report["per_path"]] == [(P1, 2, 2), (P2, 2, 2)]
-    assert all(c["ok"] for c in report["checks"]) and len(report["checks"]) == 12
+    # 5 per ST chain, and per SC brand (default on evm-1, KUSD on evm-2) buyer down and seller up
+    assert all(c["ok"] for c in report["checks"]) and len(report["checks"]) == 14
+    assert [r["sc_brand"] for r in report["per_path"]] == ["", "KUSD"]
     # the relayer counted each path's messages under its own label
     assert all(r["relayer_confirmed_msgs"] >= 4 for r in report["per_path"]), report["per_path"]
     listed = run("dvp", "list", "-c", str(hub.config), "--json")
