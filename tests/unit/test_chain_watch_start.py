@@ -9,6 +9,7 @@ from chains.node.client import NodeClient
 from chains.node.db import NodeDatabase
 from chains.node.runtime import NodeRuntime, RuntimeConfig
 from chains.node.service import NodeService, build_server, mark_serving
+from kakehashi.node.v1 import node_pb2
 from relayer.core.watch import ChainWatch
 from tests.unit.kvapp import KvApp
 
@@ -40,6 +41,30 @@ async def test_concurrent_starts_share_one_block_stream(tmp_path: Path) -> None:
         while service.streams and clock() < deadline:
             await asyncio.sleep(0.05)
         assert service.streams == 0
+    finally:
+        await watch.close()
+        await client.close()
+        await rt.stop()
+        await loop
+        await server.stop(None)
+        db.close()
+
+
+async def test_a_tx_the_node_never_saw_comes_back_with_a_reason(tmp_path: Path) -> None:
+    """Found by the chaos soak: a tx dropped with the mempool of a killed node came back with an
+    empty reason, so 96 trades ended "EVM lock failed: ; nothing locked"."""
+    db = NodeDatabase(tmp_path / "node.db")
+    rt = NodeRuntime(KvApp(db), db, RuntimeConfig(block_period_s=0.05))
+    server, port = build_server(rt, "127.0.0.1:0")
+    await server.start()
+    await mark_serving(server)
+    loop = asyncio.create_task(rt.run())
+    client = NodeClient(f"127.0.0.1:{port}")
+    watch = ChainWatch(client)
+    try:
+        got = await watch.wait_tx(b"\x07" * 32, timeout_s=0.3)
+        assert got.status == node_pb2.TX_STATUS_UNKNOWN
+        assert "dropped before any block took it" in got.reason
     finally:
         await watch.close()
         await client.close()
