@@ -139,8 +139,7 @@ def parse_node_config(doc: Mapping[str, Any], home: Path) -> NodeConfig:
         for name, path in (("cert_file", tls.cert_file), ("key_file", tls.key_file), ("client_ca_file", tls.client_ca_file)):
             if path is not None:
                 try:
-                    with path.open("rb"):
-                        pass
+                    path.open("rb").close()  # readable now, not at the first TLS handshake
                 except OSError as exc:
                     raise NodeConfigError(f"grpc.tls.{name}: cannot read {path}: {exc.strerror}") from None
     _done(g, "grpc.")

@@ -131,7 +131,7 @@ class Child:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1])
         except OSError:
-            pass
+            return 0  # the process has exited: /proc no longer has its high-water mark
         return 0
 
 
