@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rlp
 from google.protobuf import any_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -160,7 +161,8 @@ def assert_flat_equals_trie(node: Node) -> None:
             assert storage.get(slot) == value
     assert not slots_of, "flat slots of an account the trie does not hold"
     blob_root_raw = by_kind[b"s"].get(IBC_HANDLER_ADDRESS + BLOB_ROOT_SLOT)
-    blob_root = EMPTY_ROOT if blob_root_raw is None else blob_root_raw[-32:].rjust(32, b"\x00")
+    # The slot holds the root as an RLP word: leading zero bytes are dropped (1 root in 256).
+    blob_root = EMPTY_ROOT if blob_root_raw is None else rlp.decode(blob_root_raw).rjust(32, b"\x00")
     blobs = MerklePatriciaTrie(store, blob_root)
     mine_blobs = {k[20:]: v for k, v in by_kind[b"b"].items() if k[:20] == IBC_HANDLER_ADDRESS}
     assert len(mine_blobs) == len(by_kind[b"b"])
@@ -173,7 +175,6 @@ _OPS = st.lists(st.lists(st.tuples(st.sampled_from(["transfer", "whitelist", "re
                          max_size=6), min_size=1, max_size=6)
 
 
-@pytest.mark.xfail(strict=False, reason="open defect found 2026-12-04: some random block sequences (repeated writes to one slot) leave a storage root missing from the node store (MissingNode); under investigation, see the closing note")
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_OPS)
 def test_flat_index_equals_the_tries_after_random_blocks(tmp_path_factory: pytest.TempPathFactory,
