@@ -10,6 +10,7 @@ check that each of them is gone (only those: nothing is signalled by name).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pwd
@@ -17,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +64,7 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     pids: list[int] = field(default_factory=list)
     paused: bool = False
+    peak_kib: int = 0  # highest VmHWM of any run of this child, read before each stop or kill
 
     def start(self) -> None:
         if self.alive():
@@ -93,6 +96,7 @@ class Child:
     def kill(self) -> None:
         """SIGKILL (no shutdown code runs: a crash, an OOM kill) and reap it."""
         if self.alive():
+            self._read_peak()
             os.kill(self.pid, signal.SIGKILL)
             assert self.proc is not None
             self.proc.wait(timeout=30)
@@ -103,6 +107,7 @@ class Child:
         if self.proc is None:
             return None
         if self.alive():
+            self._read_peak()
             if self.paused:
                 os.kill(self.pid, signal.SIGCONT)
             os.kill(self.pid, signal.SIGTERM)
@@ -126,13 +131,46 @@ class Child:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def peak_rss_kib(self) -> int:
-        try:
+        """The highest resident set of any run so far (the running one included).
+
+        Why read before each stop: /proc forgets a process's high-water mark once it is reaped,
+        so a figure read at the end of a soak would be that of nothing.
+        """
+        if self.alive():
+            self._read_peak()
+        return self.peak_kib
+
+    def _read_peak(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
             for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        except OSError:
-            return 0  # the process has exited: /proc no longer has its high-water mark
-        return 0
+                    self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+
+
+class PeakWatch:
+    """Reads every child's high-water mark once a second while a run goes on.
+
+    Why: a child that exits by itself (the feed when its trades are done) takes its VmHWM with
+    it, and one SIGKILLed by a fault is read only if the kill goes through ``Child.kill``.
+    """
+
+    def __init__(self, children: Callable[[], Sequence[Child]], every_s: float = 1.0) -> None:
+        self._children, self._every = children, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
+
+    def __enter__(self) -> PeakWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            for child in self._children():
+                child.peak_rss_kib()
 
 
 def _wait(what: str, cond: Callable[[], bool], child: Child, timeout_s: float) -> None:

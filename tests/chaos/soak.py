@@ -49,7 +49,7 @@ from relayer.dvp import Ledgers
 from relayer.ops.logs import configure_logging
 from tests.chaos import verdict as V
 from tests.chaos.faults import KINDS, FaultTimes, Injector, Schedule
-from tests.chaos.net import BUYER, Child, Net, build, feed_argv
+from tests.chaos.net import BUYER, Child, Net, PeakWatch, build, feed_argv
 from tests.chaos.subscriber import Recorder
 from tests.chaos.traffic import TradeMix, TransferDriver, TransferPlan, write_trades
 
@@ -141,6 +141,8 @@ def run(size: SoakSize, seed: int, root: Path, log: Any = print) -> Report:
     feed: Child | None = None
     recorder: Recorder | None = None
     driver: TransferDriver | None = None
+    watch = PeakWatch(lambda: net.children() + ([feed] if feed is not None else []))
+    watch.__enter__()
     try:
         recorder = Recorder("127.0.0.1", net.mqtt_port)
         recorder.start()
@@ -246,6 +248,7 @@ def run(size: SoakSize, seed: int, root: Path, log: Any = print) -> Report:
         report.problems.append(f"the soak itself failed: {type(exc).__name__}: {exc}")
         raise
     finally:
+        watch.__exit__()
         if driver is not None:
             driver.join(5)
         if recorder is not None:
@@ -309,6 +312,7 @@ def table(report: Report) -> str:
     lines += ["", f"trades: {report.trades.get('outcomes')}", f"transfers: {report.transfers}",
               f"packets: {report.packets}", f"mqtt: {report.mqtt}",
               f"processes: started {report.processes.get('started')}, left behind {report.processes.get('left_behind')}",
+              f"peak RSS (MiB, highest of any run): {report.processes.get('peak_rss_mib')}",
               f"phases (s): {report.phases_s}",
               "PASS" if report.passed else "FAIL:\n  " + "\n  ".join(report.problems)]
     return "\n".join(lines)
