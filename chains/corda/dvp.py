@@ -49,7 +49,7 @@ from chains.corda.transaction import SignedTransaction, WireTransaction
 from chains.ibc import packets
 from chains.ibc.apps import dvp as dvp_app
 from chains.ibc.context import Acknowledgement, Context, height_of
-from chains.ibc.errors import AppError, IdentifierExists, InvalidMessage
+from chains.ibc.errors import IdentifierExists, InvalidMessage
 from chains.ibc.handler import IbcHandler
 from chains.ibc.host import paths
 from kakehashi.corda.v1 import ledger_pb2 as pb
@@ -368,8 +368,12 @@ class DvpContract:
 # --- the IBC module ------------------------------------------------------------------------
 
 
-class DvpModule:
-    """The ``dvp`` port on the Corda chain: sends DvP packets; it never receives any."""
+class DvpModule(dvp_app.ChannelHandshake):
+    """The ``dvp`` port on the Corda chain: sends DvP packets; it never receives any.
+
+    The channel handshake is the protocol's (:class:`dvp_app.ChannelHandshake`); this class adds
+    sending, the packet callbacks and what a close from the EVM end means for the locks.
+    """
 
     def send(self, ctx: Context, msg: dvp_pb2.MsgDvpSend) -> int:
         """MsgDvpSend: one packet per trade id, timeout on the EVM clock within the deadline."""
@@ -388,44 +392,6 @@ class DvpModule:
                                   msg.timeout_timestamp, dvp_app.encode_packet_data(terms))
         ctx.store.set(key, seq.to_bytes(8, "big"))
         return seq
-
-    @staticmethod
-    def _check_channel(order: int, port_id: str, counterparty_port: str) -> None:
-        if order != chpb.ORDER_UNORDERED:
-            raise AppError("dvp channels must be unordered")
-        if port_id != dvp_app.PORT_ID or counterparty_port != dvp_app.PORT_ID:
-            raise AppError(f"dvp channels join port {dvp_app.PORT_ID!r} on both ends")
-
-    def on_chan_open_init(
-        self, ctx: Context, order: int, connection_hops: list[str], port_id: str, channel_id: str,
-        counterparty: chpb.ChannelCounterparty, version: str,
-    ) -> str:
-        self._check_channel(order, port_id, counterparty.port_id)
-        if version not in ("", dvp_app.VERSION):
-            raise AppError(f"dvp version must be {dvp_app.VERSION!r}, got {version!r}")
-        return dvp_app.VERSION
-
-    def on_chan_open_try(
-        self, ctx: Context, order: int, connection_hops: list[str], port_id: str, channel_id: str,
-        counterparty: chpb.ChannelCounterparty, counterparty_version: str,
-    ) -> str:
-        self._check_channel(order, port_id, counterparty.port_id)
-        if counterparty_version != dvp_app.VERSION:
-            raise AppError(f"counterparty dvp version must be {dvp_app.VERSION!r}, got {counterparty_version!r}")
-        return dvp_app.VERSION
-
-    def on_chan_open_ack(
-        self, ctx: Context, port_id: str, channel_id: str, counterparty_channel_id: str,
-        counterparty_version: str,
-    ) -> None:
-        if counterparty_version != dvp_app.VERSION:
-            raise AppError(f"counterparty dvp version must be {dvp_app.VERSION!r}, got {counterparty_version!r}")
-
-    def on_chan_open_confirm(self, ctx: Context, port_id: str, channel_id: str) -> None:
-        return None
-
-    def on_chan_close_init(self, ctx: Context, port_id: str, channel_id: str) -> None:
-        raise AppError("dvp channels cannot be closed by a user: it would fail every trade in flight")
 
     def on_chan_close_confirm(self, ctx: Context, port_id: str, channel_id: str) -> None:
         # Closed from the other end: locks still open exit by RefundOnTimeout (timeout on close).

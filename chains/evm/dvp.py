@@ -331,8 +331,12 @@ class DvpEscrow:
         ctx.cost += WRITE_COST
 
 
-class DvpModule:
-    """The ``dvp`` port on the EVM chain: receives DvP packets; it never sends any."""
+class DvpModule(dvp_app.ChannelHandshake):
+    """The ``dvp`` port on the EVM chain: receives DvP packets; it never sends any.
+
+    The channel handshake is the protocol's (:class:`dvp_app.ChannelHandshake`); this class adds
+    the packet callbacks and what a close from the Corda end means for the escrows.
+    """
 
     def __init__(self, escrow: DvpEscrow) -> None:
         self.escrow = escrow
@@ -348,44 +352,6 @@ class DvpModule:
             self._call = previous
 
     # --- handshake -------------------------------------------------------------------------
-
-    @staticmethod
-    def _check_channel(order: int, port_id: str, counterparty_port: str) -> None:
-        if order != chpb.ORDER_UNORDERED:
-            raise AppError("dvp channels must be unordered")
-        if port_id != dvp_app.PORT_ID or counterparty_port != dvp_app.PORT_ID:
-            raise AppError(f"dvp channels join port {dvp_app.PORT_ID!r} on both ends")
-
-    def on_chan_open_init(
-        self, ctx: Context, order: int, connection_hops: list[str], port_id: str, channel_id: str,
-        counterparty: chpb.ChannelCounterparty, version: str,
-    ) -> str:
-        self._check_channel(order, port_id, counterparty.port_id)
-        if version not in ("", dvp_app.VERSION):
-            raise AppError(f"dvp version must be {dvp_app.VERSION!r}, got {version!r}")
-        return dvp_app.VERSION
-
-    def on_chan_open_try(
-        self, ctx: Context, order: int, connection_hops: list[str], port_id: str, channel_id: str,
-        counterparty: chpb.ChannelCounterparty, counterparty_version: str,
-    ) -> str:
-        self._check_channel(order, port_id, counterparty.port_id)
-        if counterparty_version != dvp_app.VERSION:
-            raise AppError(f"counterparty dvp version must be {dvp_app.VERSION!r}, got {counterparty_version!r}")
-        return dvp_app.VERSION
-
-    def on_chan_open_ack(
-        self, ctx: Context, port_id: str, channel_id: str, counterparty_channel_id: str,
-        counterparty_version: str,
-    ) -> None:
-        if counterparty_version != dvp_app.VERSION:
-            raise AppError(f"counterparty dvp version must be {dvp_app.VERSION!r}, got {counterparty_version!r}")
-
-    def on_chan_open_confirm(self, ctx: Context, port_id: str, channel_id: str) -> None:
-        return None
-
-    def on_chan_close_init(self, ctx: Context, port_id: str, channel_id: str) -> None:
-        raise AppError("dvp channels cannot be closed by a user: it would fail every trade in flight")
 
     def on_chan_close_confirm(self, ctx: Context, port_id: str, channel_id: str) -> None:
         # Closed from the other end: no packet arrives any more, so every lock still open

@@ -1,4 +1,5 @@
-"""The `dvp` port's shared vocabulary: trade terms, their hash, packet data and acknowledgements.
+"""The `dvp` port's shared vocabulary: trade terms, their hash, packet data, acknowledgements
+and the channel handshake.
 
 Both ledgers import this module so that the EVM escrow (which stores a terms hash) and the
 Corda lock (which sends the terms in the packet) agree on one encoding: the deterministic
@@ -8,8 +9,11 @@ refuses anything that does not round-trip, so two byte strings never mean the sa
 Acknowledgements use the ICS-20 JSON form (``{"result": ...}`` / ``{"error": ...}``) so that
 operators read both apps' acks the same way.
 
-The host-specific halves live with their ledgers: the ST escrow and the receiving module in
-``chains/evm/dvp.py``, the DvPLock contract and the sending module in ``chains/corda/dvp.py``.
+The channel handshake (:class:`ChannelHandshake`) is here too: which channels a ``dvp`` port
+joins is part of the protocol, not of a ledger, and both ends must refuse the same channels for
+a handshake to fail on both sides alike. The host-specific halves live with their ledgers: the
+ST escrow and the receiving module in ``chains/evm/dvp.py``, the DvPLock contract and the
+sending module in ``chains/corda/dvp.py``; both modules build on :class:`ChannelHandshake`.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import re
 from google.protobuf.message import DecodeError
 
 from chains.ibc.apps.transfer import SUCCESS_ACK, ack_succeeded, error_ack
-from chains.ibc.errors import InvalidMessage
+from chains.ibc.context import Context
+from chains.ibc.errors import AppError, InvalidMessage
 from kakehashi.dvp.v1 import dvp_pb2
+from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.crypto import sha256
 
 PORT_ID = "dvp"
@@ -34,6 +40,7 @@ __all__ = [
     "PORT_ID",
     "SUCCESS_ACK",
     "VERSION",
+    "ChannelHandshake",
     "ack_succeeded",
     "decode_packet_data",
     "decode_terms",
@@ -101,3 +108,52 @@ def decode_packet_data(raw: bytes) -> dvp_pb2.Terms:
         raise InvalidMessage("dvp packet data is not canonical DvpPacketData with terms")
     validate_terms(data.terms)
     return data.terms
+
+
+class ChannelHandshake:
+    """The ``dvp`` port's side of the channel handshake, shared by both ledgers' modules.
+
+    A dvp channel is unordered (one trade's packet must not wait on another's), joins the
+    ``dvp`` port on both ends and speaks :data:`VERSION`; no user may close it, since that
+    would fail every trade in flight. Each ledger's ``DvpModule`` inherits these callbacks and
+    adds its packet callbacks and ``on_chan_close_confirm``, which is left to the host because
+    what a close from the other end does to the trades still open differs by ledger.
+    """
+
+    @staticmethod
+    def _check_channel(order: int, port_id: str, counterparty_port: str) -> None:
+        if order != chpb.ORDER_UNORDERED:
+            raise AppError("dvp channels must be unordered")
+        if port_id != PORT_ID or counterparty_port != PORT_ID:
+            raise AppError(f"dvp channels join port {PORT_ID!r} on both ends")
+
+    def on_chan_open_init(
+        self, ctx: Context, order: int, connection_hops: list[str], port_id: str, channel_id: str,
+        counterparty: chpb.ChannelCounterparty, version: str,
+    ) -> str:
+        self._check_channel(order, port_id, counterparty.port_id)
+        if version not in ("", VERSION):
+            raise AppError(f"dvp version must be {VERSION!r}, got {version!r}")
+        return VERSION
+
+    def on_chan_open_try(
+        self, ctx: Context, order: int, connection_hops: list[str], port_id: str, channel_id: str,
+        counterparty: chpb.ChannelCounterparty, counterparty_version: str,
+    ) -> str:
+        self._check_channel(order, port_id, counterparty.port_id)
+        if counterparty_version != VERSION:
+            raise AppError(f"counterparty dvp version must be {VERSION!r}, got {counterparty_version!r}")
+        return VERSION
+
+    def on_chan_open_ack(
+        self, ctx: Context, port_id: str, channel_id: str, counterparty_channel_id: str,
+        counterparty_version: str,
+    ) -> None:
+        if counterparty_version != VERSION:
+            raise AppError(f"counterparty dvp version must be {VERSION!r}, got {counterparty_version!r}")
+
+    def on_chan_open_confirm(self, ctx: Context, port_id: str, channel_id: str) -> None:
+        return None
+
+    def on_chan_close_init(self, ctx: Context, port_id: str, channel_id: str) -> None:
+        raise AppError("dvp channels cannot be closed by a user: it would fail every trade in flight")
