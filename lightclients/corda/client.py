@@ -32,7 +32,6 @@ from google.protobuf.message import DecodeError
 
 from kakehashi.corda.v1 import lightclient_pb2 as lc
 from lightclients import ics23
-from lightclients.consensus_heights import breaks_monotonic_time, record_height
 from lightclients.corda.checkpoint import (
     CheckpointError,
     checkpoint_hash,
@@ -46,15 +45,13 @@ from lightclients.interface import (
     CLIENT_STATE_KEY,
     BatchOpening,
     ClientError,
-    ClientNotActive,
     ClientStore,
     ConsensusStateNotFound,
     Height,
     InvalidClientMessage,
     InvalidProof,
-    Status,
-    consensus_state_key,
 )
+from lightclients.stored_state import StoredStateClient
 
 CLIENT_TYPE = "11-corda"  # ibc-go style "NN-name", so client ids ("11-corda-0") meet ICS-24's 9-char minimum
 IBC_PREFIX = b"ibc"
@@ -171,12 +168,18 @@ def initial_states(
     return encode(cs), encode(consensus_state_from_checkpoint(checkpoint))
 
 
-class CordaLightClient:
+class CordaLightClient(StoredStateClient[lc.ClientState, lc.ConsensusState]):
     """Stateless ICS-02 module; all state is in the ClientStore passed to each call."""
 
     client_type = CLIENT_TYPE
 
-    # --- store helpers ------------------------------------------------------------------
+    # --- stored state (the rules over it: StoredStateClient) ---------------------------
+
+    def _decode_client_state(self, raw: bytes) -> lc.ClientState:
+        return decode_client_state(raw)
+
+    def _decode_consensus_state(self, raw: bytes) -> lc.ConsensusState:
+        return decode_consensus_state(raw)
 
     def _client_state(self, store: ClientStore) -> lc.ClientState:
         raw = store.get(CLIENT_STATE_KEY)
@@ -184,12 +187,14 @@ class CordaLightClient:
             raise ClientError("client is not initialised")
         return decode_client_state(raw)
 
+    def _is_frozen(self, cs: lc.ClientState) -> bool:
+        return cs.frozen_height != 0
+
+    def _latest(self, cs: lc.ClientState) -> Height:
+        return self._height(cs, cs.latest_height)
+
     def _height(self, cs: lc.ClientState, h: int) -> Height:
         return Height(cs.revision_number, h)
-
-    def _consensus(self, store: ClientStore, height: Height) -> lc.ConsensusState | None:
-        raw = store.get(consensus_state_key(height))
-        return None if raw is None else decode_consensus_state(raw)
 
     def _notary_keys(self, store: ClientStore, set_hash: bytes) -> list[bytes]:
         raw = store.get(notary_set_key(set_hash))
@@ -223,41 +228,16 @@ class CordaLightClient:
             raise InvalidClientMessage("consensus state: ibc_root and next_notary_set_hash must be 32 bytes")
         if cons.timestamp == 0 or cons.timestamp + cs.trusting_period <= now_ns:
             raise InvalidClientMessage("consensus state is outside the trusting period")
-        height = self._height(cs, cs.latest_height)
+        height = self._latest(cs)
         store.set(CLIENT_STATE_KEY, encode(cs))
-        store.set(consensus_state_key(height), encode(cons))
+        self._store_consensus(store, height, encode(cons))
         store.set(notary_set_key(set_hash), notary_set(keys).SerializeToString(deterministic=True))
-        record_height(store, height)
-
-    def status(self, store: ClientStore, now_ns: int) -> Status:
-        raw = store.get(CLIENT_STATE_KEY)
-        if raw is None:
-            return Status.UNKNOWN
-        cs = decode_client_state(raw)
-        if cs.frozen_height != 0:
-            return Status.FROZEN
-        latest = self._consensus(store, self._height(cs, cs.latest_height))
-        if latest is None:
-            return Status.UNKNOWN
-        if latest.timestamp + cs.trusting_period <= now_ns:
-            return Status.EXPIRED
-        return Status.ACTIVE
-
-    def latest_height(self, store: ClientStore) -> Height:
-        cs = self._client_state(store)
-        return self._height(cs, cs.latest_height)
 
     def timestamp_at_height(self, store: ClientStore, height: Height) -> int:
         cons = self._consensus(store, height)
         if cons is None:
             raise ConsensusStateNotFound(f"no consensus state at {height}")
         return int(cons.timestamp)
-
-    def _require_active(self, store: ClientStore, now_ns: int) -> lc.ClientState:
-        st = self.status(store, now_ns)
-        if st is not Status.ACTIVE:
-            raise ClientNotActive(f"client is {st.value}")
-        return self._client_state(store)
 
     # --- headers ------------------------------------------------------------------------
 
@@ -328,13 +308,6 @@ class CordaLightClient:
         stored = store.get(checkpoint_hash_key(self._height(cs, header.checkpoint.height)))
         return stored is not None and stored == checkpoint_hash(header.checkpoint)
 
-    def _breaks_time(self, store: ClientStore, cs: lc.ClientState, cp: lc.Checkpoint) -> bool:
-        def timestamp_at(h: Height) -> int | None:
-            cons = self._consensus(store, h)
-            return None if cons is None else int(cons.timestamp)
-
-        return breaks_monotonic_time(store, self._height(cs, cp.height), cp.timestamp, timestamp_at)
-
     def check_for_misbehaviour(self, store: ClientStore, message: bytes) -> bool:
         cs = self._client_state(store)
         msg = decode_client_message(message)
@@ -348,7 +321,7 @@ class CordaLightClient:
         stored_hash = store.get(checkpoint_hash_key(height))
         if stored_hash is not None and stored_hash != checkpoint_hash(cp):
             return True  # two checkpoints signed at one height, whatever state they commit
-        return self._breaks_time(store, cs, cp)
+        return self._breaks_monotonic_time(store, height, cp.timestamp)
 
     def update_state_on_misbehaviour(self, store: ClientStore, message: bytes) -> None:
         cs = self._client_state(store)
@@ -371,10 +344,9 @@ class CordaLightClient:
                 return []
             raise InvalidClientMessage("a different consensus state is stored at this height (misbehaviour)")
         keys = [bytes(k) for k in header.notary_set.public_keys]
-        store.set(consensus_state_key(height), encode(cons))
+        self._store_consensus(store, height, encode(cons))
         store.set(checkpoint_hash_key(height), checkpoint_hash(cp))
         store.set(notary_set_key(bytes(cp.notary_set_hash)), notary_set(keys).SerializeToString(deterministic=True))
-        record_height(store, height)
         if cp.height > cs.latest_height:
             cs.latest_height = cp.height
             del cs.notary_keys[:]
@@ -386,10 +358,12 @@ class CordaLightClient:
     # --- proofs -------------------------------------------------------------------------
 
     def _root_for_proof(self, store: ClientStore, height: Height, prefix: bytes, now_ns: int) -> bytes:
+        # Not StoredStateClient._proof_consensus: the prefix is checked before the height
+        # here, and a missing consensus state has its own text; both are observable.
         cs = self._require_active(store, now_ns)
         if prefix != IBC_PREFIX:
             raise InvalidProof(f"prefix must be {IBC_PREFIX!r}, got {prefix!r}")
-        if height > self._height(cs, cs.latest_height):
+        if height > self._latest(cs):
             raise InvalidProof(f"proof height {height} is above the latest height")
         cons = self._consensus(store, height)
         if cons is None:

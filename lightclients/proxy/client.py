@@ -43,23 +43,20 @@ Rules (DESIGN.md "Proxy mode"), and the choices made where it is silent:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError
 
 from kakehashi.proxy.v1 import proxy_pb2 as pb
-from lightclients.consensus_heights import breaks_monotonic_time, record_height
 from lightclients.interface import (
     CLIENT_STATE_KEY,
     ClientError,
-    ClientNotActive,
     ClientStore,
     ConsensusStateNotFound,
     Height,
     InvalidClientMessage,
     InvalidProof,
-    Status,
-    consensus_state_key,
 )
 from lightclients.proxy.attestation import KeyRecord, parse_report, record_of, verify_registration
 from lightclients.proxy.messages import (
@@ -79,6 +76,7 @@ from lightclients.proxy.messages import (
     value_hash,
 )
 from lightclients.proxy.messages import height as _height
+from lightclients.stored_state import StoredStateClient
 
 CLIENT_TYPE = "12-proxy"  # ibc-go style "NN-name" (ours, not ICS-registered); ids "12-proxy-0" meet ICS-24
 
@@ -118,12 +116,22 @@ def _update_of(msg: pb.ClientMessage) -> pb.UpdateState:
         raise InvalidClientMessage(str(exc)) from None
 
 
-class ProxyLightClient:
+# The two statements a proof carries: one path (a single proof) or several (a multiproof).
+_Statement = TypeVar("_Statement", pb.VerifyMembership, pb.VerifyMembershipBatch)
+
+
+class ProxyLightClient(StoredStateClient[pb.ClientState, pb.ConsensusState]):
     """Stateless ICS-02 module; all state lives in the ClientStore passed to each call."""
 
     client_type = CLIENT_TYPE
 
-    # --- stored state ------------------------------------------------------------------
+    # --- stored state (the rules over it: StoredStateClient) ---------------------------
+
+    def _decode_client_state(self, raw: bytes) -> pb.ClientState:
+        return decode_client_state(raw)
+
+    def _decode_consensus_state(self, raw: bytes) -> pb.ConsensusState:
+        return decode_consensus_state(raw)
 
     def _client_state(self, store: ClientStore) -> pb.ClientState:
         raw = store.get(CLIENT_STATE_KEY)
@@ -131,9 +139,11 @@ class ProxyLightClient:
             raise ClientError("client state is not initialised")
         return decode_client_state(raw)
 
-    def _consensus(self, store: ClientStore, at: Height) -> pb.ConsensusState | None:
-        raw = store.get(consensus_state_key(at))
-        return None if raw is None else decode_consensus_state(raw)
+    def _is_frozen(self, cs: pb.ClientState) -> bool:
+        return cs.frozen
+
+    def _latest(self, cs: pb.ClientState) -> Height:
+        return height(cs.latest_height)
 
     def _record(self, store: ClientStore, address: bytes) -> KeyRecord | None:
         raw = store.get(enclave_key_key(address))
@@ -171,37 +181,13 @@ class ProxyLightClient:
             raise InvalidClientMessage("consensus state is outside the trusting period")
         latest = height(cs.latest_height)
         store.set(CLIENT_STATE_KEY, encode(cs))
-        store.set(consensus_state_key(latest), encode(cons))
-        record_height(store, latest)
-
-    def status(self, store: ClientStore, now_ns: int) -> Status:
-        raw = store.get(CLIENT_STATE_KEY)
-        if raw is None:
-            return Status.UNKNOWN
-        cs = decode_client_state(raw)
-        if cs.frozen:
-            return Status.FROZEN
-        latest = self._consensus(store, height(cs.latest_height))
-        if latest is None:
-            return Status.UNKNOWN
-        if latest.timestamp + cs.trusting_period <= now_ns:
-            return Status.EXPIRED
-        return Status.ACTIVE
-
-    def latest_height(self, store: ClientStore) -> Height:
-        return height(self._client_state(store).latest_height)
+        self._store_consensus(store, latest, encode(cons))
 
     def timestamp_at_height(self, store: ClientStore, at: Height) -> int:
         cons = self._consensus(store, at)
         if cons is None:
             raise ConsensusStateNotFound(f"no consensus state at {at}")
         return int(cons.timestamp)
-
-    def _require_active(self, store: ClientStore, now_ns: int) -> pb.ClientState:
-        st = self.status(store, now_ns)
-        if st is not Status.ACTIVE:
-            raise ClientNotActive(f"client is {st.value}")
-        return self._client_state(store)
 
     # --- signatures ---------------------------------------------------------------------
 
@@ -297,12 +283,7 @@ class ProxyLightClient:
         existing = self._consensus(store, post)
         if existing is not None:
             return bytes(existing.state_id) != bytes(up.post_state_id) or existing.timestamp != up.timestamp
-
-        def timestamp_at(h: Height) -> int | None:
-            cons = self._consensus(store, h)
-            return None if cons is None else int(cons.timestamp)
-
-        return breaks_monotonic_time(store, post, int(up.timestamp), timestamp_at)
+        return self._breaks_monotonic_time(store, post, int(up.timestamp))
 
     def update_state_on_misbehaviour(self, store: ClientStore, message: bytes) -> None:
         cs = self._client_state(store)
@@ -327,8 +308,7 @@ class ProxyLightClient:
             if existing == cons:
                 return []
             raise InvalidClientMessage("a different consensus state is stored at this height (misbehaviour)")
-        store.set(consensus_state_key(post), encode(cons))
-        record_height(store, post)
+        self._store_consensus(store, post, encode(cons))
         if post > height(cs.latest_height):
             cs.latest_height.CopyFrom(height_pb(post))
             store.set(CLIENT_STATE_KEY, encode(cs))
@@ -336,21 +316,24 @@ class ProxyLightClient:
 
     # --- proofs -------------------------------------------------------------------------
 
-    def _verify(self, store: ClientStore, at: Height, proof: bytes, prefix: bytes, path: bytes, want: bytes,
-                now_ns: int) -> None:
-        cs = self._require_active(store, now_ns)
-        if at > height(cs.latest_height):
-            raise InvalidProof(f"proof height {at} is above the latest height")
-        cons = self._consensus(store, at)
-        if cons is None:
-            raise ConsensusStateNotFound(f"no consensus state at proof height {at}")
+    def _statement(self, store: ClientStore, at: Height, proof: bytes, prefix: bytes, now_ns: int, what: str,
+                   parse: Callable[[bytes], _Statement]
+                   ) -> tuple[pb.ClientState, pb.ConsensusState, pb.SignedMessage, _Statement]:
+        """The signed statement ``proof`` carries, once the proof-height rules hold and the
+        statement names ``prefix``; the rest of it (and its signatures) is the caller's to check."""
+        cs, cons = self._proof_consensus(store, at, now_ns)
         try:
-            signed = decode(pb.SignedMessage, proof, "proxy proof")
-            vm = parse_membership(signed.message)
+            signed = decode(pb.SignedMessage, proof, what)
+            statement = parse(signed.message)
         except EncodingError as exc:
             raise InvalidProof(str(exc)) from None
-        if bytes(vm.prefix) != bytes(prefix):
-            raise InvalidProof(f"the enclave proved prefix {bytes(vm.prefix)!r}, not {bytes(prefix)!r}")
+        if bytes(statement.prefix) != bytes(prefix):
+            raise InvalidProof(f"the enclave proved prefix {bytes(statement.prefix)!r}, not {bytes(prefix)!r}")
+        return cs, cons, signed, statement
+
+    def _verify(self, store: ClientStore, at: Height, proof: bytes, prefix: bytes, path: bytes, want: bytes,
+                now_ns: int) -> None:
+        cs, cons, signed, vm = self._statement(store, at, proof, prefix, now_ns, "proxy proof", parse_membership)
         if bytes(vm.path) != bytes(path):
             raise InvalidProof(f"the enclave proved path {bytes(vm.path)!r}, not {bytes(path)!r}")
         if height(vm.height) != at:
@@ -385,19 +368,8 @@ class ProxyLightClient:
 
     def open_batch(self, store: ClientStore, height: Height, prefix: bytes, proof: bytes,
                    now_ns: int) -> ProxyBatchOpening:
-        cs = self._require_active(store, now_ns)
-        if height > _height(cs.latest_height):
-            raise InvalidProof(f"proof height {height} is above the latest height")
-        cons = self._consensus(store, height)
-        if cons is None:
-            raise ConsensusStateNotFound(f"no consensus state at proof height {height}")
-        try:
-            signed = decode(pb.SignedMessage, proof, "proxy multiproof")
-            batch = parse_batch(signed.message)
-        except EncodingError as exc:
-            raise InvalidProof(str(exc)) from None
-        if bytes(batch.prefix) != bytes(prefix):
-            raise InvalidProof(f"the enclave proved prefix {bytes(batch.prefix)!r}, not {bytes(prefix)!r}")
+        cs, cons, signed, batch = self._statement(store, height, proof, prefix, now_ns, "proxy multiproof",
+                                                  parse_batch)
         if _height(batch.height) != height:
             raise InvalidProof(f"the enclave proved height {_height(batch.height)}, not {height}")
         if bytes(batch.state_id) != bytes(cons.state_id):

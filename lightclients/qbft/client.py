@@ -41,20 +41,16 @@ from google.protobuf.message import DecodeError
 
 from kakehashi.ibc.v1 import client_pb2
 from kakehashi.qbft.v1 import lightclient_pb2 as pb
-from lightclients.consensus_heights import breaks_monotonic_time, record_height
 from lightclients.crypto import CryptoError, keccak256, secp256k1_recover_address
 from lightclients.interface import (
     CLIENT_STATE_KEY,
     BatchOpening,
     ClientError,
-    ClientNotActive,
     ClientStore,
     ConsensusStateNotFound,
     Height,
     InvalidClientMessage,
     InvalidProof,
-    Status,
-    consensus_state_key,
 )
 from lightclients.mpt import (
     MptProofError,
@@ -63,6 +59,7 @@ from lightclients.mpt import (
     verify_storage_proof,
 )
 from lightclients.qbft.header import HeaderError, QbftHeader, decode_header
+from lightclients.stored_state import StoredStateClient
 
 CLIENT_TYPE = "10-qbft"  # ibc-go style "NN-name", so client ids ("10-qbft-0") meet ICS-24's 9-char minimum
 _NS = 1_000_000_000
@@ -236,28 +233,34 @@ def _parse_message(message: bytes) -> pb.ClientMessage:
     return msg
 
 
-class QbftClient:
+class QbftClient(StoredStateClient[pb.ClientState, pb.ConsensusState]):
     """ICS-02 module for QBFT chains; stateless, all state lives in the ClientStore."""
 
     client_type = CLIENT_TYPE
 
-    # --- stored state ------------------------------------------------------------------
+    # --- stored state (the rules over it: StoredStateClient) ---------------------------
+
+    def _decode_client_state(self, raw: bytes) -> pb.ClientState:
+        cs = pb.ClientState()
+        cs.ParseFromString(raw)
+        return cs
+
+    def _decode_consensus_state(self, raw: bytes) -> pb.ConsensusState:
+        cons = pb.ConsensusState()
+        cons.ParseFromString(raw)
+        return cons
 
     def _client_state(self, store: ClientStore) -> pb.ClientState:
         raw = store.get(CLIENT_STATE_KEY)
         if raw is None:
             raise ClientError("client state is not initialised")
-        cs = pb.ClientState()
-        cs.ParseFromString(raw)
-        return cs
+        return self._decode_client_state(raw)
 
-    def _consensus(self, store: ClientStore, height: Height) -> pb.ConsensusState | None:
-        raw = store.get(consensus_state_key(height))
-        if raw is None:
-            return None
-        cons = pb.ConsensusState()
-        cons.ParseFromString(raw)
-        return cons
+    def _is_frozen(self, cs: pb.ClientState) -> bool:
+        return cs.HasField("frozen_height") and not _height(cs.frozen_height).is_zero()
+
+    def _latest(self, cs: pb.ClientState) -> Height:
+        return _height(cs.latest_height)
 
     # --- ICS-02 -------------------------------------------------------------------------
 
@@ -276,7 +279,7 @@ class QbftClient:
             raise InvalidClientMessage("latest_height must be non-zero")
         if cs.trusting_period == 0:
             raise InvalidClientMessage("trusting_period must be positive")
-        if cs.HasField("frozen_height") and not _height(cs.frozen_height).is_zero():
+        if self._is_frozen(cs):
             raise InvalidClientMessage("a new client cannot be frozen")
         if len(cons.storage_root) != 32:
             raise InvalidClientMessage("consensus storage_root must be 32 bytes")
@@ -290,37 +293,13 @@ class QbftClient:
             raise InvalidClientMessage("initial consensus state is already outside the trusting period")
         height = _height(cs.latest_height)
         store.set(CLIENT_STATE_KEY, _ser(cs))
-        store.set(consensus_state_key(height), _ser(cons))
-        record_height(store, height)
-
-    def status(self, store: ClientStore, now_ns: int) -> Status:
-        raw = store.get(CLIENT_STATE_KEY)
-        if raw is None:
-            return Status.UNKNOWN
-        cs = self._client_state(store)
-        if cs.HasField("frozen_height") and not _height(cs.frozen_height).is_zero():
-            return Status.FROZEN
-        latest = self._consensus(store, _height(cs.latest_height))
-        if latest is None:
-            return Status.UNKNOWN
-        if latest.timestamp + cs.trusting_period <= now_ns:
-            return Status.EXPIRED
-        return Status.ACTIVE
-
-    def latest_height(self, store: ClientStore) -> Height:
-        return _height(self._client_state(store).latest_height)
+        self._store_consensus(store, height, _ser(cons))
 
     def timestamp_at_height(self, store: ClientStore, height: Height) -> int:
         cons = self._consensus(store, height)
         if cons is None:
             raise ConsensusStateNotFound(f"no consensus state at height {height}")
         return int(cons.timestamp)
-
-    def _require_active(self, store: ClientStore, now_ns: int) -> pb.ClientState:
-        status = self.status(store, now_ns)
-        if status is not Status.ACTIVE:
-            raise ClientNotActive(f"client is {status.value}")
-        return self._client_state(store)
 
     # --- header verification ------------------------------------------------------------
 
@@ -427,11 +406,7 @@ class QbftClient:
         stored_hash = store.get(_block_hash_key(new.height))
         if stored_hash is not None:
             return stored_hash != new.block_hash
-        def timestamp_at(h: Height) -> int | None:
-            cons = self._consensus(store, h)
-            return None if cons is None else int(cons.timestamp)
-
-        return breaks_monotonic_time(store, new.height, new.consensus.timestamp, timestamp_at)
+        return self._breaks_monotonic_time(store, new.height, new.consensus.timestamp)
 
     def update_state_on_misbehaviour(self, store: ClientStore, message: bytes) -> None:
         cs = self._client_state(store)
@@ -448,10 +423,9 @@ class QbftClient:
         if store.get(_block_hash_key(new.height)) == new.block_hash:
             return []
         cs = self._client_state(store)
-        store.set(consensus_state_key(new.height), _ser(new.consensus))
+        self._store_consensus(store, new.height, _ser(new.consensus))
         store.set(_block_hash_key(new.height), new.block_hash)
         store.set(_commit_hash_key(keccak256(msg.header.header_rlp)), new.block_hash)
-        record_height(store, new.height)
         if new.height > _height(cs.latest_height):
             cs.latest_height.CopyFrom(_to_pb(new.height))
             store.set(CLIENT_STATE_KEY, _ser(cs))
@@ -464,12 +438,7 @@ class QbftClient:
     ) -> bytes:
         """The IBC storage root a proof at ``height`` must lead to, after the status,
         height and prefix rules every proof obeys."""
-        cs = self._require_active(store, now_ns)
-        if height > _height(cs.latest_height):
-            raise InvalidProof(f"proof height {height} is above the latest height")
-        cons = self._consensus(store, height)
-        if cons is None:
-            raise ConsensusStateNotFound(f"no consensus state at proof height {height}")
+        cs, cons = self._proof_consensus(store, height, now_ns)
         if bytes(prefix) != cs.ibc_store_address:
             raise InvalidProof("commitment prefix is not this client's IBC store address")
         return bytes(cons.storage_root)
