@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -44,6 +43,7 @@ from relayer.config.schema import PacketFilter
 from relayer.core import packets as planner
 from relayer.core.bounded import gather_bounded
 from relayer.core.chain import ChainHandle, PendingTx, QueryResult, TxOutcome
+from relayer.core.tasks import cancel_and_wait
 from relayer.ops.telemetry import Telemetry
 
 log = structlog.get_logger("kakehashi.workers")
@@ -263,9 +263,7 @@ class Worker(abc.ABC):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
             if self.stopped is None:
                 self.services.telemetry.workers.labels(type=self.kind).dec()
