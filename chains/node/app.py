@@ -31,6 +31,18 @@ class QueryError(ValueError):
     """A query the node cannot answer: unknown height, malformed path or arguments."""
 
 
+def path_keys(paths: Sequence[str]) -> list[bytes]:
+    """The store keys of IBC ``paths`` (their UTF-8 bytes), for the apps' batch queries; a
+    path with no UTF-8 form is the caller's error (QueryError), not the node's."""
+    keys = []
+    for path in paths:
+        try:
+            keys.append(path.encode())
+        except UnicodeEncodeError as exc:
+            raise QueryError(f"path is not valid text: {exc}") from None
+    return keys
+
+
 @dataclass(frozen=True)
 class AppEvent:
     type: str

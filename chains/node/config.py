@@ -12,13 +12,13 @@ it up, move it, or run several nodes side by side:
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chains.node.limits import DEFAULT_MEMPOOL_BYTES, MAX_TX_BYTES
+from chains.node.tomltext import parse_toml
 
 KINDS = ("evm", "corda")
 _HOSTPORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
@@ -198,13 +198,7 @@ def parse_node_config(doc: Mapping[str, Any], home: Path) -> NodeConfig:
 
 def node_config_from_toml(text: str, home: Path, where: str = "node.toml") -> NodeConfig:
     """Parse and validate node.toml text for the node home ``home``."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise NodeConfigError(f"{where}: not valid TOML: {exc}") from exc
-    except RecursionError:  # tomllib recurses per nesting level
-        raise NodeConfigError(f"{where}: not valid TOML: arrays or tables nest too deeply") from None
-    return parse_node_config(doc, home)
+    return parse_node_config(parse_toml(text, where, NodeConfigError), home)
 
 
 def load_node_config(home: Path) -> NodeConfig:

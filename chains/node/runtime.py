@@ -73,6 +73,23 @@ def block_to_proto(b: ProducedBlock) -> node_pb2.Block:
     )
 
 
+def persist_block(db: NodeDatabase, block: ProducedBlock) -> node_pb2.Block:
+    """Write ``block`` as its height in one database transaction (the block, its tx results, its
+    meta and flat-state changes) and return it as served. The block loop and an app committing
+    its genesis block both persist this way, so a height reads back the same whichever wrote it;
+    the caller then commits (or, on DatabaseError, discards) the block in the app."""
+    proto = block_to_proto(block)
+    db.commit_height(
+        block.height,
+        block.hash,
+        proto.SerializeToString(deterministic=True),
+        [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results],
+        block.meta,
+        block.state,
+    )
+    return proto
+
+
 class NodeRuntime:
     def __init__(
         self,
@@ -220,16 +237,8 @@ class NodeRuntime:
         batch = self._next_batch()
         now = max(self.clock(), self.last_time_ns + 1)
         block = self.app.produce_block([tx for _, tx in batch], now)
-        proto = block_to_proto(block)
         try:
-            self.db.commit_height(
-                block.height,
-                block.hash,
-                proto.SerializeToString(deterministic=True),
-                [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results],
-                block.meta,
-                block.state,
-            )
+            proto = persist_block(self.db, block)
         except DatabaseError:
             self.app.discard_block(block)
             raise

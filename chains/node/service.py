@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,27 +277,29 @@ class NodeService(node_pb2_grpc.NodeServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"at most {MAX_BATCH_ITEMS} sequences per call, got {len(request.sequences)}")
 
-    async def QueryUnreceivedPackets(
-        self, request: node_pb2.QuerySequencesRequest, context: grpc.aio.ServicerContext
+    async def _unreceived(
+        self, request: node_pb2.QuerySequencesRequest, context: grpc.aio.ServicerContext,
+        query: Callable[[str, str, Sequence[int], int], list[int]],
     ) -> node_pb2.SequencesResponse:
+        """Which of the request's sequences ``query`` (the app's unreceived packets or acks) finds
+        not yet received, at the request's height."""
         await self._check_sequences(request, context)
         try:
             height = self._height(request.height)
-            seqs = self.rt.app.unreceived_packets(request.port_id, request.channel_id, list(request.sequences), height)
+            seqs = query(request.port_id, request.channel_id, list(request.sequences), height)
         except QueryError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return node_pb2.SequencesResponse(sequences=seqs, height=height)
 
+    async def QueryUnreceivedPackets(
+        self, request: node_pb2.QuerySequencesRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.SequencesResponse:
+        return await self._unreceived(request, context, self.rt.app.unreceived_packets)
+
     async def QueryUnreceivedAcks(
         self, request: node_pb2.QuerySequencesRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.SequencesResponse:
-        await self._check_sequences(request, context)
-        try:
-            height = self._height(request.height)
-            seqs = self.rt.app.unreceived_acks(request.port_id, request.channel_id, list(request.sequences), height)
-        except QueryError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return node_pb2.SequencesResponse(sequences=seqs, height=height)
+        return await self._unreceived(request, context, self.rt.app.unreceived_acks)
 
     async def QueryApp(self, request: node_pb2.QueryAppRequest, context: grpc.aio.ServicerContext) -> node_pb2.QueryAppResponse:
         try:

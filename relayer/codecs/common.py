@@ -1,4 +1,5 @@
-"""What both chain codecs share: their error type and client creation from the node's view."""
+"""What both chain codecs share: their error type, client creation from the node's view, and
+reading the headers (the node's, and conflicting ones offered as evidence) they build on."""
 
 from __future__ import annotations
 
@@ -34,6 +35,18 @@ async def client_init_at(node: NodeClient, trusting_period_ns: int, max_clock_dr
         return str(made["client_type"]), bytes.fromhex(made["client_state"]), bytes.fromhex(made["consensus_state"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CodecError(f"node's client_state answer is malformed: {exc}") from None
+
+
+def conflicting_header(message: M, conflicting: bytes, kind: str) -> M:
+    """``conflicting`` parsed into ``message`` (a ``kind`` light client's ClientMessage), which
+    must hold a header: evidence is built only around a header that decodes."""
+    try:
+        message.ParseFromString(conflicting)
+    except DecodeError as exc:
+        raise CodecError(f"conflicting {kind} header does not decode: {exc}") from None
+    if message.WhichOneof("message") != "header":
+        raise CodecError(f"conflicting {kind} client message is not a header")
+    return message
 
 
 async def fetch_client_header(node: NodeClient, target: Height, header: M, kind: str) -> M:

@@ -56,6 +56,7 @@ from relayer.codecs.common import (
     DEFAULT_TRUSTING_NS,
     CodecError,
     client_init_at,
+    conflicting_header,
     fetch_client_header,
 )
 from relayer.core.bounded import gather_bounded
@@ -243,13 +244,6 @@ class CordaCodec:
         return bytes(message.header.checkpoint.SerializeToString(deterministic=True))
 
     async def build_misbehaviour(self, node: NodeClient, conflicting: bytes, target: Height) -> bytes:
-        message = lc.ClientMessage()
-        try:
-            message.ParseFromString(conflicting)
-        except DecodeError as exc:
-            raise CodecError(f"conflicting corda header does not decode: {exc}") from None
-        if message.WhichOneof("message") != "header":
-            raise CodecError("conflicting corda client message is not a header")
-        forged = message.header
+        forged = conflicting_header(lc.ClientMessage(), conflicting, "corda").header
         genuine = await self._header(node, Height(target.revision_number, forged.trusted_height), target)
         return misbehaviour_message(genuine, forged)

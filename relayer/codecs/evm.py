@@ -29,6 +29,7 @@ from relayer.codecs.common import (
     DEFAULT_TRUSTING_NS,
     CodecError,
     client_init_at,
+    conflicting_header,
     fetch_client_header,
 )
 
@@ -108,14 +109,7 @@ class EvmCodec:
         return bytes(message.header.header_rlp) if message.WhichOneof("message") == "header" else None
 
     async def build_misbehaviour(self, node: NodeClient, conflicting: bytes, target: Height) -> bytes:
-        message = qbft_pb.ClientMessage()
-        try:
-            message.ParseFromString(conflicting)
-        except DecodeError as exc:
-            raise CodecError(f"conflicting qbft header does not decode: {exc}") from None
-        if message.WhichOneof("message") != "header":
-            raise CodecError("conflicting qbft client message is not a header")
-        forged = message.header
+        forged = conflicting_header(qbft_pb.ClientMessage(), conflicting, "qbft").header
         trusted = Height(forged.trusted_height.revision_number, forged.trusted_height.revision_height)
         genuine = await self._header(node, trusted, target)
         return encode_misbehaviour_message(genuine, forged)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from chains.node.tomltext import parse_toml
 from relayer.config.proxy import ProxyConfig, parse_prover
 from relayer.config.tables import (
     HOSTPORT,
@@ -383,13 +383,7 @@ def parse_config(doc: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
 
 def config_from_toml(text: str, base_dir: Path, where: str = "config") -> Config:
     """Parse and validate relayer.toml text; relative paths in it resolve against ``base_dir``."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
-    except RecursionError:  # tomllib recurses per nesting level
-        raise ConfigError(f"{where}: not valid TOML: arrays or tables nest too deeply") from None
-    return parse_config(doc, base_dir)
+    return parse_config(parse_toml(text, where, ConfigError), base_dir)
 
 
 def load_config(path: Path) -> Config:

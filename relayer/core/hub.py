@@ -10,7 +10,6 @@ MQTT topics, so a path that stalls (a frozen client, a dead node) stops only its
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from chains.ibc import events as ev
 from relayer.config.schema import PathConfig
 from relayer.core.chain import ChainHandle
 from relayer.core.supervisor import DEFAULT_PORTS, Supervisor, follow_blocks
+from relayer.core.tasks import cancel_and_wait
 from relayer.core.workers import Services
 
 
@@ -54,11 +54,7 @@ class Hub:
                 name=f"blocks:{cid}"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         for sup in self.supervisors.values():
             await sup.stop()

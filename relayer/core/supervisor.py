@@ -11,7 +11,6 @@ next height with backoff, and every worker is then forced to clear (events may b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ from kakehashi.ibc.v1 import client_pb2
 from kakehashi.ibc.v1 import connection_pb2 as cpb
 from relayer.config.schema import Config, PathConfig
 from relayer.core.chain import ChainHandle
+from relayer.core.tasks import cancel_and_wait
 from relayer.core.workers import (
     ChannelHandshakeWorker,
     ClientWorker,
@@ -181,11 +181,7 @@ class Supervisor:
         self._tasks.append(asyncio.create_task(self._rescanner(), name="rescan"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         for worker in self.workers.values():
             await worker.stop()

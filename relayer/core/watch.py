@@ -15,7 +15,6 @@ once with ``GetTxResult`` after ``lost_after_blocks`` blocks, so a waiter always
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import structlog
 from chains.node.client import NodeClient, NodeError
 from kakehashi.node.v1 import node_pb2
 from relayer.core.events import BlockSource
+from relayer.core.tasks import cancel_and_wait
 
 log = structlog.get_logger("kakehashi.watch")
 
@@ -88,9 +88,7 @@ class ChainWatch:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         for fut, _ in self._waiters.values():
             if not fut.done():

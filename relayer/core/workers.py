@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -44,6 +43,7 @@ from relayer.config.schema import PacketFilter
 from relayer.core import packets as planner
 from relayer.core.bounded import gather_bounded
 from relayer.core.chain import ChainHandle, PendingTx, QueryResult, TxOutcome
+from relayer.core.tasks import cancel_and_wait
 from relayer.ops.telemetry import Telemetry
 
 log = structlog.get_logger("kakehashi.workers")
@@ -263,9 +263,7 @@ class Worker(abc.ABC):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
             if self.stopped is None:
                 self.services.telemetry.workers.labels(type=self.kind).dec()
@@ -731,10 +729,43 @@ class ClientWorker(Worker):
                 chain=self.host.chain.chain_id, client_id=self.host.client_id).inc()
 
 
-class ChannelHandshakeWorker(Worker):
+class HandshakeWorker(Worker):
+    """A connection or channel handshake: each step proves the source end and sends the next
+    message to the other chain.
+
+    Why a shared base: both handshakes prove at the source's latest height, let the receiving
+    client catch up to it in the same tx, and count and log a refused step the same way; what
+    differs is only which step is next and which message it is.
+    """
+
+    step_prefix = ""  # of the tx_errors ``kind`` label: conn_try, chan_ack, ...
+
+    async def _prove(self, src: End, dst: End,
+                     path: bytes) -> tuple[bytes, client_pb2.Height, client_pb2.MsgUpdateClient | None]:
+        """(proof of ``path`` at src's latest height, that height, the UpdateClient dst's client
+        needs first or None)."""
+        height = (await src.chain.latest()).height
+        res = await src.chain.query(path, height)
+        update = await update_if_needed(src.chain, dst.chain, dst.client_id, height)
+        return res.proof, to_proto(height), update
+
+    async def _submit_step(self, kind: str, dst: End, msg: Message,
+                           update: client_pb2.MsgUpdateClient | None) -> TxOutcome | None:
+        """Send one step (behind ``update`` when there is one); None when it was not committed."""
+        out = await dst.chain.submit([msg] if update is None else [update, msg])
+        if not out.committed:
+            self.services.telemetry.tx_errors.labels(chain=dst.chain.chain_id,
+                                                     kind=f"{self.step_prefix}_{kind}").inc()
+            log.warning("handshake step failed", worker=self.name, step=kind, reason=out.reason)
+            return None
+        return out
+
+
+class ChannelHandshakeWorker(HandshakeWorker):
     """Finishes a channel handshake from whatever step both ends are in (and close-confirm)."""
 
     kind = "channel"
+    step_prefix = "chan"
 
     def __init__(self, a: End, b: End, services: Services) -> None:
         super().__init__(f"channel:{a.chain.chain_id}/{a.port}/{a.channel}", services)
@@ -791,10 +822,7 @@ class ChannelHandshakeWorker(Worker):
         s_end = await channel_end(src.chain, src.port, src.channel)
         if s_end is None:
             return True
-        height = (await src.chain.latest()).height
-        res = await src.chain.query(paths.channel(src.port, src.channel), height)
-        update = await update_if_needed(src.chain, dst.chain, dst.client_id, height)
-        ph = to_proto(height)
+        proof, ph, update = await self._prove(src, dst, paths.channel(src.port, src.channel))
         msg: Message
         if kind == "try":
             msg = chpb.MsgChannelOpenTry(
@@ -802,21 +830,19 @@ class ChannelHandshakeWorker(Worker):
                     state=chpb.STATE_TRYOPEN, ordering=s_end.ordering,
                     counterparty=chpb.ChannelCounterparty(port_id=src.port, channel_id=src.channel),
                     connection_hops=[dst.connection_id], version=""),
-                counterparty_version=s_end.version, proof_init=res.proof, proof_height=ph)
+                counterparty_version=s_end.version, proof_init=proof, proof_height=ph)
         elif kind == "ack":
             msg = chpb.MsgChannelOpenAck(port_id=dst.port, channel_id=dst.channel,
                                          counterparty_channel_id=src.channel, counterparty_version=s_end.version,
-                                         proof_try=res.proof, proof_height=ph)
+                                         proof_try=proof, proof_height=ph)
         elif kind == "confirm":
-            msg = chpb.MsgChannelOpenConfirm(port_id=dst.port, channel_id=dst.channel, proof_ack=res.proof,
+            msg = chpb.MsgChannelOpenConfirm(port_id=dst.port, channel_id=dst.channel, proof_ack=proof,
                                              proof_height=ph)
         else:
-            msg = chpb.MsgChannelCloseConfirm(port_id=dst.port, channel_id=dst.channel, proof_init=res.proof,
+            msg = chpb.MsgChannelCloseConfirm(port_id=dst.port, channel_id=dst.channel, proof_init=proof,
                                               proof_height=ph)
-        out = await dst.chain.submit([msg] if update is None else [update, msg])
-        if not out.committed:
-            self.services.telemetry.tx_errors.labels(chain=dst.chain.chain_id, kind=f"chan_{kind}").inc()
-            log.warning("handshake step failed", worker=self.name, step=kind, reason=out.reason)
+        out = await self._submit_step(kind, dst, msg, update)
+        if out is None:
             return True
         if kind == "try" and not self.b.channel:
             opened = [e.text("channel_id") for e in out.events if e.type == ev.CHANNEL_OPEN_TRY]
@@ -826,7 +852,7 @@ class ChannelHandshakeWorker(Worker):
         return kind != "confirm" and kind != "close"
 
 
-class ConnectionHandshakeWorker(Worker):
+class ConnectionHandshakeWorker(HandshakeWorker):
     """Finishes a connection handshake from whatever step the two ends are in.
 
     ``a`` is the end the supervisor found unfinished; ``b`` names the counterparty chain and
@@ -834,6 +860,7 @@ class ConnectionHandshakeWorker(Worker):
     """
 
     kind = "connection"
+    step_prefix = "conn"
 
     def __init__(self, a: End, b: End, services: Services) -> None:
         super().__init__(f"connection:{a.chain.chain_id}/{a.connection_id}", services)
@@ -879,10 +906,7 @@ class ConnectionHandshakeWorker(Worker):
         return await self._send(*step)
 
     async def _send(self, kind: str, src: End, dst: End, src_end: cpb.ConnectionEnd) -> bool:
-        height = (await src.chain.latest()).height
-        res = await src.chain.query(paths.connection(src.connection_id), height)
-        update = await update_if_needed(src.chain, dst.chain, dst.client_id, height)
-        ph = to_proto(height)
+        proof, ph, update = await self._prove(src, dst, paths.connection(src.connection_id))
         msg: Message
         if kind == "try":
             msg = cpb.MsgConnectionOpenTry(
@@ -890,18 +914,15 @@ class ConnectionHandshakeWorker(Worker):
                 counterparty=cpb.Counterparty(client_id=src.client_id, connection_id=src.connection_id,
                                               prefix=cpb.MerklePrefix(key_prefix=src.chain.prefix)),
                 counterparty_versions=list(src_end.versions), delay_period=src_end.delay_period,
-                proof_init=res.proof, proof_height=ph)
+                proof_init=proof, proof_height=ph)
         elif kind == "ack":
             msg = cpb.MsgConnectionOpenAck(connection_id=dst.connection_id,
                                            counterparty_connection_id=src.connection_id,
-                                           version=src_end.versions[0], proof_try=res.proof, proof_height=ph)
+                                           version=src_end.versions[0], proof_try=proof, proof_height=ph)
         else:
-            msg = cpb.MsgConnectionOpenConfirm(connection_id=dst.connection_id, proof_ack=res.proof,
+            msg = cpb.MsgConnectionOpenConfirm(connection_id=dst.connection_id, proof_ack=proof,
                                                proof_height=ph)
-        out = await dst.chain.submit([msg] if update is None else [update, msg])
-        if not out.committed:
-            self.services.telemetry.tx_errors.labels(chain=dst.chain.chain_id, kind=f"conn_{kind}").inc()
-            log.warning("handshake step failed", worker=self.name, step=kind, reason=out.reason)
+        if await self._submit_step(kind, dst, msg, update) is None:
             return True
         log.info("handshake step done", worker=self.name, step=kind)
         return kind != "confirm"

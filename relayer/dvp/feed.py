@@ -24,6 +24,7 @@ from typing import Any
 import aiomqtt
 import structlog
 
+from relayer.core.tasks import cancel_and_wait
 from relayer.dvp.client import DvpClient, DvpError, Settlement
 from relayer.dvp.keys import KeyMaterialError, KeyRing
 from relayer.dvp.ledgers import LedgerError
@@ -167,10 +168,6 @@ async def run_feed(client: DvpClient | DvpRouter, source: AsyncIterator[bytes], 
         if tasks:
             await asyncio.gather(*tasks)
     finally:
-        for task in list(tasks):
-            task.cancel()
-        for task in list(tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
         report.elapsed_s = time.monotonic() - report.started
     return report

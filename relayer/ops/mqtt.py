@@ -16,7 +16,6 @@ certificate) with a username and password (:class:`BrokerAccess`, from ``[mqtt]`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import time
@@ -27,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import structlog
+
+from relayer.core.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from relayer.config.schema import Mqtt
@@ -136,9 +137,7 @@ class MqttPublisher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import sys
@@ -41,6 +40,7 @@ from kakehashi.ibc.v1 import client_pb2, transfer_pb2
 from relayer.cli.console import stdout_console
 from relayer.codecs import codec_for
 from relayer.core.chain import GrpcChainHandle
+from relayer.core.tasks import cancel_and_wait
 from relayer.testnet import network as testnet
 from relayer.testnet.demo_context import DEFAULT_TRADES, DemoContext, Direction, Phase, address_of
 from relayer.testnet.demo_dvp import phase_dvp
@@ -212,11 +212,7 @@ async def phase_transfers(ctx: DemoContext) -> None:
             if d.failed_acks & set(d.sent):
                 ctx.failures.append(f"{d.name}: error acknowledgements for {sorted(d.failed_acks & set(d.sent))}")
     finally:
-        for t in watchers:
-            t.cancel()
-        for t in watchers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel_and_wait(*watchers)
         for node in nodes.values():
             await node.close()
 

@@ -61,6 +61,7 @@ from chains.evm import make_tx
 from chains.node.client import NodeError
 from kakehashi.node.v1 import node_pb2
 from lightclients.crypto import ed25519_public_key, eth_address, secp256k1_public_key
+from relayer.core.tasks import cancel_and_wait
 from relayer.dvp import (
     DvpClient,
     DvpError,
@@ -487,9 +488,7 @@ async def phase_dvp(ctx: DemoContext) -> None:
                                            for k in ("buyer-delisted", "relayer-paused")))
                     await asyncio.sleep(POLL_S * 2)  # the batch's bars end where the chains say
                 finally:
-                    watcher.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await watcher
+                    await cancel_and_wait(watcher)
             for line in run.events:
                 ctx.console.print(line)
             # the report's states are read from the chains now, after everything ended

@@ -398,6 +398,13 @@ def test_node_answers_equal_the_scan_at_every_height_across_restarts(tmp_path: P
     node.db.close()
 
 
+def test_a_multiproof_path_with_no_utf8_form_is_a_query_error(tmp_path: Path) -> None:
+    node = Node(tmp_path / "node.db")
+    with pytest.raises(QueryError, match="path is not valid text"):
+        node.app.query_ibc_multi(["ok", "\ud800"], node.app.latest_height())
+    node.db.close()
+
+
 def test_node_query_cost_does_not_grow_with_unrelated_history(tmp_path: Path) -> None:
     node = Node(tmp_path / "node.db")
     g, app = node.genesis, node.app

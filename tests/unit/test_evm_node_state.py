@@ -332,3 +332,5 @@ def test_query_ibc_many_equals_query_ibc_per_path_and_its_proofs_verify(node: No
             assert got == keccak256(res.value).lstrip(b"\x00")
     with pytest.raises(QueryError):
         node.app.query_ibc_many(["ok", ""], latest, False)
+    with pytest.raises(QueryError, match="path is not valid text"):
+        node.app.query_ibc_multi(["ok", "\ud800"], latest)

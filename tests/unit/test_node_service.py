@@ -97,6 +97,21 @@ async def test_bad_requests_get_status_codes_and_node_keeps_serving(node: tuple[
     assert (await client.status()).chain_id == "kv-1"  # still serving
 
 
+async def test_unreceived_packets_and_acks_each_reach_their_own_app_query(
+    node: tuple[NodeClient, NodeRuntime, str],
+) -> None:
+    """One handler serves both calls (batch limit, height, QueryError as INVALID_ARGUMENT); each
+    must still ask its own app query (KvApp: every packet unreceived, no ack pending)."""
+    client, _, _ = node
+    await client.submit_and_wait(b"a=1", wait_s=5)
+    assert await client.unreceived_packets("p", "c", [3, 1, 2]) == [3, 1, 2]
+    assert await client.unreceived_acks("p", "c", [3, 1, 2]) == []
+    for call in (client.unreceived_packets, client.unreceived_acks):
+        with pytest.raises(NodeError) as err:
+            await call("p", "c", [1], height=10_000)
+        assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and "above the latest" in err.value.details
+
+
 async def test_health_and_reflection(node: tuple[NodeClient, NodeRuntime, str]) -> None:
     _, _, addr = node
     async with grpc.aio.insecure_channel(addr) as ch:

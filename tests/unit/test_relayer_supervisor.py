@@ -367,6 +367,52 @@ async def test_connection_handshake_resumes_from_any_step(steps_done: str) -> No
         await sup.stop()
 
 
+class RefusesTryOnce(HostHandle):
+    """A chain that refuses the first connection or channel OpenTry it is sent."""
+
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
+        self.refused: list[str] = []
+
+    async def submit(self, msgs: Sequence[Message]) -> TxOutcome:
+        name = type(msgs[-1]).__name__
+        if name in ("MsgConnectionOpenTry", "MsgChannelOpenTry") and name not in self.refused:
+            self.refused.append(name)
+            return TxOutcome(False, "refused by the test", (), None)
+        return await super().submit(msgs)
+
+
+@pytest.mark.parametrize("what", ["connection", "channel"])
+async def test_a_refused_handshake_step_is_counted_and_retried(what: str) -> None:
+    pair = Pair()
+    port = mockapp.PORT_ID
+    if what == "connection":
+        pair.create_clients()
+        pair.a.tx(pair.conn_init_msg(pair.a))
+    else:
+        pair.open_connection()
+        pair.a.tx(pair.chan_init_msg(pair.a, port, port, chpb.ORDER_UNORDERED, ""))
+    b = RefusesTryOnce(pair.b)
+    svc = services()
+    sup = Supervisor(HostHandle(pair.a), b, svc, ports=PORTS)
+    await sup.start()
+    try:
+        label = "conn_try" if what == "connection" else "chan_try"
+        await until(lambda: metric(svc, "kakehashi_tx_errors_total", chain="chain-b", kind=label) == 1)
+        sup.on_reconnect("chain-a")  # wakes every worker: the refused step is tried again
+        if what == "connection":
+            await until(lambda: all(h.store.get(paths.connection("connection-0")) is not None
+                                    and queries.connection(h.store, "connection-0").state == cpb.CONNECTION_STATE_OPEN
+                                    for h in (pair.a, pair.b)))
+        else:
+            await until(lambda: all(h.store.get(paths.channel(port, "channel-0")) is not None
+                                    and pair.channel_end(h, port, "channel-0").state == chpb.STATE_OPEN
+                                    for h in (pair.a, pair.b)))
+        assert b.refused == ["MsgConnectionOpenTry" if what == "connection" else "MsgChannelOpenTry"]
+    finally:
+        await sup.stop()
+
+
 class RacedHandle(HostHandle):
     """A chain where a competing relayer lands the very same tx just before ours."""
 

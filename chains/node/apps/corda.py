@@ -89,12 +89,13 @@ from chains.node.app import (
     QueryError,
     TxOutcome,
     TxRejected,
+    path_keys,
 )
 from chains.node.apps.admitted import AdmittedCache
 from chains.node.apps.corda_store import IndexedState, SqliteLedgerStore, StateKey
 from chains.node.config import NodeConfig
 from chains.node.db import DatabaseError, NodeDatabase
-from chains.node.runtime import block_to_proto
+from chains.node.runtime import persist_block
 from chains.store.smt import EMPTY_ROOT, SmtError, SparseMerkleTree
 from kakehashi.corda.v1 import ledger_pb2 as pb
 from kakehashi.corda.v1 import lightclient_pb2 as lc
@@ -504,14 +505,7 @@ class CordaApp:
             block = self.produce_block([t.encode() for t in self.genesis.transactions()], self.genesis.genesis_time_ns)
             if not all(r.ok for r in block.results):
                 raise GenesisError("genesis transactions were refused: " + "; ".join(r.reason for r in block.results))
-            proto = block_to_proto(block)
-            self.db.commit_height(
-                block.height,
-                block.hash,
-                proto.SerializeToString(deterministic=True),
-                [(r.tx_hash, r.SerializeToString(deterministic=True)) for r in proto.results],
-                block.meta,
-            )
+            persist_block(self.db, block)
             self.commit_block(block)
 
     # --- ChainApp: transactions and blocks --------------------------------------------
@@ -651,12 +645,7 @@ class CordaApp:
 
     def query_ibc_multi(self, paths: Sequence[str], height: int) -> tuple[list[bytes | None], bytes]:
         view = self._view(height)
-        keys = []
-        for path in paths:
-            try:
-                keys.append(path.encode())
-            except UnicodeEncodeError as exc:
-                raise QueryError(f"path is not valid text: {exc}") from None
+        keys = path_keys(paths)
         try:
             values = [view.get(key) for key in keys]
             proof = view.prove_many_bytes(keys)

@@ -69,6 +69,7 @@ from chains.node.app import (
     QueryError,
     TxOutcome,
     TxRejected,
+    path_keys,
 )
 from chains.node.apps.admitted import AdmittedCache
 from chains.node.config import NodeConfig
@@ -710,12 +711,7 @@ class EvmNodeApp:
 
     def query_ibc_multi(self, paths: Sequence[str], height: int) -> tuple[list[bytes | None], bytes]:
         self._check_height(height)
-        keys = []
-        for path in paths:
-            try:
-                keys.append(path.encode())
-            except UnicodeEncodeError as exc:
-                raise QueryError(f"path is not valid text: {exc}") from None
+        keys = path_keys(paths)
         if not keys or not all(keys):
             raise QueryError("paths must be non-empty")
         try:

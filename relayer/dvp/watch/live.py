@@ -24,6 +24,7 @@ import aiomqtt
 from rich.console import Console
 from rich.live import Live
 
+from relayer.core.tasks import cancel_and_wait
 from relayer.dvp.record import RecordError, TradeRecord
 from relayer.dvp.watch.board import Board
 from relayer.ops.mqtt import BrokerAccess
@@ -136,9 +137,7 @@ async def live(path: Path, console: Console, *, broker: tuple[str, int, str, Bro
     finally:
         stop.set()
         if mqtt is not None:
-            mqtt.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await mqtt
+            await cancel_and_wait(mqtt)
         reader.close()
         for sig in installed:
             loop.remove_signal_handler(sig)
