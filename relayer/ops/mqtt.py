@@ -143,9 +143,10 @@ class MqttPublisher:
     async def _run(self) -> None:
         backoff = 0.2
         while True:
+            client = aiomqtt.Client(self.host, self.port, identifier=self.client_id, timeout=10,
+                                    **self.access.client_kwargs())
             try:
-                async with aiomqtt.Client(self.host, self.port, identifier=self.client_id, timeout=10,
-                                          **self.access.client_kwargs()) as client:
+                async with client:
                     self.connected = True
                     backoff = 0.2
                     log.info("mqtt connected", host=self.host, port=self.port)
@@ -163,6 +164,21 @@ class MqttPublisher:
                 log.warning("mqtt unavailable; retrying", error=str(exc), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+            finally:
+                consume_disconnect_error(client)
+
+
+def consume_disconnect_error(client: aiomqtt.Client) -> None:
+    """Read the error aiomqtt left on a dropped connection's future, if nobody did.
+
+    Why: when the broker drops while a publish waits for its PUBACK, the publish times out and
+    aiomqtt's context exit returns early, so the "Unexpected disconnection" it stored is never
+    read and asyncio prints "Future exception was never retrieved" with a stack for each drop.
+    The error itself is already handled (the publisher reconnects); this only marks it read.
+    """
+    fut = getattr(client, "_disconnected", None)
+    if isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled():
+        fut.exception()
 
 
 class PathPublisher:

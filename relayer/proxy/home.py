@@ -22,11 +22,11 @@ import json
 import os
 import re
 import socket
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from chains.node.service import TlsFiles
+from chains.node.tomltext import parse_toml
 from lightclients.crypto import eth_address, secp256k1_public_key
 
 _LISTEN = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
@@ -116,12 +116,11 @@ def load_home(path: Path) -> ProxyHome:
     path = Path(path)
     cfg = path / "proxy.toml"
     try:
-        doc = tomllib.loads(cfg.read_text())
+        text = cfg.read_text()
     except OSError as exc:
         raise ProxyHomeError(f"{cfg}: cannot read ({exc.strerror}); run `kakehashi proxy init --home {path}`") \
             from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProxyHomeError(f"{cfg}: not valid TOML: {exc}") from None
+    doc = parse_toml(text, str(cfg), ProxyHomeError)
     unknown = set(doc) - {"listen", "tls"}
     if unknown:
         raise ProxyHomeError(f"{cfg}: unknown key(s) {sorted(unknown)}")

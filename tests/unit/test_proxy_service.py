@@ -16,7 +16,7 @@ from kakehashi.proxy.v1 import service_pb2 as spb
 from lightclients.interface import Height
 from lightclients.proxy.messages import parse_membership, parse_update
 from relayer.proxy.client import ProxyError, ProxyServiceClient
-from relayer.proxy.home import init_home, load_home
+from relayer.proxy.home import ProxyHomeError, init_home, load_home
 from relayer.proxy.measure import code_hash
 from relayer.proxy.service import ProxyCore, build_server
 from tests.support.evmhost import EvmHost
@@ -72,6 +72,15 @@ def test_home_files_are_private_and_init_refuses_an_existing_home(tmp_path: Path
     (home.path / "proxy.toml").write_text('listen = "127.0.0.1:1"\nextra = 1\n')
     with pytest.raises(ValueError, match="unknown key"):
         load_home(home.path)
+
+
+def test_bad_proxy_toml_is_a_home_error_not_a_traceback(tmp_path: Path) -> None:
+    home = init_home(tmp_path / "p")
+    cfg = home.path / "proxy.toml"
+    for text, why in (("listen = ", "not valid TOML"), ("x = " + "[" * 5000 + "]" * 5000, "nest too deeply")):
+        cfg.write_text(text)
+        with pytest.raises(ProxyHomeError, match=why):  # tomllib's RecursionError escaped before
+            load_home(home.path)
 
 
 def test_service_end_to_end_over_grpc_and_restart_from_sealed_keys(tmp_path: Path) -> None:

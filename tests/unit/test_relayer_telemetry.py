@@ -14,7 +14,7 @@ import aiomqtt
 import pytest
 
 from relayer.ops import telemetry
-from relayer.ops.mqtt import MqttPublisher, topic_for
+from relayer.ops.mqtt import MqttPublisher, consume_disconnect_error, topic_for
 from relayer.ops.telemetry import Telemetry
 
 
@@ -123,3 +123,15 @@ async def test_mqtt_publisher_survives_broker_absence_and_delivers_later(mosquit
         assert pub.published == 1
     finally:
         await pub.stop()
+
+
+def test_a_dropped_connections_error_is_read_so_asyncio_does_not_log_it() -> None:
+    """The soak's feed printed 'Future exception was never retrieved' at each broker drop."""
+    async def main() -> bool:
+        client = aiomqtt.Client("127.0.0.1", 1, identifier="dropped")
+        fut = client._disconnected
+        fut.set_exception(aiomqtt.MqttCodeError(7, "Unexpected disconnection"))
+        consume_disconnect_error(client)
+        consume_disconnect_error(aiomqtt.Client("127.0.0.1", 1, identifier="never-connected"))
+        return bool(fut._log_traceback)  # what asyncio checks before logging, when it is collected
+    assert asyncio.run(main()) is False
