@@ -10,6 +10,9 @@ the last height seen (:class:`relayer.core.events.BlockSource`), so no outcome i
 
 A tx that never shows up in a block (refused at block production and dropped) is asked for
 once with ``GetTxResult`` after ``lost_after_blocks`` blocks, so a waiter always ends.
+:meth:`ChainWatch.wait_landed` goes one step further for a tx the node no longer knows at all
+(a restart empties the mempool): it sends the same signed bytes again, which can land at most
+once (same hash; an EVM nonce or a Corda input is spent only once).
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ _NO_REASON = {
                                 "(a node restart empties the mempool), so it did nothing",
     node_pb2.TX_STATUS_PENDING: "still in the node's mempool when the wait ended; it may yet land",
 }
+# How many times ``wait_landed`` sends a dropped tx again. The chaos soak's 71 faults (25 node
+# kills) dropped 429 of 10,000 DvP locks with the mempools of killed nodes; each needs one resend.
+RESUBMITS = 3
 
 
 class ChainWatch:
@@ -179,6 +185,29 @@ class ChainWatch:
                     got.reason = _NO_REASON.get(got.status, "")
                 return got
             head = await self.current()
+
+    async def wait_landed(self, tx: bytes, tx_hash: bytes, *, resubmits: int = RESUBMITS,
+                          timeout_s: float = 60.0) -> node_pb2.TxResult:
+        """``wait_tx``, sending ``tx`` (already submitted once) again while the node does not know it.
+
+        UNKNOWN means the node has no record of the tx (dropped with its mempool), or that we
+        could not ask; a resend answered "already committed" is the second case, and the next
+        wait reads its result. Any other refusal of the resend ends the wait with its reason.
+        """
+        result = await self.wait_tx(tx_hash, timeout_s)
+        for attempt in range(1, resubmits + 1):
+            if result.status != node_pb2.TX_STATUS_UNKNOWN:
+                break
+            try:
+                await self.node.submit(tx)
+                log.warning("tx unknown to the node (dropped); sent again", tx=bytes(tx_hash).hex()[:16],
+                            attempt=attempt)
+            except NodeError as exc:
+                if "already committed" not in (exc.details or ""):
+                    result.reason = f"{result.reason}; sending it again was refused: {exc.details or exc}"
+                    break
+            result = await self.wait_tx(tx_hash, timeout_s)
+        return result
 
     # --- the stream ----------------------------------------------------------------------
 

@@ -381,7 +381,7 @@ class DvpClient:
                 acct.nonce = None
                 if attempt == 2 or "nonce" not in exc.details:
                     raise
-        result = await self.ledgers.evm_watch.wait_tx(tx_hash)
+        result = await self.ledgers.evm_watch.wait_landed(tx, tx_hash)
         if result.status != node_pb2.TX_STATUS_COMMITTED and result.status != node_pb2.TX_STATUS_FAILED:
             acct.nonce = None  # dropped or unknown: only the chain knows which nonces are used
         return result
@@ -492,8 +492,9 @@ class DvpClient:
                                      int(t.sc_amount)) as inputs:
             stx = lock_transaction(t, rt.channel, rt.timeout_ns, buyer_seed, list(inputs), admission_ref,
                                    led.notary, _salt())
-            tx_hash = await led.corda.submit(stx.encode())
-            result = await led.corda_watch.wait_tx(tx_hash)
+            raw = stx.encode()
+            tx_hash = await led.corda.submit(raw)
+            result = await led.corda_watch.wait_landed(raw, tx_hash)
             if result.status == node_pb2.TX_STATUS_COMMITTED:
                 inputs.landed_at = int(result.height)
             return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 from chains.node.client import NodeClient
@@ -65,6 +66,40 @@ async def test_a_tx_the_node_never_saw_comes_back_with_a_reason(tmp_path: Path) 
         got = await watch.wait_tx(b"\x07" * 32, timeout_s=0.3)
         assert got.status == node_pb2.TX_STATUS_UNKNOWN
         assert "dropped before any block took it" in got.reason
+    finally:
+        await watch.close()
+        await client.close()
+        await rt.stop()
+        await loop
+        await server.stop(None)
+        db.close()
+
+
+async def test_a_dropped_tx_is_sent_again_and_lands_once(tmp_path: Path) -> None:
+    """Found by the full chaos soak: 429 of 10,000 DvP locks ended "lock failed" because a node
+    kill emptied the mempool that held them; the same signed bytes sent again land once."""
+
+    db = NodeDatabase(tmp_path / "node.db")
+    rt = NodeRuntime(KvApp(db), db, RuntimeConfig(block_period_s=0.05))
+    server, port = build_server(rt, "127.0.0.1:0")
+    await server.start()
+    await mark_serving(server)
+    loop = asyncio.create_task(rt.run())
+    client = NodeClient(f"127.0.0.1:{port}")
+    watch = ChainWatch(client)
+    try:
+        dropped = b"trade=locked"  # never reached a block: as if the node restarted right after admitting it
+        got = await watch.wait_landed(dropped, hashlib.sha256(dropped).digest(), timeout_s=0.3)
+        assert got.status == node_pb2.TX_STATUS_COMMITTED, got.reason
+        assert sum(1 for h in range(1, rt.app.latest_height() + 1) for t in rt.db.txs_at(h)
+                   if t[0] == hashlib.sha256(dropped).digest()) == 1
+        refused = b"no equals sign"  # the resend is refused: the wait ends with why
+        got = await watch.wait_landed(refused, hashlib.sha256(refused).digest(), timeout_s=0.3)
+        assert got.status == node_pb2.TX_STATUS_UNKNOWN
+        assert "sending it again was refused" in got.reason and "key=value" in got.reason
+        lost = b"k=v2"
+        got = await watch.wait_landed(lost, hashlib.sha256(lost).digest(), resubmits=0, timeout_s=0.3)
+        assert got.status == node_pb2.TX_STATUS_UNKNOWN  # without resends: the old outcome
     finally:
         await watch.close()
         await client.close()
