@@ -12,18 +12,35 @@ it up, move it, or run several nodes side by side:
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chains.node.limits import DEFAULT_MEMPOOL_BYTES, MAX_TX_BYTES
-from chains.node.tomltext import parse_toml
 
 KINDS = ("evm", "corda")
 _HOSTPORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _CHAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+
+
+def parse_toml(text: str, where: str, error: type[ValueError]) -> dict[str, Any]:
+    """The document in ``text``; bad text raises ``error("<where>: not valid TOML: ...")``.
+
+    Why one reader for node.toml, relayer.toml and proxy.toml: all are edited by hand and must
+    refuse bad text naming the file, never with a traceback. ``tomllib`` fails two ways, a
+    syntax error and a ``RecursionError`` on arrays or tables nested thousands deep (it
+    recurses per level); a reader that forgets the second crashes on such a file. Each caller
+    keeps its own error type, so it passes it in.
+    """
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{where}: not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib recurses per nesting level
+        raise error(f"{where}: not valid TOML: arrays or tables nest too deeply") from None
 
 
 class NodeConfigError(ValueError):

@@ -17,7 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from chains.node.tomltext import parse_toml
+from chains.node.config import parse_toml
 from relayer.config.proxy import ProxyConfig, parse_prover
 from relayer.config.tables import (
     HOSTPORT,

@@ -25,8 +25,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from chains.node.config import parse_toml
 from chains.node.service import TlsFiles
-from chains.node.tomltext import parse_toml
 from lightclients.crypto import eth_address, secp256k1_public_key
 
 _LISTEN = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
