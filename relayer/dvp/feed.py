@@ -30,7 +30,7 @@ from relayer.dvp.keys import KeyMaterialError, KeyRing
 from relayer.dvp.ledgers import LedgerError
 from relayer.dvp.router import DvpRouter
 from relayer.dvp.trade import TradeError, trade_from_json
-from relayer.ops.mqtt import BrokerAccess
+from relayer.ops.mqtt import BrokerAccess, release_client
 
 log = structlog.get_logger("kakehashi.dvp.feed")
 
@@ -86,6 +86,9 @@ async def mqtt_messages(host: str, port: int, topic: str, *, client_id: str | No
         await client.__aenter__()
     except aiomqtt.MqttError as exc:  # refused TLS, bad credentials, nobody listening
         raise DvpError(f"MQTT broker {host}:{port}: cannot connect: {exc}") from None
+    except asyncio.CancelledError:
+        release_client(client)
+        raise
     try:
         await client.subscribe(topic, qos=1)
         if on_ready is not None:
@@ -100,7 +103,10 @@ async def mqtt_messages(host: str, port: int, topic: str, *, client_id: str | No
             payload = msg.payload
             yield payload if isinstance(payload, bytes) else str(payload).encode()
     finally:
-        await client.__aexit__(None, None, None)
+        try:
+            await client.__aexit__(None, None, None)
+        finally:
+            release_client(client)
 
 
 async def _next(source: AsyncIterator[bytes], stop: asyncio.Event | None) -> bytes | None:

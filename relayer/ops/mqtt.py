@@ -165,20 +165,30 @@ class MqttPublisher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
-                consume_disconnect_error(client)
+                release_client(client)
 
 
-def consume_disconnect_error(client: aiomqtt.Client) -> None:
-    """Read the error aiomqtt left on a dropped connection's future, if nobody did.
+def release_client(client: aiomqtt.Client) -> None:
+    """Leave nothing of a finished connection attempt that asyncio would report later.
 
-    Why: when the broker drops while a publish waits for its PUBACK, the publish times out and
-    aiomqtt's context exit returns early, so the "Unexpected disconnection" it stored is never
-    read and asyncio prints "Future exception was never retrieved" with a stack for each drop.
-    The error itself is already handled (the publisher reconnects); this only marks it read.
+    Why, two aiomqtt 2.x gaps that a broker drop or a shutdown mid-connect hit:
+    - when the broker drops while a publish waits for its PUBACK, the publish times out and the
+      context exit returns early, so the "Unexpected disconnection" stored on a future is never
+      read and asyncio prints "Future exception was never retrieved" at each drop;
+    - when the task is cancelled while waiting for CONNACK (a feed stopping because its broker
+      refused it), paho keeps the socket on the loop, and the late CONNACK or close calls back
+      into the cancelled future: "Exception in callback ... CancelledError" with a traceback.
+    The errors themselves are handled (the publisher reconnects, or is stopping); this marks
+    the first read and unhooks the callbacks of an abandoned connect.
     """
     fut = getattr(client, "_disconnected", None)
     if isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled():
         fut.exception()
+    connected = getattr(client, "_connected", None)
+    if isinstance(connected, asyncio.Future) and connected.cancelled():
+        paho = client._client
+        paho.on_connect = None
+        paho.on_disconnect = None
 
 
 class PathPublisher:

@@ -14,7 +14,7 @@ import aiomqtt
 import pytest
 
 from relayer.ops import telemetry
-from relayer.ops.mqtt import MqttPublisher, consume_disconnect_error, topic_for
+from relayer.ops.mqtt import MqttPublisher, release_client, topic_for
 from relayer.ops.telemetry import Telemetry
 
 
@@ -131,7 +131,32 @@ def test_a_dropped_connections_error_is_read_so_asyncio_does_not_log_it() -> Non
         client = aiomqtt.Client("127.0.0.1", 1, identifier="dropped")
         fut = client._disconnected
         fut.set_exception(aiomqtt.MqttCodeError(7, "Unexpected disconnection"))
-        consume_disconnect_error(client)
-        consume_disconnect_error(aiomqtt.Client("127.0.0.1", 1, identifier="never-connected"))
+        release_client(client)
+        release_client(aiomqtt.Client("127.0.0.1", 1, identifier="never-connected"))
         return bool(fut._log_traceback)  # what asyncio checks before logging, when it is collected
     assert asyncio.run(main()) is False
+
+
+def test_a_publisher_stopped_mid_connect_leaves_no_late_callback_error() -> None:
+    """`dvp feed` with a refused password sometimes ended with an asyncio traceback: the publisher,
+    stopped while waiting for CONNACK, got the broker's late refusal into a cancelled future."""
+    async def main() -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+
+        async def slow_refusing_broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1024)  # the CONNECT
+            await asyncio.sleep(0.3)
+            writer.write(bytes([0x20, 0x02, 0x00, 0x05]))  # CONNACK: not authorised
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.close()
+        server = await asyncio.start_server(slow_refusing_broker, "127.0.0.1", 0)
+        pub = MqttPublisher("127.0.0.1", server.sockets[0].getsockname()[1])
+        pub.start()
+        await asyncio.sleep(0.15)
+        await pub.stop()
+        await asyncio.sleep(0.8)  # the refusal and the close arrive after the stop
+        server.close()
+        return errors
+    assert asyncio.run(main()) == []
