@@ -25,10 +25,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP) system-deps
-	@# In-process suites on both cores; suites that run node/relayer processes one at a time
-	@# (they are timing-sensitive and already keep both cores busy).
+	@# In-process suites on both cores. Suites that run node and relayer processes mostly wait
+	@# on block periods and timeouts, so two files run at once (whole files per worker: a
+	@# file's fixtures share one testnet). The chaos soak injects timed faults: it runs alone.
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 tests/unit tests/conformance tests/vectors tests/fuzz
-	$(PY) -m pytest -q -p no:cacheprovider tests/e2e tests/adversarial tests/chaos
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/e2e tests/adversarial
+	$(PY) -m pytest -q -p no:cacheprovider tests/chaos
 
 # The main job: a local two-chain testnet (.testnet) with the relayer, demo traffic and a report.
 # `make run PROVER=proxy`: the same through the proxy (SIMULATED enclave) in .testnet-proxy.

@@ -64,6 +64,9 @@ class FakeWatch:
         res: node_pb2.TxResult = await self.node.tx_result(tx_hash)
         return res
 
+    async def wait_landed(self, tx: bytes, tx_hash: bytes, timeout_s: float = 60.0) -> node_pb2.TxResult:
+        return await self.wait_tx(tx_hash, timeout_s)  # resends are ChainWatch's (test_chain_watch_start.py)
+
     async def next_block(self, after: int, timeout_s: float | None = None) -> Any:
         while self.height <= after:
             self.moved.clear()
