@@ -13,7 +13,7 @@ import pytest
 from relayer.config.schema import parse_config
 from relayer.config.tables import ConfigError
 from relayer.testnet import network as testnet
-from relayer.testnet.procs import TestnetError
+from relayer.testnet import procs
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "config" / "relayer.example.toml"
@@ -78,10 +78,10 @@ def test_prover_and_table_must_agree() -> None:
 def test_testnet_keeps_its_verification_mode(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     assert testnet.testnet_prover(tmp_path / "a", None) == "direct"
-    with pytest.raises(TestnetError, match="created with --prover direct"):
+    with pytest.raises(procs.TestnetError, match="created with --prover direct"):
         testnet.testnet_prover(tmp_path / "a", "proxy")
     (tmp_path / "b").mkdir()
     assert testnet.testnet_prover(tmp_path / "b", "proxy") == "proxy"
     assert testnet.testnet_prover(tmp_path / "b", None) == "proxy"
-    with pytest.raises(TestnetError, match="created with --prover proxy"):
+    with pytest.raises(procs.TestnetError, match="created with --prover proxy"):
         testnet.testnet_prover(tmp_path / "b", "direct")
