@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from tests.adversarial.matrix import attempt, summary
+from tests.adversarial.matrix import OUTCOMES, REPORTED, attempt, summary
 from tests.support.adversary import Net, start_net, stop_net
 
 __all__ = ["attempt"]
@@ -22,7 +23,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     rep = yield
     if rep.when == "call":
         item.rep_call = rep  # type: ignore[attr-defined]
+    elif rep.when == "teardown" and item.nodeid in OUTCOMES:
+        # Reports travel from xdist workers to the process that prints the summary; fixtures' state does not.
+        rep.user_properties.append(("attack_outcome", asdict(OUTCOMES[item.nodeid])))
     return rep
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == "attack_outcome":
+            REPORTED[report.nodeid] = value
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -44,6 +44,9 @@ class Outcome:
 
 
 OUTCOMES: dict[str, Outcome] = {}
+# Each finished attack's outcome as its test report carried it (the summary's source: under
+# xdist the attacks run in worker processes and only their reports reach the summary).
+REPORTED: dict[str, dict[str, Any]] = {}
 
 
 @dataclass
@@ -121,11 +124,11 @@ def attempt(request: pytest.FixtureRequest) -> Iterator[Attempt]:
 
 
 def summary() -> str | None:
-    if not OUTCOMES:
+    if not REPORTED:
         return None
-    tried = len(OUTCOMES)
-    rejected = sum(o.rejected for o in OUTCOMES.values())
-    changed = sum(o.state_changed for o in OUTCOMES.values())
+    tried = len(REPORTED)
+    rejected = sum(bool(o["rejected"]) for o in REPORTED.values())
+    changed = sum(bool(o["state_changed"]) for o in REPORTED.values())
     return f"attacks tried: {tried}, rejected: {rejected}, state changed: {changed}"
 
 
