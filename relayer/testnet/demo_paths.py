@@ -44,9 +44,13 @@ class PathRun:
     states: dict[str, str] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    done: int = 0
     started: float = 0.0
     last_final: float = 0.0
+
+    @property
+    def settled(self) -> int:
+        """What the progress bar counts: a refused or refunded trade finishes but never fills it."""
+        return sum(1 for s in self.states.values() if s == "settled")
 
 # The testnet's second SC brand (chains/node/apps/corda.py issues it, firm-a and firm-b admitted).
 SECOND_BRAND = "KUSD"
@@ -77,8 +81,6 @@ async def _settle(router: DvpRouter, run: PathRun, doc: dict[str, Any], sem: asy
         except (DvpError, LedgerError, NodeError) as exc:
             run.errors.append(f"{doc['trade_id']}: {type(exc).__name__}: {exc}")
             return
-        finally:
-            run.done += 1
         run.states[doc["trade_id"]] = got.state
         if got.state == "settled" and got.latency_s is not None:
             run.latencies.append(got.latency_s)
@@ -160,11 +162,11 @@ async def phase_paths(ctx: DemoContext) -> None:
                 tasks = asyncio.gather(*(_settle(router, r, doc, sem) for r, doc in order))
                 while not tasks.done():
                     for r in runs:
-                        progress.update(bars[r.route.st_chain], completed=r.done)
+                        progress.update(bars[r.route.st_chain], completed=r.settled)
                     await asyncio.sleep(0.2)
                 await tasks
                 for r in runs:
-                    progress.update(bars[r.route.st_chain], completed=r.done)
+                    progress.update(bars[r.route.st_chain], completed=r.settled)
             after = await _balances(router, runs)
     finally:
         record.close()
