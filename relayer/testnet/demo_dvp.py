@@ -462,8 +462,10 @@ async def phase_dvp(ctx: DemoContext) -> None:
             issuer = led.cash_issuer.hex()
             genesis_sc = sum(int(v) for v in json.loads((acc.corda_home / "genesis.json").read_text())["cash"].values())
             before = await snapshot(led, acc)
-            ctx.console.print(f"DvP: {n_ok} trades alice -> bob (ST on evm, SC on corda) on dvp/{chan['a_channel']} "
-                              f"(evm) <-> dvp/{chan['b_channel']} (corda), {CONCURRENCY} at a time, "
+            a_chain, b_chain = tn.connection.get("a_chain", "evm"), tn.connection.get("b_chain", "corda")
+            ctx.console.print(f"DvP: {n_ok} trades alice -> bob (ST on {a_chain}, SC on {b_chain}) on "
+                              f"dvp/{chan['a_channel']} ({a_chain}) <-> dvp/{chan['b_channel']} ({b_chain}), "
+                              f"{CONCURRENCY} at a time, "
                               f"plus {len(fails)} designed to fail")
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*columns, console=ctx.console) as progress:
