@@ -22,11 +22,10 @@ import re
 
 from google.protobuf.message import DecodeError
 
+from chains.ibc.apps.handshake import UnorderedAppHandshake
 from chains.ibc.apps.transfer import SUCCESS_ACK, ack_succeeded, error_ack
-from chains.ibc.context import Context
 from chains.ibc.errors import AppError, InvalidMessage
 from kakehashi.dvp.v1 import dvp_pb2
-from kakehashi.ibc.v1 import channel_pb2 as chpb
 from lightclients.crypto import sha256
 
 PORT_ID = "dvp"
@@ -110,7 +109,7 @@ def decode_packet_data(raw: bytes) -> dvp_pb2.Terms:
     return data.terms
 
 
-class ChannelHandshake:
+class ChannelHandshake(UnorderedAppHandshake):
     """The ``dvp`` port's side of the channel handshake, shared by both ledgers' modules.
 
     A dvp channel is unordered (one trade's packet must not wait on another's), joins the
@@ -120,40 +119,10 @@ class ChannelHandshake:
     what a close from the other end does to the trades still open differs by ledger.
     """
 
-    @staticmethod
-    def _check_channel(order: int, port_id: str, counterparty_port: str) -> None:
-        if order != chpb.ORDER_UNORDERED:
-            raise AppError("dvp channels must be unordered")
+    APP_NAME = "dvp"
+    APP_VERSION = VERSION
+    CLOSE_REFUSAL = "it would fail every trade in flight"
+
+    def _check_ports(self, port_id: str, counterparty_port: str) -> None:
         if port_id != PORT_ID or counterparty_port != PORT_ID:
             raise AppError(f"dvp channels join port {PORT_ID!r} on both ends")
-
-    def on_chan_open_init(
-        self, ctx: Context, order: int, connection_hops: list[str], port_id: str, channel_id: str,
-        counterparty: chpb.ChannelCounterparty, version: str,
-    ) -> str:
-        self._check_channel(order, port_id, counterparty.port_id)
-        if version not in ("", VERSION):
-            raise AppError(f"dvp version must be {VERSION!r}, got {version!r}")
-        return VERSION
-
-    def on_chan_open_try(
-        self, ctx: Context, order: int, connection_hops: list[str], port_id: str, channel_id: str,
-        counterparty: chpb.ChannelCounterparty, counterparty_version: str,
-    ) -> str:
-        self._check_channel(order, port_id, counterparty.port_id)
-        if counterparty_version != VERSION:
-            raise AppError(f"counterparty dvp version must be {VERSION!r}, got {counterparty_version!r}")
-        return VERSION
-
-    def on_chan_open_ack(
-        self, ctx: Context, port_id: str, channel_id: str, counterparty_channel_id: str,
-        counterparty_version: str,
-    ) -> None:
-        if counterparty_version != VERSION:
-            raise AppError(f"counterparty dvp version must be {VERSION!r}, got {counterparty_version!r}")
-
-    def on_chan_open_confirm(self, ctx: Context, port_id: str, channel_id: str) -> None:
-        return None
-
-    def on_chan_close_init(self, ctx: Context, port_id: str, channel_id: str) -> None:
-        raise AppError("dvp channels cannot be closed by a user: it would fail every trade in flight")

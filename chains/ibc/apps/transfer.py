@@ -30,8 +30,9 @@ from chains.ibc.apps.bank import (
     validate_account,
     validate_denom,
 )
+from chains.ibc.apps.handshake import UnorderedAppHandshake
 from chains.ibc.context import Acknowledgement, Context, height_of
-from chains.ibc.errors import AppError, IbcError, InvalidMessage
+from chains.ibc.errors import IbcError, InvalidMessage
 from chains.ibc.handler import IbcHandler
 from chains.ibc.host.store import IbcStore
 from kakehashi.ibc.v1 import channel_pb2 as chpb
@@ -125,8 +126,15 @@ def trace_prefix(port_id: str, channel_id: str) -> str:
     return f"{port_id}/{channel_id}/"
 
 
-class TransferApp:
-    """The ``transfer`` port's module; ``bank_for`` binds a bank to the tx's store overlay."""
+class TransferApp(UnorderedAppHandshake):
+    """The ``transfer`` port's module; ``bank_for`` binds a bank to the tx's store overlay.
+
+    Its channel handshake is :class:`UnorderedAppHandshake`'s: any port, unordered, ``ics20-1``.
+    """
+
+    APP_NAME = "transfer"
+    APP_VERSION = VERSION
+    CLOSE_REFUSAL = "escrowed funds would strand"
 
     def __init__(self, bank_for: Callable[[IbcStore], Bank] = StoreBank) -> None:
         self.bank_for = bank_for
@@ -152,44 +160,6 @@ class TransferApp:
             bank.transfer(msg.sender, escrow_account(msg.source_port, msg.source_channel), msg.denom, amount)
         return packets.send_packet(ctx, msg.source_port, msg.source_channel,
                                    height_of(msg.timeout_height), msg.timeout_timestamp, data.encode())
-
-    # --- handshake -----------------------------------------------------------------------
-
-    def on_chan_open_init(
-        self, ctx: Context, order: int, connection_hops: list[str], port_id: str, channel_id: str,
-        counterparty: chpb.ChannelCounterparty, version: str,
-    ) -> str:
-        if order != chpb.ORDER_UNORDERED:
-            raise AppError("transfer channels must be unordered")
-        if version not in ("", VERSION):
-            raise AppError(f"transfer version must be {VERSION!r}, got {version!r}")
-        return VERSION
-
-    def on_chan_open_try(
-        self, ctx: Context, order: int, connection_hops: list[str], port_id: str, channel_id: str,
-        counterparty: chpb.ChannelCounterparty, counterparty_version: str,
-    ) -> str:
-        if order != chpb.ORDER_UNORDERED:
-            raise AppError("transfer channels must be unordered")
-        if counterparty_version != VERSION:
-            raise AppError(f"counterparty transfer version must be {VERSION!r}, got {counterparty_version!r}")
-        return VERSION
-
-    def on_chan_open_ack(
-        self, ctx: Context, port_id: str, channel_id: str, counterparty_channel_id: str,
-        counterparty_version: str,
-    ) -> None:
-        if counterparty_version != VERSION:
-            raise AppError(f"counterparty transfer version must be {VERSION!r}, got {counterparty_version!r}")
-
-    def on_chan_open_confirm(self, ctx: Context, port_id: str, channel_id: str) -> None:
-        return None
-
-    def on_chan_close_init(self, ctx: Context, port_id: str, channel_id: str) -> None:
-        raise AppError("transfer channels cannot be closed by a user: escrowed funds would strand")
-
-    def on_chan_close_confirm(self, ctx: Context, port_id: str, channel_id: str) -> None:
-        return None
 
     # --- packets -------------------------------------------------------------------------
 
