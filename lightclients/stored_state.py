@@ -12,8 +12,9 @@ module supplies only how its encodings are read.
 The rejections (exception class and text) are the ones the modules raised before they
 shared this code: callers and the adversarial suite assert them exactly. So where a module's
 check differs in order or in wording it keeps its own code: Corda checks the commitment
-prefix before the proof height and words a missing consensus state and an uninitialised
-client its own way, and qbft words ``timestamp_at_height``'s miss its own way.
+prefix before the proof height and words a missing consensus state its own way, and qbft
+words ``timestamp_at_height``'s miss its own way; Corda's uninitialised client has its own
+text too (``_NOT_INITIALISED``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Generic, Protocol, TypeVar
 from lightclients.consensus_heights import breaks_monotonic_time, record_height
 from lightclients.interface import (
     CLIENT_STATE_KEY,
+    ClientError,
     ClientNotActive,
     ClientStore,
     ConsensusStateNotFound,
@@ -59,10 +61,6 @@ class StoredStateClient(abc.ABC, Generic[CS, CONS]):
     # --- what each module supplies ------------------------------------------------------
 
     @abc.abstractmethod
-    def _client_state(self, store: ClientStore) -> CS:
-        """The stored client state; raises ClientError when the client is not initialised."""
-
-    @abc.abstractmethod
     def _decode_client_state(self, raw: bytes) -> CS:
         """A stored client state's bytes, decoded as the module decodes them."""
 
@@ -78,7 +76,17 @@ class StoredStateClient(abc.ABC, Generic[CS, CONS]):
     def _latest(self, cs: CS) -> Height:
         """The client state's latest height."""
 
+    # how a module words a read of a client that was never initialised (asserted exactly)
+    _NOT_INITIALISED = "client state is not initialised"
+
     # --- the shared rules ---------------------------------------------------------------
+
+    def _client_state(self, store: ClientStore) -> CS:
+        """The stored client state; ClientError when the client is not initialised."""
+        raw = store.get(CLIENT_STATE_KEY)
+        if raw is None:
+            raise ClientError(self._NOT_INITIALISED)
+        return self._decode_client_state(raw)
 
     def _consensus(self, store: ClientStore, height: Height) -> CONS | None:
         raw = store.get(consensus_state_key(height))

@@ -44,7 +44,6 @@ from lightclients.corda.checkpoint import (
 from lightclients.interface import (
     CLIENT_STATE_KEY,
     BatchOpening,
-    ClientError,
     ClientStore,
     ConsensusStateNotFound,
     Height,
@@ -181,11 +180,7 @@ class CordaLightClient(StoredStateClient[lc.ClientState, lc.ConsensusState]):
     def _decode_consensus_state(self, raw: bytes) -> lc.ConsensusState:
         return decode_consensus_state(raw)
 
-    def _client_state(self, store: ClientStore) -> lc.ClientState:
-        raw = store.get(CLIENT_STATE_KEY)
-        if raw is None:
-            raise ClientError("client is not initialised")
-        return decode_client_state(raw)
+    _NOT_INITIALISED = "client is not initialised"
 
     def _is_frozen(self, cs: lc.ClientState) -> bool:
         return cs.frozen_height != 0

@@ -133,12 +133,6 @@ class ProxyLightClient(StoredStateClient[pb.ClientState, pb.ConsensusState]):
     def _decode_consensus_state(self, raw: bytes) -> pb.ConsensusState:
         return decode_consensus_state(raw)
 
-    def _client_state(self, store: ClientStore) -> pb.ClientState:
-        raw = store.get(CLIENT_STATE_KEY)
-        if raw is None:
-            raise ClientError("client state is not initialised")
-        return decode_client_state(raw)
-
     def _is_frozen(self, cs: pb.ClientState) -> bool:
         return cs.frozen
 

@@ -45,7 +45,6 @@ from lightclients.crypto import CryptoError, keccak256, secp256k1_recover_addres
 from lightclients.interface import (
     CLIENT_STATE_KEY,
     BatchOpening,
-    ClientError,
     ClientStore,
     ConsensusStateNotFound,
     Height,
@@ -249,12 +248,6 @@ class QbftClient(StoredStateClient[pb.ClientState, pb.ConsensusState]):
         cons = pb.ConsensusState()
         cons.ParseFromString(raw)
         return cons
-
-    def _client_state(self, store: ClientStore) -> pb.ClientState:
-        raw = store.get(CLIENT_STATE_KEY)
-        if raw is None:
-            raise ClientError("client state is not initialised")
-        return self._decode_client_state(raw)
 
     def _is_frozen(self, cs: pb.ClientState) -> bool:
         return cs.HasField("frozen_height") and not _height(cs.frozen_height).is_zero()
