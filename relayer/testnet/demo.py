@@ -79,7 +79,7 @@ async def phase_testnet(ctx: DemoContext) -> None:
                              "verification": MODES[ctx.tn.prover],
                              "clients": [ctx.tn.connection.get("a_client"), ctx.tn.connection.get("b_client")]}
     ctx.console.print(f"verification mode: [bold]{ctx.tn.prover}[/] — {MODES[ctx.tn.prover]}")
-    a_chain, b_chain = ctx.tn.connection.get("a_chain", "evm"), ctx.tn.connection.get("b_chain", "corda")
+    a_chain, b_chain = ctx.tn.chain_ids
     ctx.console.print(f"testnet up in {ctx.report['testnet']['seconds']} s: transfer channel "
                       f"{transfer['a_channel']} ({a_chain}) <-> {transfer['b_channel']} ({b_chain}); relayer pid "
                       f"{ctx.tn.relayer.pid}, metrics {ctx.tn.relayer.metrics}")

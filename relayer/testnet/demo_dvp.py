@@ -457,12 +457,12 @@ async def phase_dvp(ctx: DemoContext) -> None:
     started = time.monotonic()
     try:
         async with await Ledgers.connect(ctx.address("evm"), ctx.address("corda"), chan["b_channel"]) as led:
-            client = DvpClient(led, record=record.scoped(st_chain=tn.connection.get("a_chain", "evm-1")))
+            client = DvpClient(led, record=record.scoped(st_chain=tn.chain_ids[0]))
             run = DvpRun(ctx, client, acc, trades)
             issuer = led.cash_issuer.hex()
             genesis_sc = sum(int(v) for v in json.loads((acc.corda_home / "genesis.json").read_text())["cash"].values())
             before = await snapshot(led, acc)
-            a_chain, b_chain = tn.connection.get("a_chain", "evm"), tn.connection.get("b_chain", "corda")
+            a_chain, b_chain = tn.chain_ids
             ctx.console.print(f"DvP: {n_ok} trades alice -> bob (ST on {a_chain}, SC on {b_chain}) on "
                               f"dvp/{chan['a_channel']} ({a_chain}) <-> dvp/{chan['b_channel']} ({b_chain}), "
                               f"{CONCURRENCY} at a time, "

@@ -185,6 +185,11 @@ class Testnet:
              "broker": asdict(self.broker) if self.broker is not None else None}, default=str))
         return doc
 
+    @property
+    def chain_ids(self) -> tuple[str, str]:
+        """The first path's two chains (ST chain, SC chain), as reports name them."""
+        return self.connection.get("a_chain", "evm-1"), self.connection.get("b_chain", "corda-1")
+
     def path(self, st_chain: str) -> dict[str, Any]:
         for p in self.paths:
             if p["st_chain"] == st_chain:
