@@ -6,8 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from relayer.testnet import procs
-from relayer.testnet.network import RelayerInfo, Testnet
+from relayer.testnet import network, procs
 
 # A stand-in for a `kakehashi ... start` process: its command line names "start" and a home.
 SLEEPER = "import time\nwhile True: time.sleep(0.05)\n"
@@ -102,7 +101,7 @@ def test_stop_kills_what_ignores_sigterm_and_waits_for_it(tmp_path: Path) -> Non
 
 def test_a_testnet_names_its_first_paths_chains_as_found_on_them(tmp_path: Path) -> None:
     """`make run` printed "(evm) <-> (corda)" whatever the chains were called."""
-    relayer = RelayerInfo(tmp_path, tmp_path / "relayer.toml", None, None, None, None, tmp_path / "relayer.log")
-    tn = Testnet([], relayer, connection={"a_chain": "evm-7", "b_chain": "corda-3"})
+    relayer = network.RelayerInfo(tmp_path, tmp_path / "relayer.toml", None, None, None, None, tmp_path / "relayer.log")
+    tn = network.Testnet([], relayer, connection={"a_chain": "evm-7", "b_chain": "corda-3"})
     assert tn.chain_ids == ("evm-7", "corda-3")
-    assert Testnet([], relayer).chain_ids == ("evm-1", "corda-1")  # before any connection: the first path's
+    assert network.Testnet([], relayer).chain_ids == ("evm-1", "corda-1")  # before any connection: the first path's
