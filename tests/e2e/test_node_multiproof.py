@@ -26,6 +26,7 @@ from kakehashi.ibc.v1 import client_pb2
 from kakehashi.node.v1 import node_pb2
 from kakehashi.qbft.v1 import lightclient_pb2 as qbft_pb
 from lightclients.corda.client import header_message
+from lightclients.crypto import sha256
 from lightclients.interface import (
     BatchOpening,
     ConsensusStateNotFound,
@@ -119,8 +120,11 @@ async def test_evm_multiproof_is_opened_by_the_qbft_client(
     multi = await client.query_ibc_batch(wanted, h, MULTI)
     opening = qc.open_batch(store, Height(0, h), IBC_HANDLER_ADDRESS, multi.multiproof, now)
     await _check_answers(client, opening, wanted, h)
+    # A bit flipped in a trie node (the nodes follow the slots; the last byte is the last node's)
+    # breaks the proof. Not any byte would: a bit flipped in an absent slot can leave its path in
+    # the same nodes, a valid proof that ANOTHER slot is empty.
     broken = bytearray(multi.multiproof)
-    broken[len(broken) // 2] ^= 1
+    broken[-1] ^= 1
     with pytest.raises(InvalidProof):
         qc.open_batch(store, Height(0, h), IBC_HANDLER_ADDRESS, bytes(broken), now)
     with pytest.raises(ConsensusStateNotFound):  # a height the client holds no state for
@@ -169,9 +173,23 @@ async def test_corda_multiproof_is_opened_by_the_corda_client(corda: NodeProcess
     multi = await client.query_ibc_batch(wanted, h, MULTI)
     opening = cc.open_batch(store, Height(0, h), b"ibc", multi.multiproof, now)
     await _check_answers(client, opening, wanted, h)
+    # A bit flipped inside a proven value breaks the proof. Not any byte would: a bit flipped in
+    # an absence entry's key (sha256 of the path) can leave it in the same gap between its
+    # neighbours, a valid proof that ANOTHER key is absent; it then says nothing of the path asked.
     broken = bytearray(multi.multiproof)
-    broken[len(broken) // 2] ^= 1
+    at = multi.multiproof.find(next(e.value for e in multi.entries if e.found))
+    assert at >= 0
+    broken[at] ^= 1
     with pytest.raises(InvalidProof):
         cc.open_batch(store, Height(0, h), b"ibc", bytes(broken), now)
+    absent = next(e.path.encode() for e in multi.entries if not e.found)
+    moved = bytearray(multi.multiproof)
+    at = multi.multiproof.find(sha256(absent))
+    assert at >= 0
+    moved[at + 31] ^= 1
+    elsewhere = cc.open_batch(store, Height(0, h), b"ibc", bytes(moved), now)
+    assert not elsewhere.covers(absent)
+    with pytest.raises(InvalidProof, match="holds no entry"):
+        elsewhere.verify_non_membership(absent)
     with pytest.raises(ConsensusStateNotFound):
         cc.open_batch(store, Height(0, 2), b"ibc", multi.multiproof, now)
